@@ -172,6 +172,13 @@ void DecoderModel::materialize(int block) {
     if (bov != biasOverrides_.end()) l.b = bov->second.to(device_);
   }
   if (spec_.qkv == QkvLayout::Separate) fuseQkv(b);
+  if (cfg_.attention.gated()) {
+    // The gate lives next to out_proj in the attention module ("<attn>.gate.*").
+    const std::string& o = sites_[static_cast<size_t>(b.siteIndex[static_cast<size_t>(roleIndex(Role::O))])].hfWeight;
+    const std::string module = o.substr(0, o.rfind('.', o.size() - std::string(".weight").size() - 1));
+    b.gate = loadGateWeights(*src_, module, cfg_.attention, cfg_.numHeads, cfg_.hiddenSize,
+                             at::TensorOptions().device(device_).dtype(computeDtype_));
+  }
   b.loaded = true;
 }
 
@@ -205,6 +212,7 @@ void DecoderModel::release(int block) {
   b.ln2 = {};
   for (auto& l : b.lin) l = {};
   b.fusedQkv = {};
+  b.gate = {};
   b.loaded = false;
 }
 
@@ -542,15 +550,7 @@ at::Tensor DecoderModel::attention(Block& b, const at::Tensor& x, const BatchSta
   // q is always this call's own tensor (or a slice of one), so scaling in place is safe.
   q.mul_(scale);
   at::Tensor ctx = attend(q, k, v, s.attnBias, cfg_.attention);
-  if (cfg_.attention.gated()) {
-    // Gate tensors are tiny ([H, d] per block), so they are read per call next to out_proj's
-    // module ("<attn>.gate.*") instead of being held per block.
-    const std::string& o = sites_[static_cast<size_t>(b.siteIndex[static_cast<size_t>(roleIndex(Role::O))])].hfWeight;
-    const std::string module = o.substr(0, o.rfind('.', o.size() - std::string(".weight").size() - 1));
-    GateWeights g = loadGateWeights(*src_, module, cfg_.attention, H, cfg_.hiddenSize,
-                                    at::TensorOptions().device(device_).dtype(computeDtype_));
-    ctx = gateContext(ctx, attentionGate(x, g, cfg_.attention, H));
-  }
+  if (cfg_.attention.gated()) ctx = gateContext(ctx, attentionGate(x, b.gate, cfg_.attention, H));
   hook(b, Role::O, ctx);
   return linear(transformed(b, Role::O, ctx), lin(Role::O));
 }

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/model/attention.h"
 #include "core/model/family.h"
 #include "core/model/layers.h"
 #include "core/model/model.h"
@@ -55,6 +56,7 @@ class DecoderModel final : public Model {
     // Separate q/k/v projections stored as one [q; k; v] matrix (lin[Q/K/V] are row views of it)
     // so the three projections run as one GEMM.
     LinearWeights fusedQkv;
+    GateWeights gate;  // gated attention only (config.json quantscope_attention)
     std::array<std::string, kRoles> site;  // site name per role ("" = role unused)
     std::array<int, kRoles> siteIndex{};   // index into sites_
   };

@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <fstream>
 
 #include "core/io/safetensors.h"
 #include "core/model/attention.h"
+#include "core/io/weight_source.h"
 #include "core/model/config.h"
+#include "core/model/decoder_model.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
@@ -203,6 +206,42 @@ TEST(AttentionVariants, MissingGateTensorNamesFileAndTensor) {
   } catch (const qs::Error& e) {
     EXPECT_NE(std::string(e.what()).find("self_attn.gate.weight"), std::string::npos) << e.what();
   }
+}
+
+
+// Counts the tensors read by name, to see which forward reads the checkpoint.
+class CountingSource : public qs::io::WeightSource {
+ public:
+  explicit CountingSource(std::unique_ptr<qs::io::WeightSource> inner) : inner_(std::move(inner)) {}
+  const std::vector<qs::io::TensorMeta>& tensors() const override { return inner_->tensors(); }
+  at::Tensor load(const std::string& name) const override {
+    if (name.find(".gate.") != std::string::npos) ++gateLoads;
+    return inner_->load(name);
+  }
+  std::string path() const override { return inner_->path(); }
+  mutable std::atomic<int> gateLoads{0};
+
+ private:
+  std::unique_ptr<qs::io::WeightSource> inner_;
+};
+
+// Regression (issue 7): the gate was read from the checkpoint on every forward instead of being
+// materialised with its block. Two forwards must read each block's two gate tensors once.
+TEST(AttentionVariants, GateWeightsMaterialisedWithTheBlock) {
+  const std::string dir = variantOpt("qa_gate_once", {{"gate", "linear"}}, 1.0, 0.0);
+  auto counting = std::make_unique<CountingSource>(qs::io::openWeights(dir));
+  CountingSource* counter = counting.get();
+  qs::model::DecoderModel m(qs::model::loadConfig(dir + "/config.json"), std::move(counting), {});
+  at::Tensor ids = at::randint(0, 256, {1, 12}, at::kLong);
+  at::Tensor a = m.forward(ids);
+  at::Tensor b = m.forward(ids);
+  EXPECT_EQ(counter->gateLoads.load(), 2 * 2);
+  EXPECT_TRUE(at::equal(a, b));
+  EXPECT_TRUE(at::equal(a, logitsOf(dir, ids)));
+  // release() drops the gate with the block; the next forward reads it again.
+  m.release(0);
+  m.forward(ids);
+  EXPECT_EQ(counter->gateLoads.load(), 2 * 2 + 2);
 }
 
 }  // namespace

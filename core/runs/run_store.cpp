@@ -277,6 +277,15 @@ std::vector<std::string> RunStore::deleteRun(int64_t id) {
   return removeExportedFiles(baseDir(), artifacts);
 }
 
+void RunStore::renameRun(int64_t id, const std::string& name) {
+  if (name.find_first_not_of(" \t\n") == std::string::npos)
+    throw fileError(path_, "run " + std::to_string(id) + ": a run name must not be empty");
+  getRun(id);  // "run N not found in <path>"
+  WriteTransaction tx(*db_);
+  db_->prepare("UPDATE runs SET name = ? WHERE id = ?").bind(1, name).bind(2, id).run();
+  tx.commit();
+}
+
 std::string RunStore::integrityCheck() const {
   auto s = db_->prepare("PRAGMA integrity_check");
   std::string out;

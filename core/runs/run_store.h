@@ -70,6 +70,9 @@ class RunStore {
   // (nothing outside the project is ever removed). Refuses a run still being written by a
   // live process. Returns the files/folders removed.
   std::vector<std::string> deleteRun(int64_t id);
+  // Sets a run's display name (any status; the name is a label, not part of its results).
+  // Throws qs::Error when the run does not exist or the name is empty.
+  void renameRun(int64_t id, const std::string& name);
 
   // Marks `running` runs whose owner process is gone as failed; returns their ids. Runs owned
   // by another host are left alone (their process cannot be checked from here).

@@ -14,12 +14,11 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <random>
 
 #include "core/analysis/analyze.h"
 #include "core/analysis/channel_stats.h"
-#include "core/io/safetensors.h"
+#include "tests/support/tiny_models.h"
 #include "core/model/model.h"
 
 namespace {
@@ -29,43 +28,13 @@ std::string sharedData() {
   return (env && *env ? std::string(env) : std::string("../shared")) + "/data";
 }
 
-// OPT-125M shapes, 4 blocks, N(0, 0.02) weights, written once per process.
+// OPT-125M shapes, 4 blocks, N(0, 0.02) weights (tests/support/tiny_models.h), written once per process.
 std::string syntheticOpt() {
   static std::string dir;
   if (!dir.empty()) return dir;
   dir = (std::filesystem::temp_directory_path() / ("qs-bench-ana-opt-" + std::to_string(::getpid()))).string();
   std::filesystem::create_directories(dir);
-  const int64_t D = 768, F = 3072, V = 50272, P = 2048, L = 4;
-  at::manual_seed(0);
-  std::vector<std::pair<std::string, at::Tensor>> t;
-  auto w = [](std::vector<int64_t> shape) { return at::randn(shape) * 0.02; };
-  t.emplace_back("model.decoder.embed_tokens.weight", w({V, D}));
-  t.emplace_back("model.decoder.embed_positions.weight", w({P + 2, D}));
-  t.emplace_back("model.decoder.final_layer_norm.weight", at::ones({D}));
-  t.emplace_back("model.decoder.final_layer_norm.bias", at::zeros({D}));
-  for (int64_t i = 0; i < L; ++i) {
-    std::string p = "model.decoder.layers." + std::to_string(i) + ".";
-    for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-      t.emplace_back(p + "self_attn." + proj + ".weight", w({D, D}));
-      t.emplace_back(p + "self_attn." + proj + ".bias", at::zeros({D}));
-    }
-    for (const char* ln : {"self_attn_layer_norm", "final_layer_norm"}) {
-      t.emplace_back(p + ln + ".weight", at::ones({D}));
-      t.emplace_back(p + ln + ".bias", at::zeros({D}));
-    }
-    t.emplace_back(p + "fc1.weight", w({F, D}));
-    t.emplace_back(p + "fc1.bias", at::zeros({F}));
-    t.emplace_back(p + "fc2.weight", w({D, F}));
-    t.emplace_back(p + "fc2.bias", at::zeros({D}));
-  }
-  qs::io::writeSafetensors(dir + "/model.safetensors", t);
-  std::ofstream(dir + "/config.json") << R"({
-  "architectures": ["OPTForCausalLM"], "model_type": "opt", "activation_function": "relu",
-  "hidden_size": 768, "ffn_dim": 3072, "num_hidden_layers": 4, "num_attention_heads": 12,
-  "vocab_size": 50272, "max_position_embeddings": 2048, "word_embed_proj_dim": 768,
-  "do_layer_norm_before": true, "enable_bias": true, "layer_norm_elementwise_affine": true,
-  "bos_token_id": 2, "eos_token_id": 2, "pad_token_id": 1, "tie_word_embeddings": true,
-  "torch_dtype": "float32"})";
+  qs::test::writeTinyOpt(dir, qs::test::TinyModelOptions::opt125mShape(4));
   return dir;
 }
 

@@ -12,12 +12,11 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
 #include "core/eval/system_info.h"
-#include "core/io/safetensors.h"
+#include "tests/support/tiny_models.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/model.h"
 
@@ -28,43 +27,12 @@ std::string sharedData() {
   return (env && *env ? std::string(env) : std::string("../shared")) + "/data";
 }
 
-// Writes an OPT-125M-shaped folder (random N(0, 0.02) weights, fixed seed) into dir, with
-// GPT-2's vocab.json/merges.txt copied from ../shared when present (OPT uses GPT-2's BPE).
+// Writes an OPT-125M-shaped folder (N(0, 0.02) weights, fixed seed; tests/support/tiny_models.h)
+// into dir, with GPT-2's vocab.json/merges.txt copied from ../shared when present (OPT uses
+// GPT-2's BPE).
 void writeOpt125m(const std::string& dir) {
   std::filesystem::create_directories(dir);
-  const int64_t D = 768, F = 3072, V = 50272, P = 2048, L = 12;
-  at::manual_seed(0);
-  std::vector<std::pair<std::string, at::Tensor>> t;
-  auto w = [](std::vector<int64_t> shape) { return at::randn(shape) * 0.02; };
-  auto ones = [](int64_t n) { return at::ones({n}); };
-  auto zeros = [](int64_t n) { return at::zeros({n}); };
-  t.emplace_back("model.decoder.embed_tokens.weight", w({V, D}));
-  t.emplace_back("model.decoder.embed_positions.weight", w({P + 2, D}));
-  t.emplace_back("model.decoder.final_layer_norm.weight", ones(D));
-  t.emplace_back("model.decoder.final_layer_norm.bias", zeros(D));
-  for (int64_t i = 0; i < L; ++i) {
-    std::string p = "model.decoder.layers." + std::to_string(i) + ".";
-    for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-      t.emplace_back(p + "self_attn." + proj + ".weight", w({D, D}));
-      t.emplace_back(p + "self_attn." + proj + ".bias", zeros(D));
-    }
-    t.emplace_back(p + "self_attn_layer_norm.weight", ones(D));
-    t.emplace_back(p + "self_attn_layer_norm.bias", zeros(D));
-    t.emplace_back(p + "fc1.weight", w({F, D}));
-    t.emplace_back(p + "fc1.bias", zeros(F));
-    t.emplace_back(p + "fc2.weight", w({D, F}));
-    t.emplace_back(p + "fc2.bias", zeros(D));
-    t.emplace_back(p + "final_layer_norm.weight", ones(D));
-    t.emplace_back(p + "final_layer_norm.bias", zeros(D));
-  }
-  qs::io::writeSafetensors(dir + "/model.safetensors", t);
-  std::ofstream(dir + "/config.json") << R"({
-  "architectures": ["OPTForCausalLM"], "model_type": "opt", "activation_function": "relu",
-  "hidden_size": 768, "ffn_dim": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-  "vocab_size": 50272, "max_position_embeddings": 2048, "word_embed_proj_dim": 768,
-  "do_layer_norm_before": true, "enable_bias": true, "layer_norm_elementwise_affine": true,
-  "bos_token_id": 2, "eos_token_id": 2, "pad_token_id": 1, "tie_word_embeddings": true,
-  "torch_dtype": "float32"})";
+  qs::test::writeTinyOpt(dir, qs::test::TinyModelOptions::opt125mShape(12));
   for (const char* f : {"vocab.json", "merges.txt"}) {
     std::string src = sharedData() + "/tokenizers/" + f;
     if (std::filesystem::exists(src))

@@ -26,21 +26,36 @@ struct TinyModelOptions {
   int64_t maxPositions = 128;
   uint64_t seed = 0;
   bool tied = true;          // LLaMA: omit lm_head.weight and set tie_word_embeddings
+  double weightStd = 0.2;    // N(0, weightStd) matrices; 0.2 makes every layer matter in the logits
+  bool plainNorms = false;   // norm gains 1 and all biases 0 (as a fresh HF init), else random
   TinyModelOptions& setVocab(int64_t v) { vocab = v; return *this; }
   TinyModelOptions& setLayers(int64_t v) { layers = v; return *this; }
   TinyModelOptions& setSeed(uint64_t v) { seed = v; return *this; }
+  // OPT-125M's shapes (hidden 768, 12 heads, FFN 3072, vocab 50272, 2048 positions) with
+  // `layers` blocks and N(0, 0.02) weights, as the benchmarks use it.
+  static TinyModelOptions opt125mShape(int64_t layers = 12) {
+    TinyModelOptions o;
+    o.vocab = 50272; o.hidden = 768; o.layers = layers; o.heads = 12; o.ffn = 3072;
+    o.maxPositions = 2048; o.weightStd = 0.02; o.plainNorms = true;
+    return o;
+  }
 };
 
 namespace detail {
 
 class TinyWriter {
  public:
-  explicit TinyWriter(uint64_t seed) : gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
-  // N(0, 0.2) weights: large enough that layers matter in the logits.
-  void normal(const std::string& name, std::vector<int64_t> shape, double std = 0.2) {
-    t_.emplace_back(name, at::normal(0.0, std, shape, gen_));
+  TinyWriter(uint64_t seed, double weightStd, bool plainNorms)
+      : gen_(at::make_generator<at::CPUGeneratorImpl>(seed)), std_(weightStd), plain_(plainNorms) {}
+  void matrix(const std::string& name, std::vector<int64_t> shape) {
+    t_.emplace_back(name, at::normal(0.0, std_, shape, gen_));
   }
-  void gain(const std::string& name, int64_t n) { t_.emplace_back(name, 1.0 + 0.1 * at::randn({n}, gen_)); }
+  void bias(const std::string& name, int64_t n) {
+    t_.emplace_back(name, plain_ ? at::zeros({n}) : at::normal(0.0, 0.1, {n}, gen_));
+  }
+  void gain(const std::string& name, int64_t n) {
+    t_.emplace_back(name, plain_ ? at::ones({n}) : 1.0 + 0.1 * at::randn({n}, gen_));
+  }
   void write(const std::string& dir, const std::string& configJson) {
     qs::io::writeSafetensors(dir + "/model.safetensors", t_);
     std::ofstream(dir + "/config.json") << configJson;
@@ -48,6 +63,8 @@ class TinyWriter {
 
  private:
   at::Generator gen_;
+  double std_;
+  bool plain_;
   std::vector<std::pair<std::string, at::Tensor>> t_;
 };
 
@@ -55,26 +72,26 @@ class TinyWriter {
 
 // Writes a tiny OPT-style model into dir (which must exist); returns dir. Tied lm_head.
 inline std::string writeTinyOpt(const std::string& dir, const TinyModelOptions& o = {}) {
-  detail::TinyWriter w(o.seed);
+  detail::TinyWriter w(o.seed, o.weightStd, o.plainNorms);
   const std::string p = "model.decoder.";
-  w.normal(p + "embed_tokens.weight", {o.vocab, o.hidden});
-  w.normal(p + "embed_positions.weight", {o.maxPositions + 2, o.hidden});
+  w.matrix(p + "embed_tokens.weight", {o.vocab, o.hidden});
+  w.matrix(p + "embed_positions.weight", {o.maxPositions + 2, o.hidden});
   w.gain(p + "final_layer_norm.weight", o.hidden);
-  w.normal(p + "final_layer_norm.bias", {o.hidden}, 0.1);
+  w.bias(p + "final_layer_norm.bias", o.hidden);
   for (int64_t i = 0; i < o.layers; ++i) {
     const std::string b = p + "layers." + std::to_string(i) + ".";
     for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-      w.normal(b + "self_attn." + proj + ".weight", {o.hidden, o.hidden});
-      w.normal(b + "self_attn." + proj + ".bias", {o.hidden}, 0.1);
+      w.matrix(b + "self_attn." + proj + ".weight", {o.hidden, o.hidden});
+      w.bias(b + "self_attn." + proj + ".bias", o.hidden);
     }
     w.gain(b + "self_attn_layer_norm.weight", o.hidden);
-    w.normal(b + "self_attn_layer_norm.bias", {o.hidden}, 0.1);
-    w.normal(b + "fc1.weight", {o.ffn, o.hidden});
-    w.normal(b + "fc1.bias", {o.ffn}, 0.1);
-    w.normal(b + "fc2.weight", {o.hidden, o.ffn});
-    w.normal(b + "fc2.bias", {o.hidden}, 0.1);
+    w.bias(b + "self_attn_layer_norm.bias", o.hidden);
+    w.matrix(b + "fc1.weight", {o.ffn, o.hidden});
+    w.bias(b + "fc1.bias", o.ffn);
+    w.matrix(b + "fc2.weight", {o.hidden, o.ffn});
+    w.bias(b + "fc2.bias", o.hidden);
     w.gain(b + "final_layer_norm.weight", o.hidden);
-    w.normal(b + "final_layer_norm.bias", {o.hidden}, 0.1);
+    w.bias(b + "final_layer_norm.bias", o.hidden);
   }
   w.write(dir, std::string("{\n") +
                    "  \"architectures\": [\"OPTForCausalLM\"], \"model_type\": \"opt\",\n"
@@ -94,22 +111,22 @@ inline std::string writeTinyOpt(const std::string& dir, const TinyModelOptions& 
 
 // Writes a tiny LLaMA-style model into dir (which must exist); returns dir.
 inline std::string writeTinyLlama(const std::string& dir, const TinyModelOptions& o = {}) {
-  detail::TinyWriter w(o.seed);
+  detail::TinyWriter w(o.seed, o.weightStd, o.plainNorms);
   const int64_t d = o.hidden / o.heads;
-  w.normal("model.embed_tokens.weight", {o.vocab, o.hidden});
+  w.matrix("model.embed_tokens.weight", {o.vocab, o.hidden});
   w.gain("model.norm.weight", o.hidden);
-  if (!o.tied) w.normal("lm_head.weight", {o.vocab, o.hidden});
+  if (!o.tied) w.matrix("lm_head.weight", {o.vocab, o.hidden});
   for (int64_t i = 0; i < o.layers; ++i) {
     const std::string b = "model.layers." + std::to_string(i) + ".";
     w.gain(b + "input_layernorm.weight", o.hidden);
-    w.normal(b + "self_attn.q_proj.weight", {o.heads * d, o.hidden});
-    w.normal(b + "self_attn.k_proj.weight", {o.kvHeads * d, o.hidden});
-    w.normal(b + "self_attn.v_proj.weight", {o.kvHeads * d, o.hidden});
-    w.normal(b + "self_attn.o_proj.weight", {o.hidden, o.heads * d});
+    w.matrix(b + "self_attn.q_proj.weight", {o.heads * d, o.hidden});
+    w.matrix(b + "self_attn.k_proj.weight", {o.kvHeads * d, o.hidden});
+    w.matrix(b + "self_attn.v_proj.weight", {o.kvHeads * d, o.hidden});
+    w.matrix(b + "self_attn.o_proj.weight", {o.hidden, o.heads * d});
     w.gain(b + "post_attention_layernorm.weight", o.hidden);
-    w.normal(b + "mlp.gate_proj.weight", {o.ffn, o.hidden});
-    w.normal(b + "mlp.up_proj.weight", {o.ffn, o.hidden});
-    w.normal(b + "mlp.down_proj.weight", {o.hidden, o.ffn});
+    w.matrix(b + "mlp.gate_proj.weight", {o.ffn, o.hidden});
+    w.matrix(b + "mlp.up_proj.weight", {o.ffn, o.hidden});
+    w.matrix(b + "mlp.down_proj.weight", {o.hidden, o.ffn});
   }
   w.write(dir, std::string("{\n") +
                    "  \"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\",\n"

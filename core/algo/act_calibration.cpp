@@ -94,21 +94,12 @@ int ActQuantSession::numQuantizers() const { return static_cast<int>(state_->qua
 at::Tensor fakeQuantWeight(const at::Tensor& w, const quant::QuantSpec& spec) {
   if (!spec.enabled()) return w;
   c10::InferenceMode guard;
-  at::Tensor wf = w.to(at::kFloat);
-  at::Tensor rows;
-  if (spec.grouped()) {
-    if (wf.size(1) % spec.groupSize != 0)
-      throw Error("group_size " + std::to_string(spec.groupSize) + " does not divide the " +
-                  std::to_string(wf.size(1)) + " input columns");
-    rows = wf.reshape({-1, spec.groupSize});
-  } else if (spec.chAxis < 0) {
-    rows = wf.reshape({1, -1});
-  } else {
-    rows = wf;
-  }
-  quant::QuantParams p = quant::observeRows(rows, spec);
-  at::Tensor codes = quant::quantizeCodes(rows, p.scale.unsqueeze(1), p.zero.unsqueeze(1), spec);
-  return quant::dequantizeCodes(codes, p.scale.unsqueeze(1), p.zero.unsqueeze(1)).reshape(w.sizes()).to(w.scalar_type());
+  const at::Tensor wf = w.to(at::kFloat);
+  // Per group (a ragged last group included), per channel or per tensor, as every weight method.
+  const quant::QuantParams p = quant::observeGroups(wf, spec);
+  const at::Tensor gIdx = quant::naturalGroupIndex(wf.size(1), spec).to(at::kLong);
+  const at::Tensor s = p.scale.index_select(1, gIdx), z = p.zero.index_select(1, gIdx);
+  return quant::dequantizeCodes(quant::quantizeCodes(wf, s, z, spec), s, z).to(w.scalar_type());
 }
 
 int quantizeWeightsRtn(model::Model& model, const quant::QuantSpec& spec, const std::vector<std::string>& except,

@@ -69,7 +69,7 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
 
   const bool grouped = spec.grouped() && spec.chAxis != -1;
   const int64_t g = grouped ? spec.groupSize : in;
-  const int64_t numGroups = grouped ? in / g : 1;
+  const int64_t numGroups = spec.numGroups(in);  // a ragged last group when g does not divide in
   // Params known before the loop: whole-row (or per-tensor) grid, or static groups on the
   // original column order.
   WeightGrid grid;
@@ -111,10 +111,12 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
           curZero = grid.zeros.select(1, grp);
         } else if (pos % g == 0) {
           // The group's current values: its columns still in this block (already updated by
-          // the block's earlier columns) and those beyond it (updated by earlier blocks).
-          const int64_t inBlock = std::min(g, cnt - i);
+          // the block's earlier columns) and those beyond it (updated by earlier blocks). The
+          // last group is shorter when g does not divide in.
+          const int64_t len = std::min(g, in - pos);
+          const int64_t inBlock = std::min(len, cnt - i);
           at::Tensor cols = w1t.narrow(0, i, inBlock).t();
-          if (inBlock < g) cols = at::cat({cols, w.narrow(1, i2, g - inBlock)}, 1);
+          if (inBlock < len) cols = at::cat({cols, w.narrow(1, i2, len - inBlock)}, 1);
           const quant::QuantParams p = quant::observeRows(cols.contiguous(), spec);
           grid.scales.select(1, pos / g).copy_(p.scale);
           grid.zeros.select(1, pos / g).copy_(p.zero);

@@ -6,28 +6,9 @@
 
 namespace qs::algo {
 
-WeightGrid observeWeight(const at::Tensor& wIn, const quant::QuantSpec& spec) {
-  const at::Tensor w = wIn.to(at::kFloat);
-  const int64_t out = w.size(0), in = w.size(1);
-  WeightGrid g;
-  if (spec.chAxis == -1) {
-    const quant::QuantParams p = quant::observeRows(w.reshape({1, -1}), spec);
-    g.scales = p.scale.expand({out}).reshape({out, 1}).contiguous();
-    g.zeros = p.zero.expand({out}).reshape({out, 1}).contiguous();
-    g.gIdx = at::zeros({in}, at::kInt);
-  } else if (spec.grouped()) {
-    const int64_t groups = in / spec.groupSize;
-    const quant::QuantParams p = quant::observeRows(w.reshape({out * groups, spec.groupSize}), spec);
-    g.scales = p.scale.reshape({out, groups});
-    g.zeros = p.zero.reshape({out, groups});
-    g.gIdx = at::div(at::arange(in, at::kInt), spec.groupSize, "floor").to(at::kInt);
-  } else {
-    const quant::QuantParams p = quant::observeRows(w, spec);
-    g.scales = p.scale.reshape({out, 1});
-    g.zeros = p.zero.reshape({out, 1});
-    g.gIdx = at::zeros({in}, at::kInt);
-  }
-  return g;
+WeightGrid observeWeight(const at::Tensor& w, const quant::QuantSpec& spec) {
+  const quant::QuantParams p = quant::observeGroups(w, spec);
+  return {p.scale, p.zero, quant::naturalGroupIndex(w.size(1), spec)};
 }
 
 at::Tensor expandToColumns(const at::Tensor& perGroup, const at::Tensor& gIdx) {

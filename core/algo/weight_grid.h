@@ -18,7 +18,7 @@ struct WeightGrid {
 };
 
 // Params of w by spec's observer: per tensor (expanded to [out, 1]), per output channel, or per
-// group of group_size consecutive input columns.
+// group of group_size consecutive input columns (the last group may be shorter).
 WeightGrid observeWeight(const at::Tensor& w, const quant::QuantSpec& spec);
 
 // Per-element [out, in] scale and zero (columns pick their group through gIdx).

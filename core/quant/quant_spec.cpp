@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <vector>
 
 #include "core/quant/option_parse.h"
 #include "core/util/error.h"
@@ -99,9 +100,6 @@ void QuantSpec::validateFor(int64_t outFeatures, int64_t inFeatures) const {
   if (outFeatures <= 0 || inFeatures <= 0)
     throw Error("weight: shape [" + std::to_string(outFeatures) + ", " + std::to_string(inFeatures) +
                 "] has no elements");
-  if (groupSize > 0 && inFeatures % groupSize != 0)
-    throw Error("group_size: " + std::to_string(groupSize) + " does not divide in_features " +
-                std::to_string(inFeatures));
 }
 
 void QuantSpec::set(const std::string& key, const std::string& value) {
@@ -170,6 +168,39 @@ QuantParams observeRows(const at::Tensor& rowsIn, const QuantSpec& spec) {
     }
   }
   return {};
+}
+
+QuantParams observeGroups(const at::Tensor& wIn, const QuantSpec& spec) {
+  if (wIn.dim() != 2 || wIn.numel() == 0) throw Error("weight: expected a non-empty 2-D [out, in] tensor");
+  const at::Tensor w = wIn.to(at::kFloat);
+  const int64_t out = w.size(0), in = w.size(1);
+  if (spec.chAxis == -1) {
+    const QuantParams p = observeRows(w.reshape({1, -1}), spec);
+    return {p.scale.expand({out}).reshape({out, 1}).contiguous(), p.zero.expand({out}).reshape({out, 1}).contiguous()};
+  }
+  if (!spec.grouped()) {
+    const QuantParams p = observeRows(w, spec);
+    return {p.scale.reshape({out, 1}), p.zero.reshape({out, 1})};
+  }
+  const int64_t g = spec.groupSize, full = in / g, rest = in - full * g;
+  std::vector<at::Tensor> scales, zeros;
+  if (full > 0) {
+    // Full groups as rows of one [out * full, g] view: one observer call for all of them.
+    const QuantParams p = observeRows(w.narrow(1, 0, full * g).reshape({out * full, g}), spec);
+    scales.push_back(p.scale.reshape({out, full}));
+    zeros.push_back(p.zero.reshape({out, full}));
+  }
+  if (rest > 0) {
+    const QuantParams p = observeRows(w.narrow(1, full * g, rest).contiguous(), spec);
+    scales.push_back(p.scale.reshape({out, 1}));
+    zeros.push_back(p.zero.reshape({out, 1}));
+  }
+  return {at::cat(scales, 1).contiguous(), at::cat(zeros, 1).contiguous()};
+}
+
+at::Tensor naturalGroupIndex(int64_t inFeatures, const QuantSpec& spec) {
+  if (!spec.grouped() || spec.chAxis == -1) return at::zeros({inFeatures}, at::kInt);
+  return at::div(at::arange(inFeatures, at::kLong), spec.groupSize, "floor").to(at::kInt);
 }
 
 at::Tensor quantizeCodes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero,

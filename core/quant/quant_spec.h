@@ -32,7 +32,8 @@ struct QuantSpec {
   int chAxis = 0;                            // "ch_axis": 0 = per output channel, -1 = per tensor
   std::string quantizer = "FixedFakeQuantize";  // "quantizer": only uniform integer is implemented
   Observer observer = Observer::MinMax;      // "observer": how the clipping range is chosen
-  int groupSize = -1;                        // "group_size": input columns per scale; -1 = whole row
+  int groupSize = -1;                        // "group_size": input columns per scale; -1 = whole row.
+                                             // Need not divide in_features: the last group is shorter (as GPTQ allows)
   bool actOrder = false;                     // "act_order": GPTQ visits columns by decreasing H diagonal
   bool staticGroups = false;                 // "static_groups": group params fixed on W before GPTQ runs
   double mseMaxShrink = 0.8;                 // "mse_maxshrink": smallest range factor tried is 1 - this
@@ -54,6 +55,10 @@ struct QuantSpec {
 
   bool enabled() const { return bits < 16; }
   bool grouped() const { return groupSize > 0; }
+  // Groups of a weight with inFeatures columns: ceil(in / group_size) when grouped, else 1.
+  int64_t numGroups(int64_t inFeatures) const {
+    return grouped() && chAxis != -1 ? (inFeatures + groupSize - 1) / groupSize : 1;
+  }
   // Throws qs::Error naming the key of an illegal value or combination.
   void validate() const;
   // validate() plus the checks that need the weight shape [outFeatures, inFeatures].
@@ -69,6 +74,15 @@ struct QuantSpec {
 
 // (scale, zero) for each row of rows [r, c] by spec's observer and grid; both float32 of shape [r].
 QuantParams observeRows(const at::Tensor& rows, const QuantSpec& spec);
+
+// (scale, zero) of each group of consecutive input columns of w [out, in]: both float32
+// [out, numGroups(in)]. Groups hold group_size columns except the last, which holds the
+// remaining in % group_size when group_size does not divide in (a ragged last group, observed
+// on its own columns only). Per channel: [out, 1]; per tensor: one pair expanded to [out, 1].
+QuantParams observeGroups(const at::Tensor& w, const QuantSpec& spec);
+// Group of each of `inFeatures` columns in natural order: column / group_size (int32 [in]);
+// all zeros when not grouped.
+at::Tensor naturalGroupIndex(int64_t inFeatures, const QuantSpec& spec);
 
 // Integer codes (float32 holding integers) of x on the grid (scale, zero); broadcasting shapes.
 // Same arithmetic as fakeQuant: clamp(round(x / scale) + zero, qmin, qmax).

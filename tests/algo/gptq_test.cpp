@@ -103,8 +103,7 @@ TEST(Gptq, MseAndPercentileObserversRun) {
 
 TEST(Gptq, BadOptionsNameTheKey) {
   const auto l = makeLayer();
-  test::expectError([&] { quantizeGptq(l.w, l.h, GptqOptions().withGroupSize(100)); },
-                    "group_size: 100 does not divide in_features 128");
+  test::expectError([&] { quantizeGptq(l.w, l.h, GptqOptions().withGroupSize(0)); }, "group_size:");
   test::expectError([&] { quantizeGptq(l.w, l.h, GptqOptions().withBits(9)); }, "bit:");
   test::expectError([&] { quantizeGptq(l.w, l.h, GptqOptions().withPercdamp(-1)); }, "percdamp:");
   test::expectError([&] { quantizeGptq(l.w, l.h, GptqOptions().withBlockSize(0)); }, "blocksize:");

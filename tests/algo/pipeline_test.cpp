@@ -250,8 +250,16 @@ TEST(Pipeline, RejectsBadInputs) {
   EXPECT_THROW(quantizeModel(*m, at::zeros({0, 4}, at::kLong), {}, PipelineOptions()), qs::Error);
   EXPECT_THROW(quantizeModel(*m, calibrationIds(), at::ones({2, 2}, at::kLong), PipelineOptions()), qs::Error);
   EXPECT_THROW(quantizeModel(*m, calibrationIds(), {}, PipelineOptions().withBatchSize(0)), qs::Error);
-  // group size 48 divides no site of the tiny model (in = 64 / 128)
-  EXPECT_THROW(quantizeModel(*m, calibrationIds(), {}, PipelineOptions().withLayer(gptq3().withGroupSize(48))), qs::Error);
+  EXPECT_THROW(quantizeModel(*m, calibrationIds(), {}, PipelineOptions().withLayer(gptq3().withGroupSize(0))), qs::Error);
+}
+
+TEST(Pipeline, RaggedGroupsQuantizeEverySite) {
+  // group size 48 divides no site of the tiny model (in = 64 / 128): every site gets a shorter
+  // last group (64 = 48 + 16, 128 = 2 * 48 + 32) and stays on its 3-bit grid.
+  auto m = model::openModel(tinyLlama(1));
+  const PipelineResult r = quantizeModel(*m, calibrationIds(), {}, PipelineOptions().withLayer(gptq3().withGroupSize(48)));
+  ASSERT_FALSE(r.sites.empty());
+  for (const auto& s : r.sites) EXPECT_LT(s.relError, 1.0) << s.site;
 }
 
 }  // namespace

@@ -59,8 +59,10 @@ TEST(QuantSpec, ErrorsNameTheKey) {
   expectError([&] { QuantSpec().withStaticGroups(true).validate(); }, "static_groups:");
   expectError([&] { QuantSpec().withPercentile(0.3).validate(); }, "percentile:");
   expectError([&] { QuantSpec().withMse(1.5, 100, 2.4).validate(); }, "mse_maxshrink:");
-  expectError([&] { QuantSpec().withGroupSize(100).validateFor(8, 256); },
-              "group_size: 100 does not divide in_features 256");
+  // A group size that does not divide in_features is legal: the last group is shorter.
+  EXPECT_NO_THROW(QuantSpec().withGroupSize(100).validateFor(8, 256));
+  EXPECT_EQ(QuantSpec().withGroupSize(100).numGroups(256), 3);
+  expectError([&] { QuantSpec().validateFor(0, 256); }, "weight:");
   QuantSpec q;
   q.quantizer = "LSQFakeQuantize";
   expectError([&] { q.validate(); }, "quantizer:");

@@ -110,6 +110,9 @@ class AnalyzeCommand : public Command {
     cmd->add_option("--batch-size", opts_.batchSize, "samples per forward pass")->capture_default_str();
     cmd->add_flag("--no-weights", noWeights_, "skip weight statistics");
     cmd->add_flag("--no-block-outputs", noBlockOutputs_, "skip the residual stream (block outputs)");
+    cmd->add_flag("--matmul-inputs", opts_.matmulInputs,
+                  "also the attention matmul operands: q after RoPE and scaling, k after RoPE, v "
+                  "(sites q_matmul, k_matmul, v_matmul)");
     cmd->add_flag("--show-weights", showWeights_, "also print the weight summary table");
     cmd->add_option("--outlier-threshold", opts_.outliers.absThreshold, "outlier channel: absmax above this")
         ->capture_default_str();
@@ -216,6 +219,7 @@ class AnalyzeCommand : public Command {
     e << YAML::Key << "sites" << YAML::Value << opts_.sites;
     e << YAML::Key << "weights" << YAML::Value << opts_.weights;
     e << YAML::Key << "block_outputs" << YAML::Value << opts_.blockOutputs;
+    e << YAML::Key << "matmul_inputs" << YAML::Value << opts_.matmulInputs;
     e << YAML::Key << "top_tokens" << YAML::Value << opts_.topTokens;
     e << YAML::Key << "batch_size" << YAML::Value << opts_.batchSize;
     e << YAML::Key << "kurtosis" << YAML::Value << "pearson";

@@ -39,7 +39,7 @@ class StatsCommand : public Command {
     cmd->add_option("--layer,-l", layer_, "layer (block) index")->required();
     cmd->add_option("--site,-s", site_, "site: q_proj, fc1, down_proj, block_out, ... (self_attn.q_proj works too)")
         ->required();
-    cmd->add_option("--kind,-k", kind_, "input, residual or weight (default: residual for block_out, else input)");
+    cmd->add_option("--kind,-k", kind_, "input, residual, weight or matmul (default: residual for block_out, matmul for *_matmul, else input)");
     cmd->add_option("--project,-p", project_, "project folder")->capture_default_str();
     auto* csv = cmd->add_flag("--csv", csv_, "per-channel arrays as CSV on stdout");
     cmd->add_flag("--json", json_, "everything stored for the site as JSON on stdout")->excludes(csv);
@@ -55,7 +55,9 @@ class StatsCommand : public Command {
     if (all.empty())
       throw Error("run " + std::to_string(id_) + " has no site statistics for layer " + std::to_string(layer_) +
                   layersHint(store));
-    std::string kind = kind_.empty() ? (site_ == names::kBlockOut ? names::kResidual : names::kInput) : kind_;
+    std::string kind = kind_;
+    if (kind.empty())
+      kind = site_ == names::kBlockOut ? names::kResidual : str::endsWith(site_, "_matmul") ? names::kMatmul : names::kInput;
     std::vector<const runs::SiteStat*> hits;
     for (const auto& s : all)
       if (s.kind == kind && (s.site == site_ || str::endsWith(site_, "." + s.site) || str::endsWith(s.site, "." + site_)))

@@ -63,8 +63,22 @@ std::map<std::string, std::string> storedNames(const std::vector<model::SiteInfo
 // Restores the model's hook however the pass ends (cancelled, failed).
 struct HookGuard {
   model::Model& m;
-  ~HookGuard() { m.setInputHook(nullptr); }
+  bool matmul = false;
+  ~HookGuard() {
+    m.setInputHook(nullptr);
+    if (matmul) m.setMatmulHook(nullptr);
+  }
 };
+
+// Block index of "layers.N.…" (-1 for other names).
+int blockOf(const std::string& name) {
+  if (name.rfind("layers.", 0) != 0) return -1;
+  try {
+    return std::stoi(name.substr(7));
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
 
 struct Batch {
   at::Tensor ids, mask, keep;    // [B, T] on the model's device; mask/keep undefined without padding
@@ -128,8 +142,19 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
       blockSites[static_cast<size_t>(s.block)].push_back(&s);
       selected.insert(s.name);
     }
+  // Attention matmul operands (optional): selected by the same patterns ("q_matmul", "*").
+  std::vector<std::vector<std::string>> blockMatmul(static_cast<size_t>(nBlocks));
+  std::set<std::string> selectedMatmul;
+  if (o.matmulInputs)
+    for (const auto& name : m.matmulSites()) {
+      const int b = blockOf(name);
+      if (b >= 0 && b < nBlocks && siteMatches(o.sites, name)) {
+        blockMatmul[static_cast<size_t>(b)].push_back(name);
+        selectedMatmul.insert(name);
+      }
+    }
   std::vector<bool> blockOut(static_cast<size_t>(nBlocks), false);
-  bool any = !selected.empty();
+  bool any = !selected.empty() || !selectedMatmul.empty();
   for (int i = 0; i < nBlocks; ++i) {
     blockOut[static_cast<size_t>(i)] =
         o.blockOutputs && siteMatches(o.sites, "layers." + std::to_string(i) + "." + names::kBlockOut);
@@ -182,6 +207,14 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
     if (!fresh && it->second != leader)
       throw std::logic_error("analysis: site " + site + " changed the tensor it shares with other sites");
   });
+  std::map<std::string, ChannelStats> accMatmul;
+  if (!selectedMatmul.empty()) {
+    hookGuard.matmul = true;
+    m.setMatmulHook([&](const std::string& site, const at::Tensor& x) {
+      if (selectedMatmul.count(site))
+        accMatmul.try_emplace(site, statsOptions).first->second.update(x, current->ids, current->keep, current->offset);
+    });
+  }
 
   AnalysisResult result;
   result.samples = N;
@@ -221,6 +254,12 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
         weightStats(m.siteWeight(s->name).to(at::kFloat), w, o.outliers);
         block.push_back(std::move(w));
       }
+    }
+    for (const auto& name : blockMatmul[static_cast<size_t>(i)]) {
+      auto it = accMatmul.find(name);
+      if (it == accMatmul.end()) continue;
+      block.push_back(finalize(it->second, i, name, lastName(name), names::kMatmul, o.outliers));
+      accMatmul.erase(it);
     }
     if (blockOut[static_cast<size_t>(i)]) {
       std::string full = "layers." + std::to_string(i) + "." + names::kBlockOut;

@@ -26,6 +26,7 @@ struct AnalysisOptions {
   std::string sites = "*";       // comma-separated globs (* ?) over site names; see siteMatches()
   bool blockOutputs = true;      // statistics of each block output (site "block_out", kind residual)
   bool weights = true;           // weight statistics of each selected Linear
+  bool matmulInputs = false;     // also the attention matmul operands (q/k/v_matmul, kind matmul)
   int topTokens = 10;            // outlier tokens kept per site
   int batchSize = 4;             // samples per forward
   OutlierOptions outliers;       // outlier-channel rule of the summaries
@@ -36,6 +37,7 @@ struct AnalysisOptions {
   AnalysisOptions& withSites(std::string v) { sites = std::move(v); return *this; }
   AnalysisOptions& withBlockOutputs(bool v) { blockOutputs = v; return *this; }
   AnalysisOptions& withWeights(bool v) { weights = v; return *this; }
+  AnalysisOptions& withMatmulInputs(bool v) { matmulInputs = v; return *this; }
   AnalysisOptions& withTopTokens(int v) { topTokens = v; return *this; }
   AnalysisOptions& withBatchSize(int v) { batchSize = v; return *this; }
   AnalysisOptions& withOutliers(OutlierOptions v) { outliers = v; return *this; }

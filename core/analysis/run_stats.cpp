@@ -65,9 +65,9 @@ runs::SiteStat toSiteStat(const SiteResult& r, const OutlierOptions& outliers) {
 }
 
 std::vector<runs::Metric> analysisMetrics(const AnalysisResult& r) {
-  double inMax = 0, resMax = 0, kMax = NAN;
+  double inMax = 0, resMax = 0, mmMax = 0, kMax = NAN;
   int64_t outliers = 0;
-  bool anyIn = false, anyRes = false;
+  bool anyIn = false, anyRes = false, anyMm = false;
   for (const auto& s : r.sites) {
     if (s.kind == names::kInput) {
       anyIn = true;
@@ -77,6 +77,9 @@ std::vector<runs::Metric> analysisMetrics(const AnalysisResult& r) {
     } else if (s.kind == names::kResidual) {
       anyRes = true;
       resMax = std::max(resMax, s.summary.maxAbs);
+    } else if (s.kind == names::kMatmul) {
+      anyMm = true;
+      mmMax = std::max(mmMax, s.summary.maxAbs);
     }
   }
   const std::string protocol = "calibration samples=" + std::to_string(r.samples) + " seqlen=" + std::to_string(r.seqlen);
@@ -97,6 +100,7 @@ std::vector<runs::Metric> analysisMetrics(const AnalysisResult& r) {
     add("analysis.outlier_channels", static_cast<double>(outliers), "channels");
   }
   if (anyRes) add("analysis.max_abs.residual", resMax);
+  if (anyMm) add("analysis.max_abs.matmul", mmMax);
   add("analysis.seconds", r.seconds, "s");
   return out;
 }

@@ -8,6 +8,7 @@ namespace qs::analysis::names {
 inline constexpr const char* kInput = "input";        // the input of a Linear (a quantization site)
 inline constexpr const char* kResidual = "residual";  // a block output: the residual stream
 inline constexpr const char* kWeight = "weight";      // a Linear's weight [out, in]
+inline constexpr const char* kMatmul = "matmul";      // an attention matmul operand (q/k/v_matmul)
 
 // SiteStat::site of a block output. A Linear's site is the last part of its model name
 // ("q_proj", "fc1"), or its block-local name where two Linears of a block share that last part

@@ -84,6 +84,11 @@ DecoderModel::DecoderModel(ModelConfig config, std::unique_ptr<io::WeightSource>
       siteIndex_[si.name] = {i, r};
       sites_.push_back(std::move(si));
     }
+    // The attention module is the output projection's parent ("layers.3.self_attn").
+    const std::string& o = b.site[static_cast<size_t>(roleIndex(Role::O))];
+    const std::string attn = o.substr(0, o.rfind('.'));
+    b.matmul = {attn + ".q_matmul", attn + ".k_matmul", attn + ".v_matmul"};
+    for (const auto& n : b.matmul) matmulSites_.push_back(n);
   }
   if (cfg_.alibi) slopes_ = alibiSlopes(H, at::TensorOptions().device(device_));
 }
@@ -549,10 +554,27 @@ at::Tensor DecoderModel::attention(Block& b, const at::Tensor& x, const BatchSta
   }
   // q is always this call's own tensor (or a slice of one), so scaling in place is safe.
   q.mul_(scale);
+  if (mmHook_ || mmTransform_) matmulOperands(b, q, k, v);
   at::Tensor ctx = attend(q, k, v, s.attnBias, cfg_.attention);
   if (cfg_.attention.gated()) ctx = gateContext(ctx, attentionGate(x, b.gate, cfg_.attention, H));
   hook(b, Role::O, ctx);
   return linear(transformed(b, Role::O, ctx), lin(Role::O));
+}
+
+void DecoderModel::matmulOperands(const Block& b, at::Tensor& q, at::Tensor& k, at::Tensor& v) const {
+  at::Tensor* ops[3] = {&q, &k, &v};
+  for (size_t i = 0; i < 3; ++i) {
+    at::Tensor& t = *ops[i];
+    const auto shape = t.sizes().vec();  // [B, T, heads, d]
+    at::Tensor flat = t.reshape({shape[0], shape[1], shape[2] * shape[3]});
+    if (mmHook_) mmHook_(b.matmul[i], flat);
+    if (mmTransform_) {
+      at::Tensor y = mmTransform_(b.matmul[i], flat);
+      if (!y.sizes().equals(flat.sizes()))
+        throw Error("matmul transform of " + b.matmul[i] + " changed the operand's shape");
+      t = y.reshape(shape);
+    }
+  }
 }
 
 at::Tensor DecoderModel::mlp(Block& b, const at::Tensor& x) {

@@ -46,6 +46,11 @@ class DecoderModel final : public Model {
   NormParams normParams(int block, int which) override;
   void setNormParams(int block, int which, const NormParams& params) override;
   std::vector<MigrationPair> migrationPairs() const override;
+  std::vector<std::string> matmulSites() const override { return matmulSites_; }
+  void setMatmulHook(std::function<void(const std::string&, const at::Tensor&)> hook) override {
+    mmHook_ = std::move(hook);
+  }
+  void setMatmulTransform(InputTransform fn) override { mmTransform_ = std::move(fn); }
 
  private:
   static constexpr int kRoles = 8;
@@ -59,11 +64,15 @@ class DecoderModel final : public Model {
     GateWeights gate;  // gated attention only (config.json quantscope_attention)
     std::array<std::string, kRoles> site;  // site name per role ("" = role unused)
     std::array<int, kRoles> siteIndex{};   // index into sites_
+    std::array<std::string, 3> matmul;     // q/k/v matmul operand sites (matmulSites())
   };
 
   at::Tensor attention(Block& b, const at::Tensor& x, const BatchState& s, int layer);
   at::Tensor mlp(Block& b, const at::Tensor& x);
   at::Tensor norm(const at::Tensor& x, const NormWeights& n) const;
+  // Runs the matmul hook/transform on q [B, T, H, d], k and v [B, T, Hkv, d] (replaced in place
+  // by the transformed operands).
+  void matmulOperands(const Block& b, at::Tensor& q, at::Tensor& k, at::Tensor& v) const;
   void hook(const Block& b, Role r, const at::Tensor& x) const {
     if (hook_) hook_(b.site[static_cast<int>(r)], x);
   }
@@ -99,6 +108,9 @@ class DecoderModel final : public Model {
   std::unordered_map<std::string, at::Tensor> overrides_;          // setSiteWeight, [out, in], CPU
   std::function<void(const std::string&, const at::Tensor&)> hook_;
   InputTransform transform_;
+  std::vector<std::string> matmulSites_;
+  std::function<void(const std::string&, const at::Tensor&)> mmHook_;
+  InputTransform mmTransform_;
   std::unordered_map<std::string, at::Tensor> biasOverrides_;  // setSiteBias, [out], CPU
   std::unordered_map<int, NormWeights> normOverrides_;         // setNormParams, key block * 2 + which - 1
 

@@ -30,6 +30,13 @@ void Model::setSiteBias(const std::string&, const at::Tensor&) {
 NormParams Model::normParams(int, int) { throw Error("this model does not expose norm parameters"); }
 void Model::setNormParams(int, int, const NormParams&) { throw Error("this model does not support setting norms"); }
 std::vector<MigrationPair> Model::migrationPairs() const { return {}; }
+std::vector<std::string> Model::matmulSites() const { return {}; }
+void Model::setMatmulHook(std::function<void(const std::string&, const at::Tensor&)> hook) {
+  if (hook) throw Error("this model does not expose attention matmul operands");
+}
+void Model::setMatmulTransform(InputTransform fn) {
+  if (fn) throw Error("this model does not expose attention matmul operands");
+}
 
 std::unique_ptr<Model> openModel(const std::string& path, const LoadOptions& options) {
   if (!fs::exists(path)) throw fileError(path, "model folder or file not found");

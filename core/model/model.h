@@ -112,6 +112,17 @@ class Model {
   // also feeds the residual stream, so it is not listed (nor are GQA/MQA value projections).
   virtual std::vector<MigrationPair> migrationPairs() const;
 
+  // --- Attention matmul operands (no weights; analysis and activation quantization) ----------
+  // Per block, in execution order: "<attn>.q_matmul" (the query after RoPE and the 1/sqrt(d)
+  // scale, [B, T, H*d]), "<attn>.k_matmul" (the key after RoPE, [B, T, Hkv*d]) and
+  // "<attn>.v_matmul" ([B, T, Hkv*d]), where <attn> is the attention module of the block's output
+  // projection ("layers.3.self_attn"). Empty for a model without them.
+  virtual std::vector<std::string> matmulSites() const;
+  // Like setInputHook / setInputTransform, for those operands; empty = none. A transform returns
+  // a tensor of the operand's shape.
+  virtual void setMatmulHook(std::function<void(const std::string& site, const at::Tensor& x)> hook);
+  virtual void setMatmulTransform(InputTransform fn);
+
   // Lazy weights: blocks are read from the (mmapped) checkpoint on first use; release() drops
   // a block's tensors so peak memory is one block when streaming (DESIGN.md seam 5).
   virtual void materialize(int block) = 0;

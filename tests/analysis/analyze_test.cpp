@@ -181,6 +181,34 @@ TEST(Analyze, SiteSelectionAndErrors) {
   EXPECT_THROW(analyzeModel(*model, tooLong), qs::Error);
 }
 
+// Attention matmul operands: the pass's statistics equal those of the operands captured with
+// the model's matmul hook over the same batches; off by default.
+TEST(Analyze, MatmulOperandsEqualHookCapture) {
+  std::string llama = qs::test::writeTinyLlama(qs::test::tempDir("ana-mm"));
+  auto model = qs::model::openModel(llama);
+  CalibrationSet s = randomSamples(3, 11, 256, 8);
+  std::map<std::string, std::vector<at::Tensor>> parts;
+  {
+    c10::InferenceMode guard;
+    model->setMatmulHook([&](const std::string& site, const at::Tensor& x) { parts[site].push_back(x.clone()); });
+    at::Tensor ids = at::from_blob(s.ids.data(), {3, 11}, at::kInt).to(at::kLong);
+    for (int64_t b0 = 0; b0 < 3; b0 += 2) model->forward(ids.narrow(0, b0, std::min<int64_t>(2, 3 - b0)));
+    model->setMatmulHook(nullptr);
+  }
+  AnalysisResult off = analyzeModel(*model, s, AnalysisOptions().withWeights(false).withBatchSize(2));
+  for (const auto& site : off.sites) EXPECT_NE(site.kind, names::kMatmul);
+  AnalysisResult r = analyzeModel(*model, s, AnalysisOptions().withWeights(false).withBatchSize(2).withMatmulInputs(true)
+                                                 .withTopTokens(3).withSites("*_matmul"));
+  ASSERT_EQ(r.sites.size(), model->matmulSites().size());
+  for (const auto& site : r.sites) {
+    EXPECT_EQ(site.kind, names::kMatmul);
+    EXPECT_EQ(site.site, site.fullName.substr(site.fullName.rfind('.') + 1));
+    expectMatches(site, at::cat(parts.at(site.fullName), 0));
+  }
+  // The hook is cleared afterwards: a forward does not call into the finished pass.
+  model->forward(at::zeros({1, 4}, at::kLong));
+}
+
 TEST(Analyze, CancellationStopsAndClearsTheHook) {
   std::string llama = qs::test::writeTinyLlama(qs::test::tempDir("ana-cancel"));
   auto model = qs::model::openModel(llama);

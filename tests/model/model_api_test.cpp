@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "core/io/safetensors.h"
 #include "core/io/weight_source.h"
@@ -124,6 +125,57 @@ TEST_P(FamilyApi, ReducedPrecisionLoadsStayClose) {
     EXPECT_LT((logits - ref).abs().max().item<double>(), tol * std::max(1.0, range)) << c10::toString(dtype);
     EXPECT_EQ(m->siteWeight(m->sites().front().name).scalar_type(), dtype);
   }
+}
+
+TEST_P(FamilyApi, MatmulOperandsAreSeenOncePerBlockAndTransformsApply) {
+  QS_REQUIRE_SHARED();
+  c10::InferenceMode guard;
+  auto m = openModel(golden(GetParam()));
+  const auto& cfg = m->config();
+  const int64_t H = cfg.numHeads, Hkv = cfg.numKvHeads, d = cfg.headDim;
+  std::vector<std::string> seen;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  m->setMatmulHook([&](const std::string& site, const at::Tensor& x) {
+    seen.push_back(site);
+    shapes[site] = x.sizes().vec();
+  });
+  at::Tensor ids = sampleIds(cfg.vocabSize);
+  at::Tensor reference = m->forward(ids);
+  EXPECT_EQ(seen, m->matmulSites());
+  ASSERT_EQ(seen.size(), static_cast<size_t>(3 * m->numBlocks()));
+  for (size_t i = 0; i < seen.size(); i += 3) {
+    EXPECT_TRUE(seen[i].size() > 9 && seen[i].substr(seen[i].size() - 9) == ".q_matmul") << seen[i];
+    EXPECT_EQ(shapes[seen[i]], (std::vector<int64_t>{2, 13, H * d})) << seen[i];
+    EXPECT_EQ(shapes[seen[i + 1]], (std::vector<int64_t>{2, 13, Hkv * d})) << seen[i + 1];
+    EXPECT_EQ(shapes[seen[i + 2]], (std::vector<int64_t>{2, 13, Hkv * d})) << seen[i + 2];
+  }
+  m->setMatmulHook({});
+  // A transform that copies changes nothing; one that zeroes v zeroes every output projection's
+  // input (the context is probabilities x 0, gated or not).
+  m->setMatmulTransform([](const std::string&, const at::Tensor& x) { return x.clone(); });
+  EXPECT_TRUE(at::equal(m->forward(ids), reference));
+  m->setMatmulTransform([](const std::string& site, const at::Tensor& x) {
+    return site.find("v_matmul") != std::string::npos ? at::zeros_like(x) : x;
+  });
+  // The output projection is the last Linear inside the attention module ("layers.3.self_attn").
+  std::set<std::string> outProj;
+  for (size_t i = 0; i < seen.size(); i += 3) {
+    const std::string attn = seen[i].substr(0, seen[i].size() - 9) + ".";
+    std::string last;
+    for (const auto& s : m->sites())
+      if (s.name.rfind(attn, 0) == 0) last = s.name;
+    outProj.insert(last);
+  }
+  ASSERT_EQ(outProj.size(), static_cast<size_t>(m->numBlocks()));
+  double oInputMax = -1;
+  m->setInputHook([&](const std::string& site, const at::Tensor& x) {
+    if (outProj.count(site)) oInputMax = std::max(oInputMax, x.abs().max().item<double>());
+  });
+  m->forward(ids);
+  m->setInputHook({});
+  m->setMatmulTransform({});
+  EXPECT_EQ(oInputMax, 0.0);
+  EXPECT_TRUE(at::equal(m->forward(ids), reference));
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyApi,
@@ -297,3 +349,52 @@ TEST(ModelDevice, GoldenLlamaOnDevice_CUDA) {
 }
 
 }  // namespace
+
+// The operands against their definition, from the q/k/v projections' own input and weights:
+// OPT (HF OPTAttention) scales the query projection by head_dim^-0.5; LLaMA (HF
+// LlamaAttention) rotates q and k by RoPE, q * cos + rotate_half(q) * sin with
+// inv_freq = theta^(-2i/d), before the 1/sqrt(d) of the scores (folded into q here).
+TEST(ModelMatmul, OperandsEqualTheirDefinitionFromTheProjections) {
+  c10::InferenceMode guard;
+  for (const std::string family : {"opt", "llama"}) {
+    SCOPED_TRACE(family);
+    const std::string dir = family == "opt" ? qs::test::writeTinyOpt(qs::test::tempDir("mm-opt"))
+                                            : qs::test::writeTinyLlama(qs::test::tempDir("mm-llama"));
+    auto m = openModel(dir);
+    const auto& cfg = m->config();
+    const int64_t T = 9, d = cfg.headDim;
+    const std::string attn = "layers.1.self_attn";
+    at::Tensor x;
+    std::map<std::string, at::Tensor> ops;
+    m->setInputHook([&](const std::string& site, const at::Tensor& in) {
+      if (site == attn + ".q_proj") x = in.clone();
+    });
+    m->setMatmulHook([&](const std::string& site, const at::Tensor& in) { ops[site] = in.clone(); });
+    m->forward(sampleIds(cfg.vocabSize, 1, T));
+    ASSERT_TRUE(x.defined());
+    auto proj = [&](const std::string& p) {
+      at::Tensor y = at::matmul(x, m->siteWeight(attn + "." + p).t());
+      at::Tensor b = m->siteBias(attn + "." + p);
+      return b.defined() ? y + b : y;
+    };
+    at::Tensor q = proj("q_proj"), k = proj("k_proj"), v = proj("v_proj");
+    if (family == "llama") {
+      auto rope = [&](const at::Tensor& t) {  // [1, T, heads * d]
+        const int64_t heads = t.size(2) / d;
+        at::Tensor inv = at::pow(10000.0, -at::arange(0, d, 2, at::kDouble) / static_cast<double>(d));
+        at::Tensor ang = at::outer(at::arange(T, at::kDouble), inv);
+        at::Tensor cos = at::cat({ang.cos(), ang.cos()}, -1).to(at::kFloat).view({1, T, 1, d});
+        at::Tensor sin = at::cat({ang.sin(), ang.sin()}, -1).to(at::kFloat).view({1, T, 1, d});
+        at::Tensor h = t.view({1, T, heads, d});
+        at::Tensor rot = at::cat({h.narrow(-1, d / 2, d / 2).neg(), h.narrow(-1, 0, d / 2)}, -1);
+        return (h * cos + rot * sin).view({1, T, heads * d});
+      };
+      q = rope(q);
+      k = rope(k);
+    }
+    q = q / std::sqrt(static_cast<double>(d));
+    EXPECT_TRUE(at::allclose(ops.at(attn + ".q_matmul"), q, 1e-5, 1e-5));
+    EXPECT_TRUE(at::allclose(ops.at(attn + ".k_matmul"), k, 1e-5, 1e-5));
+    EXPECT_TRUE(at::allclose(ops.at(attn + ".v_matmul"), v, 1e-5, 1e-5));
+  }
+}

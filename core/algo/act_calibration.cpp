@@ -22,8 +22,8 @@ struct ActQuantSession::State {
 };
 
 ActQuantSession::ActQuantSession(model::Model& model, const quant::ActQuantOptions& options,
-                                 const std::vector<std::string>& except)
-    : model_(model), state_(std::make_shared<State>()) {
+                                 const std::vector<std::string>& except, bool matmulOperands)
+    : model_(model), state_(std::make_shared<State>()), matmul_(matmulOperands) {
   options.validate();
   std::unordered_map<int, int> byGroup;
   for (const auto& si : model.sites()) {
@@ -37,8 +37,17 @@ ActQuantSession::ActQuantSession(model::Model& model, const quant::ActQuantOptio
     }
     state_->groupOfSite[si.name] = it->second;
   }
+  if (matmul_) {
+    const auto names = model.matmulSites();
+    if (names.empty()) throw Error("this model has no attention matmul operands to quantize");
+    for (const auto& name : names) {
+      if (quant::siteExcluded(name, except)) continue;
+      state_->groupOfSite[name] = static_cast<int>(state_->quantizers.size());
+      state_->quantizers.push_back(std::make_unique<quant::ActQuantizer>(options));
+    }
+  }
   std::weak_ptr<State> weak = state_;
-  model_.setInputTransform([weak](const std::string& site, const at::Tensor& x) -> at::Tensor {
+  auto transform = [weak](const std::string& site, const at::Tensor& x) -> at::Tensor {
     auto s = weak.lock();
     if (!s) return x;
     auto it = s->groupOfSite.find(site);
@@ -56,10 +65,15 @@ ActQuantSession::ActQuantSession(model::Model& model, const quant::ActQuantOptio
     s->lastOut = y;
     s->lastGroup = it->second;
     return y;
-  });
+  };
+  model_.setInputTransform(transform);
+  if (matmul_) model_.setMatmulTransform(transform);
 }
 
-ActQuantSession::~ActQuantSession() { model_.setInputTransform({}); }
+ActQuantSession::~ActQuantSession() {
+  model_.setInputTransform({});
+  if (matmul_) model_.setMatmulTransform({});
+}
 
 void ActQuantSession::calibrate(const at::Tensor& samples, jobs::Progress& progress) {
   bool anyStatic = false;

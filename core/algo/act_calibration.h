@@ -27,8 +27,11 @@ inline constexpr int64_t kCalibrationBatch = 8;
 class ActQuantSession {
  public:
   // except: sites whose input stays floating point (quant::siteExcluded suffix match).
+  // matmulOperands: also quantize the attention matmul operands (Model::matmulSites(): q after
+  // RoPE and scaling, k after RoPE, v), each with its own quantizer; `except` applies to them too
+  // ("k_matmul" keeps every key in floating point).
   ActQuantSession(model::Model& model, const quant::ActQuantOptions& options,
-                  const std::vector<std::string>& except = {});
+                  const std::vector<std::string>& except = {}, bool matmulOperands = false);
   ~ActQuantSession();
   ActQuantSession(const ActQuantSession&) = delete;
   ActQuantSession& operator=(const ActQuantSession&) = delete;
@@ -44,6 +47,7 @@ class ActQuantSession {
   struct State;
   model::Model& model_;
   std::shared_ptr<State> state_;
+  bool matmul_ = false;
 };
 
 // Fake-quantizes every site weight in place by spec's grid and observer (round to nearest):

@@ -165,6 +165,43 @@ TEST(OsPlusTest, ActivationQuantizationChangesAndRestoresTheModel) {
   EXPECT_EQ(relError(m->forward(e), fp), 0.0);  // the session removed its transform
 }
 
+// Matmul operands: with every Linear input excluded, the session's logits equal those of the
+// model with a hand-installed per-token fake-quant (ActQuantizer::apply, tested against the
+// closed form above) on exactly the non-excluded q/k/v operands.
+TEST(OsPlusTest, MatmulOperandsAreQuantizedWhenAsked) {
+  c10::InferenceMode guard;
+  const std::string dir = qs::test::writeTinyOpt(qs::test::tempDir("osp_matmul"));
+  auto m = qs::model::openModel(dir);
+  const at::Tensor e = ids(2, 16, 5);
+  const at::Tensor fp = m->forward(e);
+  const auto opts = ActQuantOptions().withBits(4).withGranularity(qs::quant::Granularity::PerToken);
+  const std::vector<std::string> linears = {"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
+  std::vector<std::string> except = linears;
+  except.push_back("layers.1.self_attn.k_matmul");
+  at::Tensor got;
+  {
+    qs::algo::ActQuantSession s(*m, opts, except, true);
+    EXPECT_EQ(s.numQuantizers(), 5);  // 2 blocks x q/k/v, one excluded
+    EXPECT_EQ(s.quantizer("layers.0.fc1"), nullptr);
+    EXPECT_EQ(s.quantizer("layers.1.self_attn.k_matmul"), nullptr);
+    EXPECT_NE(s.quantizer("layers.0.self_attn.q_matmul"), s.quantizer("layers.0.self_attn.k_matmul"));
+    got = m->forward(e);
+  }
+  EXPECT_EQ(relError(m->forward(e), fp), 0.0);  // the session removed its matmul transform
+  qs::quant::ActQuantizer reference(opts);
+  m->setMatmulTransform([&](const std::string& site, const at::Tensor& x) {
+    return site == "layers.1.self_attn.k_matmul" ? x : reference.apply(x);
+  });
+  const at::Tensor want = m->forward(e);
+  m->setMatmulTransform({});
+  EXPECT_GT(relError(got, fp), 1e-3);
+  EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-6));
+  // Without the flag nothing but the Linear inputs is touched.
+  qs::algo::ActQuantSession plain(*m, opts, linears);
+  EXPECT_EQ(plain.numQuantizers(), 0);
+  EXPECT_EQ(relError(m->forward(e), fp), 0.0);
+}
+
 TEST(OsPlusTest, SmoothQuantScalesFollowTheFormula) {
   at::Tensor xMax = at::tensor({4.0f, 1.0f, 9.0f});
   at::Tensor w1 = at::tensor({1.0f, -2.0f, 0.5f}).view({1, 3}), w2 = at::tensor({-3.0f, 1.0f, 0.25f}).view({1, 3});

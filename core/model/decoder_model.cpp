@@ -146,7 +146,9 @@ void DecoderModel::materialize(int block) {
   // Weights are ordinary tensors even when first used inside a caller's InferenceMode.
   c10::InferenceMode normalTensors(false);
   const std::string p = spec_.blockPrefix + std::to_string(block) + ".";
-  const bool lnBias = normKind_ == NormKind::LayerNorm;
+  // RMSNorm families have no norm bias, but an OS+-shifted export carries one ("<norm>.bias",
+  // config.json quantscope_rmsnorm_bias); loadNorm reads it only when the checkpoint has it.
+  const bool lnBias = true;
   const int64_t D = cfg_.hiddenSize;
   if (!spec_.ln1.empty()) b.ln1 = loadNorm(p + spec_.ln1, D, lnBias);
   if (!spec_.ln2.empty()) b.ln2 = loadNorm(p + spec_.ln2, D, lnBias);
@@ -351,8 +353,7 @@ NormParams DecoderModel::normParams(int block, int which) {
   else if (b.loaded)
     n = blockNorm(b, which);
   else
-    n = loadNorm(spec_.blockPrefix + std::to_string(block) + "." + name, cfg_.hiddenSize,
-                 normKind_ == NormKind::LayerNorm);
+    n = loadNorm(spec_.blockPrefix + std::to_string(block) + "." + name, cfg_.hiddenSize, /*withBias=*/true);
   NormParams p;
   if (n.w.defined()) p.weight = n.w.to(at::kCPU, at::kFloat, false, /*copy=*/true);
   if (n.b.defined()) p.bias = n.b.to(at::kCPU, at::kFloat, false, /*copy=*/true);

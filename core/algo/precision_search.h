@@ -1,0 +1,109 @@
+// Multi-objective mixed-precision search over a SearchSpace (search_space.h): NSGA-II (pagmo2)
+// or uniform random search as the baseline. A trial is one distinct configuration of the space,
+// evaluated (perplexity on a small eval set) and stored by a TrialBackend; the budget counts
+// trials of this search, including ones the backend already had (resume: the same command
+// replays the same proposals, reuses what the store holds and evaluates only the rest).
+//
+// Objectives (all minimised): "ppl" (perplexity), "bits" (average bits per weight, computed
+// from the formats without evaluating), "abits" (average bits per input element).
+// Constraints: max_bits is checked before evaluation (configs above it are never evaluated and
+// do not use the budget); max_ppl / min_ppl after (an infeasible trial is stored but is not on
+// the front). NSGA-II sees infeasible points with a penalty added to every objective.
+//
+// Determinism: the proposals depend only on the space, the seed, the population size and the
+// objective values, so a seeded search is reproducible and a resumed one continues where the
+// interrupted one stopped.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/algo/precision_eval.h"
+#include "core/algo/search_space.h"
+#include "core/jobs/progress.h"
+
+namespace qs::model {
+struct SiteInfo;
+}
+
+namespace qs::algo {
+
+enum class SearchAlgo { Nsga2, Random };
+const char* searchAlgoName(SearchAlgo a);             // "nsga2", "random"
+SearchAlgo parseSearchAlgo(const std::string& name);  // throws qs::Error naming --algo
+
+// "ppl,bits" -> {"ppl", "bits"}; throws qs::Error for unknown names, duplicates or an empty list.
+std::vector<std::string> parseObjectives(const std::string& list);
+
+struct SearchOptions {
+  SearchAlgo algo = SearchAlgo::Nsga2;
+  int trials = 24;                                   // budget: distinct configurations evaluated
+  uint64_t seed = 0;
+  int population = 8;                                // NSGA-II population (rounded up to a multiple of 4, >= 8)
+  std::vector<std::string> objectives = {"ppl", "bits"};
+  SearchConstraints constraints;
+  int maxStalls = 0;  // proposals in a row without a new configuration before giving up; 0 = 200 * population
+};
+
+// What a backend is asked to evaluate.
+struct TrialRequest {
+  int index = 0;                 // trial number in this search (0-based)
+  std::vector<int> choice;       // the decision vector
+  std::string key;               // identity of (backend identity, config): "fnv1a64:<hex>"
+  const quant::LayerPrecision* config = nullptr;
+  const PrecisionSummary* summary = nullptr;
+};
+
+struct StoredTrial {
+  double ppl = NAN;
+  int64_t runId = 0;             // 0 = not stored
+};
+
+class TrialBackend {
+ public:
+  virtual ~TrialBackend() = default;
+  // Identifies everything a trial's result depends on besides its config (model, eval data and
+  // settings); part of every trial key.
+  virtual std::string identity() const = 0;
+  // A finished trial with this key stored earlier, if any.
+  virtual std::optional<StoredTrial> find(const std::string& key) = 0;
+  // Evaluates and stores one trial. Throws qs::Cancelled (nothing stored) when cancelled.
+  virtual StoredTrial evaluate(const TrialRequest& request, jobs::Progress& progress) = 0;
+};
+
+struct Trial {
+  int index = 0;
+  std::vector<int> choice;
+  std::string key;
+  std::string config;            // precisionToYaml of the decoded config
+  double ppl = NAN;
+  double weightBits = NAN, inputBits = NAN;
+  std::vector<double> objectives;  // in SearchOptions::objectives order
+  bool feasible = true;          // ppl constraints hold (and ppl is finite)
+  bool reused = false;           // found in the store, not evaluated now
+  bool onFront = false;
+  int64_t runId = 0;
+};
+
+struct SearchResult {
+  std::vector<Trial> trials;     // in the order first proposed
+  std::vector<size_t> front;     // indices into trials: the Pareto front of the feasible trials
+  int proposals = 0;             // decision vectors proposed (duplicates included)
+  int skippedOverBits = 0;       // distinct configs over max_bits (never evaluated)
+  std::string stopReason;        // "budget", "space exhausted"
+};
+
+// Runs the search. `sites` are the model's sites (for bits and for resolving the space).
+// Progress: one step per trial; throws qs::Cancelled with finished trials already stored.
+SearchResult runSearch(const SearchSpace& space, const std::vector<model::SiteInfo>& sites,
+                       const SearchOptions& options, TrialBackend& backend,
+                       jobs::Progress& progress = jobs::Progress::none());
+
+// Marks SearchResult::front / Trial::onFront from the feasible trials' objectives.
+void computeFront(SearchResult& result);
+
+// "fnv1a64:<hex>" of a text (trial keys, search ids).
+std::string textKey(const std::string& text);
+
+}  // namespace qs::algo

@@ -28,6 +28,7 @@ std::unique_ptr<Command> makeAnalyzeCommand();
 std::unique_ptr<Command> makeStatsCommand();
 std::unique_ptr<Command> makePlotCommand();
 std::unique_ptr<Command> makeTrainCommand();
+std::unique_ptr<Command> makeTrainTokenizerCommand();
 std::unique_ptr<Command> makeMigrateCommand();
 
 }  // namespace qs::cli

@@ -93,6 +93,20 @@ TEST(AnalyzeCli, Stories260KProjectRunShowAndStats) {
   auto list = qscope("runs list " + quote(dir) + " --json");
   EXPECT_EQ(nlohmann::json::parse(list.out)["runs"].size(), 2u);
 
+  // Attention matmul operands: stories260K has 8 query heads and 4 kv heads of size 8.
+  auto mm = qscope("analyze " + quote(dir) + " --samples 2 --seqlen 32 --matmul-inputs --sites '*_matmul' "
+                   "--no-progress --json" + data);
+  ASSERT_EQ(mm.code, 0) << mm.err;
+  auto mj = nlohmann::json::parse(mm.out);
+  ASSERT_EQ(mj["sites"].size(), 15u);
+  for (const auto& s : mj["sites"]) {
+    EXPECT_EQ(s["kind"], "matmul");
+    EXPECT_EQ(s["channels"], s["site"] == "q_matmul" ? 64 : 32) << s["site"];
+  }
+  auto kcsv = qscope("stats " + std::to_string(mj["run_id"].get<int64_t>()) + " --layer 2 --site k_matmul --csv" + p);
+  ASSERT_EQ(kcsv.code, 0) << kcsv.err;
+  EXPECT_EQ(csvRows(kcsv.out).size(), 33u);  // header + 32 key channels
+
   auto bad = qscope("stats " + std::to_string(id) + " --layer 0 --site nope" + p);
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("q_proj (input)"), std::string::npos) << bad.err;

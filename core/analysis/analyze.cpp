@@ -238,7 +238,25 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
     current = nullptr;
 
     std::vector<SiteResult> block;
+    // Matmul operands are listed where they run: before the attention's output projection (the
+    // last Linear of the attention module), else after the block's Linears.
+    std::vector<SiteResult> matmulRows;
+    std::string outProj;
+    for (const auto& name : blockMatmul[static_cast<size_t>(i)]) {
+      auto it = accMatmul.find(name);
+      if (it == accMatmul.end()) continue;
+      matmulRows.push_back(finalize(it->second, i, name, lastName(name), names::kMatmul, o.outliers));
+      accMatmul.erase(it);
+      const std::string attn = name.substr(0, name.rfind('.') + 1);
+      for (const auto& si : m.sites())
+        if (si.block == i && si.name.rfind(attn, 0) == 0) outProj = si.name;
+    }
+    auto emitMatmul = [&] {
+      for (auto& r : matmulRows) block.push_back(std::move(r));
+      matmulRows.clear();
+    };
     for (const auto* s : blockSites[static_cast<size_t>(i)]) {
+      if (s->name == outProj) emitMatmul();
       auto leader = leaderOf.find(s->name);
       if (leader != leaderOf.end()) {
         SiteResult r = finalize(acc.at(leader->second), i, s->name, stored.at(s->name), names::kInput, o.outliers);
@@ -255,12 +273,7 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
         block.push_back(std::move(w));
       }
     }
-    for (const auto& name : blockMatmul[static_cast<size_t>(i)]) {
-      auto it = accMatmul.find(name);
-      if (it == accMatmul.end()) continue;
-      block.push_back(finalize(it->second, i, name, lastName(name), names::kMatmul, o.outliers));
-      accMatmul.erase(it);
-    }
+    emitMatmul();
     if (blockOut[static_cast<size_t>(i)]) {
       std::string full = "layers." + std::to_string(i) + "." + names::kBlockOut;
       block.push_back(finalize(residual, i, full, names::kBlockOut, names::kResidual, o.outliers));

@@ -4,8 +4,11 @@
 // step and keeps the last complete checkpoint; --resume continues from it.
 #include <yaml-cpp/yaml.h>
 
+#include <ATen/Parallel.h>
+
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
@@ -25,7 +28,8 @@ class TrainCommand : public Command {
     auto* cmd = app.add_subcommand("train", "Pre-train a small OPT-style model from a text file");
     cmd_ = cmd;
     cmd->add_option("--config", config_, "YAML file of options (keys = flag names without --)");
-    cmd->add_option("--text", text_, "training text (UTF-8); its tail is held out for validation");
+    cmd->add_option("--text", text_, "training text files (UTF-8), comma-separated, joined with a blank line; "
+                                     "the tail of the whole is held out for validation");
     cmd->add_option("--tokenizer", tokenizer_, "folder with the tokenizer to use (copied into --out)");
     cmd->add_option("--out", o_.outDir, "output model folder (Hugging Face layout; checkpoint/ inside)");
     cmd->add_option("--hidden", o_.hidden, "model width")->capture_default_str();
@@ -52,6 +56,7 @@ class TrainCommand : public Command {
     cmd->add_option("--gate", gate_, "gated attention: linear | mlp")->capture_default_str();
     cmd->add_option("--gate-hidden", gateHidden_, "mlp gate hidden units per head")->capture_default_str();
     cmd->add_option("--gate-bias-init", gateBias_, "initial gate bias (sigmoid = initial gate)")->capture_default_str();
+    cmd->add_option("--threads", threads_, "CPU threads for LibTorch (0 = all cores)")->capture_default_str();
     cmd->add_flag("--json", json_, "print the result as JSON on stdout");
     return cmd;
   }
@@ -62,8 +67,10 @@ class TrainCommand : public Command {
     if (tokenizer_.empty()) throw Error("train: --tokenizer is required");
     if (o_.outDir.empty()) throw Error("train: --out is required");
     o_.attention = variant();
+    if (threads_ < 0) throw Error("--threads: must not be negative");
+    if (threads_ > 0) at::set_num_threads(threads_);
     auto tok = io::loadTokenizer(tokenizer_);
-    const std::string text = fs::readText(text_);
+    const std::string text = readTexts();
     std::vector<int32_t> ids = tok->encode(text, false);
     sfs::create_directories(o_.outDir);
     copyTokenizerFiles();
@@ -149,6 +156,20 @@ class TrainCommand : public Command {
     return v;
   }
 
+  std::string readTexts() const {
+    std::string all;
+    std::stringstream in(text_);
+    std::string file;
+    while (std::getline(in, file, ',')) {
+      if (file.empty()) continue;
+      if (!fs::exists(file)) throw fileError(file, "text file not found (--text)");
+      if (!all.empty()) all += all.back() == '\n' ? "\n" : "\n\n";
+      all += fs::readText(file);
+    }
+    if (all.empty()) throw Error("train: --text names no file or only empty files");
+    return all;
+  }
+
   // The model folder ships its tokenizer so openModel + loadTokenizer work on it alone.
   void copyTokenizerFiles() const {
     if (!sfs::is_directory(tokenizer_)) return;
@@ -166,6 +187,7 @@ class TrainCommand : public Command {
   std::string config_, text_, tokenizer_, attention_ = "vanilla", gate_ = "linear";
   double alpha_ = 4.0, zeta_ = 1.0, gateBias_ = 0.0;
   int64_t gateHidden_ = 8;
+  int threads_ = 0;
   bool json_ = false;
   train::TrainOptions o_;
 };

@@ -1,0 +1,58 @@
+// The Quantizable Transformers validation report: perplexity together with the outlier metrics
+// of the residual stream, from one streaming pass over the GPTQ-protocol windows (no activation
+// is stored; block outputs and FFN outputs go through core/analysis's ChannelStats per batch).
+//
+// Definitions (stored with the numbers as the protocol string):
+// - inf-norm of a layer: max |x| over every element of its block output (residual stream after
+//   the block) on the evaluated windows; "ffn" the same for the FFN (MLP) output before the
+//   residual add. max inf-norm = max over layers.
+// - kurtosis of a layer: Pearson's m4 / m2^2 of each token's block-output vector over the hidden
+//   dimension (population moments; 3 for a Gaussian), averaged over tokens — the paper's
+//   per-layer kurtosis. avg kurtosis = mean over layers, max kurtosis = max over layers.
+// Torch-free header.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/eval/perplexity.h"
+#include "core/jobs/progress.h"
+
+namespace qs::model {
+class Model;
+}
+
+namespace qs::eval {
+
+inline constexpr const char* kOutlierProtocol = "outlier-metrics/block-out";
+
+struct LayerOutlierMetrics {
+  int layer = 0;
+  double infNorm = 0;        // block output max |x|
+  double ffnInfNorm = 0;     // FFN output max |x| (NaN when the FFN output site is not found)
+  double kurtosis = 0;       // per-token kurtosis over hidden, mean over tokens
+  double kurtosisTokenMax = 0;  // the largest per-token kurtosis seen
+};
+
+struct OutlierMetrics {
+  PerplexityResult perplexity;  // same windows and numbers as evaluatePerplexity
+  double maxInfNorm = 0;        // over layers
+  double ffnMaxInfNorm = 0;     // over layers
+  double kurtosisAvg = 0;       // mean over layers of the layer kurtosis
+  double kurtosisMax = 0;       // max over layers of the layer kurtosis
+  std::vector<LayerOutlierMetrics> layers;
+  // "outlier-metrics/block-out gptq-nonoverlapping seqlen=N windows=W"
+  std::string protocol() const;
+};
+
+// One pass: perplexity (identical to evaluatePerplexity on the same options) and the metrics
+// above. Throws like evaluatePerplexity; qs::Cancelled between batches.
+OutlierMetrics evaluateOutlierMetrics(model::Model& model, const std::vector<int32_t>& tokens,
+                                      const PerplexityOptions& options,
+                                      jobs::Progress& progress = jobs::Progress::none());
+
+// The FFN output site (MLP down projection) of each block, by [hidden, intermediate] shape, the
+// last such Linear of the block; "" where none. Exposed for tests.
+std::vector<std::string> ffnOutputSites(const model::Model& model);
+
+}  // namespace qs::eval

@@ -4,6 +4,7 @@
 #include <QAction>
 #include <QActionGroup>
 #include <QApplication>
+#include <QComboBox>
 #include <QCloseEvent>
 #include <QDockWidget>
 #include <QDragEnterEvent>
@@ -14,19 +15,26 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QPushButton>
 #include <QSettings>
 #include <QStackedWidget>
 #include <QTimer>
 #include <QTreeView>
 
 #include "core/runs/project.h"
+#include "core/workflow/project_jobs.h"
 #include "ui/display_format.h"
+#include "ui/compare_view.h"
+#include "ui/job_queue.h"
+#include "ui/jobs_panel.h"
 #include "ui/log_panel.h"
 #include "ui/model_info_panel.h"
 #include "ui/model_loader.h"
 #include "ui/model_tree_panel.h"
 #include "ui/outlier_explorer_panel.h"
+#include "ui/runs_panel.h"
 #include "ui/status_bar.h"
+#include "ui/tuning_panel.h"
 
 // Resources live in the static qs_ui library; they must be registered explicitly, and
 // Q_INIT_RESOURCE cannot be used inside a namespace.
@@ -38,7 +46,7 @@ namespace {
 const char* const kGeometryKey = "mainWindow/geometry";
 const char* const kStateKey = "mainWindow/state";
 const char* const kThemeKey = "view/theme";
-constexpr int kStateVersion = 1;
+constexpr int kStateVersion = 2;  // 2: Jobs, Runs, Compare and Tuning docks
 
 QString welcomeText() {
   return QObject::tr(
@@ -59,7 +67,16 @@ MainWindow::MainWindow(QWidget* parent)
       logDock_(new QDockWidget(tr("Log"), this)),
       explorer_(new OutlierExplorerPanel(this)),
       explorerDock_(new QDockWidget(tr("Outlier Explorer"), this)),
-      statusBar_(new StatusBar(this)) {
+      statusBar_(new StatusBar(this)),
+      jobs_(new JobQueue(this)),
+      jobsPanel_(new JobsPanel(jobs_, this)),
+      jobsDock_(new QDockWidget(tr("Jobs"), this)),
+      runsPanel_(new RunsPanel(this)),
+      runsDock_(new QDockWidget(tr("Runs"), this)),
+      compareView_(new CompareView(this)),
+      compareDock_(new QDockWidget(tr("Compare"), this)),
+      tuning_(new TuningPanel(this)),
+      tuningDock_(new QDockWidget(tr("Tuning"), this)) {
   initQuantScopeResources();
   setObjectName(QStringLiteral("mainWindow"));
   setWindowTitle(QStringLiteral("QuantScope"));
@@ -87,6 +104,30 @@ MainWindow::MainWindow(QWidget* parent)
   explorerDock_->setWidget(explorer_);
   addDockWidget(Qt::BottomDockWidgetArea, explorerDock_);
   explorerDock_->hide();  // shown when a project is opened
+  jobsDock_->setObjectName(QStringLiteral("jobsDock"));
+  jobsDock_->setWidget(jobsPanel_);
+  addDockWidget(Qt::RightDockWidgetArea, jobsDock_);
+  jobsDock_->hide();  // shown when a project is opened or a job starts
+  runsDock_->setObjectName(QStringLiteral("runsDock"));
+  runsDock_->setWidget(runsPanel_);
+  addDockWidget(Qt::BottomDockWidgetArea, runsDock_);
+  tabifyDockWidget(explorerDock_, runsDock_);
+  runsDock_->hide();
+  compareDock_->setObjectName(QStringLiteral("compareDock"));
+  compareDock_->setWidget(compareView_);
+  addDockWidget(Qt::BottomDockWidgetArea, compareDock_);
+  tabifyDockWidget(explorerDock_, compareDock_);
+  compareDock_->hide();
+  tuningDock_->setObjectName(QStringLiteral("tuningDock"));
+  tuningDock_->setWidget(tuning_);
+  addDockWidget(Qt::BottomDockWidgetArea, tuningDock_);
+  tabifyDockWidget(explorerDock_, tuningDock_);
+  tuningDock_->hide();
+  connect(runsPanel_, &RunsPanel::statusMessage, statusBar_, [this](const QString& m) { statusBar_->showMessage(m, 5000); });
+  connect(runsPanel_, &RunsPanel::compareRequested, this, [this](const std::vector<qint64>& ids) {
+    compareView_->compare(runsPanel_->runsPath(), ids);
+    showDockOf(compareView_);
+  });
   // The Model dock keeps the full right edge, so the explorer under the tree can grow taller
   // than the Model dock's summary table would otherwise allow.
   setCorner(Qt::BottomRightCorner, Qt::RightDockWidgetArea);
@@ -99,6 +140,18 @@ MainWindow::MainWindow(QWidget* parent)
   connect(loader_, &ModelLoader::started, this,
           [this](const QString& path) { statusBar_->beginJob(tr("Opening %1…").arg(modelDisplayName(path))); });
   connect(loader_, &ModelLoader::loaded, this, &MainWindow::onLoaded);
+  connect(jobs_, &JobQueue::logLine, logPanel_, &LogPanel::append);
+  connect(jobs_, &JobQueue::jobFinished, this, [this](int id, JobQueue::State) { onJobFinished(id); });
+  connect(jobs_, &JobQueue::jobChanged, this, [this](int id) {
+    const JobQueue::Job* j = jobs_->job(id);
+    if (j && j->state == JobQueue::State::Running) {
+      if (!statusBar_->jobActive()) statusBar_->beginJob(j->title);
+      statusBar_->setJobProgress(j->fraction);
+    }
+  });
+  connect(jobsPanel_, &JobsPanel::analyseRequested, this,
+          [this] { startAnalyse(jobsPanel_->analyseSamples(), jobsPanel_->analyseSeqlen()); });
+  connect(jobsPanel_, &JobsPanel::quantizeRequested, this, [this] { startQuantize(); });
   connect(loader_, &ModelLoader::failed, this, &MainWindow::onFailed);
 
   resize(1400, 900);
@@ -126,10 +179,23 @@ void MainWindow::buildMenus() {
   quit->setShortcut(QKeySequence::Quit);
   quit->setMenuRole(QAction::QuitRole);
 
+  QMenu* jobsMenu = menuBar()->addMenu(tr("&Jobs"));
+  QAction* analyse = jobsMenu->addAction(tr("&Analyse"), this,
+                                         [this] { startAnalyse(jobsPanel_->analyseSamples(), jobsPanel_->analyseSeqlen()); });
+  analyse->setShortcut(QKeySequence(tr("Ctrl+Shift+A")));
+  QAction* quantize = jobsMenu->addAction(tr("&Quantize && Evaluate"), this, [this] { startQuantize(); });
+  quantize->setShortcut(QKeySequence(tr("Ctrl+Shift+Q")));
+  jobsMenu->addSeparator();
+  jobsMenu->addAction(tr("&Cancel All"), jobs_, &JobQueue::cancelAll);
+
   viewMenu_ = menuBar()->addMenu(tr("&View"));
   viewMenu_->addAction(infoDock_->toggleViewAction());
   viewMenu_->addAction(logDock_->toggleViewAction());
   viewMenu_->addAction(explorerDock_->toggleViewAction());
+  viewMenu_->addAction(jobsDock_->toggleViewAction());
+  viewMenu_->addAction(runsDock_->toggleViewAction());
+  viewMenu_->addAction(compareDock_->toggleViewAction());
+  viewMenu_->addAction(tuningDock_->toggleViewAction());
   viewMenu_->addSeparator();
   themeGroup_ = new QActionGroup(this);
   for (Theme t : {Theme::Light, Theme::Dark}) {
@@ -184,13 +250,102 @@ void MainWindow::saveLayout() {
 void MainWindow::setTheme(Theme theme) {
   applyTheme(theme);
   explorer_->setDark(theme == Theme::Dark);
+  compareView_->setDark(theme == Theme::Dark);
   for (QAction* a : themeGroup_->actions()) a->setChecked(a->data().toString() == themeName(theme));
   QSettings().setValue(kThemeKey, themeName(theme));
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+  if (!confirmCloseWithJobs()) {
+    event->ignore();
+    return;
+  }
   saveLayout();
   event->accept();
+}
+
+bool MainWindow::confirmCloseWithJobs() {
+  if (!jobs_->busy()) return true;
+  if (errorDialogs_) {
+    const JobQueue::Job* running = jobs_->job(jobs_->runningId());
+    QMessageBox box(QMessageBox::Question, tr("Jobs are running"),
+                    tr("A job is still running (%1) and %2 more are queued.")
+                        .arg(running ? running->title : tr("none"))
+                        .arg(jobs_->queuedCount()),
+                    QMessageBox::NoButton, this);
+    box.setInformativeText(tr("Quit and cancel them? A cancelled run is kept as 'cancelled' without results."));
+    QPushButton* quit = box.addButton(tr("Cancel Jobs and Quit"), QMessageBox::DestructiveRole);
+    box.addButton(tr("Keep Running"), QMessageBox::RejectRole);
+    box.exec();
+    if (box.clickedButton() != quit) return false;
+  }
+  jobs_->cancelAll();
+  jobs_->waitForIdle(30000);
+  return true;
+}
+
+int MainWindow::startAnalyse(int samples, int seqlen) {
+  if (projectDir_.isEmpty()) {
+    statusBar_->showMessage(tr("Open a project first (File › Open Project…)"), 5000);
+    return 0;
+  }
+  qs::workflow::AnalyzeJobOptions o;
+  o.projectDir = projectDir_.toStdString();
+  o.samples = samples;
+  o.seqlen = seqlen;
+  jobsDock_->show();
+  jobsDock_->raise();
+  const int id = jobs_->enqueue(tr("Analyse %1 × %2").arg(samples).arg(seqlen), [o](jobs::Progress& p) {
+    return QString::fromStdString(qs::workflow::runAnalyzeJob(o, p).summary);
+  });
+  analyseJobs_.insert(id);
+  return id;
+}
+
+int MainWindow::startQuantize() {
+  if (projectDir_.isEmpty()) {
+    statusBar_->showMessage(tr("Open a project first (File › Open Project…)"), 5000);
+    return 0;
+  }
+  if (!tuning_->error().isEmpty()) {
+    showDockOf(tuning_);
+    statusBar_->showMessage(tr("The tuning config is invalid: %1").arg(tuning_->error()), 8000);
+    return 0;
+  }
+  qs::workflow::QuantizeJobOptions o;
+  o.projectDir = projectDir_.toStdString();
+  o.configYaml = quantizeConfigYaml().toStdString();
+  o.configName = "tuning panel";
+  jobsDock_->show();
+  jobsDock_->raise();
+  const QString method = tuning_->control(QStringLiteral("quantize.method"))
+                             ? qobject_cast<QComboBox*>(tuning_->control(QStringLiteral("quantize.method")))->currentText()
+                             : QString();
+  return jobs_->enqueue(tr("Quantize & evaluate (%1)").arg(method), [o](jobs::Progress& p) {
+    return QString::fromStdString(qs::workflow::runQuantizeJob(o, p).summary);
+  });
+}
+
+QString MainWindow::quantizeConfigYaml() const { return tuning_->quantizeSection(); }
+
+void MainWindow::showDockOf(QWidget* panel) {
+  for (QDockWidget* d : findChildren<QDockWidget*>())
+    if (d->widget() == panel) {
+      d->show();
+      d->raise();
+    }
+}
+
+void MainWindow::onJobFinished(int id) {
+  const JobQueue::Job* j = jobs_->job(id);
+  if (!j) return;
+  if (!jobs_->busy())
+    statusBar_->endJob(tr("%1: %2").arg(j->title, stateName(j->state)));
+  runsPanel_->refresh();
+  // A new analysis run opens in the explorer.
+  if (j->state == JobQueue::State::Finished && analyseJobs_.count(id) && !projectDir_.isEmpty())
+    explorer_->openProject(projectDir_);
+  Q_EMIT jobDone(id);
 }
 
 void MainWindow::openModel(const QString& path) {
@@ -262,6 +417,11 @@ QString MainWindow::openProject(const QString& dir) {
     }
     return error;
   }
+  projectDir_ = explorer_->projectDir();
+  jobsPanel_->setProjectOpen(true);
+  runsPanel_->openProject(projectDir_);
+  if (!jobsDock_->isVisible()) jobsDock_->show();
+  if (!runsDock_->isVisible()) runsDock_->show();
   // The project's model fills the model tree when nothing is open yet.
   try {
     const QString model = QString::fromStdString(qs::runs::Project::open(dir.toStdString()).modelPath());

@@ -1,10 +1,12 @@
-// QuantScope's main window: menus (File, View, Help), the model tree as central widget, the
-// "Model" and "Log" docks, the status bar, drag and drop of model folders/.gguf files, and the
-// persisted layout (QSettings). Owns the ModelLoader that opens models off the UI thread.
+// QuantScope's main window: menus (File, Jobs, View, Help), the model tree as central widget, the
+// "Model", "Log" and "Jobs" docks, the status bar, drag and drop of model folders/.gguf files, and
+// the persisted layout (QSettings). Owns the ModelLoader that opens models off the UI thread and
+// the JobQueue that runs project jobs (analyse, quantize & evaluate) on a worker thread.
 #pragma once
 #include <QMainWindow>
 
 #include <memory>
+#include <set>
 
 #include "core/model/model_summary.h"
 #include "ui/recent_models.h"
@@ -17,6 +19,11 @@ class QStackedWidget;
 
 namespace qs::ui {
 
+class CompareView;
+class JobQueue;
+class JobsPanel;
+class RunsPanel;
+class TuningPanel;
 class LogPanel;
 class ModelInfoPanel;
 class ModelLoader;
@@ -45,10 +52,27 @@ class MainWindow : public QMainWindow {
   StatusBar* statusBarWidget() const { return statusBar_; }
   OutlierExplorerPanel* explorerPanel() const { return explorer_; }
   bool loading() const;
+  QString projectDir() const { return projectDir_; }
+  JobQueue* jobQueue() const { return jobs_; }
+  JobsPanel* jobsPanel() const { return jobsPanel_; }
+  LogPanel* logPanel() const { return logPanel_; }
+  RunsPanel* runsPanel() const { return runsPanel_; }
+  CompareView* compareView() const { return compareView_; }
+  TuningPanel* tuningPanel() const { return tuning_; }
+  // Shows the dock that holds `panel` (jobs, runs, compare, explorer, tuning) and raises it.
+  void showDockOf(QWidget* panel);
+
+  // Queue the project jobs (a project must be open); return the job id, 0 when none was queued.
+  int startAnalyse(int samples, int seqlen);
+  int startQuantize();
+  // The quantize config the "Quantize & evaluate" job uses (the Tuning panel's document).
+  QString quantizeConfigYaml() const;
 
  Q_SIGNALS:
   void modelLoaded(const QString& path);
   void modelLoadFailed(const QString& path, const QString& message);
+  // A job ended (finished, failed or cancelled) and the views that show its runs were refreshed.
+  void jobDone(int id);
 
  protected:
   void closeEvent(QCloseEvent* event) override;
@@ -66,6 +90,9 @@ class MainWindow : public QMainWindow {
   void openGgufDialog();
   void openProjectDialog();
   void showAbout();
+  void onJobFinished(int id);
+  // Asks before closing while a job runs or waits; true = close (jobs cancelled).
+  bool confirmCloseWithJobs();
 
   ModelLoader* loader_;
   QStackedWidget* central_;
@@ -77,6 +104,17 @@ class MainWindow : public QMainWindow {
   OutlierExplorerPanel* explorer_;
   QDockWidget* explorerDock_;
   StatusBar* statusBar_;
+  JobQueue* jobs_;
+  JobsPanel* jobsPanel_;
+  QDockWidget* jobsDock_;
+  RunsPanel* runsPanel_;
+  QDockWidget* runsDock_;
+  CompareView* compareView_;
+  QDockWidget* compareDock_;
+  TuningPanel* tuning_;
+  QDockWidget* tuningDock_;
+  QString projectDir_;
+  std::set<int> analyseJobs_;
   QMenu* viewMenu_ = nullptr;
   QMenu* recentMenu_ = nullptr;
   QActionGroup* themeGroup_ = nullptr;

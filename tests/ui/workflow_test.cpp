@@ -1,0 +1,224 @@
+// The workbench end to end on a tiny OPT the test writes itself (tests/support/tiny_models.h):
+// open project -> Analyse job -> Quantize & evaluate jobs -> the Runs table shows them (rename,
+// filter, delete) -> Compare two runs; a failing job shows the core's message; closing the window
+// cancels a running job and leaves the run cancelled.
+#include <gtest/gtest.h>
+
+#include <QCloseEvent>
+#include <QComboBox>
+#include <QLabel>
+#include <QProgressBar>
+#include <QTableView>
+#include <QTableWidget>
+#include <QTimer>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "core/runs/project.h"
+#include "core/runs/run_store.h"
+#include "tests/support/tiny_models.h"
+#include "tests/ui/ui_test_app.h"
+#include "ui/compare_view.h"
+#include "ui/job_queue.h"
+#include "ui/jobs_panel.h"
+#include "ui/main_window.h"
+#include "ui/outlier_explorer_panel.h"
+#include "ui/qcustomplot_include.h"
+#include "ui/runs_panel.h"
+#include "ui/tuning_panel.h"
+
+namespace {
+
+// GPT-2's byte -> printable-unicode map (vocab.json keys), as in tests/cli/test_cli_tiny.cpp.
+std::string byteToken(int b) {
+  static std::vector<int> cps = [] {
+    std::vector<int> map(256, -1);
+    int extra = 0;
+    for (int i = 0; i < 256; ++i) {
+      bool printable = (i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255);
+      map[i] = printable ? i : 256 + extra++;
+    }
+    return map;
+  }();
+  const int cp = cps[b];
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+// A project folder around a 2-layer OPT (vocab 256, byte-level tokenizer) and a text file.
+struct TinyProject {
+  std::string dir, text;
+};
+
+TinyProject makeProject(const std::string& tag) {
+  TinyProject p;
+  const std::string root = qs::test::tempDir(tag);
+  const std::string model = root + "/model";
+  std::filesystem::create_directories(model);
+  qs::test::writeTinyOpt(model, qs::test::TinyModelOptions().setVocab(256));
+  nlohmann::json vocab;
+  for (int b = 0; b < 256; ++b) vocab[byteToken(b)] = b;
+  std::ofstream(model + "/vocab.json") << vocab.dump();
+  std::ofstream(model + "/merges.txt") << "#version: 0.2\n";
+  p.text = root + "/text.txt";
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += "The quick brown fox jumps over the lazy dog. ";
+  std::ofstream(p.text) << text;
+  p.dir = root + "/project";
+  qs::runs::Project::init(p.dir, model, "tiny");
+  std::ofstream(p.dir + "/project.yaml", std::ios::app) << "datasets: [" << p.text << "]\n";
+  return p;
+}
+
+// A quantize section small enough for the tiny model (positions 128) and the text above.
+QString quantizeYaml(const TinyProject& p, int wbits, const QString& method = "gptq") {
+  return QStringLiteral("quantize:\n  method: %1\n  wbits: %2\n  groupsize: -1\n  nsamples: 4\n  seqlen: 32\n"
+                        "  batch_size: 4\n  dataset: %3\n  eval: [%3]\n  eval_seqlen: 32\n")
+      .arg(method)
+      .arg(wbits)
+      .arg(QString::fromStdString(p.text));
+}
+
+class WorkflowTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { qs::test::uiApp(); }
+};
+
+TEST_F(WorkflowTest, AnalyseQuantizeRunsTableAndCompare) {
+  const TinyProject p = makeProject("ui_workflow");
+  qs::ui::MainWindow w;
+  w.setErrorDialogsEnabled(false);
+  w.show();
+  ASSERT_EQ(w.openProject(QString::fromStdString(p.dir)), "");
+  EXPECT_EQ(w.projectDir(), QString::fromStdString(p.dir));
+  EXPECT_TRUE(w.jobsPanel()->analyseButton()->isEnabled());
+
+  // Analyse: the explorer gets the new run.
+  const int a = w.startAnalyse(4, 32);
+  ASSERT_GT(a, 0);
+  ASSERT_TRUE(w.jobQueue()->waitForIdle(120000));
+  ASSERT_EQ(w.jobQueue()->job(a)->state, qs::ui::JobQueue::State::Finished) << w.jobQueue()->job(a)->result.toStdString();
+  EXPECT_TRUE(w.jobQueue()->job(a)->result.contains("sites")) << w.jobQueue()->job(a)->result.toStdString();
+  ASSERT_TRUE(qs::test::waitUntil([&] { return w.explorerPanel()->currentRun() > 0; }, 20000));
+  EXPECT_FALSE(w.explorerPanel()->stats().empty());
+
+  // Two quantize jobs queued back to back: the second waits for the first.
+  ASSERT_EQ(w.tuningPanel()->setYaml(quantizeYaml(p, 4)), "");
+  ASSERT_EQ(w.tuningPanel()->error(), "") << w.tuningPanel()->error().toStdString();
+  const int q1 = w.startQuantize();
+  ASSERT_EQ(w.tuningPanel()->setYaml(quantizeYaml(p, 3, "rtn")), "");
+  const int q2 = w.startQuantize();
+  ASSERT_GT(q1, 0);
+  ASSERT_GT(q2, 0);
+  EXPECT_EQ(w.jobQueue()->job(q2)->state, qs::ui::JobQueue::State::Queued);
+  ASSERT_TRUE(w.jobQueue()->waitForIdle(240000));
+  for (int id : {q1, q2})
+    ASSERT_EQ(w.jobQueue()->job(id)->state, qs::ui::JobQueue::State::Finished) << w.jobQueue()->job(id)->result.toStdString();
+  EXPECT_TRUE(w.jobQueue()->job(q1)->result.contains("ppl")) << w.jobQueue()->job(q1)->result.toStdString();
+  EXPECT_EQ(w.jobsPanel()->progressBar(q1)->value(), 1000);
+
+  // The runs table shows all three, newest first; the stored config is the panel's.
+  qs::ui::RunsPanel* runs = w.runsPanel();
+  ASSERT_EQ(runs->visibleRows(), 3);
+  qs::runs::RunStore store(qs::runs::Project::open(p.dir).runsPath());
+  const auto list = store.listRuns();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0].kind, qs::runs::RunKind::Quantize);
+  EXPECT_NE(list[0].configYaml.find("wbits: 3"), std::string::npos) << list[0].configYaml;
+  EXPECT_NE(list[1].configYaml.find("wbits: 4"), std::string::npos);
+  EXPECT_EQ(list[2].kind, qs::runs::RunKind::Analysis);
+  const qint64 r1 = list[1].id, r2 = list[0].id;
+
+  // Filter and rename.
+  runs->setKindFilter("quantize");
+  EXPECT_EQ(runs->visibleRows(), 2);
+  runs->setKindFilter("");
+  runs->setFilterText("rtn");
+  EXPECT_EQ(runs->visibleRows(), 1);
+  runs->setFilterText("");
+  EXPECT_EQ(runs->renameRun(r1, "baseline gptq"), "");
+  EXPECT_EQ(store.getRun(r1).name, "baseline gptq");
+  EXPECT_NE(runs->renameRun(r1, "  "), "") << "an empty name is refused";
+
+  // Compare the two quantize runs.
+  runs->selectRuns({r1, r2});
+  EXPECT_TRUE(runs->compareButton()->isEnabled());
+  qs::ui::CompareView* cmp = w.compareView();
+  runs->compareButton()->click();
+  ASSERT_TRUE(qs::test::waitUntil([&] { return !cmp->loading() && cmp->comparison().runs.size() == 2; }, 20000));
+  bool wbitsDiffers = false, methodDiffers = false;
+  for (int r = 0; r < cmp->configTable()->rowCount(); ++r) {
+    const QString key = cmp->configTable()->item(r, 0)->text();
+    wbitsDiffers |= key == "quantize.wbits";
+    methodDiffers |= key == "quantize.method";
+    EXPECT_NE(key, "quantize.nsamples") << "equal keys are not listed";
+  }
+  EXPECT_TRUE(wbitsDiffers);
+  EXPECT_TRUE(methodDiffers);
+  bool ppl = false;
+  for (int r = 0; r < cmp->metricTable()->rowCount(); ++r)
+    if (cmp->metricTable()->item(r, 0)->text().startsWith("ppl.text")) {
+      ppl = true;
+      EXPECT_TRUE(cmp->metricTable()->item(r, 2)->text().contains("%")) << "the second run shows its delta";
+    }
+  EXPECT_TRUE(ppl);
+  cmp->setSeries("rel_error");
+  EXPECT_EQ(cmp->seriesPlot()->graphCount(), 2) << "one curve per run";
+
+  // Delete (confirmation off for the test) removes the run from the store and the table.
+  runs->setConfirmations(false);
+  runs->selectRuns({r2});
+  EXPECT_EQ(runs->deleteSelected(), "");
+  EXPECT_FALSE(store.findRun(r2).has_value());
+  EXPECT_EQ(runs->visibleRows(), 2);
+}
+
+TEST_F(WorkflowTest, AFailingJobShowsTheCoreMessage) {
+  const TinyProject p = makeProject("ui_workflow_fail");
+  qs::ui::MainWindow w;
+  w.setErrorDialogsEnabled(false);
+  ASSERT_EQ(w.openProject(QString::fromStdString(p.dir)), "");
+  QString yaml = quantizeYaml(p, 4);
+  yaml.replace("dataset: " + QString::fromStdString(p.text), "dataset: /nonexistent/calib.txt");
+  ASSERT_EQ(w.tuningPanel()->setYaml(yaml), "");
+  const int id = w.startQuantize();
+  ASSERT_TRUE(w.jobQueue()->waitForIdle(60000));
+  const auto* job = w.jobQueue()->job(id);
+  EXPECT_EQ(job->state, qs::ui::JobQueue::State::Failed);
+  EXPECT_TRUE(job->result.contains("/nonexistent/calib.txt")) << job->result.toStdString();
+  EXPECT_FALSE(job->result.contains("frame #")) << "no stack trace";
+  EXPECT_EQ(w.jobsPanel()->resultLabel(id)->text(), job->result);
+  // Inputs are checked before the run row: a bad dataset leaves no failed run behind.
+  EXPECT_TRUE(qs::runs::RunStore(qs::runs::Project::open(p.dir).runsPath()).listRuns().empty());
+}
+
+TEST_F(WorkflowTest, ClosingWithARunningJobCancelsItAndKeepsTheRunCancelled) {
+  const TinyProject p = makeProject("ui_workflow_close");
+  auto* w = new qs::ui::MainWindow;
+  w->setErrorDialogsEnabled(false);  // no question box: closing cancels
+  ASSERT_EQ(w->openProject(QString::fromStdString(p.dir)), "");
+  // Many samples so the job is still running when the window closes.
+  QString yaml = quantizeYaml(p, 4);
+  ASSERT_EQ(w->tuningPanel()->setYaml(yaml.replace("nsamples: 4", "nsamples: 4000")), "");
+  const int id = w->startQuantize();
+  ASSERT_TRUE(qs::test::waitUntil([&] {
+    const auto* j = w->jobQueue()->job(id);
+    return j->state == qs::ui::JobQueue::State::Running && j->stage.startsWith("quantize");
+  }, 60000)) << w->jobQueue()->job(id)->stage.toStdString();
+  EXPECT_TRUE(w->close());
+  EXPECT_EQ(w->jobQueue()->job(id)->state, qs::ui::JobQueue::State::Cancelled);
+  delete w;
+  const auto list = qs::runs::RunStore(qs::runs::Project::open(p.dir).runsPath()).listRuns();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].status, qs::runs::RunStatus::Cancelled);
+}
+
+}  // namespace

@@ -1,0 +1,170 @@
+// JobsPanel: see jobs_panel.h.
+#include "ui/jobs_panel.h"
+
+#include <QFrame>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+#include "core/jobs/eta.h"
+
+namespace qs::ui {
+
+JobsPanel::JobsPanel(JobQueue* queue, QWidget* parent)
+    : QWidget(parent),
+      queue_(queue),
+      analyseButton_(new QPushButton(tr("Analyse"), this)),
+      quantizeButton_(new QPushButton(tr("Quantize && Evaluate"), this)),
+      samples_(new QSpinBox(this)),
+      seqlen_(new QSpinBox(this)),
+      empty_(new QLabel(this)) {
+  setObjectName(QStringLiteral("jobsPanel"));
+  analyseButton_->setObjectName(QStringLiteral("analyseButton"));
+  analyseButton_->setToolTip(tr("Activation and weight statistics of every site over calibration windows "
+                                "(as qscope analyze); stored as an analysis run"));
+  quantizeButton_->setObjectName(QStringLiteral("quantizeButton"));
+  quantizeButton_->setToolTip(tr("Quantize the weights with the Tuning panel's config and compare perplexity "
+                                 "before and after (as qscope quantize); stored as a quantize run"));
+  samples_->setObjectName(QStringLiteral("analyseSamples"));
+  samples_->setRange(1, 4096);
+  samples_->setValue(32);
+  samples_->setToolTip(tr("Calibration windows"));
+  seqlen_->setObjectName(QStringLiteral("analyseSeqlen"));
+  seqlen_->setRange(8, 32768);
+  seqlen_->setValue(256);
+  seqlen_->setToolTip(tr("Tokens per window"));
+
+  auto* tools = new QHBoxLayout;
+  tools->addWidget(analyseButton_);
+  tools->addWidget(samples_);
+  tools->addWidget(new QLabel(tr("×"), this));
+  tools->addWidget(seqlen_);
+  tools->addWidget(new QLabel(tr("tokens"), this));
+  tools->addSpacing(12);
+  tools->addWidget(quantizeButton_);
+  tools->addStretch();
+
+  empty_->setText(tr("No jobs yet. Open a project, then start <b>Analyse</b> or <b>Quantize &amp; Evaluate</b>."));
+  empty_->setWordWrap(true);
+  empty_->setEnabled(false);
+  auto* list = new QWidget(this);
+  rows_ = new QVBoxLayout(list);
+  rows_->setContentsMargins(0, 0, 0, 0);
+  rows_->addWidget(empty_);
+  rows_->addStretch();
+  auto* scroll = new QScrollArea(this);
+  scroll->setWidgetResizable(true);
+  scroll->setFrameShape(QFrame::NoFrame);
+  scroll->setWidget(list);
+
+  auto* v = new QVBoxLayout(this);
+  v->setContentsMargins(4, 4, 4, 4);
+  v->addLayout(tools);
+  v->addWidget(scroll, 1);
+
+  connect(analyseButton_, &QPushButton::clicked, this, &JobsPanel::analyseRequested);
+  connect(quantizeButton_, &QPushButton::clicked, this, &JobsPanel::quantizeRequested);
+  connect(queue_, &JobQueue::jobAdded, this, &JobsPanel::addRow);
+  connect(queue_, &JobQueue::jobChanged, this, &JobsPanel::updateRow);
+  setProjectOpen(false);
+}
+
+void JobsPanel::setProjectOpen(bool open) {
+  for (QWidget* w : std::initializer_list<QWidget*>{analyseButton_, quantizeButton_, samples_, seqlen_}) w->setEnabled(open);
+}
+
+int JobsPanel::analyseSamples() const { return samples_->value(); }
+int JobsPanel::analyseSeqlen() const { return seqlen_->value(); }
+
+void JobsPanel::addRow(int id) {
+  const JobQueue::Job* j = queue_->job(id);
+  if (!j) return;
+  empty_->hide();
+  Row r;
+  r.box = new QFrame(this);
+  static_cast<QFrame*>(r.box)->setFrameShape(QFrame::StyledPanel);
+  r.box->setObjectName(QStringLiteral("job%1").arg(id));
+  r.title = new QLabel(QStringLiteral("<b>%1</b>").arg(j->title.toHtmlEscaped()), r.box);
+  r.state = new QLabel(r.box);
+  r.bar = new QProgressBar(r.box);
+  r.bar->setRange(0, 1000);
+  r.bar->setTextVisible(true);
+  r.bar->setMinimumWidth(220);
+  r.time = new QLabel(r.box);
+  r.time->setMinimumWidth(150);
+  r.result = new QLabel(r.box);
+  r.result->setWordWrap(true);
+  r.result->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  r.result->hide();
+  r.cancel = new QPushButton(tr("Cancel"), r.box);
+  r.cancel->setObjectName(QStringLiteral("cancelJob%1").arg(id));
+  connect(r.cancel, &QPushButton::clicked, this, [this, id] { queue_->cancel(id); });
+  auto* head = new QHBoxLayout;
+  head->addWidget(r.title, 1);
+  head->addWidget(r.state);
+  auto* line = new QHBoxLayout;
+  line->addWidget(r.bar, 1);
+  line->addWidget(r.time);
+  line->addWidget(r.cancel);
+  auto* v = new QVBoxLayout(r.box);
+  v->setContentsMargins(6, 4, 6, 4);
+  v->setSpacing(2);
+  v->addLayout(head);
+  v->addLayout(line);
+  v->addWidget(r.result);
+  rows_->insertWidget(0, r.box);  // newest first
+  rowOf_[id] = r;
+  updateRow(id);
+}
+
+void JobsPanel::updateRow(int id) {
+  const JobQueue::Job* j = queue_->job(id);
+  auto it = rowOf_.find(id);
+  if (!j || it == rowOf_.end()) return;
+  Row& r = it->second;
+  const bool active = j->state == JobQueue::State::Queued || j->state == JobQueue::State::Running;
+  r.state->setText(stateName(j->state));
+  r.bar->setValue(static_cast<int>(j->fraction * 1000));
+  QString stage = j->stage;
+  if (j->state == JobQueue::State::Queued) stage = tr("waiting for the running job");
+  // The bar's text: percentage and stage; '%' is doubled so QProgressBar keeps it literal.
+  r.bar->setFormat(QString::number(qRound(j->fraction * 100)) + QStringLiteral("%%  ") +
+                   QString(stage).replace(QLatin1Char('%'), QStringLiteral("%%")));
+  if (j->state == JobQueue::State::Running)
+    r.time->setText(tr("%1 elapsed · ETA %2")
+                        .arg(QString::fromStdString(jobs::formatDuration(j->elapsedMs / 1000.0)),
+                             QString::fromStdString(jobs::formatDuration(j->etaS))));
+  else if (!active)
+    r.time->setText(tr("took %1").arg(QString::fromStdString(jobs::formatDuration(j->elapsedMs / 1000.0))));
+  else
+    r.time->clear();
+  r.cancel->setVisible(active);
+  if (!active) {
+    r.result->setVisible(!j->result.isEmpty());
+    r.result->setText(j->result);
+    r.result->setStyleSheet(j->state == JobQueue::State::Failed ? QStringLiteral("color: #d03030;") : QString());
+    r.state->setStyleSheet(j->state == JobQueue::State::Failed ? QStringLiteral("color: #d03030; font-weight: 600;")
+                                                               : QString());
+  }
+}
+
+QProgressBar* JobsPanel::progressBar(int jobId) const {
+  auto it = rowOf_.find(jobId);
+  return it == rowOf_.end() ? nullptr : it->second.bar;
+}
+
+QPushButton* JobsPanel::cancelButton(int jobId) const {
+  auto it = rowOf_.find(jobId);
+  return it == rowOf_.end() ? nullptr : it->second.cancel;
+}
+
+QLabel* JobsPanel::resultLabel(int jobId) const {
+  auto it = rowOf_.find(jobId);
+  return it == rowOf_.end() ? nullptr : it->second.result;
+}
+
+}  // namespace qs::ui

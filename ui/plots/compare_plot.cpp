@@ -1,0 +1,65 @@
+// renderCompareSeries: see compare_plot.h.
+#include "ui/plots/compare_plot.h"
+
+#include "ui/plots/plot_style.h"
+#include "ui/qcustomplot_include.h"
+
+namespace qs::plot {
+
+int renderCompareSeries(QCustomPlot* plot, const CompareSeriesData& data, bool dark) {
+  const PlotPalette p = plotPalette(dark);
+  resetPlot(plot, p);
+  QCPAxisRect* rect = plot->axisRect();
+  QCPAxis* x = rect->axis(QCPAxis::atBottom);
+  QCPAxis* y = rect->axis(QCPAxis::atLeft);
+  int drawn = 0;
+  const QVector<Qt::PenStyle> dashes = {Qt::SolidLine, Qt::DashLine, Qt::DotLine, Qt::DashDotLine};
+  for (size_t i = 0; i < data.curves.size(); ++i) {
+    const CompareCurve& c = data.curves[i];
+    if (c.x.empty()) continue;
+    auto* g = plot->addGraph(x, y);
+    g->setName(QString::fromStdString(c.label));
+    QPen pen(p.seriesColor(i), 2.0);
+    pen.setStyle(dashes[static_cast<int>(i) % dashes.size()]);
+    g->setPen(pen);
+    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, p.seriesColor(i), p.background, 5));
+    g->setData(QVector<double>(c.x.begin(), c.x.end()), QVector<double>(c.y.begin(), c.y.end()), true);
+    ++drawn;
+  }
+  if (data.logScale) {
+    y->setScaleType(QCPAxis::stLogarithmic);
+    y->setTicker(QSharedPointer<QCPAxisTickerLog>::create());
+    y->setNumberFormat(QStringLiteral("eb"));
+    y->setNumberPrecision(0);
+  }
+  auto ticker = QSharedPointer<QCPAxisTickerText>::create();
+  // Every layer label when they fit, else every k-th.
+  const int step = std::max<int>(1, static_cast<int>(data.ticks.size()) / 24 + 1);
+  for (size_t i = 0; i < data.ticks.size(); i += step)
+    ticker->addTick(data.ticks[i].first, QString::fromStdString(data.ticks[i].second));
+  x->setTicker(ticker);
+  x->setLabel(QString::fromStdString(data.xLabel));
+  y->setLabel(QString::fromStdString(data.title));
+  plot->rescaleAxes();
+  const QCPRange xr = x->range();
+  x->setRange(xr.lower - 0.5, xr.upper + 0.5);
+  if (!data.logScale) {
+    const QCPRange yr = y->range();
+    const double pad = (yr.upper - yr.lower) * 0.08 + (yr.upper == yr.lower ? std::abs(yr.upper) * 0.1 + 1e-12 : 0);
+    y->setRange(std::min(0.0, yr.lower - pad), yr.upper + pad);
+  } else {
+    y->setRange(y->range().lower / 1.5, y->range().upper * 1.5);
+  }
+  plot->legend->setVisible(drawn > 0);
+  if (drawn == 0) {
+    auto* text = new QCPItemText(plot);
+    text->position->setType(QCPItemPosition::ptAxisRectRatio);
+    text->position->setCoords(0.5, 0.5);
+    text->setText(QObject::tr("None of the selected runs has %1").arg(QString::fromStdString(data.title)));
+    text->setColor(p.subtleText);
+    text->setFont(plotFont(11));
+  }
+  return drawn;
+}
+
+}  // namespace qs::plot

@@ -1,0 +1,65 @@
+// The "Tuning" dock: the controls of a quantization config — weights (method, bits, group size,
+// act-order, iterations, outlier %, ...), activations (bits, granularity, observer) and OS+
+// migration — each bound to one YAML key of a TuningDocument (core/workflow/tuning_document.h),
+// next to the document itself as editable YAML. A control edits its key; "Apply YAML" reads the
+// text back into the controls; presets (resources/presets) replace the sections they hold. Every
+// change is checked by the core's own parsers (tuning_check.h) and an invalid value shows the
+// core's message under the controls. "Quantize & Evaluate" uses quantizeSection().
+#pragma once
+#include <QWidget>
+
+#include <map>
+#include <string>
+
+#include "core/workflow/tuning_document.h"
+
+class QComboBox;
+class QLabel;
+class QPlainTextEdit;
+class QPushButton;
+
+namespace qs::ui {
+
+class TuningPanel : public QWidget {
+  Q_OBJECT
+
+ public:
+  explicit TuningPanel(QWidget* parent = nullptr);
+
+  // Replaces the document (as "Apply YAML" does); "" or the parse error.
+  QString setYaml(const QString& text);
+  QString yaml() const { return QString::fromStdString(doc_.yaml()); }
+  // The `quantize:` section for the quantize job ("" when the document has none).
+  QString quantizeSection() const { return QString::fromStdString(doc_.section("quantize")); }
+  QString qconfigSection() const { return QString::fromStdString(doc_.section("quant")); }
+  // The core's message for the current document, "" when valid.
+  QString error() const { return error_; }
+  // Loads a preset by file name ("gptq-w4g128.yaml") from the bundled presets; "" or the error.
+  QString loadPreset(const QString& name);
+  QStringList presetNames() const;
+
+  // The widget bound to a key (QCheckBox, QSpinBox, QDoubleSpinBox or QComboBox).
+  QWidget* control(const QString& key) const;
+  QPlainTextEdit* yamlEdit() const { return yamlEdit_; }
+  QLabel* errorLabel() const { return errorLabel_; }
+
+ Q_SIGNALS:
+  void configChanged();
+
+ private:
+  QWidget* makeControl(const workflow::TuningControl& c);
+  void onControlEdited(const workflow::TuningControl& c, const QString& value);
+  void refreshControls();
+  void recheck(bool rewriteText);
+  void saveSection(const QString& section, const QString& title);
+
+  workflow::TuningDocument doc_;
+  std::map<std::string, QWidget*> controls_;
+  QComboBox* presets_;
+  QPlainTextEdit* yamlEdit_;
+  QLabel* errorLabel_;
+  QString error_;
+  bool updating_ = false;
+};
+
+}  // namespace qs::ui

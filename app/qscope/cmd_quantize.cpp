@@ -4,6 +4,10 @@
 // checkpointed after every block under exports/.resume-<run>/, so a killed run continues with
 // --resume RUN_ID. With a MODEL the result is printed only. Ctrl-C cancels: the run is marked
 // cancelled with no rows and its checkpoint is removed.
+// --migrate osplus|smoothquant folds outlier migration into the FP model first (calibrated on the
+// same calibration set), then the weight method runs block by block, then evaluation runs with
+// activation fake-quant when --a-bits < 16. A project run also stores the migration statistics
+// (before/after per migrated site) and exports/run-<id>/quantized.safetensors for `qscope export`.
 #include <ATen/ATen.h>
 
 #include <chrono>
@@ -15,8 +19,12 @@
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
+#include "core/algo/act_calibration.h"
+#include "core/algo/migration_run.h"
 #include "core/algo/pipeline.h"
+#include "core/algo/quant_artifact.h"
 #include "core/algo/quantize_config.h"
+#include "core/quant/qconfig_yaml.h"
 #include "core/analysis/calibration.h"
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
@@ -62,6 +70,17 @@ class QuantizeCommand : public Command {
     add(cmd->add_option("--eval", eval_, "perplexity datasets, comma-separated (\"none\" = skip)"));
     add(cmd->add_option("--eval-seqlen", evalSeqlen_, "perplexity window (0 = min(2048, model max positions))"));
     add(cmd->add_option("--eval-limit-windows", evalLimit_, "score only the first N windows (0 = all)"));
+    add(cmd->add_option("--migrate", migrate_, "outlier migration before the weight method: none, osplus, smoothquant"));
+    add(cmd->add_option("--a-bits", aBits_, "activation bits during evaluation (2..8; 16 = FP activations)"));
+    add(cmd->add_option("--a-quantizer", aQuantizer_, "per_tensor (static, calibrated), per_token or per_group (dynamic)"));
+    add(cmd->add_option("--a-group-size", aGroupSize_, "channels per activation group (per_group)"));
+    add(cmd->add_flag("--a-symmetric", aSymmetric_, "symmetric activation grid (default asymmetric)"));
+    add(cmd->add_option("--a-observer", aObserver_, "static range observer: minmax, avg_minmax, ema_minmax, percentile, mse"));
+    add(cmd->add_option("--sq-alpha", sqAlpha_, "SmoothQuant migration strength"));
+    add(cmd->add_option("--search-steps", searchSteps_, "OS+ threshold candidates - 1"));
+    add(cmd->add_option("--search-tokens", searchTokens_, "OS+ calibration tokens per pair in the search"));
+    add(cmd->add_option("--qconfig", qconfig_, "OS+-style q-config YAML (a_qconfig, w_qconfig bit/symmetric/ch_axis, "
+                                               "except_quantizer, migrate) applied before the flags"));
     cmd->add_option("--resume", resume_, "continue the killed quantize run RUN_ID of this project from its last "
                                          "finished block (same config)");
     cmd->add_option("--data-dir", dataDir_, "folder holding text/ for named datasets");
@@ -104,6 +123,7 @@ class QuantizeCommand : public Command {
       if (project && configFile_.empty() && !project->defaultConfig("quantize").empty())
         cfg = algo::loadQuantizeConfig(project->defaultConfig("quantize"));
       if (!configFile_.empty()) cfg = algo::loadQuantizeConfig(configFile_, cfg);
+      if (!qconfig_.empty()) applyQConfig(cfg, quant::loadQConfig(qconfig_));
       applyFlags(cfg);
     }
 
@@ -140,15 +160,27 @@ class QuantizeCommand : public Command {
     const std::string tag = yaml + "model: " + modelPath + "\ndtype: " + run_.dtype + "\n";
 
     algo::PipelineResult pr;
+    algo::MigrationOutcome migration;
+    std::unique_ptr<algo::ActQuantSession> actSession;
+    // Leaves the model without the session's transform whatever happens (it refers to the model).
+    struct SessionReset {
+      std::unique_ptr<algo::ActQuantSession>& s;
+      ~SessionReset() { s.reset(); }
+    } sessionReset{actSession};
     try {
       for (auto& e : evals) {
         ProgressBar bar("fp " + e.name, !noProgress_);
         e.fp = eval::evaluatePerplexity(*model, e.tokens, ppl, bar);
       }
+      if (cfg.migrate != algo::Migration::None) {
+        ProgressBar bar(algo::migrationName(cfg.migrate), !noProgress_);
+        migration = algo::runMigration(*model, ids, cfg, bar);
+      }
       {
         ProgressBar bar("quantize", !noProgress_);
         algo::PipelineOptions po;
         po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential);
+        po.withKeepGrids(writer != nullptr);
         if (writer) {
           // A resumed run continues in its predecessor's folder, then moves it under its own id.
           if (!resumeDir.empty()) std::filesystem::rename(resumeDir, ckptDir);
@@ -156,12 +188,20 @@ class QuantizeCommand : public Command {
         }
         pr = algo::quantizeModel(*model, ids, mask, po, bar);
       }
+      if (cfg.act.enabled()) {
+        ProgressBar bar("a" + std::to_string(cfg.act.bits) + " ranges", !noProgress_);
+        actSession = std::make_unique<algo::ActQuantSession>(*model, cfg.act, cfg.exceptQuantizer);
+        actSession->calibrate(ids, bar);
+      }
       for (auto& e : evals) {
-        ProgressBar bar("w" + std::to_string(cfg.layer.spec.bits) + " " + e.name, !noProgress_);
+        ProgressBar bar(shortLabel(cfg) + " " + e.name, !noProgress_);
         e.quantized = eval::evaluatePerplexity(*model, e.tokens, ppl, bar);
       }
+      actSession.reset();
       if (writer) {
         record(*writer, pr, evals);
+        recordMigration(*writer, migration);
+        writeArtifact(*writer, *project, cfg, yaml, modelPath, pr, migration, load.dtype);
         writer->finish();
         std::filesystem::remove_all(ckptDir);
       }
@@ -181,16 +221,136 @@ class QuantizeCommand : public Command {
       throw;
     }
 
-    if (json_)
-      printJson(toJson(cfg, yaml, pr, evals, writer ? writer->id() : 0));
-    else
+    if (json_) {
+      nlohmann::json j = toJson(cfg, yaml, pr, evals, writer ? writer->id() : 0);
+      j["migration"] = migrationJson(migration);
+      if (writer) j["artifact"] = artifactRel(writer->id()) + "/" + algo::kQuantArtifactFile;
+      printJson(j);
+    } else {
+      printMigration(migration);
       printSummary(cfg, pr, evals, writer ? writer->id() : 0, project ? project->runsPath() : "");
+      if (writer)
+        std::printf("quantized artifact: %s/%s/%s (qscope export %lld -p %s --format ...)\n", project->dir().c_str(),
+                    artifactRel(writer->id()).c_str(), algo::kQuantArtifactFile, static_cast<long long>(writer->id()),
+                    project->dir().c_str());
+    }
     return 0;
   }
 
  private:
   static std::string checkpointDir(const runs::Project& p, int64_t runId) {
     return p.exportsDir() + "/.resume-" + std::to_string(runId);
+  }
+
+  static std::string artifactRel(int64_t runId) { return "exports/run-" + std::to_string(runId); }
+
+  static std::string shortLabel(const algo::QuantizeConfig& c) {
+    std::string l = "W" + std::to_string(c.layer.spec.bits);
+    if (c.act.enabled()) l += "A" + std::to_string(c.act.bits);
+    return l;
+  }
+
+  // OS+-style q-config: a_qconfig -> activations, w_qconfig -> the weight grid's bit/symmetric/
+  // ch_axis/observer, except_quantizer, and migrate: true -> OS+.
+  static void applyQConfig(algo::QuantizeConfig& c, const quant::QConfig& q) {
+    c.act = q.act;
+    const int group = c.layer.spec.groupSize;
+    const bool actOrder = c.layer.spec.actOrder, staticGroups = c.layer.spec.staticGroups;
+    c.layer.spec = q.weight;
+    if (q.weight.groupSize <= 0) c.layer.spec.groupSize = group;
+    c.layer.spec.actOrder = actOrder;
+    c.layer.spec.staticGroups = staticGroups;
+    c.exceptQuantizer = q.exceptQuantizer;
+    c.migrate = q.migrate ? algo::Migration::OsPlus : algo::Migration::None;
+  }
+
+  static void recordMigration(runs::RunWriter& w, const algo::MigrationOutcome& m) {
+    if (m.method == algo::Migration::None) return;
+    double maxB = 0, maxA = 0, kurB = 0, kurA = 0, asyB = 0, asyA = 0;
+    for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i) {
+      const auto& b = m.before[i];
+      const auto& a = m.after[i];
+      for (const auto* s : {&b, &a}) {
+        runs::SiteStat st;
+        st.layer = s->block;
+        st.site = s->site;
+        st.kind = s == &b ? "migration_before" : "migration_after";
+        st.maxAbs = s->maxAbs;
+        st.kurtosisMean = s->kurtosis;
+        st.kurtosisMax = s->kurtosis;
+        nlohmann::json extra = {{"pair", s->pair}, {"asymmetry", s->asymmetry}, {"method", algo::migrationName(m.method)},
+                                {"kurtosis", "Pearson, all input values of <= 4096 calibration tokens"}};
+        if (s == &a) extra["threshold"] = m.records[i].threshold;
+        st.extraJson = extra.dump();
+        w.addSiteStat(st);
+      }
+      maxB = std::max(maxB, b.maxAbs);
+      maxA = std::max(maxA, a.maxAbs);
+      kurB += b.kurtosis / static_cast<double>(m.before.size());
+      kurA += a.kurtosis / static_cast<double>(m.after.size());
+      asyB = std::max(asyB, b.asymmetry);
+      asyA = std::max(asyA, a.asymmetry);
+    }
+    const int64_t n = static_cast<int64_t>(m.before.size());
+    const std::string proto = std::string(algo::migrationName(m.method)) + " migrated site inputs, calibration set";
+    w.addMetric({"migration.max_abs.before", maxB, proto + " (max over sites)", "", n, NAN});
+    w.addMetric({"migration.max_abs.after", maxA, proto + " (max over sites)", "", n, NAN});
+    w.addMetric({"migration.kurtosis.before", kurB, proto + " (mean over sites)", "", n, NAN});
+    w.addMetric({"migration.kurtosis.after", kurA, proto + " (mean over sites)", "", n, NAN});
+    w.addMetric({"migration.asymmetry.before", asyB, proto + " (max over sites of max |center|)", "", n, NAN});
+    w.addMetric({"migration.asymmetry.after", asyA, proto + " (max over sites of max |center|)", "", n, NAN});
+    w.addMetric({"time.migration", m.seconds, proto, "s", n, NAN});
+  }
+
+  void writeArtifact(runs::RunWriter& w, const runs::Project& project, const algo::QuantizeConfig& c,
+                     const std::string& yaml, const std::string& modelPath, const algo::PipelineResult& pr,
+                     const algo::MigrationOutcome& m, at::ScalarType dtype) const {
+    algo::QuantArtifact a;
+    a.configYaml = yaml;
+    a.modelPath = std::filesystem::absolute(modelPath).string();
+    a.modelFingerprint = runs::fingerprintModel(modelPath);
+    a.dtype = dtype == at::kHalf ? "float16" : dtype == at::kBFloat16 ? "bfloat16" : "float32";
+    a.method = algo::methodName(c.layer.method);
+    a.bits = c.layer.spec.bits;
+    a.symmetric = c.layer.spec.symmetric;
+    a.groupSize = c.layer.spec.chAxis == -1 ? -1 : c.layer.spec.groupSize;
+    a.actOrder = c.layer.spec.actOrder;
+    a.migration = algo::migrationName(m.method);
+    a.migrations = m.records;
+    a.grids = pr.grids;
+    if (c.layer.spec.enabled() && pr.grids.size() != pr.sites.size())
+      throw Error("quantize: " + std::to_string(pr.sites.size() - pr.grids.size()) +
+                  " site(s) restored from a checkpoint written without integer grids; re-run without --resume to "
+                  "get an exportable run");
+    const std::string dir = project.dir() + "/" + artifactRel(w.id());
+    std::filesystem::create_directories(dir);
+    algo::writeQuantArtifact(dir + "/" + algo::kQuantArtifactFile, a);
+    w.addArtifact({"quantized", dir, 0, ""});
+  }
+
+  static nlohmann::json migrationJson(const algo::MigrationOutcome& m) {
+    nlohmann::json sites = nlohmann::json::array();
+    for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i)
+      sites.push_back({{"pair", m.before[i].pair}, {"site", m.before[i].site},
+                       {"before", {{"max_abs", m.before[i].maxAbs}, {"kurtosis", m.before[i].kurtosis},
+                                   {"asymmetry", m.before[i].asymmetry}}},
+                       {"after", {{"max_abs", m.after[i].maxAbs}, {"kurtosis", m.after[i].kurtosis},
+                                  {"asymmetry", m.after[i].asymmetry}}},
+                       {"threshold", m.records[i].threshold}});
+    return {{"method", algo::migrationName(m.method)}, {"seconds", m.seconds}, {"sites", sites}};
+  }
+
+  static void printMigration(const algo::MigrationOutcome& m) {
+    if (m.method == algo::Migration::None) return;
+    std::printf("%s migration (%.1f s): migrated site inputs, before -> after\n", algo::migrationName(m.method), m.seconds);
+    std::printf("%-16s %-26s %21s %21s %21s\n", "pair", "site", "max|x|", "kurtosis", "asymmetry");
+    for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i) {
+      const auto& b = m.before[i];
+      const auto& a = m.after[i];
+      std::printf("%-16s %-26s %9.3f -> %8.3f %9.2f -> %8.2f %9.3f -> %8.3f\n", b.pair.c_str(), b.site.c_str(), b.maxAbs,
+                  a.maxAbs, b.kurtosis, a.kurtosis, b.asymmetry, a.asymmetry);
+    }
+    std::printf("\n");
   }
 
   void add(CLI::Option* o) { configOptions_.push_back(o); }
@@ -232,6 +392,20 @@ class QuantizeCommand : public Command {
     if (given("--eval-seqlen")) c.evalSeqlen = evalSeqlen_;
     if (given("--eval-limit-windows")) c.evalLimitWindows = evalLimit_;
     try {
+      if (given("--migrate")) c.migrate = algo::parseMigration(migrate_);
+      if (given("--a-bits")) c.act.bits = aBits_;
+      if (given("--a-quantizer"))
+        c.act.granularity = aQuantizer_ == "per_token"   ? quant::Granularity::PerToken
+                            : aQuantizer_ == "per_group" ? quant::Granularity::PerGroup
+                            : aQuantizer_ == "per_tensor"
+                                ? quant::Granularity::PerTensor
+                                : throw Error("a_quantizer: '" + aQuantizer_ + "' is not per_tensor, per_token or per_group");
+      if (given("--a-group-size")) c.act.groupSize = aGroupSize_;
+      if (given("--a-symmetric")) c.act.symmetric = aSymmetric_;
+      if (given("--a-observer")) c.act.observer = quant::parseActObserver(aObserver_, "a_observer");
+      if (given("--sq-alpha")) c.sqAlpha = sqAlpha_;
+      if (given("--search-steps")) c.osplusSearchSteps = searchSteps_;
+      if (given("--search-tokens")) c.osplusSearchTokens = searchTokens_;
       c.validate();
     } catch (const qs::Error& e) {
       throw Error(std::string("quantize options: ") + e.what());
@@ -332,7 +506,11 @@ class QuantizeCommand : public Command {
                   target_.c_str());
   }
 
-  std::string target_, configFile_, method_, dataset_, eval_, dataDir_;
+  std::string target_, configFile_, method_, dataset_, eval_, dataDir_, migrate_, aQuantizer_, aObserver_, qconfig_;
+  int aBits_ = 16, aGroupSize_ = 128, searchSteps_ = 100;
+  int64_t searchTokens_ = 1024;
+  double sqAlpha_ = 0.5;
+  bool aSymmetric_ = false;
   int wbits_ = 4, groupsize_ = -1, numIter_ = 30, nsamples_ = 128, seqlen_ = 2048, batchSize_ = 8, evalSeqlen_ = 0;
   bool actOrder_ = false, staticGroups_ = false, sym_ = false, structured_ = false;
   double percdamp_ = 0.01, outlier_ = 0;

@@ -77,6 +77,22 @@ void cudaResetPeak(c10::DeviceIndex index) { c10::cuda::CUDACachingAllocator::re
 
 int64_t tensorBytes(const at::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; }
 
+// Grid tensors of a site in a block checkpoint: "grid:<site>:<field>" (':' never occurs in a site).
+constexpr const char* kGridPrefix = "grid:";
+
+void appendGrid(std::vector<std::pair<std::string, at::Tensor>>& out, const std::string& site,
+                const LayerQuantResult& r) {
+  const std::string p = std::string(kGridPrefix) + site + ":";
+  out.emplace_back(p + "codes", r.codes);
+  out.emplace_back(p + "scales", r.scales);
+  out.emplace_back(p + "zeros", r.zeros);
+  out.emplace_back(p + "g_idx", r.gIdx);
+  if (r.outlierIndices.defined() && r.outlierIndices.numel() > 0) {
+    out.emplace_back(p + "outlier_indices", r.outlierIndices);
+    out.emplace_back(p + "outlier_values", r.outlierValues);
+  }
+}
+
 // ---- checkpoint files ------------------------------------------------------------------------
 
 std::string blockFile(const std::string& dir, int block) {
@@ -159,6 +175,12 @@ struct Calibration {
 
 }  // namespace
 
+at::Tensor compactCodes(const at::Tensor& codes, bool symmetric) {
+  return codes.to(symmetric ? at::kChar : at::kByte);
+}
+
+at::Tensor expandCodes(const at::Tensor& compact) { return compact.to(at::kInt); }
+
 int checkpointedBlocks(const std::string& checkpointDir) {
   if (checkpointDir.empty() || !fs::exists(stateFile(checkpointDir))) return 0;
   return parseNextBlock(*io::SafetensorsFile::open(stateFile(checkpointDir)));
@@ -238,7 +260,22 @@ PipelineResult quantizeModel(model::Model& model, const at::Tensor& ids, const a
     for (int b = 0; b < startBlock; ++b) {
       auto f = io::SafetensorsFile::open(blockFile(options.checkpointDir, b));
       if (metaOr(*f, "tag") != options.checkpointTag) throw fileError(f->path(), "checkpoint tag differs from state.safetensors");
-      for (const auto& meta : f->tensors()) model.setSiteWeight(meta.name, f->load(meta.name));
+      for (const auto& meta : f->tensors()) {
+        if (meta.name.rfind(kGridPrefix, 0) != 0) {
+          model.setSiteWeight(meta.name, f->load(meta.name));
+          continue;
+        }
+        const size_t colon = meta.name.rfind(':');
+        const std::string site = meta.name.substr(5, colon - 5), field = meta.name.substr(colon + 1);
+        LayerQuantResult& g = result.grids[site];
+        const at::Tensor t = f->load(meta.name);
+        if (field == "codes") g.codes = t;
+        else if (field == "scales") g.scales = t;
+        else if (field == "zeros") g.zeros = t;
+        else if (field == "g_idx") g.gIdx = t;
+        else if (field == "outlier_indices") g.outlierIndices = t;
+        else if (field == "outlier_values") g.outlierValues = t;
+      }
       try {
         for (const auto& j : nlohmann::json::parse(metaOr(*f, "results", "[]"))) result.sites.push_back(summaryFromJson(j));
       } catch (const nlohmann::json::exception& e) {
@@ -343,6 +380,19 @@ PipelineResult quantizeModel(model::Model& model, const at::Tensor& ids, const a
         s.tokens = acc.at(site)->tokens();
         result.sites.push_back(s);
         if (checkpoints) quantized.emplace_back(site, r.weight.to(at::kCPU));
+        if (options.keepGrids && r.codes.defined()) {
+          LayerQuantResult g;
+          g.method = r.method;
+          g.codes = compactCodes(r.codes.to(at::kCPU), options.layer.spec.symmetric);
+          g.scales = r.scales.to(at::kCPU);
+          g.zeros = r.zeros.to(at::kCPU);
+          g.gIdx = r.gIdx.to(at::kCPU);
+          if (r.outlierIndices.defined()) g.outlierIndices = r.outlierIndices.to(at::kCPU);
+          if (r.outlierValues.defined()) g.outlierValues = r.outlierValues.to(at::kCPU);
+          g.keptColumns = r.keptColumns.defined() ? r.keptColumns.to(at::kCPU) : at::Tensor();
+          if (checkpoints) appendGrid(quantized, site, g);
+          result.grids[site] = std::move(g);
+        }
         ++done;
       }
       acc.clear();

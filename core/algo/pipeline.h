@@ -19,6 +19,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ struct PipelineOptions {
   std::string checkpointDir;      // "" = no checkpoints; else a folder for block-N / state files
   std::string checkpointTag;      // stored with checkpoints; resuming with a different tag is an error
   bool resume = false;            // continue from checkpointDir's last finished block when it has one
+  bool keepGrids = false;         // keep every site's integer grid (codes, scales, zeros, g_idx, outliers) in the result
 
   PipelineOptions& withLayer(const LayerQuantOptions& v) { layer = v; return *this; }
   PipelineOptions& withBatchSize(int v) { batchSize = v; return *this; }
@@ -46,6 +48,7 @@ struct PipelineOptions {
     checkpointDir = dir; checkpointTag = tag; return *this;
   }
   PipelineOptions& withResume(bool v) { resume = v; return *this; }
+  PipelineOptions& withKeepGrids(bool v) { keepGrids = v; return *this; }
 };
 
 // One quantized site, as the run store and the summary table show it.
@@ -65,6 +68,10 @@ struct SiteSummary {
 
 struct PipelineResult {
   std::vector<SiteSummary> sites;  // in quantization order
+  // keepGrids: each site's LayerQuantResult without its dense weight (codes as int8 when
+  // symmetric, uint8 otherwise; scales, zeros, gIdx, outliers), restored from checkpoints too.
+  // Empty for a site quantized at 16 bits.
+  std::map<std::string, LayerQuantResult> grids;
   int blocks = 0;
   int resumedBlocks = 0;           // blocks restored from the checkpoint
   int64_t samples = 0, seqlen = 0;
@@ -81,6 +88,11 @@ struct PipelineResult {
 // for bad inputs or a checkpoint that does not match (naming the file).
 PipelineResult quantizeModel(model::Model& model, const at::Tensor& ids, const at::Tensor& mask,
                              const PipelineOptions& options, jobs::Progress& progress = jobs::Progress::none());
+
+// codes as the smallest integer type that holds them (int8 symmetric, uint8 asymmetric; bits <= 8),
+// and back to int32.
+at::Tensor compactCodes(const at::Tensor& codes, bool symmetric);
+at::Tensor expandCodes(const at::Tensor& compact);
 
 // Blocks finished in a checkpoint folder (0 when it holds none).
 int checkpointedBlocks(const std::string& checkpointDir);

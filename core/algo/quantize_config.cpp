@@ -6,6 +6,7 @@
 
 #include "core/config/yaml_helpers.h"
 #include "core/util/error.h"
+#include "core/util/strings.h"
 
 namespace qs::algo {
 namespace {
@@ -27,20 +28,52 @@ void checkKey(bool ok, const std::string& key, const std::string& message) {
   if (!ok) throw Error(key + ": " + message);
 }
 
+const char* aQuantizerName(quant::Granularity g) {
+  return g == quant::Granularity::PerToken ? "per_token" : g == quant::Granularity::PerGroup ? "per_group" : "per_tensor";
+}
+
+quant::Granularity parseAQuantizer(const std::string& v) {
+  const std::string l = str::toLower(v);
+  if (l == "per_tensor" || l == "fixedfakequantize") return quant::Granularity::PerTensor;
+  if (l == "per_token" || l == "tokenfixedfakequantize") return quant::Granularity::PerToken;
+  if (l == "per_group" || l == "groupfixedfakequantize") return quant::Granularity::PerGroup;
+  throw Error("a_quantizer: '" + v + "' is not supported (per_tensor, per_token, per_group)");
+}
+
 }  // namespace
+
+const char* migrationName(Migration m) {
+  switch (m) {
+    case Migration::None: return "none";
+    case Migration::OsPlus: return "osplus";
+    case Migration::SmoothQuant: return "smoothquant";
+  }
+  return "?";
+}
+
+Migration parseMigration(const std::string& name) {
+  const std::string l = str::toLower(name);
+  if (l == "none" || l.empty()) return Migration::None;
+  if (l == "osplus" || l == "os+") return Migration::OsPlus;
+  if (l == "smoothquant") return Migration::SmoothQuant;
+  throw Error("migrate: '" + name + "' is not supported (none, osplus, smoothquant)");
+}
 
 QuantizeConfig::QuantizeConfig() {
   layer.method = Method::Gptq;
   layer.spec.bits = 4;
   layer.spec.symmetric = false;
   layer.spec.groupSize = -1;
+  act.bits = 16;  // activations stay floating point unless asked
 }
 
 const std::vector<std::string>& quantizeConfigKeys() {
   static const std::vector<std::string> keys = {
       "method", "wbits", "groupsize", "sym", "act_order", "static_groups", "observer", "percdamp", "blocksize",
       "num_iter", "outlier", "structured_outlier", "alpha", "true_sequential", "batch_size", "nsamples", "seqlen",
-      "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows"};
+      "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "migrate", "a_bits", "a_quantizer",
+      "a_group_size", "a_symmetric", "a_observer", "except_quantizer", "sq_alpha", "osplus_search_steps",
+      "osplus_search_tokens", "osplus_value_out"};
   return keys;
 }
 
@@ -66,6 +99,13 @@ void QuantizeConfig::validate() const {
   checkKey(!dataset.empty(), "dataset", "must name a calibration dataset or file");
   checkKey(evalSeqlen >= 0, "eval_seqlen", std::to_string(evalSeqlen) + " must be 0 (model default) or positive");
   checkKey(evalLimitWindows >= 0, "eval_limit_windows", std::to_string(evalLimitWindows) + " must be 0 (all) or positive");
+  checkKey(act.bits == 16 || (act.bits >= 2 && act.bits <= 8), "a_bits",
+           std::to_string(act.bits) + " is not supported (2..8, or 16 = activations not quantized)");
+  checkKey(act.granularity != quant::Granularity::PerGroup || act.groupSize > 0, "a_group_size",
+           std::to_string(act.groupSize) + " must be positive");
+  checkKey(sqAlpha >= 0 && sqAlpha <= 1, "sq_alpha", fmt(sqAlpha) + " must lie in [0, 1]");
+  checkKey(osplusSearchSteps >= 1, "osplus_search_steps", std::to_string(osplusSearchSteps) + " must be at least 1");
+  checkKey(osplusSearchTokens >= 1, "osplus_search_tokens", std::to_string(osplusSearchTokens) + " must be at least 1");
   layer.validate();  // anything the quantizers reject beyond the checks above
 }
 
@@ -73,6 +113,8 @@ std::string QuantizeConfig::label() const {
   std::string l = std::string(methodName(layer.method)) + " w" + std::to_string(layer.spec.bits) + " " +
                   (layer.spec.groupSize > 0 ? "g" + std::to_string(layer.spec.groupSize) : std::string("ch"));
   if (layer.spec.actOrder) l += " act-order";
+  if (act.enabled()) l = "W" + std::to_string(layer.spec.bits) + "A" + std::to_string(act.bits) + " " + l;
+  if (migrate != Migration::None) l += std::string(" +") + (migrate == Migration::OsPlus ? "OS+" : "SmoothQuant");
   if (layer.outlierFraction > 0) {
     char buf[48];
     std::snprintf(buf, sizeof buf, " +%g%% %soutliers", layer.outlierFraction * 100,
@@ -134,6 +176,19 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   if (n["eval"]) c.eval = readStringList(n, "eval", file, prefix);
   c.evalSeqlen = static_cast<int>(readInt(n, "eval_seqlen", file, prefix, c.evalSeqlen));
   c.evalLimitWindows = readInt(n, "eval_limit_windows", file, prefix, c.evalLimitWindows);
+  if (n["migrate"]) keyed("migrate", [&] { c.migrate = parseMigration(readString(n, "migrate", file, prefix)); });
+  c.act.bits = static_cast<int>(readInt(n, "a_bits", file, prefix, c.act.bits));
+  if (n["a_quantizer"])
+    keyed("a_quantizer", [&] { c.act.granularity = parseAQuantizer(readString(n, "a_quantizer", file, prefix)); });
+  c.act.groupSize = static_cast<int>(readInt(n, "a_group_size", file, prefix, c.act.groupSize));
+  c.act.symmetric = readBool(n, "a_symmetric", file, prefix, c.act.symmetric);
+  if (n["a_observer"])
+    keyed("a_observer", [&] { c.act.observer = quant::parseActObserver(readString(n, "a_observer", file, prefix), "a_observer"); });
+  if (n["except_quantizer"]) c.exceptQuantizer = readStringList(n, "except_quantizer", file, prefix);
+  c.sqAlpha = readDouble(n, "sq_alpha", file, prefix, c.sqAlpha);
+  c.osplusSearchSteps = static_cast<int>(readInt(n, "osplus_search_steps", file, prefix, c.osplusSearchSteps));
+  c.osplusSearchTokens = readInt(n, "osplus_search_tokens", file, prefix, c.osplusSearchTokens);
+  c.osplusValueOut = readBool(n, "osplus_value_out", file, prefix, c.osplusValueOut);
 
   try {
     c.validate();
@@ -182,6 +237,19 @@ std::string toYaml(const QuantizeConfig& c) {
   e << YAML::EndSeq;
   e << YAML::Key << "eval_seqlen" << YAML::Value << c.evalSeqlen;
   e << YAML::Key << "eval_limit_windows" << YAML::Value << c.evalLimitWindows;
+  e << YAML::Key << "migrate" << YAML::Value << migrationName(c.migrate);
+  e << YAML::Key << "a_bits" << YAML::Value << c.act.bits;
+  e << YAML::Key << "a_quantizer" << YAML::Value << aQuantizerName(c.act.granularity);
+  e << YAML::Key << "a_group_size" << YAML::Value << c.act.groupSize;
+  e << YAML::Key << "a_symmetric" << YAML::Value << c.act.symmetric;
+  e << YAML::Key << "a_observer" << YAML::Value << quant::actObserverName(c.act.observer);
+  e << YAML::Key << "except_quantizer" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& x : c.exceptQuantizer) e << x;
+  e << YAML::EndSeq;
+  e << YAML::Key << "sq_alpha" << YAML::Value << fmt(c.sqAlpha);
+  e << YAML::Key << "osplus_search_steps" << YAML::Value << c.osplusSearchSteps;
+  e << YAML::Key << "osplus_search_tokens" << YAML::Value << c.osplusSearchTokens;
+  e << YAML::Key << "osplus_value_out" << YAML::Value << c.osplusValueOut;
   e << YAML::EndMap << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

@@ -8,6 +8,9 @@
 //     nsamples: 128
 //     seqlen: 2048
 //     eval: [wikitext2, ptb]
+//     migrate: osplus       # none | osplus | smoothquant, run before the weight method
+//     a_bits: 8             # activation fake-quant during evaluation (16 = off)
+//     a_quantizer: per_tensor
 //
 // Key names follow GPTQ's command line (wbits, groupsize, act_order, static_groups, sym, percdamp,
 // nsamples, seed) and QuantEase's (num_iter, outlier, structured_outlier). The stored config of a
@@ -19,8 +22,15 @@
 #include <vector>
 
 #include "core/algo/layer_quant.h"
+#include "core/quant/act_quant.h"
 
 namespace qs::algo {
+
+// Outlier migration run on the FP model (calibrated on the quantize calibration set) before
+// the weight method.
+enum class Migration { None, OsPlus, SmoothQuant };
+const char* migrationName(Migration m);           // "none", "osplus", "smoothquant"
+Migration parseMigration(const std::string& name);  // throws qs::Error naming "migrate"
 
 struct QuantizeConfig {
   LayerQuantOptions layer;               // method, grid (wbits, groupsize, sym, ...), percdamp, num_iter, outliers
@@ -33,6 +43,16 @@ struct QuantizeConfig {
   std::vector<std::string> eval = {"wikitext2"};  // "eval": perplexity datasets, before and after
   int evalSeqlen = 0;                    // "eval_seqlen": window length; 0 = min(2048, model max positions)
   int64_t evalLimitWindows = 0;          // "eval_limit_windows": first N windows only; 0 = all
+  Migration migrate = Migration::None;   // "migrate": none | osplus | smoothquant
+  // Activation fake-quant (W?A? emulation) during the quantized evaluation, and the activation
+  // quantizer OS+'s threshold search assumes: "a_bits" (16 = off), "a_quantizer" (per_tensor
+  // static | per_token | per_group), "a_group_size", "a_symmetric", "a_observer" (per_tensor).
+  quant::ActQuantOptions act;
+  std::vector<std::string> exceptQuantizer;  // "except_quantizer": sites whose input stays FP
+  double sqAlpha = 0.5;                  // "sq_alpha": SmoothQuant migration strength
+  int osplusSearchSteps = 100;           // "osplus_search_steps": threshold candidates - 1
+  int64_t osplusSearchTokens = 1024;     // "osplus_search_tokens": calibration tokens per pair in the search
+  bool osplusValueOut = true;            // "osplus_value_out": also migrate value -> output projection
 
   QuantizeConfig();  // GPTQ defaults: 4 bits, asymmetric, per channel, percdamp 0.01
   QuantizeConfig& withMethod(Method v) { layer.method = v; return *this; }
@@ -46,6 +66,8 @@ struct QuantizeConfig {
   QuantizeConfig& withSeed(uint64_t v) { seed = v; return *this; }
   QuantizeConfig& withDataset(const std::string& v) { dataset = v; return *this; }
   QuantizeConfig& withEval(std::vector<std::string> v) { eval = std::move(v); return *this; }
+  QuantizeConfig& withMigration(Migration v) { migrate = v; return *this; }
+  QuantizeConfig& withAct(const quant::ActQuantOptions& v) { act = v; return *this; }
 
   // Throws qs::Error naming the key of an illegal value or combination.
   void validate() const;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/io/gguf_weights.h"
+#include "core/io/gptq_weights.h"
 #include "core/io/safetensors.h"
 #include "core/io/sharded_weights.h"
 #include "core/io/torch_bin.h"
@@ -42,9 +43,21 @@ std::unique_ptr<WeightSource> openTorchBinShard(const std::string& path) {
   return std::make_unique<TorchBinWeightSource>(path);
 }
 
+std::unique_ptr<WeightSource> openRawWeights(const std::string& path);
+
 }  // namespace
 
 std::unique_ptr<WeightSource> openWeights(const std::string& path) {
+  // A GPTQ folder (quantize_config.json / quantization_config) is dequantized on load.
+  GptqFolderConfig gptq;
+  if (fs::isDirectory(path) && readGptqFolderConfig(path, gptq))
+    return std::make_unique<GptqWeightSource>(openRawWeights(path), gptq);
+  return openRawWeights(path);
+}
+
+namespace {
+
+std::unique_ptr<WeightSource> openRawWeights(const std::string& path) {
   if (fs::isDirectory(path)) {
     const std::string single = fs::join(path, "model.safetensors");
     if (fs::exists(single)) return std::make_unique<SafetensorsWeightSource>(single);
@@ -71,5 +84,7 @@ std::unique_ptr<WeightSource> openWeights(const std::string& path) {
                             "' (expected .safetensors, .bin, .gguf, an .index.json or a folder "
                             "holding model weights)");
 }
+
+}  // namespace
 
 }  // namespace qs::io

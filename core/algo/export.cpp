@@ -1,0 +1,257 @@
+#include "core/algo/export.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "core/algo/pipeline.h"
+#include "core/io/gptq_pack.h"
+#include "core/io/hf_folder.h"
+#include "core/io/weight_source.h"
+#include "core/model/family.h"
+#include "core/util/error.h"
+#include "core/util/fs.h"
+#include "core/util/strings.h"
+
+namespace qs::algo {
+namespace {
+
+std::string baseOf(const std::string& hfWeight) { return hfWeight.substr(0, hfWeight.size() - 7); }  // - ".weight"
+
+const char* torchDtypeName(at::ScalarType t) {
+  return t == at::kHalf ? "float16" : t == at::kBFloat16 ? "bfloat16" : "float32";
+}
+
+void checkFormat(const QuantArtifact& a, const ExportOptions& o) {
+  if (o.dtype != at::kHalf && o.dtype != at::kBFloat16 && o.dtype != at::kFloat)
+    throw Error("--dtype: export writes float16, bfloat16 or float32");
+  if (o.outDir.empty()) throw Error("-o: an output folder is required");
+  switch (o.format) {
+    case ExportFormat::HfFp16: break;
+    case ExportFormat::FakeFp16:
+      if (a.bits >= 16 || a.grids.empty())
+        throw Error("--format fake-fp16: the run did not quantize weights (wbits 16); use --format hf-fp16");
+      break;
+    case ExportFormat::ScaleShift:
+      if (a.migrations.empty())
+        throw Error("--format scale-shift: the run has no OS+/SmoothQuant migration (migrate: " + a.migration +
+                    "); quantize with --migrate osplus or smoothquant");
+      break;
+    case ExportFormat::Gptq:
+      if (a.bits >= 16 || a.grids.empty())
+        throw Error("--format gptq: the run did not quantize weights (wbits 16)");
+      if (a.bits != 2 && a.bits != 3 && a.bits != 4 && a.bits != 8)
+        throw Error("--format gptq: the GPTQ layout holds 2, 3, 4 or 8 bits; this run used " + std::to_string(a.bits) +
+                    " (use --format fake-fp16)");
+      for (const auto& [site, g] : a.grids) {
+        if (g.outlierIndices.defined() && g.outlierIndices.numel() > 0)
+          throw Error("--format gptq: site '" + site + "' keeps full-precision outliers (QuantEase --outlier), which "
+                      "the GPTQ layout cannot hold (use --format fake-fp16)");
+        const int64_t out = g.codes.size(0), in = g.codes.size(1);
+        if (!o.allowPadding && (in % 32 != 0 || out % 32 != 0))
+          throw Error("--format gptq: site '" + site + "' is [" + std::to_string(out) + ", " + std::to_string(in) +
+                      "]; GPTQ runtimes need in and out features divisible by 32. --allow-padding packs it anyway "
+                      "(QuantScope reloads it; AutoGPTQ kernels will not)");
+      }
+      break;
+  }
+}
+
+nlohmann::json readConfig(const std::string& modelPath) {
+  const std::string p = fs::join(modelPath, "config.json");
+  if (!fs::isDirectory(modelPath) || !fs::exists(p))
+    throw fileError(modelPath, "export needs a Hugging Face model folder with config.json as the run's source");
+  try {
+    return nlohmann::json::parse(fs::readText(p));
+  } catch (const nlohmann::json::exception& e) {
+    throw fileError(p, std::string("invalid JSON: ") + e.what());
+  }
+}
+
+at::Tensor cast(const at::Tensor& t, at::ScalarType dtype) {
+  return at::isFloatingType(t.scalar_type()) ? t.to(dtype) : t;
+}
+
+}  // namespace
+
+const char* exportFormatName(ExportFormat f) {
+  switch (f) {
+    case ExportFormat::HfFp16: return "hf-fp16";
+    case ExportFormat::Gptq: return "gptq";
+    case ExportFormat::FakeFp16: return "fake-fp16";
+    case ExportFormat::ScaleShift: return "scale-shift";
+  }
+  return "?";
+}
+
+ExportFormat parseExportFormat(const std::string& s) {
+  const std::string l = str::toLower(s);
+  if (l == "hf-fp16" || l == "hf") return ExportFormat::HfFp16;
+  if (l == "gptq") return ExportFormat::Gptq;
+  if (l == "fake-fp16" || l == "fake") return ExportFormat::FakeFp16;
+  if (l == "scale-shift") return ExportFormat::ScaleShift;
+  throw Error("--format: '" + s + "' is not hf-fp16, gptq, fake-fp16 or scale-shift");
+}
+
+ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Progress& progress) {
+  checkFormat(a, o);
+  ExportReport rep;
+  io::HfFolderWriter out(o.outDir, o.force, o.maxShardBytes);
+  rep.dir = std::filesystem::absolute(o.outDir).lexically_normal().string();
+
+  if (o.format == ExportFormat::ScaleShift) {
+    std::vector<std::pair<std::string, at::Tensor>> t;
+    nlohmann::json pairs = nlohmann::json::array();
+    for (const auto& m : a.migrations) {
+      if (m.shift.defined()) t.emplace_back(m.pair + ".shift", cast(m.shift, at::kFloat));
+      if (m.scale.defined()) t.emplace_back(m.pair + ".scale", cast(m.scale, at::kFloat));
+      pairs.push_back({{"pair", m.pair}, {"kind", m.kind}, {"consumers", m.consumers}, {"threshold", m.threshold}});
+    }
+    out.writeSafetensorsFile("scale_shift.safetensors", t,
+                             {{"format", "quantscope-scale-shift/1"},
+                              {"method", a.migration},
+                              {"model", a.modelPath},
+                              {"convention", "x' = (x - shift) / scale at the consumers; norm weight /= scale, "
+                                             "norm bias = (bias - shift) / scale, consumer bias += W shift, "
+                                             "consumer columns *= scale"},
+                              {"pairs", pairs.dump()}});
+    progress.update(1.0, "scale-shift");
+    rep.files = out.commit();
+    return rep;
+  }
+
+  const bool fake = o.format == ExportFormat::FakeFp16;
+  const bool gptq = o.format == ExportFormat::Gptq;
+  nlohmann::json config = readConfig(a.modelPath);
+  auto model = rebuildQuantizedModel(a, /*quantizedWeights=*/fake);
+  auto src = io::openWeights(a.modelPath);
+  const model::FamilySpec spec = model::makeFamilySpec(model->config(), *src);
+  const bool llama = model->config().family == model::Family::Llama;
+
+  // Everything the run changed, by Hugging Face name; GPTQ layers replace their ".weight".
+  std::map<std::string, at::Tensor> overrides;
+  std::set<std::string> dropped;
+  std::vector<std::string> added;  // names absent from the source, in order
+  auto put = [&](const std::string& name, const at::Tensor& t) {
+    if (!src->has(name) && !overrides.count(name)) added.push_back(name);
+    overrides[name] = t;
+  };
+  bool attnBias = false, mlpBias = false, rmsNormBias = false;
+  for (const auto& si : model->sites()) {
+    progress.checkCancel();
+    const std::string base = baseOf(si.hfWeight);
+    auto g = a.grids.find(si.name);
+    if (gptq && g != a.grids.end()) {
+      const io::GptqLinear q = io::packGptq(expandCodes(g->second.codes), g->second.scales, g->second.zeros,
+                                            g->second.gIdx, a.bits, a.symmetric, o.dtype, o.gptqV1, si.name);
+      dropped.insert(si.hfWeight);
+      put(base + ".qweight", q.qweight);
+      put(base + ".qzeros", q.qzeros);
+      put(base + ".scales", q.scales);
+      put(base + ".g_idx", q.gIdx);
+    } else {
+      const at::Tensor w = model->siteWeight(si.name).to(at::kCPU);
+      put(si.hfWeight, spec.transposedWeights ? w.t().contiguous() : w);
+    }
+    const at::Tensor b = model->siteBias(si.name);
+    if (b.defined()) {
+      put(base + ".bias", b.to(at::kCPU));
+      const bool mlp = base.find("mlp") != std::string::npos;
+      (mlp ? mlpBias : attnBias) = true;
+    }
+  }
+  for (int blk = 0; blk < model->numBlocks(); ++blk)
+    for (int which = 1; which <= 2; ++which) {
+      const std::string& local = which == 1 ? spec.ln1 : spec.ln2;
+      if (local.empty()) continue;
+      const model::NormParams np = model->normParams(blk, which);
+      const std::string name = spec.blockPrefix + std::to_string(blk) + "." + local;
+      if (np.weight.defined()) put(name + ".weight", np.weight);
+      if (np.bias.defined()) {
+        put(name + ".bias", np.bias);
+        if (spec.normKindRms) rmsNormBias = true;
+      }
+    }
+  if (llama) {
+    // transformers' LLaMA has one switch per module: every projection gets a bias (zero where
+    // the run added none) once one has.
+    for (const auto& si : model->sites()) {
+      const std::string base = baseOf(si.hfWeight);
+      const bool mlp = base.find("mlp") != std::string::npos;
+      if ((mlp ? mlpBias : attnBias) && !overrides.count(base + ".bias") && !src->has(base + ".bias"))
+        put(base + ".bias", at::zeros({si.outFeatures}, at::kFloat));
+    }
+    if (attnBias) config["attention_bias"] = true;
+    if (mlpBias) config["mlp_bias"] = true;
+  }
+
+  // Tensors in the source's order, then the new ones.
+  std::vector<std::string> order;
+  for (const auto& m : src->tensors())
+    if (!dropped.count(m.name)) order.push_back(m.name);
+  order.insert(order.end(), added.begin(), added.end());
+  for (size_t i = 0; i < order.size(); ++i) {
+    progress.checkCancel();
+    const std::string& n = order[i];
+    auto it = overrides.find(n);
+    at::Tensor t = it != overrides.end() ? it->second : src->load(n);
+    out.addTensor(n, cast(t, o.dtype));
+    progress.update(static_cast<double>(i + 1) / static_cast<double>(order.size() + 1),
+                    std::string(exportFormatName(o.format)) + " " + n);
+  }
+
+  config["torch_dtype"] = torchDtypeName(o.dtype);
+  nlohmann::json qs = {{"format", exportFormatName(o.format)}, {"migration", a.migration}, {"source", a.modelPath}};
+  if (o.runId > 0) qs["run"] = o.runId;
+  if (fake || gptq) qs["weights"] = a.method + " w" + std::to_string(a.bits) + (a.groupSize > 0 ? " g" + std::to_string(a.groupSize) : " per-channel");
+  config["quantscope_export"] = qs;
+  if (rmsNormBias) {
+    config["quantscope_rmsnorm_bias"] = true;
+    rep.notes.push_back("RMSNorm biases: exact OS+ shifting of this " + std::string(model::familyName(model->config().family)) +
+                        " model needs a bias after each migrated RMSNorm; they are stored as '<norm>.bias' tensors and "
+                        "config.json records quantscope_rmsnorm_bias. QuantScope reloads them; transformers ignores "
+                        "them (its outputs will differ) — export without --migrate shifting for transformers use.");
+  }
+  if (gptq) {
+    const nlohmann::json q = {{"bits", a.bits},
+                              {"group_size", a.groupSize > 0 ? a.groupSize : -1},
+                              {"desc_act", a.actOrder},
+                              {"sym", a.symmetric},
+                              {"static_groups", false},
+                              {"true_sequential", true},
+                              {"damp_percent", 0.01},
+                              {"model_name_or_path", nullptr},
+                              {"model_file_base_name", "model"},
+                              {"quant_method", "gptq"},
+                              {"checkpoint_format", o.gptqV1 ? "gptq" : "gptq_v2"}};
+    config["quantization_config"] = q;
+    out.writeJson("quantize_config.json", q);
+    if (o.allowPadding)
+      for (const auto& [site, g] : a.grids)
+        if (g.codes.size(0) % 32 != 0 || g.codes.size(1) % 32 != 0) {
+          rep.notes.push_back("padded GPTQ packing (--allow-padding): some layers have in/out features not divisible "
+                              "by 32; QuantScope reloads them, AutoGPTQ kernels do not");
+          break;
+        }
+  }
+  if (fake) rep.notes.push_back("fake-quantized weights are stored as dense " + std::string(torchDtypeName(o.dtype)) +
+                                " tensors; activation quantization (a_bits) is not part of any export");
+  out.writeJson("config.json", config);
+  if (out.copyModelFiles(a.modelPath, {"generation_config.json"}).empty()) {
+    nlohmann::json gen = {{"_from_model_config", true}};
+    for (const char* k : {"bos_token_id", "eos_token_id", "pad_token_id"})
+      if (config.contains(k)) gen[k] = config[k];
+    out.writeJson("generation_config.json", gen);
+  }
+  out.copyModelFiles(a.modelPath, io::tokenizerFilesIn(a.modelPath));
+  progress.checkCancel();
+  rep.tensorBytes = out.tensorBytes();
+  rep.files = out.commit();
+  progress.update(1.0, "written");
+  return rep;
+}
+
+}  // namespace qs::algo

@@ -1,0 +1,63 @@
+// Export of a quantized run (quant_artifact.h) into files other tools load, all written
+// atomically through io::HfFolderWriter (temp folder + rename; an error or a cancel leaves no
+// output folder):
+//   hf-fp16      Hugging Face folder of the FP model with OS+/SmoothQuant folded in (weights not
+//                quantized): config.json, model.safetensors (sharded above the limit, with
+//                model.safetensors.index.json), tokenizer files and generation_config.json.
+//   gptq         the same folder with every quantized Linear in the AutoGPTQ layout
+//                (io/gptq_pack.h), quantize_config.json and config.json "quantization_config".
+//   fake-fp16    Hugging Face folder with the dequantized (fake-quantized) weights of any method.
+//   scale-shift  scale_shift.safetensors: "<pair>.shift" / "<pair>.scale" per migration pair,
+//                the consumers of each pair in the metadata.
+// Families with RMSNorm have no norm bias, but exact OS+ shifting needs one: such exports carry
+// "<norm>.bias" tensors and config.json "quantscope_rmsnorm_bias": true. QuantScope loads them;
+// transformers ignores the extra tensors, so its outputs differ (the report says so). Added
+// Linear biases are exported the transformers way (attention_bias / mlp_bias, zero biases for
+// the remaining projections).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <c10/core/ScalarType.h>
+
+#include "core/algo/quant_artifact.h"
+#include "core/jobs/progress.h"
+
+namespace qs::algo {
+
+enum class ExportFormat { HfFp16, Gptq, FakeFp16, ScaleShift };
+const char* exportFormatName(ExportFormat f);          // "hf-fp16", "gptq", "fake-fp16", "scale-shift"
+ExportFormat parseExportFormat(const std::string& s);  // throws qs::Error naming --format
+
+struct ExportOptions {
+  ExportFormat format = ExportFormat::HfFp16;  // what to write
+  std::string outDir;                          // the folder to create
+  bool force = false;                          // replace an existing outDir (on success only)
+  at::ScalarType dtype = at::kHalf;            // float tensors (and GPTQ scales): kHalf, kBFloat16 or kFloat
+  int64_t maxShardBytes = int64_t{5} << 30;    // shard model.safetensors above this many bytes
+  bool gptqV1 = true;                          // checkpoint_format "gptq" (zero - 1) vs "gptq_v2"
+  bool allowPadding = false;                   // GPTQ: pack in/out not divisible by 32 (QuantScope-only)
+  int64_t runId = 0;                           // recorded in config.json
+
+  ExportOptions& withFormat(ExportFormat v) { format = v; return *this; }
+  ExportOptions& withOutDir(const std::string& v) { outDir = v; return *this; }
+  ExportOptions& withForce(bool v) { force = v; return *this; }
+  ExportOptions& withDtype(at::ScalarType v) { dtype = v; return *this; }
+  ExportOptions& withMaxShardBytes(int64_t v) { maxShardBytes = v; return *this; }
+};
+
+struct ExportReport {
+  std::string dir;                  // absolute output folder
+  std::vector<std::string> files;   // files written into it
+  int64_t tensorBytes = 0;
+  std::vector<std::string> notes;   // things a user must know (RMSNorm biases, padding, ...)
+};
+
+// Throws qs::Error for a format the run cannot provide (no grids, unsupported bits, outliers in
+// GPTQ, no migration for scale-shift), an existing outDir without force, a gone source model;
+// qs::Cancelled when cancelled. In every failure case outDir is left as it was.
+ExportReport exportRun(const QuantArtifact& artifact, const ExportOptions& options,
+                       jobs::Progress& progress = jobs::Progress::none());
+
+}  // namespace qs::algo

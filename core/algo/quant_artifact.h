@@ -1,0 +1,64 @@
+// The quantized-run artifact: everything export needs from a `qscope quantize` run, in one
+// safetensors file written atomically into the project (exports/run-<id>/quantized.safetensors):
+//   grid.<site>.codes            int8 (symmetric) / uint8 (asymmetric) [out, in] integer codes
+//   grid.<site>.scales / .zeros  float32 [out, groups] (zeros hold integers; 0 when symmetric)
+//   grid.<site>.g_idx            int32 [in] group of each input column
+//   grid.<site>.outlier_indices  int64 [k, 2] / .outlier_values float32 [k]  (QuantEase outliers)
+//   migration.<pair>.shift/.scale float32 [in] (OS+ / SmoothQuant, in folding order)
+// and metadata: format, the resolved config YAML, the source model path and fingerprint, the
+// load dtype, bits/symmetric/group_size, the migration method and the pair list (JSON).
+// Weights are not stored: the source checkpoint plus the migrations plus the grids rebuild the
+// emulated model exactly (rebuildQuantizedModel), which keeps the artifact about bits/8 of the
+// model's FP size.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/algo/layer_result.h"
+#include "core/algo/migration_run.h"
+#include "core/model/model.h"
+
+namespace qs::algo {
+
+inline constexpr const char* kQuantArtifactFormat = "quantscope-quantized-run/1";
+inline constexpr const char* kQuantArtifactFile = "quantized.safetensors";
+
+struct QuantArtifact {
+  std::string configYaml;        // the run's resolved config (quantize_config.h toYaml)
+  std::string modelPath;         // the source model folder (absolute)
+  std::string modelFingerprint;  // runs::fingerprintModel of it when written ("" = unknown)
+  std::string dtype = "float32";  // load dtype of the run: float32, float16, bfloat16
+  std::string method;            // weight method ("gptq", ...)
+  int bits = 16;                 // weight bits (16 = weights not quantized)
+  bool symmetric = false;
+  int groupSize = -1;            // -1 = per output channel
+  bool actOrder = false;
+  std::string migration = "none";  // none | osplus | smoothquant
+  std::vector<MigrationRecord> migrations;
+  // Per site: codes (compact int8/uint8), scales, zeros, gIdx, outliers; weight undefined.
+  std::map<std::string, LayerQuantResult> grids;
+};
+
+// Atomic (temp file + rename). Throws qs::Error naming the file.
+void writeQuantArtifact(const std::string& path, const QuantArtifact& a);
+// Throws qs::Error naming the file for a missing file, another format or missing tensors.
+QuantArtifact readQuantArtifact(const std::string& path);
+
+// The artifact's dtype string as a ScalarType ("float32" -> kFloat); qs::Error otherwise.
+at::ScalarType artifactDtype(const std::string& name);
+
+// Opens the source model with the run's dtype on `device`, folds the migrations and (when
+// quantizedWeights) sets every site with a grid to its dequantized weight: the model the run
+// evaluated, without activation quantization. quantizedWeights = false gives the migrated FP
+// model. Throws qs::Error when the source model is gone or does not match the grids.
+std::unique_ptr<model::Model> rebuildQuantizedModel(const QuantArtifact& a, bool quantizedWeights = true,
+                                                    c10::Device device = c10::kCPU);
+
+// The dequantized weight of a grid (codes compact or int32): (codes - zeros[g]) * scales[g] + outliers.
+at::Tensor gridWeight(const LayerQuantResult& grid);
+
+}  // namespace qs::algo

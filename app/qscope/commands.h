@@ -30,5 +30,6 @@ std::unique_ptr<Command> makePlotCommand();
 std::unique_ptr<Command> makeTrainCommand();
 std::unique_ptr<Command> makeTrainTokenizerCommand();
 std::unique_ptr<Command> makeMigrateCommand();
+std::unique_ptr<Command> makeExportCommand();
 
 }  // namespace qs::cli

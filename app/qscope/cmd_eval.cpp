@@ -1,23 +1,30 @@
 // qscope eval MODEL --dataset wikitext2: perplexity under the GPTQ protocol.
 // qscope eval MODEL --tasks piqa,arc_easy,...: zero-shot tasks as lm-evaluation-harness scores
 // them (docs/TASKS.md); both in one call when both are given. --project DIR stores an eval run.
+// --precision FILE emulates a per-layer number-format config (weights and inputs, docs/FORMATS.md)
+// during the evaluation; the run records the config, the average bits and each site's format.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
+#include "core/algo/precision_eval.h"
+#include "core/eval/outlier_metrics.h"
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
 #include "core/eval/system_info.h"
 #include "core/eval/task_metrics.h"
 #include "core/eval/tasks.h"
 #include "core/io/tokenizer/tokenizer.h"
+#include "core/model/model.h"
+#include "core/quant/format_yaml.h"
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
 
@@ -50,7 +57,11 @@ class EvalCommand : public Command {
                                                    "positions)")
         ->capture_default_str();
     cmd->add_flag("--add-bos", ll_.addBos, "prepend BOS to task prompts (the harness's add_bos_token; off by default)");
+    cmd->add_option("--precision", precisionFile_,
+                    "per-layer number formats (YAML, docs/FORMATS.md) emulated on weights and inputs");
     cmd->add_option("--project", project_, "store the results as an eval run in this project's run store");
+    cmd->add_flag("--outlier-metrics", outliers_, "with the perplexity: max inf-norm (block and FFN outputs) and "
+                                                  "kurtosis of every block output, in the same pass");
     addRunOptions(*cmd, run_);
     cmd->add_flag("--json", json_, "print the result as JSON on stdout");
     cmd->add_flag("--no-progress", noProgress_, "no progress bar on stderr");
@@ -70,6 +81,8 @@ class EvalCommand : public Command {
     }
     std::optional<runs::Project> project;
     if (!project_.empty()) project = runs::Project::open(project_);
+    std::optional<quant::LayerPrecision> precision;
+    if (!precisionFile_.empty()) precision = quant::loadPrecisionConfig(precisionFile_);  // errors before the model loads
 
     std::optional<eval::DatasetText> text;
     if (doPpl) text = eval::loadDataset(dataset_, dataDir_);
@@ -82,24 +95,43 @@ class EvalCommand : public Command {
       tokSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
     auto model = model::openModel(model_, load);
+    std::unique_ptr<algo::PrecisionEmulator> emulator;
+    algo::PrecisionSummary summary;
+    if (precision) {
+      emulator = std::make_unique<algo::PrecisionEmulator>(*model);
+      ProgressBar bar("formats", !noProgress_);
+      summary = emulator->apply(*precision, bar);
+      for (int r : summary.unusedRules)
+        std::fprintf(stderr, "qscope: warning: %s: rule '%s' matches no site of this model\n", precisionFile_.c_str(),
+                     precision->rules()[static_cast<size_t>(r)].name.c_str());
+    }
 
     std::unique_ptr<runs::RunWriter> writer;
-    if (project) writer = std::make_unique<runs::RunWriter>(project->runsPath(), newRun(specs));
+    if (project) writer = std::make_unique<runs::RunWriter>(project->runsPath(), newRun(specs, precision));
     eval::PerplexityResult r;
     std::vector<eval::TaskResult> taskResults;
     try {
       if (doPpl) {
         ProgressBar bar("eval", !noProgress_);
-        r = eval::evaluatePerplexity(*model, tokens, ppl_, bar);
+        if (outliers_) {
+          outlierResult_ = eval::evaluateOutlierMetrics(*model, tokens, ppl_, bar);
+          r = outlierResult_.perplexity;
+        } else {
+          r = eval::evaluatePerplexity(*model, tokens, ppl_, bar);
+        }
       }
       for (auto& task : tasks) {
         ProgressBar bar(task.info.name, !noProgress_);
         taskResults.push_back(eval::evaluateTask(*model, *tokenizer, task, ll_, bar));
       }
       if (writer) {
+        if (precision) recordPrecision(*writer, *model, summary);
         if (doPpl)
           writer->addMetric({"ppl." + text->name, r.perplexity,
                              r.protocol + " seqlen=" + std::to_string(r.seqlen), "", r.windows, NAN});
+        if (doPpl && outliers_)
+          for (const auto& [key, value] : outlierResult_.namedValues())
+            writer->addMetric({key, value, outlierResult_.protocol() + " " + text->name, "", r.windows, NAN});
         for (auto& t : taskResults)
           for (auto& m : t.metrics)
             writer->addMetric({t.task + "/" + m.name, m.value, eval::taskProtocol(t.task), "", t.n, m.stdError});
@@ -131,7 +163,13 @@ class EvalCommand : public Command {
                   {"tokens_per_second", r.tokensPerSecond},
                   {"tokenize_seconds", tokSeconds}});
       }
+      if (doPpl && outliers_) {
+        nlohmann::json o = {{"protocol", outlierResult_.protocol()}};
+        for (const auto& [key, value] : outlierResult_.namedValues()) o[key.substr(8)] = value;  // no "outlier."
+        j["outlier_metrics"] = o;
+      }
       if (doTasks) j["tasks"] = tasksJson(taskResults);
+      if (precision) j["precision"] = precisionJson(summary);
       j.update({{"tokenizer", tokenizer->kind()},
                 {"device", run_.device},
                 {"dtype", run_.dtype},
@@ -147,15 +185,24 @@ class EvalCommand : public Command {
                     formatThousands(r.tokensEvaluated).c_str(), formatThousands(r.datasetTokens).c_str());
         std::printf("  %s on %s, %.1f s, %.0f tokens/s, peak RSS %.0f MiB\n", run_.dtype.c_str(),
                     run_.device.c_str(), r.seconds, r.tokensPerSecond, rss / 1048576.0);
+        if (outliers_) {
+          const auto& o = outlierResult_;
+          std::printf("  max inf-norm %.2f (FFN output %.2f), kurtosis avg %.2f max %.2f (block outputs)\n",
+                      o.maxInfNorm, o.ffnMaxInfNorm, o.kurtosisAvg, o.kurtosisMax);
+          for (const auto& l : o.layers)
+            std::printf("    layer %d: inf-norm %.2f, FFN %.2f, kurtosis %.2f\n", l.layer, l.infNorm, l.ffnInfNorm,
+                        l.kurtosis);
+        }
       }
       if (doTasks) printTasks(taskResults, rss);
+      if (precision) printPrecision(summary);
       if (writer) std::printf("stored as run %lld in %s\n", static_cast<long long>(writer->id()), project->runsPath().c_str());
     }
     return 0;
   }
 
  private:
-  runs::NewRun newRun(const std::vector<eval::TaskSpec>& specs) const {
+  runs::NewRun newRun(const std::vector<eval::TaskSpec>& specs, const std::optional<quant::LayerPrecision>& precision) const {
     std::string names, yaml = "eval:\n";
     for (auto& s : specs) names += (names.empty() ? "" : ",") + s.name + (s.file.empty() ? "" : "=" + s.file);
     if (!tasks_.empty()) {
@@ -167,16 +214,63 @@ class EvalCommand : public Command {
     if (tasks_.empty() || datasetOpt_->count() > 0)
       yaml += "  dataset: \"" + dataset_ + "\"\n  seqlen: " + std::to_string(ppl_.seqlen) +
               "\n  batch_size: " + std::to_string(ppl_.batchSize) + "\n  limit_windows: " +
-              std::to_string(ppl_.limitWindows) + "\n";
+              std::to_string(ppl_.limitWindows) + "\n" + (outliers_ ? "  outlier_metrics: true\n" : "");
     yaml += "  device: " + run_.device + "\n  dtype: " + run_.dtype + "\n";
+    if (precision) yaml += "  precision_file: \"" + precisionFile_ + "\"\n" + quant::precisionToYaml(*precision);
     runs::NewRun n;
-    n.name = "eval " + (names.empty() ? dataset_ : names);
+    n.name = "eval " + (names.empty() ? dataset_ : names) + (precision ? " (precision)" : "");
     n.kind = runs::RunKind::Eval;
     n.modelPath = model_;
     n.configYaml = yaml;
     n.toolVersion = QS_VERSION;
     n.device = run_.device;
     return n;
+  }
+
+  // Average bits as metrics, each site's formats and bits as a layer result (the GUI's per-layer view).
+  static void recordPrecision(runs::RunWriter& writer, const model::Model& model, const algo::PrecisionSummary& s) {
+    writer.addMetric({"bits.weight", s.weightBits, "element-weighted mean, none = 32", "bits", s.weightElements, NAN});
+    writer.addMetric({"bits.input", s.inputBits, "in-feature-weighted mean, none = 32", "bits",
+                      static_cast<int64_t>(s.sites.size()), NAN});
+    writer.addMetric({"density.arithmetic", s.weightArithmeticDensity, "first-order MAC cells vs fp32 (FORMATS.md)", "x",
+                      s.weightElements, NAN});
+    const auto& sites = model.sites();
+    for (size_t i = 0; i < s.sites.size(); ++i) {
+      const auto& site = s.sites[i];
+      runs::LayerResult r;
+      r.layer = sites[i].block;
+      r.site = site.name;
+      r.bits = site.weightBits;
+      r.extraJson = nlohmann::json({{"weight", site.weight.toString()},
+                                    {"input", site.input.toString()},
+                                    {"input_bits", site.inputBits},
+                                    {"rule", site.rule}})
+                        .dump();
+      writer.addLayerResult(r);
+    }
+  }
+
+  static nlohmann::json precisionJson(const algo::PrecisionSummary& s) {
+    auto sites = nlohmann::json::array();
+    for (const auto& site : s.sites)
+      sites.push_back({{"site", site.name},
+                       {"weight", site.weight.toString()},
+                       {"input", site.input.toString()},
+                       {"weight_bits", site.weightBits},
+                       {"input_bits", site.inputBits},
+                       {"rule", site.rule}});
+    return {{"weight_bits", s.weightBits},
+            {"input_bits", s.inputBits},
+            {"memory_density", s.weightBits > 0 ? 32.0 / s.weightBits : 0.0},
+            {"arithmetic_density", s.weightArithmeticDensity},
+            {"sites", sites}};
+  }
+
+  void printPrecision(const algo::PrecisionSummary& s) const {
+    std::printf("precision %s: %s\n", precisionFile_.c_str(), s.describe().c_str());
+    std::map<std::string, int> counts;  // "weight -> input" : sites
+    for (const auto& site : s.sites) ++counts["W " + site.weight.toString() + "  A " + site.input.toString()];
+    for (const auto& [k, n] : counts) std::printf("  %3d sites  %s\n", n, k.c_str());
   }
 
   static nlohmann::json tasksJson(const std::vector<eval::TaskResult>& results) {
@@ -230,7 +324,9 @@ class EvalCommand : public Command {
   std::string model_, dataset_ = "wikitext2", dataDir_;
   CLI::Option* datasetOpt_ = nullptr;
   eval::PerplexityOptions ppl_;
-  std::string tasks_, project_;
+  std::string tasks_, project_, precisionFile_;
+  bool outliers_ = false;
+  eval::OutlierMetrics outlierResult_;
   eval::TaskLoadOptions taskLoad_;
   eval::LoglikelihoodOptions ll_;
   RunOptions run_;

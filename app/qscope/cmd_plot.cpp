@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "app/qscope/commands.h"
+#include "app/qscope/plot_pareto.h"
 #include "core/runs/project.h"
 #include "core/util/error.h"
 #ifdef QS_HAVE_PLOT
@@ -30,7 +31,10 @@ class PlotCommand : public Command {
  public:
   CLI::App* setup(CLI::App& app) override {
     auto* cmd = app.add_subcommand("plot", "Render an outlier plot of an analysis run to PNG/SVG/PDF (no display needed)");
-    cmd->add_option("id", id_, "run id (see `qscope runs list`)")->required();
+    // `qscope plot pareto RUN ...` (plot_pareto.cpp) is a sub-command; the run id is then its own.
+    pareto_ = makeParetoPlotCommand();
+    paretoCmd_ = pareto_->setup(*cmd);
+    idOpt_ = cmd->add_option("id", id_, "run id (see `qscope runs list`)");
     cmd->add_option("--project,-p", project_, "project folder")->capture_default_str();
     cmd->add_option("--kind,-k", kind_,
                     "channels: per-channel min/max bars of one site; layers: max |x|, kurtosis, variance and "
@@ -48,11 +52,14 @@ class PlotCommand : public Command {
     cmd->add_option("--height", height_, "image height in pixels")->capture_default_str();
     cmd->add_option("--scale", scale_, "PNG pixel ratio (2 for HiDPI)")->capture_default_str()->check(CLI::Range(0.5, 4.0));
     cmd->add_flag("--dark", dark_, "dark background");
-    cmd->add_option("-o,--output", output_, "output file: .png, .svg or .pdf")->required();
+    outputOpt_ = cmd->add_option("-o,--output", output_, "output file: .png, .svg or .pdf");
     return cmd;
   }
 
   int run() override {
+    if (paretoCmd_->parsed()) return pareto_->run();
+    if (!idOpt_->count()) throw Error("plot: a run id is required (or `qscope plot pareto RUN` for a search)");
+    if (!outputOpt_->count()) throw Error("plot: --output is required");
 #ifndef QS_HAVE_PLOT
     throw Error("this qscope was built without Qt (QS_BUILD_UI=OFF); plots need the Qt build");
 #else
@@ -110,6 +117,9 @@ class PlotCommand : public Command {
   }
 
  private:
+  std::unique_ptr<Command> pareto_;
+  CLI::App* paretoCmd_ = nullptr;
+  CLI::Option *idOpt_ = nullptr, *outputOpt_ = nullptr;
   int64_t id_ = 0;
   std::string project_ = ".";
   std::string kind_ = "channels";

@@ -28,7 +28,9 @@ std::unique_ptr<Command> makeAnalyzeCommand();
 std::unique_ptr<Command> makeStatsCommand();
 std::unique_ptr<Command> makePlotCommand();
 std::unique_ptr<Command> makeTrainCommand();
+std::unique_ptr<Command> makeTrainTokenizerCommand();
 std::unique_ptr<Command> makeMigrateCommand();
+std::unique_ptr<Command> makeExportCommand();
 std::unique_ptr<Command> makeSearchCommand();
 
 }  // namespace qs::cli

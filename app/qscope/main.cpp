@@ -48,7 +48,9 @@ int main(int argc, char** argv) {
   commands.push_back(qs::cli::makeStatsCommand());
   commands.push_back(qs::cli::makePlotCommand());
   commands.push_back(qs::cli::makeTrainCommand());
+  commands.push_back(qs::cli::makeTrainTokenizerCommand());
   commands.push_back(qs::cli::makeMigrateCommand());
+  commands.push_back(qs::cli::makeExportCommand());
   commands.push_back(qs::cli::makeSearchCommand());
   std::vector<std::pair<CLI::App*, qs::cli::Command*>> subs;
   for (auto& c : commands) subs.emplace_back(c->setup(app), c.get());

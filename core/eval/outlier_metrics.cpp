@@ -30,6 +30,21 @@ std::string OutlierMetrics::protocol() const {
          " windows=" + std::to_string(perplexity.windows);
 }
 
+std::vector<std::pair<std::string, double>> OutlierMetrics::namedValues(bool perLayer) const {
+  std::vector<std::pair<std::string, double>> v = {{"outlier.max_inf_norm", maxInfNorm},
+                                                   {"outlier.ffn_max_inf_norm", ffnMaxInfNorm},
+                                                   {"outlier.kurtosis_avg", kurtosisAvg},
+                                                   {"outlier.kurtosis_max", kurtosisMax}};
+  if (perLayer)
+    for (const auto& l : layers) {
+      const std::string p = "outlier.layer" + std::to_string(l.layer) + ".";
+      v.emplace_back(p + "inf_norm", l.infNorm);
+      v.emplace_back(p + "ffn_inf_norm", l.ffnInfNorm);
+      v.emplace_back(p + "kurtosis", l.kurtosis);
+    }
+  return v;
+}
+
 std::vector<std::string> ffnOutputSites(const model::Model& model) {
   const auto& cfg = model.config();
   std::vector<std::string> out(static_cast<size_t>(model.numBlocks()));

@@ -13,6 +13,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/eval/perplexity.h"
@@ -43,6 +44,10 @@ struct OutlierMetrics {
   std::vector<LayerOutlierMetrics> layers;
   // "outlier-metrics/block-out gptq-nonoverlapping seqlen=N windows=W"
   std::string protocol() const;
+  // The metrics as run-store keys: outlier.max_inf_norm, outlier.ffn_max_inf_norm,
+  // outlier.kurtosis_avg, outlier.kurtosis_max and, with perLayer, outlier.layer<i>.inf_norm /
+  // .ffn_inf_norm / .kurtosis (perplexity is left to the caller, which knows the dataset name).
+  std::vector<std::pair<std::string, double>> namedValues(bool perLayer = true) const;
 };
 
 // One pass: perplexity (identical to evaluatePerplexity on the same options) and the metrics

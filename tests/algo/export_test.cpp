@@ -1,0 +1,263 @@
+// The quantize -> artifact -> export path on tiny OPT and LLaMA models (tests/support/tiny_models.h):
+// OS+ folded, GPTQ weights kept as grids, the artifact round trip, and each export format
+// reloaded through the normal loader: GPTQ and fake-quant exports at float32 reproduce the
+// emulated model's logits bit for bit; the hf-fp16 export of the OS+-folded FP model matches
+// the original model to 1e-4 relative at float32 and within fp16 rounding at float16; a
+// cancelled export leaves no folder; the config keys of migration round-trip through YAML.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "core/algo/export.h"
+#include "core/algo/migration_run.h"
+#include "core/algo/pipeline.h"
+#include "core/algo/quant_artifact.h"
+#include "core/algo/quantize_config.h"
+#include "core/io/safetensors.h"
+#include "core/model/model.h"
+#include "core/util/fs.h"
+#include "tests/support/expect_error.h"
+#include "tests/support/test_paths.h"
+#include "tests/support/tiny_models.h"
+
+namespace qs::algo {
+namespace {
+
+at::Tensor tokens(int64_t n, int64_t t, uint64_t seed) {
+  at::Generator g = at::detail::createCPUGenerator(seed);
+  return at::randint(0, 256, {n, t}, g, at::kLong);
+}
+
+double relErr(const at::Tensor& a, const at::Tensor& ref) {
+  return (a - ref).abs().max().item<double>() / ref.abs().max().item<double>();
+}
+
+at::Tensor logits(model::Model& m, const at::Tensor& ids) {
+  c10::InferenceMode guard;
+  return m.forward(ids);
+}
+
+struct QuantizedTiny {
+  std::string modelDir, artifact;
+  QuantArtifact art;
+  at::Tensor evalIds, emulated, original;
+};
+
+// The steps of `qscope quantize --migrate osplus --method gptq --wbits 4 --groupsize 32 -p`.
+QuantizedTiny quantizeTiny(bool llama, const std::string& tag) {
+  QuantizedTiny r;
+  r.modelDir = test::tempDir(tag);
+  if (llama)
+    test::writeTinyLlama(r.modelDir);
+  else
+    test::writeTinyOpt(r.modelDir);
+  QuantizeConfig cfg;
+  cfg.migrate = Migration::OsPlus;
+  cfg.layer.method = Method::Gptq;
+  cfg.layer.spec.bits = 4;
+  cfg.layer.spec.groupSize = 32;
+  cfg.osplusSearchSteps = 20;
+  cfg.act = quant::ActQuantOptions().withBits(6);
+  auto m = model::openModel(r.modelDir);
+  r.evalIds = tokens(2, 24, 5);
+  r.original = logits(*m, r.evalIds);
+  const at::Tensor ids = tokens(4, 32, 3);
+  const MigrationOutcome mo = runMigration(*m, ids, cfg);
+  EXPECT_FALSE(mo.records.empty());
+  EXPECT_EQ(mo.before.size(), mo.records.size());
+  // Migration is exact in FP: same logits before any weight is quantized.
+  EXPECT_LT(relErr(logits(*m, r.evalIds), r.original), 1e-5);
+  // Shifting centres every migrated input.
+  for (size_t i = 0; i < mo.after.size(); ++i) {
+    EXPECT_LT(mo.after[i].asymmetry, 1e-4 * (1 + mo.before[i].maxAbs)) << mo.after[i].pair;
+    EXPECT_LE(mo.after[i].maxAbs, mo.before[i].maxAbs + 1e-5) << mo.after[i].pair;
+  }
+  const PipelineResult pr = quantizeModel(*m, ids, {}, PipelineOptions().withLayer(cfg.layer).withKeepGrids(true));
+  EXPECT_EQ(pr.grids.size(), pr.sites.size());
+  r.emulated = logits(*m, r.evalIds);
+  QuantArtifact a;
+  a.configYaml = toYaml(cfg);
+  a.modelPath = r.modelDir;
+  a.method = "gptq";
+  a.bits = 4;
+  a.groupSize = 32;
+  a.migration = "osplus";
+  a.migrations = mo.records;
+  a.grids = pr.grids;
+  r.artifact = r.modelDir + "/run/" + kQuantArtifactFile;
+  std::filesystem::create_directories(r.modelDir + "/run");
+  writeQuantArtifact(r.artifact, a);
+  r.art = readQuantArtifact(r.artifact);
+  return r;
+}
+
+class ExportFamilies : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ExportFamilies, ArtifactRebuildsTheEmulatedModelExactly) {
+  const QuantizedTiny r = quantizeTiny(GetParam(), "exp-art");
+  EXPECT_FALSE(r.art.migrations.empty());
+  EXPECT_EQ(r.art.bits, 4);
+  auto rebuilt = rebuildQuantizedModel(r.art);
+  EXPECT_TRUE(at::equal(logits(*rebuilt, r.evalIds), r.emulated));
+  EXPECT_GT(relErr(r.emulated, r.original), 1e-4) << "4-bit weights change the logits";
+}
+
+TEST_P(ExportFamilies, GptqExportReloadsBitExactAtFloat32) {
+  const QuantizedTiny r = quantizeTiny(GetParam(), "exp-gptq");
+  const std::string out = test::tempDir("exp-gptq-out") + "/m";
+  const ExportReport rep =
+      exportRun(r.art, ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(out).withDtype(at::kFloat));
+  EXPECT_TRUE(fs::exists(out + "/quantize_config.json"));
+  const auto cfg = nlohmann::json::parse(fs::readText(out + "/config.json"));
+  EXPECT_EQ(cfg["quantization_config"]["bits"], 4);
+  EXPECT_EQ(cfg["quantization_config"]["group_size"], 32);
+  EXPECT_EQ(cfg["quantization_config"]["quant_method"], "gptq");
+  auto f = io::SafetensorsFile::open(out + "/model.safetensors");
+  const std::string q = GetParam() ? "model.layers.0.self_attn.q_proj" : "model.decoder.layers.0.self_attn.q_proj";
+  ASSERT_NE(f->find(q + ".qweight"), nullptr);
+  EXPECT_EQ(f->find(q + ".weight"), nullptr);
+  EXPECT_EQ(f->find(q + ".qweight")->shape, (std::vector<int64_t>{64 * 4 / 32, 64}));
+  EXPECT_EQ(f->find(q + ".qzeros")->shape, (std::vector<int64_t>{2, 64 * 4 / 32}));
+  auto reloaded = model::openModel(out);
+  EXPECT_TRUE(at::equal(logits(*reloaded, r.evalIds), r.emulated));
+
+  // Standard float16 scales: the reload differs from the emulation only by scale rounding.
+  const std::string out16 = test::tempDir("exp-gptq16") + "/m";
+  exportRun(r.art, ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(out16));
+  auto re16 = model::openModel(out16);
+  EXPECT_LT(relErr(logits(*re16, r.evalIds), r.emulated), 5e-3);
+}
+
+TEST_P(ExportFamilies, FakeQuantExportReloadsBitExactAtFloat32) {
+  const QuantizedTiny r = quantizeTiny(GetParam(), "exp-fake");
+  const std::string out = test::tempDir("exp-fake-out") + "/m";
+  exportRun(r.art, ExportOptions().withFormat(ExportFormat::FakeFp16).withOutDir(out).withDtype(at::kFloat));
+  auto reloaded = model::openModel(out);
+  EXPECT_TRUE(at::equal(logits(*reloaded, r.evalIds), r.emulated));
+}
+
+TEST_P(ExportFamilies, HfExportOfTheFoldedModelKeepsTheOriginalLogits) {
+  const bool llama = GetParam();
+  const QuantizedTiny r = quantizeTiny(llama, "exp-hf");
+  const std::string out32 = test::tempDir("exp-hf32") + "/m";
+  const ExportReport rep =
+      exportRun(r.art, ExportOptions().withFormat(ExportFormat::HfFp16).withOutDir(out32).withDtype(at::kFloat));
+  auto m32 = model::openModel(out32);
+  EXPECT_LT(relErr(logits(*m32, r.evalIds), r.original), 1e-4);
+  const auto cfg = nlohmann::json::parse(fs::readText(out32 + "/config.json"));
+  EXPECT_EQ(cfg.value("quantscope_rmsnorm_bias", false), llama);
+  EXPECT_EQ(rep.notes.empty(), !llama) << "the RMSNorm-bias note is printed for LLaMA only";
+  if (llama) {
+    EXPECT_EQ(cfg["attention_bias"], true);
+    auto f = io::SafetensorsFile::open(out32 + "/model.safetensors");
+    EXPECT_NE(f->find("model.layers.0.input_layernorm.bias"), nullptr);
+    EXPECT_NE(f->find("model.layers.0.self_attn.o_proj.bias"), nullptr) << "zero bias for transformers";
+  }
+  EXPECT_TRUE(fs::exists(out32 + "/generation_config.json"));
+
+  // float16: the error of the folded export is that of rounding the original model to fp16.
+  const std::string out16 = test::tempDir("exp-hf16") + "/m";
+  exportRun(r.art, ExportOptions().withFormat(ExportFormat::HfFp16).withOutDir(out16));
+  auto m16 = model::openModel(out16);
+  model::LoadOptions half;
+  half.dtype = at::kHalf;
+  auto orig16 = model::openModel(r.modelDir, half);
+  const double plain = relErr(logits(*orig16, r.evalIds), r.original);
+  const double folded = relErr(logits(*m16, r.evalIds), r.original);
+  EXPECT_GT(plain, 0.0);
+  EXPECT_LT(folded, 4 * plain + 1e-4) << "plain fp16 rounding " << plain;
+}
+
+INSTANTIATE_TEST_SUITE_P(OptAndLlama, ExportFamilies, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? std::string("Llama") : std::string("Opt"); });
+
+TEST(Export, ScaleShiftHoldsTheFoldedPairs) {
+  const QuantizedTiny r = quantizeTiny(false, "exp-ss");
+  const std::string out = test::tempDir("exp-ss-out") + "/ss";
+  exportRun(r.art, ExportOptions().withFormat(ExportFormat::ScaleShift).withOutDir(out));
+  auto f = io::SafetensorsFile::open(out + "/scale_shift.safetensors");
+  for (const auto& m : r.art.migrations) {
+    EXPECT_TRUE(at::equal(f->load(m.pair + ".shift"), m.shift)) << m.pair;
+    EXPECT_TRUE(at::equal(f->load(m.pair + ".scale"), m.scale)) << m.pair;
+  }
+  EXPECT_NE(f->metadata().at("pairs").find("consumers"), std::string::npos);
+}
+
+// Cancels after `after` progress updates.
+class CancelAfter : public jobs::Progress {
+ public:
+  explicit CancelAfter(int after) : left_(after) {}
+  void update(double, const std::string&) override { --left_; }
+  bool cancelRequested() const override { return left_ <= 0; }
+
+ private:
+  int left_;
+};
+
+TEST(Export, CancelOrErrorLeavesNoFolder) {
+  const QuantizedTiny r = quantizeTiny(false, "exp-cancel");
+  const std::string root = test::tempDir("exp-cancel-out");
+  CancelAfter cancel(5);
+  EXPECT_THROW(exportRun(r.art, ExportOptions().withFormat(ExportFormat::HfFp16).withOutDir(root + "/m"), cancel),
+               qs::Cancelled);
+  EXPECT_FALSE(std::filesystem::exists(root + "/m"));
+  EXPECT_TRUE(std::filesystem::is_empty(root)) << "no temporary folder left behind";
+
+  exportRun(r.art, ExportOptions().withFormat(ExportFormat::HfFp16).withOutDir(root + "/m"));
+  test::expectError([&] { exportRun(r.art, ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(root + "/m")); },
+                    "already exists");
+  // --force replaces only on success: a cancelled forced export keeps the old folder.
+  CancelAfter again(3);
+  EXPECT_THROW(exportRun(r.art, ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(root + "/m").withForce(true),
+                         again),
+               qs::Cancelled);
+  EXPECT_TRUE(fs::exists(root + "/m/model.safetensors"));
+  EXPECT_FALSE(fs::exists(root + "/m/quantize_config.json"));
+}
+
+TEST(Export, FormatsTheRunCannotProvideAreClearErrors) {
+  QuantizedTiny r = quantizeTiny(false, "exp-err");
+  const std::string root = test::tempDir("exp-err-out");
+  QuantArtifact six = r.art;
+  six.bits = 6;
+  test::expectError([&] { exportRun(six, ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(root + "/a")); },
+                    "holds 2, 3, 4 or 8 bits; this run used 6");
+  QuantArtifact outl = r.art;
+  auto& g = outl.grids.begin()->second;
+  g.outlierIndices = at::zeros({1, 2}, at::kLong);
+  g.outlierValues = at::ones({1});
+  test::expectError([&] { exportRun(outl, ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(root + "/b")); },
+                    "full-precision outliers");
+  QuantArtifact none = r.art;
+  none.migrations.clear();
+  none.migration = "none";
+  test::expectError([&] { exportRun(none, ExportOptions().withFormat(ExportFormat::ScaleShift).withOutDir(root + "/c")); },
+                    "no OS+/SmoothQuant migration");
+  EXPECT_TRUE(std::filesystem::is_empty(root));
+  test::expectError([&] { parseExportFormat("onnx"); }, "--format: 'onnx'");
+}
+
+TEST(QuantizeConfigMigration, KeysRoundTripAndBadValuesNameTheKey) {
+  const QuantizeConfig c = parseQuantizeConfig(
+      "quantize:\n  migrate: osplus\n  a_bits: 6\n  a_quantizer: per_token\n  a_symmetric: true\n"
+      "  except_quantizer: [down_proj]\n  osplus_search_steps: 150\n  sq_alpha: 0.75\n",
+      "cfg.yaml");
+  EXPECT_EQ(c.migrate, Migration::OsPlus);
+  EXPECT_EQ(c.act.bits, 6);
+  EXPECT_EQ(c.act.granularity, quant::Granularity::PerToken);
+  EXPECT_TRUE(c.act.symmetric);
+  EXPECT_EQ(c.exceptQuantizer, std::vector<std::string>{"down_proj"});
+  EXPECT_EQ(c.osplusSearchSteps, 150);
+  const QuantizeConfig back = parseQuantizeConfig(toYaml(c), "stored");
+  EXPECT_EQ(toYaml(back), toYaml(c));
+  EXPECT_EQ(QuantizeConfig().act.bits, 16) << "activations stay FP by default";
+  test::expectError([&] { parseQuantizeConfig("migrate: awq\n", "cfg.yaml"); }, "migrate");
+  test::expectError([&] { parseQuantizeConfig("a_bits: 12\n", "cfg.yaml"); }, "a_bits");
+  test::expectError([&] { parseQuantizeConfig("a_quantizer: per_channel\n", "cfg.yaml"); }, "a_quantizer");
+}
+
+}  // namespace
+}  // namespace qs::algo

@@ -78,8 +78,8 @@ CompareView::CompareView(QWidget* parent)
   auto* tables = new QSplitter(Qt::Horizontal, this);
   tables->addWidget(configBox);
   tables->addWidget(metricBox);
-  tables->setStretchFactor(0, 1);
-  tables->setStretchFactor(1, 1);
+  tables->setStretchFactor(0, 2);
+  tables->setStretchFactor(1, 3);
 
   auto* plotBox = new QWidget(this);
   auto* pv = new QVBoxLayout(plotBox);

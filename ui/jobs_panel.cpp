@@ -44,9 +44,8 @@ JobsPanel::JobsPanel(JobQueue* queue, QWidget* parent)
   tools->addWidget(new QLabel(tr("×"), this));
   tools->addWidget(seqlen_);
   tools->addWidget(new QLabel(tr("tokens"), this));
-  tools->addSpacing(12);
-  tools->addWidget(quantizeButton_);
   tools->addStretch();
+  tools->addWidget(quantizeButton_);
 
   empty_->setText(tr("No jobs yet. Open a project, then start <b>Analyse</b> or <b>Quantize &amp; Evaluate</b>."));
   empty_->setWordWrap(true);
@@ -59,6 +58,7 @@ JobsPanel::JobsPanel(JobQueue* queue, QWidget* parent)
   auto* scroll = new QScrollArea(this);
   scroll->setWidgetResizable(true);
   scroll->setFrameShape(QFrame::NoFrame);
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
   scroll->setWidget(list);
 
   auto* v = new QVBoxLayout(this);
@@ -93,9 +93,13 @@ void JobsPanel::addRow(int id) {
   r.bar = new QProgressBar(r.box);
   r.bar->setRange(0, 1000);
   r.bar->setTextVisible(true);
-  r.bar->setMinimumWidth(220);
+  r.bar->setFormat(QStringLiteral("%p%"));
+  r.bar->setMinimumWidth(120);
+  r.stage = new QLabel(r.box);
+  r.stage->setObjectName(QStringLiteral("stage%1").arg(id));
+  r.stage->setMinimumWidth(40);
+  r.stage->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // long stages are cut, not the dock widened
   r.time = new QLabel(r.box);
-  r.time->setMinimumWidth(150);
   r.result = new QLabel(r.box);
   r.result->setWordWrap(true);
   r.result->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -108,13 +112,16 @@ void JobsPanel::addRow(int id) {
   head->addWidget(r.state);
   auto* line = new QHBoxLayout;
   line->addWidget(r.bar, 1);
-  line->addWidget(r.time);
   line->addWidget(r.cancel);
+  auto* info = new QHBoxLayout;
+  info->addWidget(r.stage, 1);
+  info->addWidget(r.time);
   auto* v = new QVBoxLayout(r.box);
   v->setContentsMargins(6, 4, 6, 4);
   v->setSpacing(2);
   v->addLayout(head);
   v->addLayout(line);
+  v->addLayout(info);
   v->addWidget(r.result);
   rows_->insertWidget(0, r.box);  // newest first
   rowOf_[id] = r;
@@ -131,9 +138,8 @@ void JobsPanel::updateRow(int id) {
   r.bar->setValue(static_cast<int>(j->fraction * 1000));
   QString stage = j->stage;
   if (j->state == JobQueue::State::Queued) stage = tr("waiting for the running job");
-  // The bar's text: percentage and stage; '%' is doubled so QProgressBar keeps it literal.
-  r.bar->setFormat(QString::number(qRound(j->fraction * 100)) + QStringLiteral("%%  ") +
-                   QString(stage).replace(QLatin1Char('%'), QStringLiteral("%%")));
+  r.stage->setText(stage);
+  r.stage->setToolTip(stage);
   if (j->state == JobQueue::State::Running)
     r.time->setText(tr("%1 elapsed · ETA %2")
                         .arg(QString::fromStdString(jobs::formatDuration(j->elapsedMs / 1000.0)),
@@ -165,6 +171,11 @@ QPushButton* JobsPanel::cancelButton(int jobId) const {
 QLabel* JobsPanel::resultLabel(int jobId) const {
   auto it = rowOf_.find(jobId);
   return it == rowOf_.end() ? nullptr : it->second.result;
+}
+
+QLabel* JobsPanel::stageLabel(int jobId) const {
+  auto it = rowOf_.find(jobId);
+  return it == rowOf_.end() ? nullptr : it->second.stage;
 }
 
 }  // namespace qs::ui

@@ -1,7 +1,6 @@
 // The "Jobs" dock: buttons that start the project jobs (Analyse with its sample count and
 // length; Quantize & evaluate with the Tuning panel's config) and one row per job, newest first:
-// title, state, a progress bar whose text is the job's stage ("quantize: block 3/5"), elapsed
-// time and ETA, a Cancel button while it is queued or running, and the summary or the core's
+// title, state, a progress bar, the job's stage ("quantize: block 3/5"), elapsed time and ETA, a Cancel button while it is queued or running, and the summary or the core's
 // error message when it ends. The queue itself is JobQueue; this widget only shows it.
 #pragma once
 #include <QWidget>
@@ -36,6 +35,7 @@ class JobsPanel : public QWidget {
   QProgressBar* progressBar(int jobId) const;
   QPushButton* cancelButton(int jobId) const;
   QLabel* resultLabel(int jobId) const;
+  QLabel* stageLabel(int jobId) const;
 
  Q_SIGNALS:
   void analyseRequested();
@@ -47,6 +47,7 @@ class JobsPanel : public QWidget {
     QLabel* title;
     QLabel* state;
     QProgressBar* bar;
+    QLabel* stage;
     QLabel* time;
     QLabel* result;
     QPushButton* cancel;

@@ -107,6 +107,7 @@ MainWindow::MainWindow(QWidget* parent)
   jobsDock_->setObjectName(QStringLiteral("jobsDock"));
   jobsDock_->setWidget(jobsPanel_);
   addDockWidget(Qt::RightDockWidgetArea, jobsDock_);
+  tabifyDockWidget(infoDock_, jobsDock_);  // the right edge's full height for the job rows
   jobsDock_->hide();  // shown when a project is opened or a job starts
   runsDock_->setObjectName(QStringLiteral("runsDock"));
   runsDock_->setWidget(runsPanel_);
@@ -145,7 +146,8 @@ MainWindow::MainWindow(QWidget* parent)
   connect(jobs_, &JobQueue::jobChanged, this, [this](int id) {
     const JobQueue::Job* j = jobs_->job(id);
     if (j && j->state == JobQueue::State::Running) {
-      if (!statusBar_->jobActive()) statusBar_->beginJob(j->title);
+      if (statusJob_ != id) statusBar_->beginJob(j->title);
+      statusJob_ = id;
       statusBar_->setJobProgress(j->fraction);
     }
   });
@@ -328,19 +330,23 @@ int MainWindow::startQuantize() {
 
 QString MainWindow::quantizeConfigYaml() const { return tuning_->quantizeSection(); }
 
-void MainWindow::showDockOf(QWidget* panel) {
+QDockWidget* MainWindow::showDockOf(QWidget* panel) {
   for (QDockWidget* d : findChildren<QDockWidget*>())
     if (d->widget() == panel) {
       d->show();
       d->raise();
+      return d;
     }
+  return nullptr;
 }
 
 void MainWindow::onJobFinished(int id) {
   const JobQueue::Job* j = jobs_->job(id);
   if (!j) return;
-  if (!jobs_->busy())
+  if (!jobs_->busy()) {
     statusBar_->endJob(tr("%1: %2").arg(j->title, stateName(j->state)));
+    statusJob_ = 0;
+  }
   runsPanel_->refresh();
   // A new analysis run opens in the explorer.
   if (j->state == JobQueue::State::Finished && analyseJobs_.count(id) && !projectDir_.isEmpty())

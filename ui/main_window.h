@@ -59,8 +59,9 @@ class MainWindow : public QMainWindow {
   RunsPanel* runsPanel() const { return runsPanel_; }
   CompareView* compareView() const { return compareView_; }
   TuningPanel* tuningPanel() const { return tuning_; }
-  // Shows the dock that holds `panel` (jobs, runs, compare, explorer, tuning) and raises it.
-  void showDockOf(QWidget* panel);
+  // Shows the dock that holds `panel` (jobs, runs, compare, explorer, tuning), raises it and
+  // returns it (nullptr when no dock holds it).
+  QDockWidget* showDockOf(QWidget* panel);
 
   // Queue the project jobs (a project must be open); return the job id, 0 when none was queued.
   int startAnalyse(int samples, int seqlen);
@@ -115,6 +116,7 @@ class MainWindow : public QMainWindow {
   QDockWidget* tuningDock_;
   QString projectDir_;
   std::set<int> analyseJobs_;
+  int statusJob_ = 0;  // the job the status bar shows
   QMenu* viewMenu_ = nullptr;
   QMenu* recentMenu_ = nullptr;
   QActionGroup* themeGroup_ = nullptr;

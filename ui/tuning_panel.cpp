@@ -80,13 +80,10 @@ TuningPanel::TuningPanel(QWidget* parent)
   apply->setToolTip(tr("Read the edited YAML back into the controls (Ctrl+Return)"));
   apply->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Return));
   auto* saveQ = new QPushButton(tr("Save Config…"), yamlBox);
-  saveQ->setToolTip(tr("Write the quantize section (for qscope quantize --config)"));
-  auto* saveA = new QPushButton(tr("Save Q-Config…"), yamlBox);
-  saveA->setToolTip(tr("Write the OS+ q-config section (for qscope migrate --qconfig)"));
+  saveQ->setToolTip(tr("Write the config as a file for qscope quantize --config"));
   buttons->addWidget(apply);
   buttons->addStretch();
   buttons->addWidget(saveQ);
-  buttons->addWidget(saveA);
   yv->addLayout(buttons);
 
   auto* split = new QSplitter(Qt::Horizontal, this);
@@ -100,13 +97,13 @@ TuningPanel::TuningPanel(QWidget* parent)
 
   connect(apply, &QPushButton::clicked, this, [this] { setYaml(yamlEdit_->toPlainText()); });
   connect(saveQ, &QPushButton::clicked, this, [this] { saveSection(QStringLiteral("quantize"), tr("Save Quantize Config")); });
-  connect(saveA, &QPushButton::clicked, this, [this] { saveSection(QStringLiteral("quant"), tr("Save OS+ Q-Config")); });
   connect(presets_, qOverload<int>(&QComboBox::activated), this, [this](int i) {
     if (i > 0) loadPreset(presets_->itemData(i).toString());
     presets_->setCurrentIndex(0);
   });
 
-  doc_.setYaml(workflow::defaultTuningYaml());
+  defaults_.setYaml(workflow::defaultTuningYaml());
+  doc_ = defaults_;
   refreshControls();
   recheck(true);
 }
@@ -176,9 +173,11 @@ void TuningPanel::refreshControls() {
   updating_ = true;
   for (const auto& c : workflow::tuningControls()) {
     QWidget* w = controls_[c.key];
-    const QString v = QString::fromStdString(doc_.controlValue(c));
-    w->setEnabled(!v.isEmpty() || c.key.rfind("quant.", 0) != 0 || !doc_.section("quant").empty());
-    if (v.isEmpty()) continue;  // absent: the control keeps showing the core default it had
+    QString v = QString::fromStdString(doc_.controlValue(c));
+    // A control of an absent section is off; an absent key shows the core's default.
+    const std::string section = c.key.substr(0, c.key.find('.'));
+    w->setEnabled(!doc_.section(section).empty());
+    if (v.isEmpty()) v = QString::fromStdString(defaults_.controlValue(c));
     if (auto* b = qobject_cast<QCheckBox*>(w)) b->setChecked(v.toLower() == "true");
     else if (auto* s = qobject_cast<QSpinBox*>(w)) s->setValue(v.toInt());
     else if (auto* d = qobject_cast<QDoubleSpinBox*>(w)) d->setValue(v.toDouble());
@@ -200,6 +199,11 @@ void TuningPanel::refreshControls() {
 void TuningPanel::recheck(bool rewriteText) {
   const workflow::TuningCheck check = workflow::checkTuning(doc_.yaml());
   error_ = QString::fromStdString(check.error);
+  if (error_.isEmpty() && !check.resolvedYaml.empty() && check.resolvedYaml != doc_.yaml()) {
+    doc_.setYaml(check.resolvedYaml);
+    refreshControls();
+    rewriteText = true;  // show what will run; an invalid text is left as typed, to be fixed
+  }
   if (error_.isEmpty()) {
     errorLabel_->setText(tr("✓ valid — “Quantize & Evaluate” uses the quantize section"));
     errorLabel_->setStyleSheet(QStringLiteral("color: #2e8b57;"));
@@ -229,10 +233,12 @@ QString TuningPanel::setYaml(const QString& text) {
 QString TuningPanel::loadPreset(const QString& name) {
   QFile f(QString::fromLatin1(kPresetDir) + QLatin1Char('/') + name);
   if (!f.open(QIODevice::ReadOnly)) return tr("%1: preset not found").arg(name);
-  const std::string err = doc_.applyPreset(f.readAll().toStdString(), name.toStdString());
-  if (!err.empty()) {
-    errorLabel_->setText(QString::fromStdString(err));
-    return QString::fromStdString(err);
+  try {
+    doc_.setYaml(workflow::applyTuningPreset(doc_.yaml(), f.readAll().toStdString(), name.toStdString()));
+  } catch (const std::exception& e) {
+    const QString err = QString::fromUtf8(e.what());
+    errorLabel_->setText(err);
+    return err;
   }
   refreshControls();
   recheck(true);

@@ -1,10 +1,12 @@
-// The "Tuning" dock: the controls of a quantization config — weights (method, bits, group size,
-// act-order, iterations, outlier %, ...), activations (bits, granularity, observer) and OS+
-// migration — each bound to one YAML key of a TuningDocument (core/workflow/tuning_document.h),
+// The "Tuning" dock: the controls of a quantize config — weights (method, bits, group size,
+// act-order, iterations, outlier %, ...), activations (bits, granularity, observer), outlier
+// migration (OS+ with its search, SmoothQuant) and calibration — each bound to one YAML key of a
+// TuningDocument (core/workflow/tuning_document.h),
 // next to the document itself as editable YAML. A control edits its key; "Apply YAML" reads the
 // text back into the controls; presets (resources/presets) replace the sections they hold. Every
 // change is checked by the core's own parsers (tuning_check.h) and an invalid value shows the
-// core's message under the controls. "Quantize & Evaluate" uses quantizeSection().
+// core's message under the controls. A valid document is shown resolved: every quantize key with
+// its value, absent ones filled with the core's defaults. "Quantize & Evaluate" uses quantizeSection().
 #pragma once
 #include <QWidget>
 
@@ -31,7 +33,6 @@ class TuningPanel : public QWidget {
   QString yaml() const { return QString::fromStdString(doc_.yaml()); }
   // The `quantize:` section for the quantize job ("" when the document has none).
   QString quantizeSection() const { return QString::fromStdString(doc_.section("quantize")); }
-  QString qconfigSection() const { return QString::fromStdString(doc_.section("quant")); }
   // The core's message for the current document, "" when valid.
   QString error() const { return error_; }
   // Loads a preset by file name ("gptq-w4g128.yaml") from the bundled presets; "" or the error.
@@ -54,6 +55,7 @@ class TuningPanel : public QWidget {
   void saveSection(const QString& section, const QString& title);
 
   workflow::TuningDocument doc_;
+  workflow::TuningDocument defaults_;  // what an absent key means (core defaults)
   std::map<std::string, QWidget*> controls_;
   QComboBox* presets_;
   QPlainTextEdit* yamlEdit_;

@@ -1,6 +1,9 @@
 // project_jobs: see project_jobs.h. The steps mirror app/qscope/cmd_analyze.cpp and
-// cmd_quantize.cpp (without --resume): inputs are checked before the run row is created, so a
-// bad dataset or config never leaves a failed run behind.
+// cmd_quantize.cpp (without --resume: FP perplexity, migration, the weight pipeline, activation
+// ranges, quantized perplexity; the same metrics, layer results, migration statistics and
+// quantized-run artifact): inputs are checked before the run row is created, so a bad dataset or
+// config never leaves a failed run behind. The CLI still carries its own copy of these steps;
+// moving it onto runQuantizeJob would leave one.
 #include "core/workflow/project_jobs.h"
 
 #include <ATen/ATen.h>
@@ -10,9 +13,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
+#include "core/algo/act_calibration.h"
+#include "core/algo/migration_run.h"
 #include "core/algo/pipeline.h"
+#include "core/algo/quant_artifact.h"
 #include "core/algo/quantize_config.h"
 #include "core/analysis/analyze.h"
 #include "core/analysis/calibration.h"
@@ -135,6 +142,69 @@ void recordQuantizeRun(runs::RunWriter& w, const algo::PipelineResult& pr, const
                "bytes", 0, NAN});
 }
 
+// The migration rows `qscope quantize` stores: before/after statistics per migrated site and
+// the summary metrics.
+void recordMigration(runs::RunWriter& w, const algo::MigrationOutcome& m) {
+  if (m.method == algo::Migration::None) return;
+  double maxB = 0, maxA = 0, kurB = 0, kurA = 0, asyB = 0, asyA = 0;
+  for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i) {
+    const auto& b = m.before[i];
+    const auto& a = m.after[i];
+    for (const auto* s : {&b, &a}) {
+      runs::SiteStat st;
+      st.layer = s->block;
+      st.site = s->site;
+      st.kind = s == &b ? "migration_before" : "migration_after";
+      st.maxAbs = s->maxAbs;
+      st.kurtosisMean = s->kurtosis;
+      st.kurtosisMax = s->kurtosis;
+      nlohmann::json extra = {{"pair", s->pair}, {"asymmetry", s->asymmetry}, {"method", algo::migrationName(m.method)},
+                              {"kurtosis", "Pearson, all input values of <= 4096 calibration tokens"}};
+      if (s == &a) extra["threshold"] = m.records[i].threshold;
+      st.extraJson = extra.dump();
+      w.addSiteStat(st);
+    }
+    maxB = std::max(maxB, b.maxAbs);
+    maxA = std::max(maxA, a.maxAbs);
+    kurB += b.kurtosis / static_cast<double>(m.before.size());
+    kurA += a.kurtosis / static_cast<double>(m.after.size());
+    asyB = std::max(asyB, b.asymmetry);
+    asyA = std::max(asyA, a.asymmetry);
+  }
+  const int64_t n = static_cast<int64_t>(m.before.size());
+  const std::string proto = std::string(algo::migrationName(m.method)) + " migrated site inputs, calibration set";
+  w.addMetric({"migration.max_abs.before", maxB, proto + " (max over sites)", "", n, NAN});
+  w.addMetric({"migration.max_abs.after", maxA, proto + " (max over sites)", "", n, NAN});
+  w.addMetric({"migration.kurtosis.before", kurB, proto + " (mean over sites)", "", n, NAN});
+  w.addMetric({"migration.kurtosis.after", kurA, proto + " (mean over sites)", "", n, NAN});
+  w.addMetric({"migration.asymmetry.before", asyB, proto + " (max over sites of max |center|)", "", n, NAN});
+  w.addMetric({"migration.asymmetry.after", asyA, proto + " (max over sites of max |center|)", "", n, NAN});
+  w.addMetric({"time.migration", m.seconds, proto, "s", n, NAN});
+}
+
+// The quantized-run artifact (`qscope export RUN` reads it), as `qscope quantize` writes it.
+void writeArtifact(runs::RunWriter& w, const runs::Project& project, const algo::QuantizeConfig& c,
+                   const std::string& yaml, const std::string& modelPath, const algo::PipelineResult& pr,
+                   const algo::MigrationOutcome& m) {
+  algo::QuantArtifact a;
+  a.configYaml = yaml;
+  a.modelPath = std::filesystem::absolute(modelPath).string();
+  a.modelFingerprint = runs::fingerprintModel(modelPath);
+  a.dtype = "float32";
+  a.method = algo::methodName(c.layer.method);
+  a.bits = c.layer.spec.bits;
+  a.symmetric = c.layer.spec.symmetric;
+  a.groupSize = c.layer.spec.chAxis == -1 ? -1 : c.layer.spec.groupSize;
+  a.actOrder = c.layer.spec.actOrder;
+  a.migration = algo::migrationName(m.method);
+  a.migrations = m.records;
+  a.grids = pr.grids;
+  const std::string dir = project.dir() + "/exports/run-" + std::to_string(w.id());
+  std::filesystem::create_directories(dir);
+  algo::writeQuantArtifact(dir + "/" + algo::kQuantArtifactFile, a);
+  w.addArtifact({"quantized", dir, 0, ""});
+}
+
 }  // namespace
 
 JobOutcome runAnalyzeJob(const AnalyzeJobOptions& o, jobs::Progress& progress) {
@@ -239,31 +309,55 @@ JobOutcome runQuantizeJob(const QuantizeJobOptions& o, jobs::Progress& progress)
   nr.device = "cpu";
   runs::RunWriter writer(project.runsPath(), nr);
 
-  // Stage weights: evaluation is cheap next to calibration on the models this runs on.
+  // Stage weights: evaluation and migration are cheap next to calibration on the models this runs on.
   const double evalShare = evals.empty() ? 0.0 : 0.15;
+  const double migrateShare = cfg.migrate == algo::Migration::None ? 0.0 : 0.15;
+  const double actShare = cfg.act.enabled() ? 0.05 : 0.0;
+  const double qBegin = evalShare + migrateShare, qEnd = 1.0 - evalShare - actShare;
+  const std::string wa = "W" + std::to_string(cfg.layer.spec.bits) + (cfg.act.enabled() ? "A" + std::to_string(cfg.act.bits) : "");
   algo::PipelineResult pr;
+  algo::MigrationOutcome migration;
+  std::unique_ptr<algo::ActQuantSession> actSession;
+  // Leaves the model without the session's transform whatever happens (it refers to the model).
+  struct SessionReset {
+    std::unique_ptr<algo::ActQuantSession>& s;
+    ~SessionReset() { s.reset(); }
+  } sessionReset{actSession};
+  const std::string exportDir = project.dir() + "/exports/run-" + std::to_string(writer.id());
   try {
     for (size_t i = 0; i < evals.size(); ++i) {
       const double w = evalShare / static_cast<double>(evals.size());
       StageProgress stage(progress, w * i, w * (i + 1), "FP " + evals[i].name);
       evals[i].fp = eval::evaluatePerplexity(*model, evals[i].tokens, ppl, stage);
     }
+    if (cfg.migrate != algo::Migration::None) {
+      StageProgress stage(progress, evalShare, qBegin, algo::migrationName(cfg.migrate));
+      migration = algo::runMigration(*model, ids, cfg, stage);
+    }
     {
-      StageProgress stage(progress, evalShare, 1.0 - evalShare, "quantize");
+      StageProgress stage(progress, qBegin, qEnd, "quantize");
       algo::PipelineOptions po;
-      po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential);
+      po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential).withKeepGrids(true);
       pr = algo::quantizeModel(*model, ids, mask, po, stage);
+    }
+    if (cfg.act.enabled()) {
+      StageProgress stage(progress, qEnd, qEnd + actShare, "a" + std::to_string(cfg.act.bits) + " ranges");
+      actSession = std::make_unique<algo::ActQuantSession>(*model, cfg.act, cfg.exceptQuantizer);
+      actSession->calibrate(ids, stage);
     }
     for (size_t i = 0; i < evals.size(); ++i) {
       const double w = evalShare / static_cast<double>(evals.size());
-      StageProgress stage(progress, 1.0 - evalShare + w * i, 1.0 - evalShare + w * (i + 1),
-                          "w" + std::to_string(cfg.layer.spec.bits) + " " + evals[i].name);
+      StageProgress stage(progress, 1.0 - evalShare + w * i, 1.0 - evalShare + w * (i + 1), wa + " " + evals[i].name);
       evals[i].quantized = eval::evaluatePerplexity(*model, evals[i].tokens, ppl, stage);
     }
+    actSession.reset();
     recordQuantizeRun(writer, pr, evals);
+    recordMigration(writer, migration);
+    writeArtifact(writer, project, cfg, nr.configYaml, modelPath, pr, migration);
     writer.finish();
   } catch (const qs::Cancelled&) {
-    writer.cancel();
+    writer.cancel();  // rows and the artifact folder under exports/ go with it
+    std::filesystem::remove_all(exportDir);
     throw;
   } catch (const std::exception& e) {
     writer.fail(e.what());

@@ -14,40 +14,48 @@ TuningCheck checkTuning(const std::string& yaml, const std::string& name) {
   out.error = doc.setYaml(yaml);
   if (!out.error.empty()) return out;
   try {
-    const std::string q = doc.section("quantize");
-    const std::string a = doc.section("quant");
-    if (q.empty() && a.empty()) throw Error(name + ": needs a 'quantize:' or 'quant:' section");
-    std::string resolved;
-    if (!q.empty()) resolved += algo::toYaml(algo::parseQuantizeConfig(q, name));
-    if (!a.empty()) {
-      quant::parseQConfig(a, name);
-      resolved += a;
-    }
-    TuningDocument r;
-    r.setYaml(resolved);
-    out.resolvedYaml = r.yaml();
+    if (doc.section("quantize").empty()) throw Error(name + ": needs a 'quantize:' section");
+    if (!doc.section("quant").empty())
+      throw Error(name + ": key 'quant': an OS+ q-config is not part of a quantize config; load it as a preset "
+                         "(its a_qconfig/w_qconfig/migrate become quantize keys)");
+    // The whole document, so a stray top-level key is reported as the CLI would.
+    out.resolvedYaml = algo::toYaml(algo::parseQuantizeConfig(doc.yaml(), name));
   } catch (const std::exception& e) {
     out.error = e.what();
   }
   return out;
 }
 
-std::string defaultTuningYaml() {
-  return algo::toYaml(algo::QuantizeConfig()) +
-         "quant:\n"
-         "  a_qconfig:\n"
-         "    quantizer: FixedFakeQuantize\n"
-         "    observer: EMAMinMaxObserver\n"
-         "    bit: 8\n"
-         "    symmetric: false\n"
-         "    ch_axis: -1\n"
-         "  w_qconfig:\n"
-         "    quantizer: FixedFakeQuantize\n"
-         "    observer: MinMaxObserver\n"
-         "    bit: 8\n"
-         "    symmetric: true\n"
-         "    ch_axis: 0\n"
-         "  migrate: true\n";
+std::string defaultTuningYaml() { return algo::toYaml(algo::QuantizeConfig()); }
+
+std::string applyTuningPreset(const std::string& yaml, const std::string& presetText, const std::string& file) {
+  TuningDocument preset;
+  const std::string parseError = preset.setYaml(presetText);
+  if (!parseError.empty()) throw Error(file + ": " + parseError);
+  TuningDocument doc;
+  doc.setYaml(yaml);
+  const std::string current = doc.section("quantize");
+  algo::QuantizeConfig c = current.empty() ? algo::QuantizeConfig() : algo::parseQuantizeConfig(current, "tuning panel");
+  if (!preset.section("quantize").empty()) {
+    c = algo::parseQuantizeConfig(preset.section("quantize"), file);
+  } else if (!preset.section("quant").empty()) {
+    // As `qscope quantize --qconfig`: a_qconfig -> activations, w_qconfig -> the weight grid's
+    // bit/symmetric/ch_axis/observer, except_quantizer, and migrate: true -> OS+.
+    const quant::QConfig q = quant::parseQConfig(presetText, file);
+    c.act = q.act;
+    const int group = c.layer.spec.groupSize;
+    const bool actOrder = c.layer.spec.actOrder, staticGroups = c.layer.spec.staticGroups;
+    c.layer.spec = q.weight;
+    if (q.weight.groupSize <= 0) c.layer.spec.groupSize = group;
+    c.layer.spec.actOrder = actOrder;
+    c.layer.spec.staticGroups = staticGroups;
+    c.exceptQuantizer = q.exceptQuantizer;
+    c.migrate = q.migrate ? algo::Migration::OsPlus : algo::Migration::None;
+    c.validate();
+  } else {
+    throw Error(file + ": a preset needs a 'quantize:' or 'quant:' section");
+  }
+  return algo::toYaml(c);
 }
 
 }  // namespace qs::workflow

@@ -1,7 +1,6 @@
 // The core's verdict on a Tuning panel document (tuning_document.h), behind a torch-free header:
-// each section present is parsed by the same function the CLI uses (algo::parseQuantizeConfig for
-// `quantize:`, quant::parseQConfig for `quant:`), so the panel shows the very message
-// `qscope quantize --config` / `qscope migrate --qconfig` would print.
+// the quantize section is parsed by the function `qscope quantize --config` uses
+// (algo::parseQuantizeConfig), so the panel shows the very message the CLI would print.
 #pragma once
 #include <string>
 
@@ -15,8 +14,14 @@ struct TuningCheck {
 // `name` labels the document in messages ("tuning panel").
 TuningCheck checkTuning(const std::string& yaml, const std::string& name = "tuning panel");
 
-// Core defaults: quantize section = toYaml(QuantizeConfig()); quant section = 8-bit per-tensor
-// activations with the EMA min/max observer, 8-bit symmetric weights, migrate on.
+// Core defaults: toYaml(QuantizeConfig()).
 std::string defaultTuningYaml();
+
+// Applies a preset file's text to the document `yaml`: a `quantize:` preset replaces the section;
+// an OS+ q-config (`quant:` with a_qconfig/w_qconfig, resources/presets/osplus_*.yaml) is mapped
+// onto quantize keys as `qscope quantize --qconfig` maps it (a_qconfig -> a_*, w_qconfig -> the
+// weight grid, migrate: True -> osplus). Returns the new resolved document; throws qs::Error
+// naming `file` and the key.
+std::string applyTuningPreset(const std::string& yaml, const std::string& presetText, const std::string& file);
 
 }  // namespace qs::workflow

@@ -1,9 +1,8 @@
-// The Tuning panel's document, without widgets or LibTorch: one YAML text with
-//   quantize:  the weight quantization config (core/algo/quantize_config.h; `qscope quantize --config`)
-//   quant:     the OS+-style q-config: activation quantizer, migrate on/off (core/quant/qconfig_yaml.h;
-//              `qscope migrate --qconfig`)
-// and the table of controls the panel shows, each bound to exactly one key path of it
-// ("quantize.wbits", "quant.a_qconfig.bit"). set() and get() go through the same paths, so a
+// The Tuning panel's document, without widgets or LibTorch: a quantize config as YAML
+// (`quantize:` section, core/algo/quantize_config.h; what `qscope quantize --config` reads and
+// what the Quantize & Evaluate job runs: weight method, activation quantization, outlier
+// migration, calibration), and the table of controls the panel shows, each bound to exactly one
+// key path of it ("quantize.wbits", "quantize.a_bits", "quantize.migrate"). set() and get() go through the same paths, so a
 // control change edits one key and an edited YAML text round-trips into the controls. Whether
 // the values are legal is the core's call: tuning_check.h parses each section with the core's
 // own parser and returns its message.
@@ -16,7 +15,7 @@ namespace qs::workflow {
 struct TuningControl {
   enum class Type { Bool, Int, Double, Percent, Choice };
   std::string key;                   // key path in the document
-  std::string group;                 // "Weights", "Activations", "OS+"
+  std::string group;                 // "Weights", "Activations", "Outlier migration", ...
   std::string label;                 // control label
   Type type = Type::Int;
   std::vector<std::string> choices;  // Choice: the YAML values
@@ -46,7 +45,8 @@ class TuningDocument {
   void setControlValue(const TuningControl& c, const std::string& shown);
 
   // Merges a preset: each top-level section the preset has (quantize, quant) replaces this
-  // document's section; "" or the parse error naming `file`.
+  // document's section; "" or the parse error naming `file`. (OS+ q-config presets, `quant:`,
+  // are turned into quantize keys by tuning_check.h's applyTuningPreset.)
   std::string applyPreset(const std::string& text, const std::string& file);
   // One top-level section as a document of its own ("" when absent), e.g. for the quantize job.
   std::string section(const std::string& name) const;

@@ -11,6 +11,7 @@
 
 #include <cmath>
 
+#include "core/util/error.h"
 #include "core/workflow/tuning_check.h"
 #include "core/workflow/tuning_document.h"
 #include "tests/ui/ui_test_app.h"
@@ -95,9 +96,31 @@ TEST(TuningCheck, InvalidValuesGiveTheCoresMessageNamingTheKey) {
   EXPECT_NE(err.find("tuning panel"), std::string::npos) << err;
   EXPECT_NE(err.find("quantize.wbits"), std::string::npos) << err;
   d.set("quantize.wbits", "4");
-  d.set("quant.a_qconfig.quantizer", "Bogus");
+  d.set("quantize.a_quantizer", "per_channel");
   const std::string err2 = qs::workflow::checkTuning(d.yaml()).error;
-  EXPECT_NE(err2.find("quant.a_qconfig.quantizer"), std::string::npos) << err2;
+  EXPECT_NE(err2.find("quantize.a_quantizer"), std::string::npos) << err2;
+  d.set("quantize.a_quantizer", "per_token");
+  d.set("extra.key", "1");
+  EXPECT_NE(qs::workflow::checkTuning(d.yaml()).error.find("extra"), std::string::npos) << "stray sections are errors";
+}
+
+TEST(TuningCheck, OsPlusQConfigPresetBecomesQuantizeKeys) {
+  // resources/presets/osplus_int6.yaml's content: W6A6, per-tensor EMA activations, migrate on.
+  const std::string qconfig =
+      "quant:\n  a_qconfig:\n    quantizer: FixedFakeQuantize\n    observer: EMAMinMaxObserver\n    bit: 6\n"
+      "    symmetric: False\n    ch_axis: -1\n  w_qconfig:\n    quantizer: FixedFakeQuantize\n"
+      "    observer: MinMaxObserver\n    bit: 6\n    symmetric: True\n    ch_axis: 0\n  migrate: True\n";
+  TuningDocument d;
+  ASSERT_EQ(d.setYaml(qs::workflow::applyTuningPreset("quantize:\n  groupsize: 64\n", qconfig, "int6.yaml")), "");
+  EXPECT_EQ(d.get("quantize.a_bits"), "6");
+  EXPECT_EQ(d.get("quantize.a_quantizer"), "per_tensor");
+  EXPECT_EQ(d.get("quantize.a_observer"), "ema_minmax");
+  EXPECT_EQ(d.get("quantize.wbits"), "6");
+  EXPECT_EQ(d.get("quantize.sym"), "true");
+  EXPECT_EQ(d.get("quantize.migrate"), "osplus");
+  EXPECT_EQ(d.get("quantize.groupsize"), "64") << "w_qconfig has no group size: the document's stays";
+  EXPECT_THROW(qs::workflow::applyTuningPreset("", "model:\n  a: 1\n", "bad.yaml"), qs::Error);
+  EXPECT_NE(qs::workflow::checkTuning("quantize:\n  wbits: 4\n" + qconfig).error.find("'quant'"), std::string::npos);
 }
 
 TEST(TuningCheck, ResolvesEveryQuantizeKey) {
@@ -186,18 +209,24 @@ TEST_F(TuningPanelTest, ControlsEditOneKeyAndYamlEditsComeBack) {
   EXPECT_TRUE(panel.quantizeSection().contains("wbits: 3")) << panel.quantizeSection().toStdString();
   EXPECT_TRUE(panel.yamlEdit()->toPlainText().contains("wbits: 3"));
 
-  auto* migrate = qobject_cast<QCheckBox*>(panel.control("quant.migrate"));
+  auto* migrate = qobject_cast<QComboBox*>(panel.control("quantize.migrate"));
   ASSERT_NE(migrate, nullptr);
-  EXPECT_TRUE(migrate->isChecked());
+  EXPECT_EQ(migrate->currentData().toString(), "none");
+  migrate->setCurrentIndex(migrate->findData("osplus"));
+  EXPECT_TRUE(panel.yamlEdit()->toPlainText().contains("migrate: osplus"));
   QString text = panel.yamlEdit()->toPlainText();
-  text.replace("migrate: true", "migrate: false").replace("wbits: 3", "wbits: 6");
+  text.replace("migrate: osplus", "migrate: smoothquant").replace("wbits: 3", "wbits: 6");
   ASSERT_EQ(panel.setYaml(text), "");
-  EXPECT_FALSE(migrate->isChecked());
+  EXPECT_EQ(migrate->currentData().toString(), "smoothquant");
   EXPECT_EQ(bits->value(), 6);
 
-  // The core's message, inline, for a value the controls could not produce.
-  text.replace("wbits: 6", "wbits: 1");
-  panel.setYaml(text);
+  // A document without a key shows it resolved to the core's default.
+  ASSERT_EQ(panel.setYaml("quantize:\n  method: rtn\n"), "");
+  EXPECT_EQ(bits->value(), 4);
+  EXPECT_TRUE(panel.yamlEdit()->toPlainText().contains("wbits: 4")) << "the view shows the resolved config";
+
+  // The core's message, inline, for a value the controls could not produce; the text stays.
+  panel.setYaml("quantize:\n  wbits: 1\n");
   EXPECT_TRUE(panel.error().contains("quantize.wbits")) << panel.error().toStdString();
   EXPECT_EQ(panel.errorLabel()->text(), panel.error());
 }
@@ -213,7 +242,8 @@ TEST_F(TuningPanelTest, BundledPresetsLoad) {
   ASSERT_EQ(panel.loadPreset("gptq-w4g128.yaml"), "");
   EXPECT_EQ(qobject_cast<QSpinBox*>(panel.control("quantize.groupsize"))->value(), 128);
   ASSERT_EQ(panel.loadPreset("osplus_int6.yaml"), "");
-  EXPECT_EQ(qobject_cast<QSpinBox*>(panel.control("quant.a_qconfig.bit"))->value(), 6);
+  EXPECT_EQ(qobject_cast<QSpinBox*>(panel.control("quantize.a_bits"))->value(), 6);
+  EXPECT_EQ(qobject_cast<QComboBox*>(panel.control("quantize.migrate"))->currentData().toString(), "osplus");
   EXPECT_EQ(qobject_cast<QSpinBox*>(panel.control("quantize.groupsize"))->value(), 128) << "kept";
 }
 

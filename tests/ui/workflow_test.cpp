@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 
 #include "core/runs/project.h"
@@ -79,12 +80,13 @@ TinyProject makeProject(const std::string& tag) {
 }
 
 // A quantize section small enough for the tiny model (positions 128) and the text above.
-QString quantizeYaml(const TinyProject& p, int wbits, const QString& method = "gptq") {
+QString quantizeYaml(const TinyProject& p, int wbits, const QString& method = "gptq", const QString& extra = "") {
   return QStringLiteral("quantize:\n  method: %1\n  wbits: %2\n  groupsize: -1\n  nsamples: 4\n  seqlen: 32\n"
                         "  batch_size: 4\n  dataset: %3\n  eval: [%3]\n  eval_seqlen: 32\n")
-      .arg(method)
-      .arg(wbits)
-      .arg(QString::fromStdString(p.text));
+             .arg(method)
+             .arg(wbits)
+             .arg(QString::fromStdString(p.text)) +
+         extra;
 }
 
 class WorkflowTest : public ::testing::Test {
@@ -114,7 +116,8 @@ TEST_F(WorkflowTest, AnalyseQuantizeRunsTableAndCompare) {
   ASSERT_EQ(w.tuningPanel()->setYaml(quantizeYaml(p, 4)), "");
   ASSERT_EQ(w.tuningPanel()->error(), "") << w.tuningPanel()->error().toStdString();
   const int q1 = w.startQuantize();
-  ASSERT_EQ(w.tuningPanel()->setYaml(quantizeYaml(p, 3, "rtn")), "");
+  // The second with OS+ migration and 8-bit activations, as `qscope quantize --migrate osplus --a-bits 8`.
+  ASSERT_EQ(w.tuningPanel()->setYaml(quantizeYaml(p, 3, "rtn", "  migrate: osplus\n  a_bits: 8\n  osplus_search_steps: 10\n")), "");
   const int q2 = w.startQuantize();
   ASSERT_GT(q1, 0);
   ASSERT_GT(q2, 0);
@@ -136,6 +139,16 @@ TEST_F(WorkflowTest, AnalyseQuantizeRunsTableAndCompare) {
   EXPECT_NE(list[1].configYaml.find("wbits: 4"), std::string::npos);
   EXPECT_EQ(list[2].kind, qs::runs::RunKind::Analysis);
   const qint64 r1 = list[1].id, r2 = list[0].id;
+  const auto migrated = store.loadRun(r2, false);
+  bool hasMigration = false, hasActPpl = false;
+  for (const auto& m : migrated.metrics) {
+    hasMigration |= m.key == "migration.max_abs.after";
+    hasActPpl |= m.key.rfind("ppl.", 0) == 0;
+  }
+  EXPECT_TRUE(hasMigration) << "OS+ ran and its statistics were stored";
+  EXPECT_TRUE(hasActPpl);
+  ASSERT_EQ(migrated.artifacts.size(), 1u) << "the quantized-run artifact qscope export reads";
+  EXPECT_TRUE(std::filesystem::exists(store.artifactPath(migrated.artifacts[0])));
 
   // Filter and rename.
   runs->setKindFilter("quantize");
@@ -163,6 +176,9 @@ TEST_F(WorkflowTest, AnalyseQuantizeRunsTableAndCompare) {
   }
   EXPECT_TRUE(wbitsDiffers);
   EXPECT_TRUE(methodDiffers);
+  bool migrateDiffers = false;
+  for (int r = 0; r < cmp->configTable()->rowCount(); ++r) migrateDiffers |= cmp->configTable()->item(r, 0)->text() == "quantize.migrate";
+  EXPECT_TRUE(migrateDiffers);
   bool ppl = false;
   for (int r = 0; r < cmp->metricTable()->rowCount(); ++r)
     if (cmp->metricTable()->item(r, 0)->text().startsWith("ppl.text")) {

@@ -60,6 +60,8 @@ class MigrateCommand : public Command {
         ->capture_default_str();
     cmd->add_option("--group-size", act_.groupSize, "channels per activation group (per_group)")->capture_default_str();
     cmd->add_flag("--a-symmetric", act_.symmetric, "symmetric activation grid (default asymmetric)");
+    cmd->add_flag("--a-matmul", matmul_,
+                  "also fake-quantize the attention matmul operands (q after RoPE, k, v) with the activation grid");
     cmd->add_option("--observer", observer_, "static range observer: minmax, avg_minmax, ema_minmax, percentile, mse")
         ->capture_default_str();
     cmd->add_option("--samples", samples_, "calibration windows")->capture_default_str();
@@ -92,6 +94,7 @@ class MigrateCommand : public Command {
       act_ = c.act;
       wspec = c.weight;
       except = c.exceptQuantizer;
+      matmul_ = matmul_ || c.quantizeMatmul;
     } else {
       act_.granularity = aQuantizer_ == "per_token"   ? quant::Granularity::PerToken
                          : aQuantizer_ == "per_group" ? quant::Granularity::PerGroup
@@ -115,7 +118,7 @@ class MigrateCommand : public Command {
         calibSource == text.path ? evalTokens : tokenizer->encode(eval::loadDataset(calibSource).text, true);
     const at::Tensor samples = algo::calibrationWindows(calibTokens, samples_, calibSeqlen_);
 
-    const std::string wa = "W" + std::to_string(wspec.bits) + "A" + std::to_string(act_.bits);
+    const std::string wa = "W" + std::to_string(wspec.bits) + "A" + std::to_string(act_.bits) + (matmul_ ? "+mm" : "");
     std::vector<Row> rows;
     auto evaluate = [&](const std::string& key, const std::string& label, auto&& prepare) {
       auto t0 = std::chrono::steady_clock::now();
@@ -132,7 +135,7 @@ class MigrateCommand : public Command {
     };
     auto quantize = [&](model::Model& m, jobs::Progress& bar) {
       algo::quantizeWeightsRtn(m, wspec, except, bar);
-      auto session = std::make_shared<algo::ActQuantSession>(m, act_, except);
+      auto session = std::make_shared<algo::ActQuantSession>(m, act_, except, matmul_);
       session->calibrate(samples, bar);
       sessions_.push_back(session);  // keeps the transform installed while the row is evaluated
     };
@@ -171,7 +174,7 @@ class MigrateCommand : public Command {
                      "\n  calib_seqlen: " + std::to_string(calibSeqlen_) + "\n  calib: \"" + calibSource +
                      "\"\n  alpha: " + std::to_string(sq_.alpha) + "\n  search_steps: " +
                      std::to_string(osp_.searchSteps) + "\n  dataset: \"" + dataset_ + "\"\n  seqlen: " +
-                     std::to_string(ppl_.seqlen) + "\n";
+                     std::to_string(ppl_.seqlen) + "\n  quantize_matmul: " + (matmul_ ? "true" : "false") + "\n";
       n.toolVersion = QS_VERSION;
       n.device = run_.device;
       writer = std::make_unique<runs::RunWriter>(project->runsPath(), n);
@@ -229,6 +232,7 @@ class MigrateCommand : public Command {
   RunOptions run_;
   bool json_ = false, noProgress_ = false;
   std::vector<std::shared_ptr<algo::ActQuantSession>> sessions_;
+  bool matmul_ = false;
 };
 
 }  // namespace

@@ -98,7 +98,7 @@ QConfig parseQConfig(const std::string& yamlText, const std::string& file) {
   config::requireMap(q, file, "quant");
   config::rejectUnknownKeys(q,
                             {"a_qconfig", "w_qconfig", "calibrate", "calibrate_path", "except_quantizer",
-                             "is_remove_padding", "migrate", "max_length"},
+                             "is_remove_padding", "migrate", "max_length", "quantize_matmul"},
                             file, "quant");
   QConfig c;
   if (q["a_qconfig"]) c.act = parseAct(q["a_qconfig"], file, "quant.a_qconfig");
@@ -111,6 +111,7 @@ QConfig parseQConfig(const std::string& yamlText, const std::string& file) {
   c.migrate = readBool(q, "migrate", file, "quant", c.migrate);
   c.maxLength = static_cast<int>(readInt(q, "max_length", file, "quant", c.maxLength));
   if (c.maxLength < 2) throw keyError(file, "quant.max_length", "must be at least 2 tokens");
+  c.quantizeMatmul = readBool(q, "quantize_matmul", file, "quant", c.quantizeMatmul);
   return c;
 }
 

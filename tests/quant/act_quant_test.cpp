@@ -186,6 +186,9 @@ TEST(QConfigTest, BadKeysAreClearErrors) {
   expectError("quant:\n  a_qconfig:\n    bit: 12\n", "bit");
   expectError("other: 1\n", "other");
   expectError("quant:\n  calibrate: [1]\n", "quant.calibrate");
+  expectError("quant:\n  quantize_matmul: maybe\n", "quant.quantize_matmul");
+  EXPECT_FALSE(qs::quant::parseQConfig("quant:\n  migrate: true\n", "q.yaml").quantizeMatmul);
+  EXPECT_TRUE(qs::quant::parseQConfig("quant:\n  quantize_matmul: true\n", "q.yaml").quantizeMatmul);
   EXPECT_THROW(qs::quant::loadQConfig("/nonexistent/q.yaml"), qs::Error);
 }
 

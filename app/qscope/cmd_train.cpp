@@ -7,12 +7,16 @@
 #include <ATen/Parallel.h>
 
 #include <cstdio>
+#include <cmath>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
 #include "core/io/tokenizer/tokenizer.h"
+#include "core/runs/project.h"
+#include "core/runs/run_store.h"
 #include "core/train/trainer.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
@@ -56,6 +60,10 @@ class TrainCommand : public Command {
     cmd->add_option("--gate", gate_, "gated attention: linear | mlp")->capture_default_str();
     cmd->add_option("--gate-hidden", gateHidden_, "mlp gate hidden units per head")->capture_default_str();
     cmd->add_option("--gate-bias-init", gateBias_, "initial gate bias (sigmoid = initial gate)")->capture_default_str();
+    cmd->add_option("--project", project_, "store the run (validation perplexity and outlier metrics at each "
+                                           "validation) in this project's run store");
+    cmd->add_flag("--outlier-metrics", o_.outlierMetrics, "at each validation also max inf-norm and kurtosis of the "
+                                                          "block outputs (through the inference engine)");
     cmd->add_option("--threads", threads_, "CPU threads for LibTorch (0 = all cores)")->capture_default_str();
     cmd->add_flag("--json", json_, "print the result as JSON on stdout");
     return cmd;
@@ -75,19 +83,44 @@ class TrainCommand : public Command {
     sfs::create_directories(o_.outDir);
     copyTokenizerFiles();
 
+    std::optional<runs::Project> project;
+    std::unique_ptr<runs::RunWriter> writer;
+    if (!project_.empty()) {
+      project = runs::Project::open(project_);
+      writer = std::make_unique<runs::RunWriter>(project->runsPath(), newRun());
+      o_.onValidation = [&](const train::ValPoint& v) { recordValidation(*writer, v, false); };
+    }
+
     ProgressBar bar("train");
     train::TrainResult r;
     try {
       r = train::train(ids, tok->vocabSize(), o_, bar);
     } catch (const Cancelled&) {
+      if (writer) writer->cancel();
       bar.finish();
       std::fprintf(stderr, "qscope: training cancelled; the last complete checkpoint is in %s/checkpoint "
                            "(continue with --resume)\n", o_.outDir.c_str());
       return 130;
+    } catch (const std::exception& e) {
+      if (writer) writer->fail(e.what());
+      throw;
     }
     bar.finish();
+    if (writer) {
+      if (!r.validation.empty()) recordValidation(*writer, r.validation.back(), true);
+      if (!r.losses.empty()) writer->addMetric({"train.loss", r.losses.back(), "last step", "nats", r.steps, NAN});
+      writer->addMetric({"train.tokens_per_second", r.tokensPerSecond, "cpu threads " +
+                         std::to_string(at::get_num_threads()), "tokens/s", 0, NAN});
+      writer->addArtifact({"export", o_.outDir, 0, ""});
+      writer->finish();
+    }
     nlohmann::json val = nlohmann::json::array();
-    for (const auto& v : r.validation) val.push_back({{"step", v.step}, {"perplexity", v.perplexity}});
+    for (const auto& v : r.validation) {
+      nlohmann::json p = {{"step", v.step}, {"perplexity", v.perplexity}};
+      if (v.hasOutliers)
+        for (const auto& [key, value] : v.outliers.namedValues(false)) p[key.substr(8)] = value;
+      val.push_back(p);
+    }
     nlohmann::json out = {{"out", o_.outDir},
                           {"tokens", ids.size()},
                           {"start_step", r.startStep},
@@ -95,6 +128,7 @@ class TrainCommand : public Command {
                           {"final_loss", r.losses.empty() ? nullptr : nlohmann::json(r.losses.back())},
                           {"tokens_per_second", r.tokensPerSecond},
                           {"validation", val}};
+    if (writer) out["run_id"] = writer->id();
     if (json_) {
       printJson(out);
     } else {
@@ -104,7 +138,14 @@ class TrainCommand : public Command {
       if (!r.validation.empty())
         std::printf("validation perplexity %.3f at step %lld\n", r.validation.back().perplexity,
                     static_cast<long long>(r.validation.back().step));
+      if (!r.validation.empty() && r.validation.back().hasOutliers) {
+        const auto& m = r.validation.back().outliers;
+        std::printf("max inf-norm %.2f (FFN output %.2f), kurtosis avg %.2f max %.2f\n", m.maxInfNorm,
+                    m.ffnMaxInfNorm, m.kurtosisAvg, m.kurtosisMax);
+      }
       std::printf("model folder: %s\n", o_.outDir.c_str());
+      if (writer) std::printf("stored as run %lld in %s\n", static_cast<long long>(writer->id()),
+                              project->runsPath().c_str());
     }
     return 0;
   }
@@ -156,6 +197,37 @@ class TrainCommand : public Command {
     return v;
   }
 
+  // Each validation as step<N>.* metrics; the final one also without the prefix, per layer.
+  static void recordValidation(runs::RunWriter& w, const train::ValPoint& v, bool final) {
+    const std::string prefix = final ? "" : "step" + std::to_string(v.step) + ".";
+    const auto& p = v.outliers.perplexity;
+    w.addMetric({prefix + "ppl.val", v.perplexity, "held-out tail, non-overlapping windows", "", p.windows, NAN});
+    if (v.hasOutliers)
+      for (const auto& [key, value] : v.outliers.namedValues(final))
+        w.addMetric({prefix + key, value, v.outliers.protocol() + " held-out tail", "", p.windows, NAN});
+    w.flush();
+  }
+
+  runs::NewRun newRun() const {
+    runs::NewRun n;
+    n.name = "train " + attention_ + " h" + std::to_string(o_.hidden) + " l" + std::to_string(o_.layers);
+    n.kind = runs::RunKind::Train;
+    n.modelPath = o_.outDir;
+    std::string yaml = "train:\n";
+    for (const auto* opt : cmd_->get_options()) {
+      const std::string name = opt->get_name(false, true);
+      if (name.rfind("--", 0) != 0 || name == "--help" || name == "--json" || name == "--project") continue;
+      std::string value = opt->as<std::string>();
+      if (opt->get_type_size() == 0) value = opt->count() > 0 ? "true" : "false";
+      if (value.empty()) continue;
+      yaml += "  " + name.substr(2) + ": \"" + value + "\"\n";
+    }
+    n.configYaml = yaml;
+    n.toolVersion = QS_VERSION;
+    n.device = "cpu";
+    return n;
+  }
+
   std::string readTexts() const {
     std::string all;
     std::stringstream in(text_);
@@ -184,6 +256,7 @@ class TrainCommand : public Command {
   }
 
   CLI::App* cmd_ = nullptr;
+  std::string project_;
   std::string config_, text_, tokenizer_, attention_ = "vanilla", gate_ = "linear";
   double alpha_ = 4.0, zeta_ = 1.0, gateBias_ = 0.0;
   int64_t gateHidden_ = 8;

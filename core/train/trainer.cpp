@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/eval/outlier_metrics.h"
 #include "core/io/safetensors.h"
+#include "core/model/model.h"
 #include "core/train/adamw.h"
 #include "core/train/opt_lm.h"
 #include "core/util/error.h"
@@ -129,6 +131,27 @@ int64_t readCheckpoint(OptLm& m, AdamW& opt, const TrainOptions& o) {
   return st.at("step").get<int64_t>();
 }
 
+// The current weights through the inference engine (a temporary model folder) on the
+// validation windows: perplexity and outlier metrics of the model as QuantScope will load it.
+eval::OutlierMetrics engineOutlierMetrics(const OptLm& m, const at::Tensor& val, const TrainOptions& o) {
+  const std::string dir = fs::join(o.outDir, ".validation-model");
+  sfs::remove_all(dir);
+  writeModelFolder(m, dir);
+  eval::OutlierMetrics r;
+  {
+    auto engine = model::openModel(dir);
+    at::Tensor ids = val.to(at::kInt).contiguous();
+    std::vector<int32_t> tokens(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel());
+    r = eval::evaluateOutlierMetrics(*engine, tokens,
+                                     eval::PerplexityOptions()
+                                         .setSeqlen(static_cast<int>(o.seqlen))
+                                         .setBatchSize(static_cast<int>(o.batch))
+                                         .setLimitWindows(o.valWindows));
+  }
+  sfs::remove_all(dir);
+  return r;
+}
+
 }  // namespace
 
 TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const TrainOptions& o, jobs::Progress& progress) {
@@ -185,8 +208,17 @@ TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const Train
     r.tokensPerSecond = tokensPerStep * static_cast<double>(r.losses.size()) / std::max(trainSeconds, 1e-9);
 
     const bool end = r.steps == last;
-    if ((o.valEvery > 0 && r.steps % o.valEvery == 0) || (end && nVal >= o.seqlen))
-      r.validation.push_back({r.steps, validationPerplexity(model, valIds, o)});
+    if ((o.valEvery > 0 && r.steps % o.valEvery == 0) || (end && nVal >= o.seqlen)) {
+      ValPoint v;
+      v.step = r.steps;
+      v.perplexity = validationPerplexity(model, valIds, o);
+      if (o.outlierMetrics && nVal >= o.seqlen) {
+        v.outliers = engineOutlierMetrics(model, valIds, o);
+        v.hasOutliers = true;
+      }
+      r.validation.push_back(v);
+      if (o.onValidation) o.onValidation(v);
+    }
     if ((o.checkpointEvery > 0 && r.steps % o.checkpointEvery == 0) || end) {
       writeCheckpoint(model, opt, o, r.steps);
       writeModelFolder(model, o.outDir);

@@ -4,13 +4,17 @@
 // The output folder is a Hugging Face model folder openModel() loads. Torch-free header.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/eval/outlier_metrics.h"
 #include "core/jobs/progress.h"
 #include "core/model/config.h"
 
 namespace qs::train {
+
+struct ValPoint;
 
 struct TrainOptions {
   // model
@@ -39,6 +43,9 @@ struct TrainOptions {
   std::string outDir;            // Hugging Face folder written here; checkpoint in outDir/checkpoint
   bool resume = false;           // continue from outDir/checkpoint when present
   int64_t stopAfter = 0;         // > 0: stop (with a checkpoint) after this step; for staged runs
+  bool outlierMetrics = false;   // at each validation also the outlier metrics (core/eval) of the
+                                 // current weights, run through the inference engine
+  std::function<void(const ValPoint&)> onValidation;  // called after each validation (run store)
 
   TrainOptions& withShape(int64_t h, int64_t l, int64_t nh, int64_t f) { hidden = h; layers = l; heads = nh; ffn = f; return *this; }
   TrainOptions& withAttention(const model::AttentionVariant& v) { attention = v; return *this; }
@@ -50,11 +57,16 @@ struct TrainOptions {
   TrainOptions& withResume(bool v) { resume = v; return *this; }
   TrainOptions& withStopAfter(int64_t v) { stopAfter = v; return *this; }
   TrainOptions& withEvery(int64_t val, int64_t ckpt) { valEvery = val; checkpointEvery = ckpt; return *this; }
+  TrainOptions& withOutlierMetrics(bool v) { outlierMetrics = v; return *this; }
 };
 
 struct ValPoint {
   int64_t step = 0;
   double perplexity = 0;
+  // With TrainOptions::outlierMetrics: the same validation windows through the inference engine
+  // (its perplexity agrees with `perplexity` up to float rounding).
+  bool hasOutliers = false;
+  eval::OutlierMetrics outliers;
 };
 
 struct TrainResult {

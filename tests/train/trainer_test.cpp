@@ -182,4 +182,26 @@ TEST(Train, BadOptionsNameTheOption) {
   }
 }
 
+
+// Validation through the inference engine: the outlier metrics come with a perplexity that must
+// equal the trainer's own autograd-model perplexity on the same windows (two implementations).
+TEST(Train, ValidationOutlierMetricsThroughTheEngine) {
+  const std::string out = qs::test::tempDir("train_outliers");
+  std::vector<int64_t> seen;
+  TrainOptions o = tiny(out).withOutlierMetrics(true).withAttention(bothVariants());
+  o.onValidation = [&](const qs::train::ValPoint& v) { seen.push_back(v.step); };
+  qs::train::TrainResult r = qs::train::train(byteTokens(), 256, o);
+  EXPECT_EQ(seen, (std::vector<int64_t>{4, 8}));
+  ASSERT_EQ(r.validation.size(), 2u);
+  for (const auto& v : r.validation) {
+    ASSERT_TRUE(v.hasOutliers);
+    EXPECT_NEAR(v.outliers.perplexity.perplexity, v.perplexity, 1e-4 * v.perplexity) << v.step;
+    EXPECT_EQ(v.outliers.layers.size(), 2u);
+    EXPECT_GT(v.outliers.maxInfNorm, 0);
+    EXPECT_GE(v.outliers.maxInfNorm, v.outliers.layers[1].infNorm);
+    EXPECT_GT(v.outliers.kurtosisAvg, 1.0);  // Pearson kurtosis is at least 1
+  }
+  EXPECT_FALSE(std::filesystem::exists(out + "/.validation-model"));
+}
+
 }  // namespace

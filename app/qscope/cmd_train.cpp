@@ -64,6 +64,8 @@ class TrainCommand : public Command {
                                            "validation) in this project's run store");
     cmd->add_flag("--outlier-metrics", o_.outlierMetrics, "at each validation also max inf-norm and kurtosis of the "
                                                           "block outputs (through the inference engine)");
+    cmd->add_option("--save-dtype", o_.saveDtype, "model.safetensors dtype: float32, float16 or bfloat16 (the "
+                                                  "checkpoint stays float32)")->capture_default_str();
     cmd->add_option("--threads", threads_, "CPU threads for LibTorch (0 = all cores)")->capture_default_str();
     cmd->add_flag("--json", json_, "print the result as JSON on stdout");
     return cmd;

@@ -37,6 +37,8 @@ void validate(const TrainOptions& o, size_t tokens, int64_t vocab) {
   check(o.lr > 0, "lr", "must be positive");
   check(o.valFraction >= 0 && o.valFraction < 0.5, "val-fraction", "must be in [0, 0.5)");
   check(vocab > 0, "tokenizer", "empty vocabulary");
+  check(o.saveDtype == "float32" || o.saveDtype == "float16" || o.saveDtype == "bfloat16", "save-dtype",
+        "expected float32, float16 or bfloat16, got '" + o.saveDtype + "'");
   check(tokens >= static_cast<size_t>(4 * o.seqlen), "text",
         "too short: " + std::to_string(tokens) + " tokens for windows of " + std::to_string(o.seqlen));
 }
@@ -83,11 +85,20 @@ Named readAll(const std::string& path) {
   return out;
 }
 
-// The Hugging Face folder (what openModel and transformers read).
-void writeModelFolder(const OptLm& m, const std::string& dir) {
+// The Hugging Face folder (what openModel and transformers read), tensors in `dtype`.
+void writeModelFolder(const OptLm& m, const std::string& dir, const std::string& dtype = "float32") {
   sfs::create_directories(dir);
-  io::writeSafetensors(fs::join(dir, "model.safetensors"), detached(m.params()), {{"format", "pt"}});
-  fs::writeAtomic(fs::join(dir, "config.json"), m.configJson());
+  Named tensors = detached(m.params());
+  std::string config = m.configJson();
+  if (dtype != "float32") {
+    const at::ScalarType t = dtype == "float16" ? at::kHalf : at::kBFloat16;
+    for (auto& [name, x] : tensors) x = x.to(t);
+    nlohmann::json j = nlohmann::json::parse(config);
+    j["torch_dtype"] = dtype;
+    config = j.dump(2) + "\n";
+  }
+  io::writeSafetensors(fs::join(dir, "model.safetensors"), tensors, {{"format", "pt"}});
+  fs::writeAtomic(fs::join(dir, "config.json"), config);
 }
 
 // checkpoint/ = the model folder + optimizer.safetensors + trainer_state.json. Written complete in
@@ -221,7 +232,7 @@ TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const Train
     }
     if ((o.checkpointEvery > 0 && r.steps % o.checkpointEvery == 0) || end) {
       writeCheckpoint(model, opt, o, r.steps);
-      writeModelFolder(model, o.outDir);
+      writeModelFolder(model, o.outDir, o.saveDtype);
     }
     char msg[160];
     const int len = std::snprintf(msg, sizeof msg, "step %lld/%lld  loss %.4f  %.0f tok/s",
@@ -231,7 +242,7 @@ TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const Train
       std::snprintf(msg + len, sizeof msg - static_cast<size_t>(len), "  val ppl %.2f", r.validation.back().perplexity);
     progress.update(static_cast<double>(r.steps) / static_cast<double>(o.steps), msg);
   }
-  if (r.losses.empty()) writeModelFolder(model, o.outDir);  // resumed at the end: the folder from the checkpoint
+  if (r.losses.empty()) writeModelFolder(model, o.outDir, o.saveDtype);  // resumed at the end: the folder from the checkpoint
   return r;
 }
 

@@ -43,6 +43,8 @@ struct TrainOptions {
   std::string outDir;            // Hugging Face folder written here; checkpoint in outDir/checkpoint
   bool resume = false;           // continue from outDir/checkpoint when present
   int64_t stopAfter = 0;         // > 0: stop (with a checkpoint) after this step; for staged runs
+  std::string saveDtype = "float32";  // model.safetensors of outDir: float32, float16 or bfloat16
+                                     // (the checkpoint stays float32 for exact resume)
   bool outlierMetrics = false;   // at each validation also the outlier metrics (core/eval) of the
                                  // current weights, run through the inference engine
   std::function<void(const ValPoint&)> onValidation;  // called after each validation (run store)
@@ -58,6 +60,7 @@ struct TrainOptions {
   TrainOptions& withStopAfter(int64_t v) { stopAfter = v; return *this; }
   TrainOptions& withEvery(int64_t val, int64_t ckpt) { valEvery = val; checkpointEvery = ckpt; return *this; }
   TrainOptions& withOutlierMetrics(bool v) { outlierMetrics = v; return *this; }
+  TrainOptions& withSaveDtype(std::string v) { saveDtype = std::move(v); return *this; }
 };
 
 struct ValPoint {

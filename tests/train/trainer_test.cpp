@@ -173,6 +173,27 @@ TEST(Train, OutputFolderLoadsWithTheTrainingModelsLogits) {
   }
 }
 
+// --save-dtype float16: the output folder holds float16 tensors equal to the float32 checkpoint's
+// rounded once, and a resume at the end rewrites the folder in the asked dtype.
+TEST(Train, SaveDtypeFloat16RoundsTheCheckpointOnce) {
+  const std::string out = qs::test::tempDir("train_fp16");
+  TrainOptions o = tiny(out).withSaveDtype("float16");
+  qs::train::train(byteTokens(), 256, o);
+  auto half = readAll(out + "/model.safetensors");
+  auto full = readAll(out + "/checkpoint/model.safetensors");
+  ASSERT_EQ(half.size(), full.size());
+  for (size_t i = 0; i < half.size(); ++i) {
+    EXPECT_EQ(half[i].second.scalar_type(), at::kHalf) << half[i].first;
+    EXPECT_TRUE(at::equal(half[i].second, full[i].second.to(at::kHalf))) << half[i].first;
+  }
+  EXPECT_NE(qs::fs::readText(out + "/config.json").find("\"float16\""), std::string::npos);
+  std::filesystem::remove(out + "/model.safetensors");
+  qs::train::train(byteTokens(), 256, tiny(out).withSaveDtype("float16").withResume(true));
+  auto again = readAll(out + "/model.safetensors");
+  for (size_t i = 0; i < half.size(); ++i) EXPECT_TRUE(at::equal(again[i].second, half[i].second));
+  EXPECT_THROW(qs::train::train(byteTokens(), 256, tiny(out).withSaveDtype("int8")), qs::Error);
+}
+
 TEST(Train, BadOptionsNameTheOption) {
   try {
     qs::train::train(byteTokens(), 256, tiny("/tmp/x").withSteps(4, 8));

@@ -167,12 +167,15 @@ void CompareView::setComparison(runs::Comparison c) {
 
 void CompareView::fillTables() {
   const int n = static_cast<int>(comparison_.runs.size());
+  // Columns are headed "#id" (the header line above names the runs); the full label is the tooltip.
   QStringList runHeads;
-  for (const auto& r : comparison_.runs) runHeads << QString::fromStdString(plot::runLabel(r));
+  for (const auto& r : comparison_.runs) runHeads << QStringLiteral("#%1").arg(r.id);
 
   config_->clear();
   config_->setColumnCount(n + 1);
   config_->setHorizontalHeaderLabels(QStringList{tr("key")} + runHeads);
+  for (int j = 0; j < n; ++j)
+    config_->horizontalHeaderItem(j + 1)->setToolTip(QString::fromStdString(plot::runLabel(comparison_.runs[static_cast<size_t>(j)])));
   config_->setRowCount(static_cast<int>(comparison_.configDiff.size()));
   for (int i = 0; i < config_->rowCount(); ++i) {
     const auto& row = comparison_.configDiff[static_cast<size_t>(i)];
@@ -197,6 +200,8 @@ void CompareView::fillTables() {
   QStringList heads{tr("metric")};
   for (int j = 0; j < n; ++j) heads << (j == 0 ? runHeads[j] : tr("%1 (Δ)").arg(runHeads[j]));
   metrics_->setHorizontalHeaderLabels(heads);
+  for (int j = 0; j < n; ++j)
+    metrics_->horizontalHeaderItem(j + 1)->setToolTip(QString::fromStdString(plot::runLabel(comparison_.runs[static_cast<size_t>(j)])));
   metrics_->setRowCount(static_cast<int>(deltas.size()));
   for (int i = 0; i < metrics_->rowCount(); ++i) {
     const auto& d = deltas[static_cast<size_t>(i)];

@@ -89,6 +89,9 @@ void JobsPanel::addRow(int id) {
   static_cast<QFrame*>(r.box)->setFrameShape(QFrame::StyledPanel);
   r.box->setObjectName(QStringLiteral("job%1").arg(id));
   r.title = new QLabel(QStringLiteral("<b>%1</b>").arg(j->title.toHtmlEscaped()), r.box);
+  r.title->setWordWrap(true);  // long config labels wrap instead of widening the dock
+  r.title->setMinimumWidth(60);
+  r.title->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   r.state = new QLabel(r.box);
   r.bar = new QProgressBar(r.box);
   r.bar->setRange(0, 1000);
@@ -102,6 +105,8 @@ void JobsPanel::addRow(int id) {
   r.time = new QLabel(r.box);
   r.result = new QLabel(r.box);
   r.result->setWordWrap(true);
+  r.result->setMinimumWidth(60);
+  r.result->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   r.result->setTextInteractionFlags(Qt::TextSelectableByMouse);
   r.result->hide();
   r.cancel = new QPushButton(tr("Cancel"), r.box);
@@ -138,7 +143,7 @@ void JobsPanel::updateRow(int id) {
   r.bar->setValue(static_cast<int>(j->fraction * 1000));
   QString stage = j->stage;
   if (j->state == JobQueue::State::Queued) stage = tr("waiting for the running job");
-  r.stage->setText(stage);
+  r.stage->setText(active ? stage : QString());  // a finished row shows its result instead
   r.stage->setToolTip(stage);
   if (j->state == JobQueue::State::Running)
     r.time->setText(tr("%1 elapsed · ETA %2")

@@ -4,7 +4,6 @@
 #include <QAction>
 #include <QActionGroup>
 #include <QApplication>
-#include <QComboBox>
 #include <QCloseEvent>
 #include <QDockWidget>
 #include <QDragEnterEvent>
@@ -320,10 +319,7 @@ int MainWindow::startQuantize() {
   o.configName = "tuning panel";
   jobsDock_->show();
   jobsDock_->raise();
-  const QString method = tuning_->control(QStringLiteral("quantize.method"))
-                             ? qobject_cast<QComboBox*>(tuning_->control(QStringLiteral("quantize.method")))->currentText()
-                             : QString();
-  return jobs_->enqueue(tr("Quantize & evaluate (%1)").arg(method), [o](jobs::Progress& p) {
+  return jobs_->enqueue(tr("Quantize & evaluate: %1").arg(tuning_->configLabel()), [o](jobs::Progress& p) {
     return QString::fromStdString(qs::workflow::runQuantizeJob(o, p).summary);
   });
 }

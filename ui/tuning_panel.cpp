@@ -8,12 +8,15 @@
 #include <QFile>
 #include <QFileDialog>
 #include <QFormLayout>
+#include <QFrame>
+#include <QGridLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSaveFile>
+#include <QScrollArea>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QVBoxLayout>
@@ -46,28 +49,38 @@ TuningPanel::TuningPanel(QWidget* parent)
   errorLabel_->setWordWrap(true);
   errorLabel_->setTextInteractionFlags(Qt::TextSelectableByMouse);
 
-  // Controls, grouped as the table lists them.
+  // Controls, grouped as the table lists them, two groups a row, scrolling when the dock is low.
   auto* controlsBox = new QWidget(this);
   auto* cv = new QVBoxLayout(controlsBox);
   cv->setContentsMargins(0, 0, 0, 0);
   auto* top = new QHBoxLayout;
   top->addWidget(presets_, 1);
   cv->addLayout(top);
+  auto* groups = new QWidget(controlsBox);
+  auto* grid = new QGridLayout(groups);
+  grid->setContentsMargins(0, 0, 0, 0);
+  auto* scroll = new QScrollArea(controlsBox);
+  scroll->setWidgetResizable(true);
+  scroll->setFrameShape(QFrame::NoFrame);
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  scroll->setWidget(groups);
+  cv->addWidget(scroll, 1);
   std::map<std::string, QFormLayout*> forms;
   for (const auto& c : workflow::tuningControls()) {
     if (!forms.count(c.group)) {
-      auto* box = new QGroupBox(QString::fromStdString(c.group), controlsBox);
+      auto* box = new QGroupBox(QString::fromStdString(c.group), groups);
       forms[c.group] = new QFormLayout(box);
       forms[c.group]->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
-      cv->addWidget(box);
+      const int n = static_cast<int>(forms.size()) - 1;
+      grid->addWidget(box, n / 2, n % 2, Qt::AlignTop);
     }
     QWidget* w = makeControl(c);
     auto* label = new QLabel(QString::fromStdString(c.label), controlsBox);
     label->setToolTip(QString::fromStdString(c.key));
     forms[c.group]->addRow(label, w);
   }
+  grid->setRowStretch(grid->rowCount(), 1);
   cv->addWidget(errorLabel_);
-  cv->addStretch();
 
   auto* yamlBox = new QWidget(this);
   auto* yv = new QVBoxLayout(yamlBox);
@@ -89,8 +102,8 @@ TuningPanel::TuningPanel(QWidget* parent)
   auto* split = new QSplitter(Qt::Horizontal, this);
   split->addWidget(controlsBox);
   split->addWidget(yamlBox);
-  split->setStretchFactor(0, 2);
-  split->setStretchFactor(1, 3);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
   auto* v = new QVBoxLayout(this);
   v->setContentsMargins(4, 4, 4, 4);
   v->addWidget(split);
@@ -199,6 +212,7 @@ void TuningPanel::refreshControls() {
 void TuningPanel::recheck(bool rewriteText) {
   const workflow::TuningCheck check = workflow::checkTuning(doc_.yaml());
   error_ = QString::fromStdString(check.error);
+  label_ = QString::fromStdString(check.label);
   if (error_.isEmpty() && !check.resolvedYaml.empty() && check.resolvedYaml != doc_.yaml()) {
     doc_.setYaml(check.resolvedYaml);
     refreshControls();

@@ -35,6 +35,8 @@ class TuningPanel : public QWidget {
   QString quantizeSection() const { return QString::fromStdString(doc_.section("quantize")); }
   // The core's message for the current document, "" when valid.
   QString error() const { return error_; }
+  // The config's short label ("W4A6 gptq w4 g32 +OS+"), "" while invalid.
+  QString configLabel() const { return label_; }
   // Loads a preset by file name ("gptq-w4g128.yaml") from the bundled presets; "" or the error.
   QString loadPreset(const QString& name);
   QStringList presetNames() const;
@@ -61,6 +63,7 @@ class TuningPanel : public QWidget {
   QPlainTextEdit* yamlEdit_;
   QLabel* errorLabel_;
   QString error_;
+  QString label_;
   bool updating_ = false;
 };
 

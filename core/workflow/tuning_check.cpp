@@ -19,7 +19,9 @@ TuningCheck checkTuning(const std::string& yaml, const std::string& name) {
       throw Error(name + ": key 'quant': an OS+ q-config is not part of a quantize config; load it as a preset "
                          "(its a_qconfig/w_qconfig/migrate become quantize keys)");
     // The whole document, so a stray top-level key is reported as the CLI would.
-    out.resolvedYaml = algo::toYaml(algo::parseQuantizeConfig(doc.yaml(), name));
+    const algo::QuantizeConfig c = algo::parseQuantizeConfig(doc.yaml(), name);
+    out.resolvedYaml = algo::toYaml(c);
+    out.label = c.label();
   } catch (const std::exception& e) {
     out.error = e.what();
   }

@@ -9,6 +9,7 @@ namespace qs::workflow {
 struct TuningCheck {
   std::string error;          // "" when every section is valid; else the core's message
   std::string resolvedYaml;   // the document with the quantize section's every key resolved (when valid)
+  std::string label;          // the config's run label ("W4A6 gptq w4 g32 +OS+"; when valid)
 };
 
 // `name` labels the document in messages ("tuning panel").

@@ -32,6 +32,14 @@ std::vector<MetricDelta> metricDeltas(const runs::Comparison& c) {
     }
     out.push_back(std::move(d));
   }
+  // Quality first (perplexity, accuracy), then the rest in key order: what a comparison is for.
+  auto rank = [](const std::string& k) {
+    if (k.rfind("ppl.", 0) == 0) return 0;
+    if (k.rfind("ppl_fp.", 0) == 0) return 1;
+    if (k.rfind("acc", 0) == 0) return 2;
+    return 3;
+  };
+  std::stable_sort(out.begin(), out.end(), [&](const MetricDelta& a, const MetricDelta& b) { return rank(a.key) < rank(b.key); });
   return out;
 }
 

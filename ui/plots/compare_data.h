@@ -18,6 +18,7 @@ struct MetricDelta {
   std::vector<double> delta;        // values[i] - values[0]; NaN where either is missing (delta[0] = 0)
   std::vector<double> relDelta;     // delta / |values[0]| (0.05 = +5%); NaN when values[0] is 0 or missing
 };
+// Perplexities first (ppl.*, then ppl_fp.*), then accuracies, then the rest, each in key order.
 std::vector<MetricDelta> metricDeltas(const runs::Comparison& c);
 
 // "layers.3.self_attn.q_proj" -> "self_attn.q_proj"; other names unchanged.

@@ -50,6 +50,14 @@ int renderCompareSeries(QCustomPlot* plot, const CompareSeriesData& data, bool d
   } else {
     y->setRange(y->range().lower / 1.5, y->range().upper * 1.5);
   }
+  // The legend goes under the plot: the curves use the whole width of the axis rect.
+  if (drawn > 0) {
+    rect->insetLayout()->take(plot->legend);
+    plot->plotLayout()->addElement(1, 0, plot->legend);
+    plot->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+    plot->legend->setWrap(4);
+    plot->plotLayout()->setRowStretchFactor(1, 0.001);
+  }
   plot->legend->setVisible(drawn > 0);
   if (drawn == 0) {
     auto* text = new QCPItemText(plot);

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/algo/pipeline.h"
+#include "core/algo/quantize_config.h"
 #include "core/io/gptq_pack.h"
 #include "core/io/hf_folder.h"
 #include "core/io/weight_source.h"
@@ -216,13 +217,15 @@ ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Pro
                         "them (its outputs will differ) — export without --migrate shifting for transformers use.");
   }
   if (gptq) {
+    // The run's own settings where the format has a key for them.
+    const QuantizeConfig run = parseQuantizeConfig(a.configYaml, "run config");
     const nlohmann::json q = {{"bits", a.bits},
                               {"group_size", a.groupSize > 0 ? a.groupSize : -1},
                               {"desc_act", a.actOrder},
                               {"sym", a.symmetric},
-                              {"static_groups", false},
-                              {"true_sequential", true},
-                              {"damp_percent", 0.01},
+                              {"static_groups", run.layer.spec.staticGroups},
+                              {"true_sequential", run.trueSequential},
+                              {"damp_percent", run.layer.percdamp},
                               {"model_name_or_path", nullptr},
                               {"model_file_base_name", "model"},
                               {"quant_method", "gptq"},

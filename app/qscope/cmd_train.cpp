@@ -29,17 +29,20 @@ namespace sfs = std::filesystem;
 class TrainCommand : public Command {
  public:
   CLI::App* setup(CLI::App& app) override {
-    auto* cmd = app.add_subcommand("train", "Pre-train a small OPT-style model from a text file");
+    auto* cmd = app.add_subcommand("train", "Pre-train a small OPT- or LLaMA-style model from text files");
     cmd_ = cmd;
     cmd->add_option("--config", config_, "YAML file of options (keys = flag names without --)");
     cmd->add_option("--text", text_, "training text files (UTF-8), comma-separated, joined with a blank line; "
                                      "the tail of the whole is held out for validation");
     cmd->add_option("--tokenizer", tokenizer_, "folder with the tokenizer to use (copied into --out)");
     cmd->add_option("--out", o_.outDir, "output model folder (Hugging Face layout; checkpoint/ inside)");
+    cmd->add_option("--arch", o_.architecture, "opt (LayerNorm, ReLU, learned positions) or llama (RMSNorm, "
+                                            "SwiGLU, RoPE)")->capture_default_str();
     cmd->add_option("--hidden", o_.hidden, "model width")->capture_default_str();
     cmd->add_option("--layers", o_.layers, "decoder blocks")->capture_default_str();
     cmd->add_option("--heads", o_.heads, "attention heads")->capture_default_str();
     cmd->add_option("--ffn", o_.ffn, "MLP width")->capture_default_str();
+    cmd->add_option("--kv-heads", o_.kvHeads, "llama: key/value heads (0 = --heads)")->capture_default_str();
     cmd->add_option("--seqlen", o_.seqlen, "tokens per window")->capture_default_str();
     cmd->add_option("--batch", o_.batch, "windows per micro-batch")->capture_default_str();
     cmd->add_option("--accum", o_.accum, "micro-batches per optimizer step")->capture_default_str();

@@ -121,12 +121,6 @@ at::Tensor OptLm::forward(const at::Tensor& ids) const {
   return at::linear(x, p(std::string(kPrefix) + "embed_tokens.weight"));  // tied lm_head
 }
 
-at::Tensor OptLm::loss(const at::Tensor& ids) const {
-  at::Tensor logits = forward(ids.narrow(1, 0, ids.size(1) - 1));
-  at::Tensor target = ids.narrow(1, 1, ids.size(1) - 1);
-  return at::cross_entropy_loss(logits.reshape({-1, shape_.vocab}), target.reshape({-1}));
-}
-
 std::string OptLm::configJson() const {
   const OptLmShape& s = shape_;
   nlohmann::json j = {

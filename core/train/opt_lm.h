@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/model/config.h"
+#include "core/train/causal_lm.h"
 
 namespace qs::train {
 
@@ -25,7 +26,7 @@ struct OptLmShape {
   model::AttentionVariant attention;  // vanilla, clipped softmax and/or gated
 };
 
-class OptLm {
+class OptLm : public CausalLm {
  public:
   // Random init from `seed`: N(0, 0.02) weights, zero biases, unit LayerNorm gains, gate biases
   // at attention.gateBiasInit.
@@ -33,20 +34,19 @@ class OptLm {
 
   const OptLmShape& shape() const { return shape_; }
   // (HF name, tensor) pairs; the tensors require grad.
-  const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
+  const std::vector<std::pair<std::string, at::Tensor>>& params() const override { return params_; }
   // True when AdamW's weight decay applies (matrices and embeddings; not biases, gains, gates' biases).
-  bool decays(const std::string& name) const;
+  bool decays(const std::string& name) const override;
   // Copies values (no_grad) from tensors by name; qs::Error naming `source` and the tensor when one
   // is missing or misshapen.
-  void loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& source);
+  void loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& source) override;
 
   // ids [B, T] (int64) -> logits [B, T, vocab] float32, differentiable.
-  at::Tensor forward(const at::Tensor& ids) const;
-  // Mean next-token cross entropy of ids [B, T] over its T - 1 predictions.
-  at::Tensor loss(const at::Tensor& ids) const;
+  at::Tensor forward(const at::Tensor& ids) const override;
+  int64_t vocab() const override { return shape_.vocab; }
 
   // config.json text for this model (model_type "opt", tied embeddings, quantscope_attention).
-  std::string configJson() const;
+  std::string configJson() const override;
 
  private:
   const at::Tensor& p(const std::string& name) const;

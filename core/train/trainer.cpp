@@ -13,7 +13,7 @@
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/train/adamw.h"
-#include "core/train/opt_lm.h"
+#include "core/train/causal_lm.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
 
@@ -56,7 +56,7 @@ at::Tensor sampleBatch(const at::Tensor& train, const TrainOptions& o, int64_t s
 
 // exp(mean window loss) over non-overlapping seqlen windows of the held-out tail (the GPTQ
 // protocol the evaluator uses).
-double validationPerplexity(const OptLm& m, const at::Tensor& val, const TrainOptions& o) {
+double validationPerplexity(const CausalLm& m, const at::Tensor& val, const TrainOptions& o) {
   const int64_t windows = std::min(o.valWindows, val.size(0) / o.seqlen);
   if (windows <= 0) return std::nan("");
   at::NoGradGuard noGrad;
@@ -65,7 +65,7 @@ double validationPerplexity(const OptLm& m, const at::Tensor& val, const TrainOp
     const int64_t n = std::min(o.batch, windows - w0);
     at::Tensor ids = val.narrow(0, w0 * o.seqlen, n * o.seqlen).view({n, o.seqlen});
     at::Tensor logits = m.forward(ids.narrow(1, 0, o.seqlen - 1));
-    at::Tensor nll = at::cross_entropy_loss(logits.reshape({-1, m.shape().vocab}),
+    at::Tensor nll = at::cross_entropy_loss(logits.reshape({-1, m.vocab()}),
                                             ids.narrow(1, 1, o.seqlen - 1).reshape({-1}), {}, at::Reduction::None);
     sum += nll.view({n, o.seqlen - 1}).mean(1).sum().item<double>();
   }
@@ -86,7 +86,7 @@ Named readAll(const std::string& path) {
 }
 
 // The Hugging Face folder (what openModel and transformers read), tensors in `dtype`.
-void writeModelFolder(const OptLm& m, const std::string& dir, const std::string& dtype = "float32") {
+void writeModelFolder(const CausalLm& m, const std::string& dir, const std::string& dtype = "float32") {
   sfs::create_directories(dir);
   Named tensors = detached(m.params());
   std::string config = m.configJson();
@@ -103,7 +103,7 @@ void writeModelFolder(const OptLm& m, const std::string& dir, const std::string&
 
 // checkpoint/ = the model folder + optimizer.safetensors + trainer_state.json. Written complete in
 // checkpoint.tmp, then swapped in by renames, so an interrupted write leaves the previous one.
-void writeCheckpoint(const OptLm& m, const AdamW& opt, const TrainOptions& o, int64_t step) {
+void writeCheckpoint(const CausalLm& m, const AdamW& opt, const TrainOptions& o, int64_t step) {
   const std::string dir = fs::join(o.outDir, "checkpoint"), tmp = dir + ".tmp", old = dir + ".old";
   sfs::remove_all(tmp);
   writeModelFolder(m, tmp);
@@ -118,7 +118,7 @@ void writeCheckpoint(const OptLm& m, const AdamW& opt, const TrainOptions& o, in
 }
 
 // Returns the checkpoint's step (0 when there is none).
-int64_t readCheckpoint(OptLm& m, AdamW& opt, const TrainOptions& o) {
+int64_t readCheckpoint(CausalLm& m, AdamW& opt, const TrainOptions& o) {
   std::string dir = fs::join(o.outDir, "checkpoint");
   if (!sfs::exists(dir) && sfs::exists(dir + ".old")) dir += ".old";  // died between the two renames
   if (!sfs::exists(fs::join(dir, "trainer_state.json"))) return 0;
@@ -144,7 +144,7 @@ int64_t readCheckpoint(OptLm& m, AdamW& opt, const TrainOptions& o) {
 
 // The current weights through the inference engine (a temporary model folder) on the
 // validation windows: perplexity and outlier metrics of the model as QuantScope will load it.
-eval::OutlierMetrics engineOutlierMetrics(const OptLm& m, const at::Tensor& val, const TrainOptions& o) {
+eval::OutlierMetrics engineOutlierMetrics(const CausalLm& m, const at::Tensor& val, const TrainOptions& o) {
   const std::string dir = fs::join(o.outDir, ".validation-model");
   sfs::remove_all(dir);
   writeModelFolder(m, dir);
@@ -175,15 +175,17 @@ TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const Train
   if (all.max().item<int64_t>() >= vocab || all.min().item<int64_t>() < 0)
     throw Error("token ids fall outside the tokenizer's vocabulary of " + std::to_string(vocab));
 
-  OptLmShape shape;
+  CausalLmShape shape;
   shape.vocab = vocab;
   shape.hidden = o.hidden;
   shape.layers = o.layers;
   shape.heads = o.heads;
+  shape.kvHeads = o.kvHeads;
   shape.ffn = o.ffn;
   shape.maxPositions = o.seqlen;
   shape.attention = o.attention;
-  OptLm model(shape, o.seed);
+  std::unique_ptr<CausalLm> lm = makeCausalLm(o.architecture, shape, o.seed);
+  CausalLm& model = *lm;
   std::vector<AdamW::Param> ps;
   std::vector<at::Tensor> values;
   for (const auto& [name, t] : model.params()) {

@@ -1,4 +1,4 @@
-// Pre-training a small OPT-style causal LM on a token stream (the Quantizable Transformers
+// Pre-training a small OPT-style or LLaMA-style causal LM (core/train/causal_lm.h) on a token stream (the Quantizable Transformers
 // experiments and QuantScope's own demo models): AdamW, warmup + cosine decay, gradient clipping
 // and accumulation, periodic validation perplexity, atomic checkpoints with bit-identical resume.
 // The output folder is a Hugging Face model folder openModel() loads. Torch-free header.
@@ -22,6 +22,8 @@ struct TrainOptions {
   int64_t layers = 4;            // decoder blocks
   int64_t heads = 4;             // attention heads
   int64_t ffn = 512;             // MLP width
+  std::string architecture = "opt";  // "opt" (OPT-style) or "llama" (RMSNorm, SwiGLU, RoPE)
+  int64_t kvHeads = 0;           // llama: key/value heads (0 = heads)
   model::AttentionVariant attention;  // vanilla, clipped softmax and/or gated
   // data
   int64_t seqlen = 128;          // tokens per training window (also max_position_embeddings)
@@ -59,6 +61,7 @@ struct TrainOptions {
   TrainOptions& withResume(bool v) { resume = v; return *this; }
   TrainOptions& withStopAfter(int64_t v) { stopAfter = v; return *this; }
   TrainOptions& withEvery(int64_t val, int64_t ckpt) { valEvery = val; checkpointEvery = ckpt; return *this; }
+  TrainOptions& withArchitecture(std::string v) { architecture = std::move(v); return *this; }
   TrainOptions& withOutlierMetrics(bool v) { outlierMetrics = v; return *this; }
   TrainOptions& withSaveDtype(std::string v) { saveDtype = std::move(v); return *this; }
 };

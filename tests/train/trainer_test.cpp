@@ -13,6 +13,7 @@
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/train/adamw.h"
+#include "core/train/llama_lm.h"
 #include "core/train/opt_lm.h"
 #include "core/train/trainer.h"
 #include "core/util/error.h"
@@ -192,6 +193,45 @@ TEST(Train, SaveDtypeFloat16RoundsTheCheckpointOnce) {
   auto again = readAll(out + "/model.safetensors");
   for (size_t i = 0; i < half.size(); ++i) EXPECT_TRUE(at::equal(again[i].second, half[i].second));
   EXPECT_THROW(qs::train::train(byteTokens(), 256, tiny(out).withSaveDtype("int8")), qs::Error);
+}
+
+// LLaMA-style training (RMSNorm, SwiGLU, RoPE, grouped kv heads): a few steps lower the loss and
+// the saved folder reloads in the inference engine with the training model's logits.
+TEST(Train, LlamaStyleLossFallsAndEngineReloadsTheSameLogits) {
+  for (bool variants : {false, true}) {
+    const std::string out = qs::test::tempDir(variants ? "train_llama_v" : "train_llama");
+    TrainOptions o = tiny(out).withArchitecture("llama").withSteps(30, 3).withEvery(0, 0);
+    o.kvHeads = 1;
+    if (variants) o.withAttention(bothVariants());
+    qs::train::TrainResult r = qs::train::train(byteTokens(), 256, o);
+    ASSERT_EQ(r.losses.size(), 30u);
+    double last = 0;
+    for (size_t i = 25; i < 30; ++i) last += r.losses[i] / 5;
+    EXPECT_LT(last, r.losses[0] - 1.0) << "first " << r.losses[0] << " last " << last;
+
+    qs::train::CausalLmShape shape;
+    shape.hidden = 32;
+    shape.layers = 2;
+    shape.heads = 2;
+    shape.kvHeads = 1;
+    shape.ffn = 64;
+    shape.maxPositions = 32;
+    shape.attention = o.attention;
+    qs::train::LlamaLm trained(shape, 0);
+    trained.loadValues(readAll(out + "/model.safetensors"), out);
+    at::Tensor ids = at::randint(0, 256, {2, 32}, at::kLong);
+    at::Tensor want;
+    {
+      at::NoGradGuard noGrad;
+      want = trained.forward(ids);
+    }
+    auto m = qs::model::openModel(out);
+    EXPECT_EQ(m->config().family, qs::model::Family::Llama);
+    EXPECT_EQ(m->config().numKvHeads, 1);
+    at::Tensor got = m->forward(ids);
+    EXPECT_LT((got - want).abs().max().item<double>(), 1e-4) << (variants ? "variants" : "vanilla");
+  }
+  EXPECT_THROW(qs::train::train(byteTokens(), 256, tiny("/tmp/x").withArchitecture("gpt9")), qs::Error);
 }
 
 TEST(Train, BadOptionsNameTheOption) {

@@ -1,0 +1,53 @@
+// What the trainer needs of a trainable causal LM (OptLm, LlamaLm): named parameters with their
+// Hugging Face names, a differentiable forward and the config.json that makes the saved folder
+// loadable by openModel(). makeCausalLm picks the architecture by name.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/model/config.h"
+
+namespace qs::train {
+
+class CausalLm {
+ public:
+  virtual ~CausalLm() = default;
+  // (HF name, tensor) pairs; the tensors require grad.
+  virtual const std::vector<std::pair<std::string, at::Tensor>>& params() const = 0;
+  // True when AdamW's weight decay applies (matrices and embeddings; not biases or norm gains).
+  virtual bool decays(const std::string& name) const = 0;
+  // Copies values (no_grad) by name; qs::Error naming `source` and the tensor when one is missing
+  // or misshapen.
+  virtual void loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                          const std::string& source) = 0;
+  // ids [B, T] (int64) -> logits [B, T, vocab] float32, differentiable.
+  virtual at::Tensor forward(const at::Tensor& ids) const = 0;
+  virtual int64_t vocab() const = 0;
+  virtual std::string configJson() const = 0;
+  // Mean next-token cross entropy of ids [B, T] over its T - 1 predictions.
+  at::Tensor loss(const at::Tensor& ids) const;
+};
+
+// Shape shared by the architectures (kvHeads and ropeTheta are used by "llama" only).
+struct CausalLmShape {
+  int64_t vocab = 256;        // tokenizer vocabulary size
+  int64_t hidden = 64;        // model width
+  int64_t layers = 2;         // decoder blocks
+  int64_t heads = 4;          // attention heads (hidden must divide)
+  int64_t kvHeads = 0;        // llama: key/value heads (0 = heads; heads must be a multiple)
+  int64_t ffn = 256;          // MLP width (llama: intermediate size of the SwiGLU)
+  int64_t maxPositions = 128; // positions (the training sequence length)
+  double ropeTheta = 10000.0; // llama: RoPE base
+  model::AttentionVariant attention;  // vanilla, clipped softmax and/or gated
+};
+
+// "opt" (learned positions, LayerNorm, ReLU MLP, biases) or "llama" (RoPE, RMSNorm, SwiGLU, no
+// biases); random init from seed. qs::Error naming --arch for another name.
+std::unique_ptr<CausalLm> makeCausalLm(const std::string& architecture, const CausalLmShape& shape, uint64_t seed);
+
+}  // namespace qs::train

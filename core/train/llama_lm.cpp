@@ -1,0 +1,161 @@
+#include "core/train/llama_lm.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "core/model/attention.h"
+#include "core/util/error.h"
+
+namespace qs::train {
+namespace {
+
+constexpr double kInitStd = 0.02;
+constexpr double kRmsEps = 1e-5;
+
+std::string layerPrefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
+
+at::Tensor rmsNorm(const at::Tensor& x, const at::Tensor& w) {
+  return x * at::rsqrt(x.pow(2).mean(-1, true) + kRmsEps) * w;
+}
+
+// x [B, T, heads, d] rotated by cos/sin [T, d] (rotate_half: dimension i pairs with i + d/2).
+at::Tensor rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t d = x.size(-1), T = x.size(1);
+  at::Tensor x1 = x.narrow(-1, 0, d / 2), x2 = x.narrow(-1, d / 2, d / 2);
+  at::Tensor rotated = at::cat({-x2, x1}, -1);
+  return x * cos.view({1, T, 1, d}) + rotated * sin.view({1, T, 1, d});
+}
+
+}  // namespace
+
+LlamaLm::LlamaLm(const CausalLmShape& s, uint64_t seed) : shape_(s) {
+  if (shape_.kvHeads == 0) shape_.kvHeads = s.heads;
+  if (s.vocab <= 0 || s.hidden <= 0 || s.layers <= 0 || s.heads <= 0 || s.ffn <= 0 || s.maxPositions <= 0 ||
+      shape_.kvHeads <= 0)
+    throw Error("model shape: vocab, hidden, layers, heads, kv heads, ffn and positions must be positive");
+  if (s.hidden % s.heads != 0 || (s.hidden / s.heads) % 2 != 0)
+    throw Error("model shape: hidden size " + std::to_string(s.hidden) + " must split into " +
+                std::to_string(s.heads) + " heads of an even size (RoPE)");
+  if (s.heads % shape_.kvHeads != 0)
+    throw Error("model shape: " + std::to_string(s.heads) + " heads are not a multiple of " +
+                std::to_string(shape_.kvHeads) + " kv heads");
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto add = [&](const std::string& name, at::Tensor t) {
+    byName_[name] = params_.size();
+    params_.emplace_back(name, t.contiguous().requires_grad_(true));
+  };
+  auto normal = [&](std::vector<int64_t> shape) { return at::normal(0.0, kInitStd, shape, gen); };
+  const int64_t D = s.hidden, d = D / s.heads, kv = shape_.kvHeads * d;
+  add("model.embed_tokens.weight", normal({s.vocab, D}));
+  for (int64_t i = 0; i < s.layers; ++i) {
+    const std::string b = layerPrefix(i);
+    add(b + "input_layernorm.weight", at::ones({D}));
+    add(b + "self_attn.q_proj.weight", normal({D, D}));
+    add(b + "self_attn.k_proj.weight", normal({kv, D}));
+    add(b + "self_attn.v_proj.weight", normal({kv, D}));
+    add(b + "self_attn.o_proj.weight", normal({D, D}));
+    for (const auto& [local, shape] : model::gateTensorShapes(s.attention, s.heads, D)) {
+      const bool isBias = local.size() >= 5 && local.compare(local.size() - 5, 5, ".bias") == 0;
+      const bool outBias = isBias && (local == "gate.bias" || local == "gate.fc2.bias");
+      add(b + "self_attn." + local, isBias ? at::full(shape, outBias ? s.attention.gateBiasInit : 0.0) : normal(shape));
+    }
+    add(b + "post_attention_layernorm.weight", at::ones({D}));
+    add(b + "mlp.gate_proj.weight", normal({s.ffn, D}));
+    add(b + "mlp.up_proj.weight", normal({s.ffn, D}));
+    add(b + "mlp.down_proj.weight", normal({D, s.ffn}));
+  }
+  add("model.norm.weight", at::ones({D}));
+}
+
+const at::Tensor& LlamaLm::p(const std::string& name) const { return params_[byName_.at(name)].second; }
+
+bool LlamaLm::decays(const std::string& name) const {
+  const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+  return !bias && name.find("norm") == std::string::npos;
+}
+
+void LlamaLm::loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& source) {
+  std::unordered_map<std::string, const at::Tensor*> given;
+  for (const auto& [n, t] : tensors) given[n] = &t;
+  at::NoGradGuard noGrad;
+  for (auto& [name, param] : params_) {
+    auto it = given.find(name);
+    if (it == given.end()) throw fileError(source, "missing tensor '" + name + "'");
+    if (it->second->sizes() != param.sizes()) throw fileError(source, "tensor '" + name + "' does not match the model shape");
+    param.copy_(*it->second);
+  }
+}
+
+at::Tensor LlamaLm::forward(const at::Tensor& ids) const {
+  const int64_t B = ids.size(0), T = ids.size(1), D = shape_.hidden, H = shape_.heads, d = D / H;
+  const int64_t Hkv = shape_.kvHeads, r = H / Hkv;
+  if (T > shape_.maxPositions)
+    throw Error("sequence of " + std::to_string(T) + " tokens exceeds the model's " +
+                std::to_string(shape_.maxPositions) + " positions");
+  const model::AttentionVariant& var = shape_.attention;
+  // RoPE tables in float32: inv_freq_i = theta^(-2i/d), cos/sin = cat(freqs, freqs).
+  at::Tensor invFreq = at::pow(shape_.ropeTheta, at::arange(0, d, 2, at::kFloat) / static_cast<double>(d)).reciprocal();
+  at::Tensor freqs = at::outer(at::arange(T, at::kFloat), invFreq);
+  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  at::Tensor cos = emb.cos(), sin = emb.sin();
+  at::Tensor bias = at::zeros({T, T}).masked_fill_(at::ones({T, T}, at::kBool).triu(1), model::kMaskedScore);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  at::Tensor x = at::embedding(p("model.embed_tokens.weight"), ids);
+  for (int64_t i = 0; i < shape_.layers; ++i) {
+    const std::string b = layerPrefix(i), a = b + "self_attn.";
+    auto lin = [&](const at::Tensor& in, const std::string& n) { return at::linear(in, p(n + ".weight")); };
+    at::Tensor h = rmsNorm(x, p(b + "input_layernorm.weight"));
+    at::Tensor q = rope(lin(h, a + "q_proj").view({B, T, H, d}), cos, sin).transpose(1, 2) * scale;
+    at::Tensor k = rope(lin(h, a + "k_proj").view({B, T, Hkv, d}), cos, sin).transpose(1, 2);
+    at::Tensor v = lin(h, a + "v_proj").view({B, T, Hkv, d}).transpose(1, 2);
+    if (r > 1) {  // query head j uses kv head j / r
+      k = k.repeat_interleave(r, 1);
+      v = v.repeat_interleave(r, 1);
+    }
+    at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) + bias;
+    at::Tensor probs = var.clipped() ? model::clippedSoftmax(scores, var.gammaFor(T), var.zeta) : at::softmax(scores, -1);
+    at::Tensor ctx = at::matmul(probs, v).transpose(1, 2).reshape({B, T, D});
+    if (var.gated()) {
+      model::GateWeights g;
+      const auto names = model::gateTensorShapes(var, H, D);
+      g.w1 = p(a + names[0].first);
+      g.b1 = p(a + names[1].first);
+      if (names.size() == 4) g.w2 = p(a + names[2].first), g.b2 = p(a + names[3].first);
+      ctx = model::gateContext(ctx, model::attentionGate(h, g, var, H));
+    }
+    x = x + lin(ctx, a + "o_proj");
+    h = rmsNorm(x, p(b + "post_attention_layernorm.weight"));
+    x = x + lin(at::silu(lin(h, b + "mlp.gate_proj")) * lin(h, b + "mlp.up_proj"), b + "mlp.down_proj");
+  }
+  x = rmsNorm(x, p("model.norm.weight"));
+  return at::linear(x, p("model.embed_tokens.weight"));  // tied lm_head
+}
+
+std::string LlamaLm::configJson() const {
+  const CausalLmShape& s = shape_;
+  nlohmann::json j = {
+      {"architectures", {"LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"hidden_act", "silu"},
+      {"hidden_size", s.hidden},
+      {"intermediate_size", s.ffn},
+      {"num_hidden_layers", s.layers},
+      {"num_attention_heads", s.heads},
+      {"num_key_value_heads", s.kvHeads},
+      {"vocab_size", s.vocab},
+      {"max_position_embeddings", s.maxPositions},
+      {"rms_norm_eps", kRmsEps},
+      {"rope_theta", s.ropeTheta},
+      {"attention_bias", false},
+      {"initializer_range", kInitStd},
+      {"tie_word_embeddings", true},
+      {"torch_dtype", "float32"},
+  };
+  if (!s.attention.vanilla()) j["quantscope_attention"] = model::attentionVariantJson(s.attention);
+  return j.dump(2) + "\n";
+}
+
+}  // namespace qs::train

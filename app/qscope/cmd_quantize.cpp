@@ -80,7 +80,8 @@ class QuantizeCommand : public Command {
     add(cmd->add_option("--search-steps", searchSteps_, "OS+ threshold candidates - 1"));
     add(cmd->add_option("--search-tokens", searchTokens_, "OS+ calibration tokens per pair in the search"));
     add(cmd->add_option("--qconfig", qconfig_, "OS+-style q-config YAML (a_qconfig, w_qconfig bit/symmetric/ch_axis, "
-                                               "except_quantizer, migrate) applied before the flags"));
+                                               "except_quantizer, migrate) applied before the flags; its calibrate/max_length are not "
+                                               "used (--nsamples/--seqlen)"));
     cmd->add_option("--resume", resume_, "continue the killed quantize run RUN_ID of this project from its last "
                                          "finished block (same config)");
     cmd->add_option("--data-dir", dataDir_, "folder holding text/ for named datasets");

@@ -245,6 +245,37 @@ TEST(Pipeline, ResumeAfterCancelEqualsUninterruptedRun) {
   }
 }
 
+TEST(Pipeline, GridsSurviveResumeAndRebuildTheWeights) {
+  // keepGrids (what export needs): every site's codes/scales/zeros/g_idx, also for blocks
+  // restored from a checkpoint, equal to an uninterrupted run and rebuilding its weights.
+  const at::Tensor ids = calibrationIds();
+  const auto opts = PipelineOptions().withLayer(gptq3().withGroupSize(48)).withKeepGrids(true);
+  auto whole = model::openModel(tinyLlama(2));
+  const auto wholeResult = quantizeModel(*whole, ids, {}, opts);
+  ASSERT_EQ(wholeResult.grids.size(), wholeResult.sites.size());
+  const std::string dir = test::tempDir("pipe_grids") + "/ckpt";
+  {
+    auto first = model::openModel(tinyLlama(2));
+    CancelAt cancelInBlock2("block 2/2");
+    EXPECT_THROW(quantizeModel(*first, ids, {}, PipelineOptions(opts).withCheckpoint(dir, "g"), cancelInBlock2),
+                 qs::Cancelled);
+  }
+  ASSERT_EQ(checkpointedBlocks(dir), 1);
+  auto resumed = model::openModel(tinyLlama(2));
+  const auto r = quantizeModel(*resumed, ids, {}, PipelineOptions(opts).withCheckpoint(dir, "g").withResume(true));
+  EXPECT_EQ(r.resumedBlocks, 1);
+  ASSERT_EQ(r.grids.size(), wholeResult.grids.size());
+  for (const auto& [site, g] : wholeResult.grids) {
+    const LayerQuantResult& h = r.grids.at(site);
+    EXPECT_TRUE(at::equal(g.codes, h.codes)) << site;
+    EXPECT_EQ(g.codes.scalar_type(), at::kByte) << "asymmetric codes kept as uint8";
+    EXPECT_TRUE(at::equal(g.scales, h.scales) && at::equal(g.zeros, h.zeros) && at::equal(g.gIdx, h.gIdx)) << site;
+    LayerQuantResult full = g;
+    full.codes = expandCodes(g.codes);
+    EXPECT_TRUE(at::equal(reconstructWeight(full), resumed->siteWeight(site).to(at::kFloat))) << site;
+  }
+}
+
 TEST(Pipeline, RejectsBadInputs) {
   auto m = model::openModel(tinyLlama(1));
   EXPECT_THROW(quantizeModel(*m, at::zeros({0, 4}, at::kLong), {}, PipelineOptions()), qs::Error);

@@ -20,6 +20,9 @@
 #include <QTimer>
 #include <QTreeView>
 
+#include <algorithm>
+
+#include "core/eval/datasets.h"
 #include "core/runs/project.h"
 #include "core/workflow/project_jobs.h"
 #include "ui/display_format.h"
@@ -252,6 +255,7 @@ void MainWindow::setTheme(Theme theme) {
   applyTheme(theme);
   explorer_->setDark(theme == Theme::Dark);
   compareView_->setDark(theme == Theme::Dark);
+  tuning_->setDark(theme == Theme::Dark);
   for (QAction* a : themeGroup_->actions()) a->setChecked(a->data().toString() == themeName(theme));
   QSettings().setValue(kThemeKey, themeName(theme));
 }
@@ -424,10 +428,19 @@ QString MainWindow::openProject(const QString& dir) {
   runsPanel_->openProject(projectDir_);
   if (!jobsDock_->isVisible()) jobsDock_->show();
   if (!runsDock_->isVisible()) runsDock_->show();
-  // The project's model fills the model tree when nothing is open yet.
+  // The project's model fills the model tree when nothing is open yet, and is what the Tuning
+  // panel's live preview runs on (with the project's first dataset).
   try {
-    const QString model = QString::fromStdString(qs::runs::Project::open(dir.toStdString()).modelPath());
+    const auto project = qs::runs::Project::open(dir.toStdString());
+    const QString model = QString::fromStdString(project.modelPath());
     if (!summary_ && !loading() && QFileInfo::exists(model)) openModel(model);
+    std::string dataset = "wikitext2";
+    if (!project.config().datasets.empty()) {
+      dataset = project.config().datasets.front();
+      const auto known = qs::eval::knownDatasets();
+      if (std::find(known.begin(), known.end(), dataset) == known.end()) dataset = project.resolve(dataset);
+    }
+    tuning_->setPreviewSource(model, QString::fromStdString(dataset), QString::fromStdString(project.dataDir()));
   } catch (const std::exception&) {
   }
   return QString();

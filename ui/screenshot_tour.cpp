@@ -17,6 +17,7 @@
 #include "ui/jobs_panel.h"
 #include "ui/main_window.h"
 #include "ui/outlier_explorer_panel.h"
+#include "ui/preview_runner.h"
 #include "ui/runs_panel.h"
 #include "ui/tuning_panel.h"
 
@@ -191,9 +192,17 @@ void ScreenshotTour::stepTuning() {
   tall(w_->showDockOf(t));
   t->loadPreset(QStringLiteral("quantease-w3-outlier1pct.yaml"));
   t->loadPreset(QStringLiteral("osplus_int6.yaml"));
-  QTimer::singleShot(300, this, [this] {
+  QTimer::singleShot(300, this, [this, t] {
     shoot(QStringLiteral("tuning"));
-    Q_EMIT finished(0);
+    // The live preview of one block's attention input under these settings.
+    const int before = t->previewsShown();
+    t->showPreview();
+    t->setPreviewLayer(3);
+    when([t, before] { return t->previewsShown() > before && !t->previewRunner()->busy() && t->previewResult().pair.find("layers.3.") == 0; },
+         QStringLiteral("the live preview"), 60000, [this] {
+           shoot(QStringLiteral("preview"));
+           Q_EMIT finished(0);
+         });
   });
 }
 

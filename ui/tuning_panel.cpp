@@ -17,11 +17,18 @@
 #include <QPushButton>
 #include <QSaveFile>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QSpinBox>
 #include <QSplitter>
+#include <QTabWidget>
+#include <QTimer>
 #include <QVBoxLayout>
 
 #include "core/workflow/tuning_check.h"
+#include "ui/plots/preview_plot.h"
+#include "ui/plots/plot_style.h"
+#include "ui/preview_runner.h"
+#include "ui/qcustomplot_include.h"
 
 namespace qs::ui {
 
@@ -35,7 +42,9 @@ TuningPanel::TuningPanel(QWidget* parent)
     : QWidget(parent),
       presets_(new QComboBox(this)),
       yamlEdit_(new QPlainTextEdit(this)),
-      errorLabel_(new QLabel(this)) {
+      errorLabel_(new QLabel(this)),
+      runner_(new PreviewRunner(this)),
+      previewTimer_(new QTimer(this)) {
   setObjectName(QStringLiteral("tuningPanel"));
   presets_->setObjectName(QStringLiteral("presetCombo"));
   presets_->addItem(tr("Load preset…"));
@@ -80,6 +89,8 @@ TuningPanel::TuningPanel(QWidget* parent)
     forms[c.group]->addRow(label, w);
   }
   grid->setRowStretch(grid->rowCount(), 1);
+  // Both group columns stay readable; the splitter gives the rest to the YAML / preview tabs.
+  scroll->setMinimumWidth(groups->minimumSizeHint().width() + scroll->verticalScrollBar()->sizeHint().width());
   cv->addWidget(errorLabel_);
 
   auto* yamlBox = new QWidget(this);
@@ -99,11 +110,16 @@ TuningPanel::TuningPanel(QWidget* parent)
   buttons->addWidget(saveQ);
   yv->addLayout(buttons);
 
+  rightTabs_ = new QTabWidget(this);
+  rightTabs_->setObjectName(QStringLiteral("tuningTabs"));
+  rightTabs_->addTab(yamlBox, tr("Resolved YAML"));
+  rightTabs_->addTab(makePreviewTab(), tr("Live Preview"));
   auto* split = new QSplitter(Qt::Horizontal, this);
   split->addWidget(controlsBox);
-  split->addWidget(yamlBox);
-  split->setStretchFactor(0, 3);
-  split->setStretchFactor(1, 2);
+  split->addWidget(rightTabs_);
+  split->setStretchFactor(0, 0);  // the controls keep their width; the YAML / preview get the rest
+  split->setStretchFactor(1, 1);
+  split->setSizes({controlsBox->minimumSizeHint().width(), 10000});
   auto* v = new QVBoxLayout(this);
   v->setContentsMargins(4, 4, 4, 4);
   v->addWidget(split);
@@ -119,6 +135,144 @@ TuningPanel::TuningPanel(QWidget* parent)
   doc_ = defaults_;
   refreshControls();
   recheck(true);
+
+  // Typing in a spin box fires a change per keystroke: wait for a pause, then ask (the runner
+  // cancels whatever is still running).
+  previewTimer_->setSingleShot(true);
+  previewTimer_->setInterval(120);
+  connect(previewTimer_, &QTimer::timeout, this, &TuningPanel::requestPreview);
+  connect(this, &TuningPanel::configChanged, this, &TuningPanel::schedulePreview);
+  connect(runner_, &PreviewRunner::ready, this, &TuningPanel::onPreview);
+  connect(runner_, &PreviewRunner::failed, this, [this](const QString& m) {
+    previewInfo_->setText(m);
+    previewInfo_->setStyleSheet(QStringLiteral("color: #d03030;"));
+  });
+}
+
+QWidget* TuningPanel::makePreviewTab() {
+  auto* tab = new QWidget(this);
+  previewLayer_ = new QSpinBox(tab);
+  previewLayer_->setObjectName(QStringLiteral("previewLayer"));
+  previewLayer_->setRange(0, 4096);
+  previewLayer_->setPrefix(tr("layer "));
+  previewPair_ = new QComboBox(tab);
+  previewPair_->setObjectName(QStringLiteral("previewPair"));
+  previewPair_->addItems({tr("pair 1 (attention input)"), tr("pair 2 (MLP input)"), tr("pair 3 (value → output)")});
+  previewPair_->setToolTip(tr("The block's migration pairs, in the model's order"));
+  previewPair_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  previewPair_->setMinimumContentsLength(10);
+  previewShift_ = new QCheckBox(tr("shift"), tab);
+  previewShift_->setChecked(true);
+  previewShift_->setToolTip(tr("OS+ channel shift z = (max + min) / 2"));
+  previewScale_ = new QCheckBox(tr("scale"), tab);
+  previewScale_->setChecked(true);
+  previewScale_->setToolTip(tr("OS+ channel scale s = max(1, r / t)"));
+  previewThreshold_ = new QDoubleSpinBox(tab);
+  previewThreshold_->setObjectName(QStringLiteral("previewThreshold"));
+  previewThreshold_->setRange(0, 1e6);
+  previewThreshold_->setDecimals(3);
+  previewThreshold_->setSpecialValueText(tr("t: searched"));
+  previewThreshold_->setPrefix(tr("t = "));
+  previewThreshold_->setToolTip(tr("Clipping threshold override; 0 = searched over OS+ search steps candidates"));
+  previewPlot_ = new QCustomPlot(tab);
+  previewPlot_->setObjectName(QStringLiteral("previewPlot"));
+  previewPlot_->setMinimumSize(240, 200);
+  previewInfo_ = new QLabel(tr("Open a project to preview a layer under these settings."), tab);
+  previewInfo_->setObjectName(QStringLiteral("previewInfo"));
+  previewInfo_->setWordWrap(true);
+  previewInfo_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  auto* row = new QHBoxLayout;
+  row->addWidget(previewLayer_);
+  row->addWidget(previewPair_, 1);
+  auto* row2 = new QHBoxLayout;
+  row2->addWidget(new QLabel(tr("OS+"), tab));
+  row2->addWidget(previewShift_);
+  row2->addWidget(previewScale_);
+  row2->addWidget(previewThreshold_);
+  row2->addStretch();
+  auto* v = new QVBoxLayout(tab);
+  v->setContentsMargins(0, 4, 0, 0);
+  v->addLayout(row);
+  v->addLayout(row2);
+  v->addWidget(previewPlot_, 1);
+  v->addWidget(previewInfo_);
+  connect(previewLayer_, qOverload<int>(&QSpinBox::valueChanged), this, &TuningPanel::schedulePreview);
+  connect(previewPair_, qOverload<int>(&QComboBox::currentIndexChanged), this, &TuningPanel::schedulePreview);
+  connect(previewShift_, &QCheckBox::toggled, this, &TuningPanel::schedulePreview);
+  connect(previewScale_, &QCheckBox::toggled, this, &TuningPanel::schedulePreview);
+  connect(previewThreshold_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, &TuningPanel::schedulePreview);
+  return tab;
+}
+
+void TuningPanel::setPreviewSource(const QString& modelPath, const QString& dataset, const QString& dataDir) {
+  previewModel_ = modelPath;
+  previewDataset_ = dataset;
+  previewDataDir_ = dataDir;
+  schedulePreview();
+}
+
+void TuningPanel::setPreviewLayer(int layer) { previewLayer_->setValue(layer); }
+void TuningPanel::setPreviewPair(int index) { previewPair_->setCurrentIndex(index); }
+void TuningPanel::setPreviewShift(bool on) { previewShift_->setChecked(on); }
+void TuningPanel::setPreviewScale(bool on) { previewScale_->setChecked(on); }
+void TuningPanel::setPreviewThreshold(double t) { previewThreshold_->setValue(t); }
+void TuningPanel::showPreview() { rightTabs_->setCurrentIndex(1); }
+
+void TuningPanel::setDark(bool dark) {
+  dark_ = dark;
+  previewPlot_->setBackground(plot::plotPalette(dark).background);
+  if (!preview_.minBefore.empty()) onPreview(preview_);
+}
+
+void TuningPanel::schedulePreview() {
+  if (previewModel_.isEmpty() || !previewTimer_) return;
+  previewTimer_->start();
+}
+
+void TuningPanel::requestPreview() {
+  if (previewModel_.isEmpty()) return;
+  if (!error_.isEmpty()) {
+    previewInfo_->setText(tr("Fix the config to preview: %1").arg(error_));
+    return;
+  }
+  workflow::LayerPreviewOptions o;
+  o.modelPath = previewModel_.toStdString();
+  o.dataset = previewDataset_.toStdString();
+  o.dataDir = previewDataDir_.toStdString();
+  o.layer = previewLayer_->value();
+  o.pairIndex = previewPair_->currentIndex();
+  o.shift = previewShift_->isChecked();
+  o.scale = previewScale_->isChecked();
+  o.threshold = previewThreshold_->value();
+  o.searchSteps = std::max(1, QString::fromStdString(doc_.get("quantize.osplus_search_steps")).toInt());
+  const qint64 tokens = QString::fromStdString(doc_.get("quantize.osplus_search_tokens")).toLongLong();
+  if (tokens > 0) o.tokens = tokens;
+  o.configYaml = doc_.section("quantize");
+  previewInfo_->setStyleSheet(QString());
+  if (preview_.minBefore.empty()) previewInfo_->setText(tr("Capturing the layer inputs…"));
+  runner_->request(o);
+}
+
+void TuningPanel::onPreview(const workflow::LayerPreviewResult& r) {
+  preview_ = r;
+  ++previewsShown_;
+  plot::renderPreviewRanges(previewPlot_, r, dark_);
+  previewPlot_->replot();
+  QStringList consumers;
+  for (const auto& c : r.consumers) consumers << QString::fromStdString(c).section('.', -1);
+  previewPair_->setItemText(previewPair_->currentIndex(),
+                            QStringLiteral("%1 → %2").arg(QString::fromStdString(r.pair), consumers.join(QStringLiteral(", "))));
+  const double change = r.errorBefore > 0 ? (r.errorAfter - r.errorBefore) / r.errorBefore : 0.0;
+  previewInfo_->setText(tr("quantized-output error %1 → <b>%2</b> (%3%4%) · max |x| %5 → %6%7 · %8 tokens · %9 ms%10")
+                            .arg(plot::formatValue(r.errorBefore), plot::formatValue(r.errorAfter))
+                            .arg(change >= 0 ? "+" : "")
+                            .arg(change * 100, 0, 'f', 1)
+                            .arg(plot::formatValue(r.maxAbsBefore), plot::formatValue(r.maxAbsAfter))
+                            .arg(r.threshold > 0 ? tr(" · t = %1").arg(plot::formatValue(r.threshold)) : QString())
+                            .arg(r.tokens)
+                            .arg(qRound(r.seconds * 1000))
+                            .arg(r.recaptured ? tr(" (inputs captured)") : QString()));
+  Q_EMIT previewUpdated();
 }
 
 QStringList TuningPanel::presetNames() const {

@@ -6,21 +6,33 @@
 // text back into the controls; presets (resources/presets) replace the sections they hold. Every
 // change is checked by the core's own parsers (tuning_check.h) and an invalid value shows the
 // core's message under the controls. A valid document is shown resolved: every quantize key with
-// its value, absent ones filled with the core's defaults. "Quantize & Evaluate" uses quantizeSection().
+// its value, absent ones filled with the core's defaults.
+// The "Live preview" tab recomputes, in the background, one block's migration pair under the
+// current settings: channel ranges before/after OS+ shifting/scaling and the quantized-output
+// error before/after (core/workflow/layer_preview.h); every change cancels the previous request. "Quantize & Evaluate" uses quantizeSection().
 #pragma once
 #include <QWidget>
 
 #include <map>
 #include <string>
 
+#include "core/workflow/layer_preview.h"
 #include "core/workflow/tuning_document.h"
 
+class QCheckBox;
 class QComboBox;
+class QCustomPlot;
+class QDoubleSpinBox;
 class QLabel;
 class QPlainTextEdit;
 class QPushButton;
+class QSpinBox;
+class QTabWidget;
+class QTimer;
 
 namespace qs::ui {
+
+class PreviewRunner;
 
 class TuningPanel : public QWidget {
   Q_OBJECT
@@ -46,11 +58,33 @@ class TuningPanel : public QWidget {
   QPlainTextEdit* yamlEdit() const { return yamlEdit_; }
   QLabel* errorLabel() const { return errorLabel_; }
 
+  // Live preview: the model and calibration text it runs on ("" model = no preview).
+  void setPreviewSource(const QString& modelPath, const QString& dataset, const QString& dataDir);
+  // Preview controls (the widgets do the same): block, pair of the block, OS+ shift/scale, and
+  // a fixed threshold (0 = searched as migrate: osplus does).
+  void setPreviewLayer(int layer);
+  void setPreviewPair(int index);
+  void setPreviewShift(bool on);
+  void setPreviewScale(bool on);
+  void setPreviewThreshold(double t);
+  void showPreview();
+  void setDark(bool dark);
+  const workflow::LayerPreviewResult& previewResult() const { return preview_; }
+  int previewsShown() const { return previewsShown_; }
+  PreviewRunner* previewRunner() const { return runner_; }
+  QCustomPlot* previewPlot() const { return previewPlot_; }
+  QLabel* previewInfo() const { return previewInfo_; }
+
  Q_SIGNALS:
   void configChanged();
+  void previewUpdated();
 
  private:
   QWidget* makeControl(const workflow::TuningControl& c);
+  QWidget* makePreviewTab();
+  void schedulePreview();
+  void requestPreview();
+  void onPreview(const workflow::LayerPreviewResult& r);
   void onControlEdited(const workflow::TuningControl& c, const QString& value);
   void refreshControls();
   void recheck(bool rewriteText);
@@ -64,6 +98,21 @@ class TuningPanel : public QWidget {
   QLabel* errorLabel_;
   QString error_;
   QString label_;
+  // Live preview.
+  PreviewRunner* runner_;
+  QTimer* previewTimer_;
+  QTabWidget* rightTabs_ = nullptr;
+  QSpinBox* previewLayer_ = nullptr;
+  QComboBox* previewPair_ = nullptr;
+  QCheckBox* previewShift_ = nullptr;
+  QCheckBox* previewScale_ = nullptr;
+  QDoubleSpinBox* previewThreshold_ = nullptr;
+  QCustomPlot* previewPlot_ = nullptr;
+  QLabel* previewInfo_ = nullptr;
+  QString previewModel_, previewDataset_, previewDataDir_;
+  workflow::LayerPreviewResult preview_;
+  int previewsShown_ = 0;
+  bool dark_ = false;
   bool updating_ = false;
 };
 

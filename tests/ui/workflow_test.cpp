@@ -7,6 +7,7 @@
 #include <QCloseEvent>
 #include <QComboBox>
 #include <QLabel>
+#include <QLabel>
 #include <QProgressBar>
 #include <QTableView>
 #include <QTableWidget>
@@ -19,6 +20,8 @@
 
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
+#include "core/util/error.h"
+#include "core/workflow/layer_preview.h"
 #include "tests/support/tiny_models.h"
 #include "tests/ui/ui_test_app.h"
 #include "ui/compare_view.h"
@@ -235,6 +238,70 @@ TEST_F(WorkflowTest, ClosingWithARunningJobCancelsItAndKeepsTheRunCancelled) {
   const auto list = qs::runs::RunStore(qs::runs::Project::open(p.dir).runsPath()).listRuns();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].status, qs::runs::RunStatus::Cancelled);
+}
+
+// The facade the live preview runs: ranges after OS+ follow the definitions (z = (max+min)/2,
+// s = max(1, r/t)) computed here by hand from the "before" ranges, and a settings-only change
+// reuses the captured inputs.
+TEST_F(WorkflowTest, LayerPreviewFollowsTheOsPlusDefinitions) {
+  const TinyProject p = makeProject("ui_preview");
+  qs::workflow::LayerPreviewer previewer;
+  qs::workflow::LayerPreviewOptions o;
+  o.modelPath = qs::runs::Project::open(p.dir).modelPath();
+  o.dataset = p.text;
+  o.samples = 4;
+  o.seqlen = 32;
+  o.layer = 1;
+  o.configYaml = "quantize:\n  wbits: 4\n  a_bits: 6\n";
+  const auto searched = previewer.preview(o);
+  EXPECT_TRUE(searched.recaptured);
+  ASSERT_FALSE(searched.minBefore.empty());
+  EXPECT_EQ(searched.pair.rfind("layers.1.", 0), 0u) << searched.pair;
+  EXPECT_GT(searched.threshold, 0);
+  EXPECT_LE(searched.errorAfter, searched.errorBefore * (1 + 1e-9) + 1e-12)
+      << "the search includes t = max range (s = 1), and shifting alone never hurts a zero-point grid here";
+
+  o.threshold = 0.5;  // a fixed t: every channel's half-range after scaling is min(r, t)
+  const auto fixed = previewer.preview(o);
+  EXPECT_FALSE(fixed.recaptured) << "only the settings changed";
+  for (size_t c = 0; c < fixed.minBefore.size(); ++c) {
+    const double z = (double(fixed.maxBefore[c]) + fixed.minBefore[c]) / 2;
+    const double r = (double(fixed.maxBefore[c]) - fixed.minBefore[c]) / 2;
+    const double s = std::max(1.0, r / 0.5);
+    EXPECT_NEAR(fixed.maxAfter[c], (fixed.maxBefore[c] - z) / s, 1e-5) << c;
+    EXPECT_NEAR(fixed.minAfter[c], (fixed.minBefore[c] - z) / s, 1e-5) << c;
+    EXPECT_LE(fixed.maxAfter[c], std::min(r, 0.5) + 1e-5);
+  }
+  EXPECT_DOUBLE_EQ(fixed.threshold, 0.5);
+
+  o.shift = false;
+  o.scale = false;
+  const auto none = previewer.preview(o);
+  EXPECT_EQ(none.minAfter, none.minBefore) << "no migration leaves the ranges alone";
+  EXPECT_NEAR(none.errorAfter, none.errorBefore, 1e-9 * none.errorBefore);
+  o.layer = 99;
+  EXPECT_THROW(previewer.preview(o), qs::Error);
+}
+
+// The Tuning panel's preview: a change recomputes in the background and the newest wins.
+TEST_F(WorkflowTest, TuningPanelLivePreview) {
+  const TinyProject p = makeProject("ui_preview_panel");
+  qs::ui::MainWindow w;
+  w.setErrorDialogsEnabled(false);
+  ASSERT_EQ(w.openProject(QString::fromStdString(p.dir)), "");
+  qs::ui::TuningPanel* t = w.tuningPanel();
+  ASSERT_EQ(t->setYaml(quantizeYaml(p, 4, "rtn", "  a_bits: 6\n")), "");
+  ASSERT_TRUE(qs::test::waitUntil([&] { return t->previewsShown() > 0; }, 60000)) << t->previewInfo()->text().toStdString();
+  EXPECT_EQ(t->previewResult().pair.rfind("layers.0.", 0), 0u);
+  // Several changes in a row: only the last one's result is shown.
+  t->setPreviewLayer(1);
+  t->setPreviewThreshold(0.7);
+  t->setPreviewThreshold(0.4);
+  ASSERT_TRUE(qs::test::waitUntil([&] {
+    return t->previewResult().threshold == 0.4 && t->previewResult().pair.rfind("layers.1.", 0) == 0;
+  }, 30000)) << t->previewInfo()->text().toStdString();
+  EXPECT_TRUE(t->previewInfo()->text().contains("error")) << t->previewInfo()->text().toStdString();
+  EXPECT_GE(t->previewPlot()->graphCount(), 2);
 }
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include "ui/model_loader.h"
 #include "ui/model_tree_panel.h"
 #include "ui/outlier_explorer_panel.h"
+#include "ui/plots/plot_style.h"
 #include "ui/runs_panel.h"
 #include "ui/status_bar.h"
 #include "ui/tuning_panel.h"
@@ -126,6 +127,32 @@ MainWindow::MainWindow(QWidget* parent)
   addDockWidget(Qt::BottomDockWidgetArea, tuningDock_);
   tabifyDockWidget(explorerDock_, tuningDock_);
   tuningDock_->hide();
+  // "After OS+" in the explorer's channel view: the Tuning panel's preview computes the site's
+  // migrated ranges under the current settings; the explorer draws them next to the run's.
+  auto requestAfter = [this] {
+    if (!explorer_->afterOsPlus() || explorer_->currentLayer() < 0) return;
+    explorer_->setAfterStatus(tr("computing…"));
+    tuning_->setPreviewSite(explorer_->currentLayer(), explorer_->currentSite());
+  };
+  connect(explorer_, &OutlierExplorerPanel::afterOsPlusToggled, this, requestAfter);
+  connect(explorer_, &OutlierExplorerPanel::siteShown, this, requestAfter);
+  connect(tuning_, &TuningPanel::previewUpdated, this, [this] {
+    if (!explorer_->afterOsPlus()) return;
+    const auto& r = tuning_->previewResult();
+    const QString site = explorer_->currentSite();
+    bool reads = false;
+    for (const auto& c : r.consumers) reads |= QString::fromStdString(c).endsWith(QLatin1Char('.') + site);
+    if (!reads || QString::fromStdString(r.pair).section('.', 1, 1).toInt() != explorer_->currentLayer()) return;
+    const double change = r.errorBefore > 0 ? (r.errorAfter - r.errorBefore) / r.errorBefore : 0.0;
+    explorer_->setAfterRanges(explorer_->currentLayer(), site, r.minAfter, r.maxAfter,
+                              tr("max |x| %1 → %2, error %3%4%")
+                                  .arg(plot::formatValue(r.maxAbsBefore), plot::formatValue(r.maxAbsAfter))
+                                  .arg(change >= 0 ? "+" : "")
+                                  .arg(change * 100, 0, 'f', 0));
+  });
+  connect(tuning_, &TuningPanel::previewFailed, this, [this](const QString& m) {
+    if (explorer_->afterOsPlus()) explorer_->setAfterStatus(m.section(QStringLiteral(" ("), 0, 0));
+  });
   connect(runsPanel_, &RunsPanel::statusMessage, statusBar_, [this](const QString& m) { statusBar_->showMessage(m, 5000); });
   connect(runsPanel_, &RunsPanel::compareRequested, this, [this](const std::vector<qint64>& ids) {
     compareView_->compare(runsPanel_->runsPath(), ids);

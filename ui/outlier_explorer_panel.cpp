@@ -2,6 +2,7 @@
 #include "ui/outlier_explorer_panel.h"
 
 #include <QApplication>
+#include <QCheckBox>
 #include <QClipboard>
 #include <QComboBox>
 #include <QDir>
@@ -69,6 +70,8 @@ OutlierExplorerPanel::OutlierExplorerPanel(QWidget* parent)
       sortCombo_(new QComboBox(this)),
       thresholdSpin_(new QDoubleSpinBox(this)),
       channelInfo_(new QLabel(this)),
+      afterCheck_(new QCheckBox(tr("after OS+"), this)),
+      afterInfo_(new QLabel(this)),
       exportButton_(new QPushButton(tr("Export…"), this)),
       csvButton_(new QPushButton(tr("Copy CSV"), this)),
       watcher_(new QFutureWatcher<std::shared_ptr<Loaded>>(this)),
@@ -132,8 +135,19 @@ OutlierExplorerPanel::OutlierExplorerPanel(QWidget* parent)
   auto* reset = new QPushButton(tr("Reset Zoom"), this);
   reset->setToolTip(tr("Drag to pan, wheel to zoom (hold Ctrl for the value axis)"));
   ctools->addWidget(reset);
-  ctools->addStretch();
-  ctools->addWidget(channelInfo_);
+  afterCheck_->setObjectName(QStringLiteral("afterOsPlus"));
+  afterCheck_->setToolTip(tr("Also draw each channel's range after OS+ shifting and scaling, computed for this layer "
+                             "under the Tuning panel's settings (its Live Preview)"));
+  afterInfo_->setEnabled(false);
+  // Long status texts are cut, not allowed to widen the window.
+  afterInfo_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+  afterInfo_->setMinimumWidth(40);
+  channelInfo_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+  channelInfo_->setMinimumWidth(80);
+  channelInfo_->setAlignment(Qt::AlignRight | Qt::AlignVCenter);
+  ctools->addWidget(afterCheck_);
+  ctools->addWidget(afterInfo_, 2);
+  ctools->addWidget(channelInfo_, 3);
   cv->addLayout(ctools);
   cv->addWidget(channelPlot_);
 
@@ -175,6 +189,11 @@ OutlierExplorerPanel::OutlierExplorerPanel(QWidget* parent)
     if (!updating_) setThreshold(v > 0 ? v : std::numeric_limits<double>::quiet_NaN());
   });
   connect(reset, &QPushButton::clicked, this, [this] { redrawChannels(); });
+  connect(afterCheck_, &QCheckBox::toggled, this, [this](bool on) {
+    if (!on) afterInfo_->clear();
+    redrawChannels();
+    Q_EMIT afterOsPlusToggled(on);
+  });
   connect(exportButton_, &QPushButton::clicked, this, &OutlierExplorerPanel::exportDialog);
   connect(csvButton_, &QPushButton::clicked, this, &OutlierExplorerPanel::copyCsv);
   connect(channelPlot_, &QCustomPlot::mouseMove, this, &OutlierExplorerPanel::onChannelHover);
@@ -342,6 +361,29 @@ void OutlierExplorerPanel::showSite(int layer, const QString& site, const QStrin
   redrawChannels();
   redrawTokens();
   redrawLayers();  // moves the layer marker
+  Q_EMIT siteShown(layer, site, kind);
+}
+
+bool OutlierExplorerPanel::afterOsPlus() const { return afterCheck_->isChecked(); }
+void OutlierExplorerPanel::setAfterOsPlus(bool on) { afterCheck_->setChecked(on); }
+
+void OutlierExplorerPanel::setAfterRanges(int layer, const QString& site, std::vector<float> minAfter,
+                                          std::vector<float> maxAfter, const QString& note) {
+  afterLayer_ = layer;
+  afterSite_ = site;
+  afterMin_ = std::move(minAfter);
+  afterMax_ = std::move(maxAfter);
+  afterInfo_->setText(note);
+  redrawChannels();
+}
+
+void OutlierExplorerPanel::setAfterStatus(const QString& note) {
+  afterLayer_ = -1;
+  afterSite_.clear();
+  afterMin_.clear();
+  afterMax_.clear();
+  afterInfo_->setText(note);
+  redrawChannels();
 }
 
 void OutlierExplorerPanel::setView(View view) { tabs_->setCurrentIndex(static_cast<int>(view)); }
@@ -402,6 +444,9 @@ void OutlierExplorerPanel::redrawChannels() {
   o.title = false;  // the toolbar says what is shown; the dock's height goes to the bars
   try {
     channel_ = plot::renderChannels(channelPlot_, *s, o);
+    afterDrawn_ = 0;
+    if (afterCheck_->isChecked() && afterLayer_ == layer_ && afterSite_ == site_ && s->kind != "weight")
+      drawAfterRanges();
     channelInfo_->setText(tr("<b>%1</b> · %2 channels · %3 over t = %4")
                               .arg(plot::siteTitle(*s).toHtmlEscaped())
                               .arg(channel_.rows.size())
@@ -425,6 +470,37 @@ void OutlierExplorerPanel::redrawTokens() {
     tokens_ = plot::renderTokens(tokenPlot_, *s, o).rows;
   }
   tokenPlot_->replot();
+}
+
+void OutlierExplorerPanel::drawAfterRanges() {
+  // At each bar's rank, the same channel's migrated range, narrower and in the outlier colour's
+  // complement, so before and after read side by side.
+  QVector<double> x, c, minus, plus;
+  for (size_t i = 0; i < channel_.rows.size(); ++i) {
+    const size_t ch = static_cast<size_t>(channel_.rows[i].channel);
+    if (ch >= afterMin_.size() || ch >= afterMax_.size()) continue;
+    const double center = (static_cast<double>(afterMin_[ch]) + afterMax_[ch]) / 2;
+    x << static_cast<double>(i) + 0.3;
+    c << center;
+    minus << center - afterMin_[ch];
+    plus << afterMax_[ch] - center;
+  }
+  if (x.isEmpty()) return;
+  QCPAxisRect* rect = channelPlot_->axisRect();
+  QCPGraph* g = channelPlot_->addGraph(rect->axis(QCPAxis::atBottom), rect->axis(QCPAxis::atLeft));
+  g->setName(tr("after OS+"));
+  g->setLineStyle(QCPGraph::lsNone);
+  const QColor after(0xe0, 0x8a, 0x1e);
+  g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, after.darker(130), 3));
+  g->setData(x, c, true);
+  auto* bars = new QCPErrorBars(rect->axis(QCPAxis::atBottom), rect->axis(QCPAxis::atLeft));
+  bars->removeFromLegend();
+  bars->setDataPlottable(g);
+  bars->setData(minus, plus);
+  bars->setWhiskerWidth(0);
+  const double px = std::max(1.0, std::min(4.0, 0.3 * channelPlot_->width() / static_cast<double>(x.size())));
+  bars->setPen(QPen(after, px));
+  afterDrawn_ = x.size();
 }
 
 QString OutlierExplorerPanel::channelToolTip(double key) const {

@@ -16,6 +16,7 @@
 #include "ui/plots/channel_plot.h"
 #include "ui/plots/plot_data.h"
 
+class QCheckBox;
 class QComboBox;
 class QCustomPlot;
 class QDoubleSpinBox;
@@ -69,8 +70,22 @@ class OutlierExplorerPanel : public QWidget {
   // Tooltip text for the channel bar at plot x (rank), "" outside the bars.
   QString channelToolTip(double key) const;
 
+  // "After OS+": the channel view also draws each channel's range after OS+ shifting/scaling
+  // (computed by the Tuning panel's preview for this layer and site, under its settings).
+  bool afterOsPlus() const;
+  void setAfterOsPlus(bool on);
+  // The migrated ranges of (layer, site), by channel index; drawn when they match the view.
+  void setAfterRanges(int layer, const QString& site, std::vector<float> minAfter, std::vector<float> maxAfter,
+                      const QString& note);
+  // Clears them and says why (no pair migrates this input, computing, ...).
+  void setAfterStatus(const QString& note);
+  int afterRangesDrawn() const { return afterDrawn_; }
+
  Q_SIGNALS:
   void runLoaded(qint64 id);
+  // The channel view shows (layer, site, kind) now.
+  void siteShown(int layer, const QString& site, const QString& kind);
+  void afterOsPlusToggled(bool on);
   void loadFailed(const QString& message);
   void statusMessage(const QString& message);
 
@@ -79,6 +94,7 @@ class OutlierExplorerPanel : public QWidget {
   void onLoaded();
   void redrawLayers();
   void redrawChannels();
+  void drawAfterRanges();
   void redrawTokens();
   void rebuildSiteChoices();
   void showMessage(const QString& text);
@@ -100,6 +116,8 @@ class OutlierExplorerPanel : public QWidget {
   QComboBox* sortCombo_;
   QDoubleSpinBox* thresholdSpin_;
   QLabel* channelInfo_;
+  QCheckBox* afterCheck_;
+  QLabel* afterInfo_;
   QPushButton* exportButton_;
   QPushButton* csvButton_;
   QFutureWatcher<std::shared_ptr<Loaded>>* watcher_;
@@ -117,6 +135,10 @@ class OutlierExplorerPanel : public QWidget {
   double threshold_;  // NaN = automatic
   bool dark_ = false;
   bool updating_ = false;  // programmatic combo changes do not re-trigger
+  int afterLayer_ = -1;
+  QString afterSite_;
+  std::vector<float> afterMin_, afterMax_;
+  int afterDrawn_ = 0;     // channels drawn with their after-OS+ range in the last redraw
 };
 
 }  // namespace qs::ui

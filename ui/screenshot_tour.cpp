@@ -148,11 +148,15 @@ void ScreenshotTour::stepExplorer() {
   e->setView(OutlierExplorerPanel::View::Layers);
   QTimer::singleShot(300, this, [this, e] {
     shoot(QStringLiteral("main_window"));
-    e->showSite(0, QStringLiteral("down_proj"), QStringLiteral("input"));
+    // The channel view of layer 3's attention input with its ranges after OS+ beside them.
+    e->showSite(3, QStringLiteral("q_proj"), QStringLiteral("input"));
     e->setSort(plot::ChannelSort::Range);
     e->setView(OutlierExplorerPanel::View::Channels);
-    QTimer::singleShot(300, this, [this, e] {
+    e->setAfterOsPlus(true);
+    when([e] { return e->afterRangesDrawn() > 0; }, QStringLiteral("the after-OS+ ranges"), 60000, [this, e] {
       shoot(QStringLiteral("explorer_channels"));
+      e->setAfterOsPlus(false);
+      e->showSite(0, QStringLiteral("down_proj"), QStringLiteral("input"));
       e->setView(OutlierExplorerPanel::View::Tokens);
       QTimer::singleShot(300, this, [this] {
         shoot(QStringLiteral("explorer_tokens"));
@@ -197,6 +201,7 @@ void ScreenshotTour::stepTuning() {
     // The live preview of one block's attention input under these settings.
     const int before = t->previewsShown();
     t->showPreview();
+    t->setPreviewPair(0);
     t->setPreviewLayer(3);
     when([t, before] { return t->previewsShown() > before && !t->previewRunner()->busy() && t->previewResult().pair.find("layers.3.") == 0; },
          QStringLiteral("the live preview"), 60000, [this] {

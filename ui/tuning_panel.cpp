@@ -146,6 +146,7 @@ TuningPanel::TuningPanel(QWidget* parent)
   connect(runner_, &PreviewRunner::failed, this, [this](const QString& m) {
     previewInfo_->setText(m);
     previewInfo_->setStyleSheet(QStringLiteral("color: #d03030;"));
+    Q_EMIT previewFailed(m);
   });
 }
 
@@ -197,6 +198,7 @@ QWidget* TuningPanel::makePreviewTab() {
   v->addWidget(previewPlot_, 1);
   v->addWidget(previewInfo_);
   connect(previewLayer_, qOverload<int>(&QSpinBox::valueChanged), this, &TuningPanel::schedulePreview);
+  connect(previewPair_, qOverload<int>(&QComboBox::activated), this, [this] { previewSite_.clear(); });
   connect(previewPair_, qOverload<int>(&QComboBox::currentIndexChanged), this, &TuningPanel::schedulePreview);
   connect(previewShift_, &QCheckBox::toggled, this, &TuningPanel::schedulePreview);
   connect(previewScale_, &QCheckBox::toggled, this, &TuningPanel::schedulePreview);
@@ -211,8 +213,21 @@ void TuningPanel::setPreviewSource(const QString& modelPath, const QString& data
   schedulePreview();
 }
 
-void TuningPanel::setPreviewLayer(int layer) { previewLayer_->setValue(layer); }
-void TuningPanel::setPreviewPair(int index) { previewPair_->setCurrentIndex(index); }
+void TuningPanel::setPreviewLayer(int layer) {
+  previewLayer_->setValue(layer);
+  schedulePreview();  // also when the value did not change: the caller wants a fresh result
+}
+void TuningPanel::setPreviewPair(int index) {
+  previewSite_.clear();
+  previewPair_->setCurrentIndex(index);
+  schedulePreview();
+}
+
+void TuningPanel::setPreviewSite(int layer, const QString& site) {
+  previewSite_ = site;
+  if (previewLayer_->value() != layer) previewLayer_->setValue(layer);  // schedules
+  else schedulePreview();
+}
 void TuningPanel::setPreviewShift(bool on) { previewShift_->setChecked(on); }
 void TuningPanel::setPreviewScale(bool on) { previewScale_->setChecked(on); }
 void TuningPanel::setPreviewThreshold(double t) { previewThreshold_->setValue(t); }
@@ -241,6 +256,7 @@ void TuningPanel::requestPreview() {
   o.dataDir = previewDataDir_.toStdString();
   o.layer = previewLayer_->value();
   o.pairIndex = previewPair_->currentIndex();
+  o.site = previewSite_.toStdString();
   o.shift = previewShift_->isChecked();
   o.scale = previewScale_->isChecked();
   o.threshold = previewThreshold_->value();
@@ -260,7 +276,8 @@ void TuningPanel::onPreview(const workflow::LayerPreviewResult& r) {
   previewPlot_->replot();
   QStringList consumers;
   for (const auto& c : r.consumers) consumers << QString::fromStdString(c).section('.', -1);
-  previewPair_->setItemText(previewPair_->currentIndex(),
+  if (previewSite_.isEmpty())
+    previewPair_->setItemText(previewPair_->currentIndex(),
                             QStringLiteral("%1 → %2").arg(QString::fromStdString(r.pair), consumers.join(QStringLiteral(", "))));
   const double change = r.errorBefore > 0 ? (r.errorAfter - r.errorBefore) / r.errorBefore : 0.0;
   previewInfo_->setText(tr("quantized-output error %1 → <b>%2</b> (%3%4%) · max |x| %5 → %6%7 · %8 tokens · %9 ms%10")

@@ -64,6 +64,9 @@ class TuningPanel : public QWidget {
   // a fixed threshold (0 = searched as migrate: osplus does).
   void setPreviewLayer(int layer);
   void setPreviewPair(int index);
+  // Previews the pair whose consumers include `site` (the explorer's "after OS+"); a manual pair
+  // choice clears it.
+  void setPreviewSite(int layer, const QString& site);
   void setPreviewShift(bool on);
   void setPreviewScale(bool on);
   void setPreviewThreshold(double t);
@@ -78,6 +81,7 @@ class TuningPanel : public QWidget {
  Q_SIGNALS:
   void configChanged();
   void previewUpdated();
+  void previewFailed(const QString& message);
 
  private:
   QWidget* makeControl(const workflow::TuningControl& c);
@@ -109,7 +113,7 @@ class TuningPanel : public QWidget {
   QDoubleSpinBox* previewThreshold_ = nullptr;
   QCustomPlot* previewPlot_ = nullptr;
   QLabel* previewInfo_ = nullptr;
-  QString previewModel_, previewDataset_, previewDataDir_;
+  QString previewModel_, previewDataset_, previewDataDir_, previewSite_;
   workflow::LayerPreviewResult preview_;
   int previewsShown_ = 0;
   bool dark_ = false;

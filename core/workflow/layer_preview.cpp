@@ -78,9 +78,25 @@ LayerPreviewResult LayerPreviewer::preview(const LayerPreviewOptions& o, jobs::P
     if (p.block == o.layer) inLayer.push_back(&p);
   if (inLayer.empty()) throw Error("preview: layer " + std::to_string(o.layer) + " has no migration pair (the model has " +
                                    std::to_string(s.pairs.empty() ? 0 : s.pairs.back().block + 1) + " blocks)");
-  if (o.pairIndex < 0 || o.pairIndex >= static_cast<int>(inLayer.size()))
-    throw Error("preview: layer " + std::to_string(o.layer) + " has " + std::to_string(inLayer.size()) + " pairs");
-  const model::MigrationPair& pair = *inLayer[static_cast<size_t>(o.pairIndex)];
+  const model::MigrationPair* chosen = nullptr;
+  if (!o.site.empty()) {
+    auto matches = [&](const std::string& consumer) {
+      return consumer == o.site || (consumer.size() > o.site.size() &&
+                                    consumer.compare(consumer.size() - o.site.size(), o.site.size(), o.site) == 0 &&
+                                    consumer[consumer.size() - o.site.size() - 1] == '.');
+    };
+    for (const auto* p : inLayer)
+      for (const auto& c : p->consumers)
+        if (!chosen && matches(c)) chosen = p;
+    if (!chosen)
+      throw Error("preview: OS+ migrates no pair read by " + o.site + " in layer " + std::to_string(o.layer) +
+                  " (its input is not a norm or value output)");
+  } else {
+    if (o.pairIndex < 0 || o.pairIndex >= static_cast<int>(inLayer.size()))
+      throw Error("preview: layer " + std::to_string(o.layer) + " has " + std::to_string(inLayer.size()) + " pairs");
+    chosen = inLayer[static_cast<size_t>(o.pairIndex)];
+  }
+  const model::MigrationPair& pair = *chosen;
   const algo::SiteInputStats& st = s.stats.at(pair.consumers.front());
 
   c10::InferenceMode guard;

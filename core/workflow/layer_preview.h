@@ -27,6 +27,8 @@ struct LayerPreviewOptions {
   int64_t tokens = 1024;          // tokens per pair kept for the objective
   int layer = 0;                  // block
   int pairIndex = 0;              // which of the block's pairs (pairNames() order)
+  std::string site;               // instead of pairIndex: the pair whose consumers include this site
+                                  // ("q_proj" or "layers.3.self_attn.q_proj"); "" = use pairIndex
   bool shift = true;              // OS+ channel shift z = (max + min) / 2
   bool scale = true;              // OS+ channel scale s = max(1, r / t)
   int searchSteps = 100;          // threshold candidates - 1 (when threshold == 0)

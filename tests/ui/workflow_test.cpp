@@ -29,6 +29,7 @@
 #include "ui/jobs_panel.h"
 #include "ui/main_window.h"
 #include "ui/outlier_explorer_panel.h"
+#include "ui/preview_runner.h"
 #include "ui/qcustomplot_include.h"
 #include "ui/runs_panel.h"
 #include "ui/tuning_panel.h"
@@ -114,6 +115,18 @@ TEST_F(WorkflowTest, AnalyseQuantizeRunsTableAndCompare) {
   EXPECT_TRUE(w.jobQueue()->job(a)->result.contains("sites")) << w.jobQueue()->job(a)->result.toStdString();
   ASSERT_TRUE(qs::test::waitUntil([&] { return w.explorerPanel()->currentRun() > 0; }, 20000));
   EXPECT_FALSE(w.explorerPanel()->stats().empty());
+
+  // "After OS+" in the channel view: the migrated ranges of the shown site, one per channel.
+  qs::ui::OutlierExplorerPanel* e = w.explorerPanel();
+  e->showSite(1, "q_proj", "input");
+  e->setAfterOsPlus(true);
+  ASSERT_TRUE(qs::test::waitUntil([&] { return e->afterRangesDrawn() > 0; }, 30000));
+  EXPECT_EQ(e->afterRangesDrawn(), static_cast<int>(e->channelResult().rows.size()));
+  e->showSite(1, "block_out", "residual");  // a residual stream: no pair migrates it
+  ASSERT_TRUE(qs::test::waitUntil([&] { return !w.tuningPanel()->previewRunner()->busy(); }, 30000));
+  qs::test::waitUntil([] { return false; }, 300);
+  EXPECT_EQ(e->afterRangesDrawn(), 0);
+  e->setAfterOsPlus(false);
 
   // Two quantize jobs queued back to back: the second waits for the first.
   ASSERT_EQ(w.tuningPanel()->setYaml(quantizeYaml(p, 4)), "");

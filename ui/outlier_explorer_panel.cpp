@@ -365,6 +365,7 @@ void OutlierExplorerPanel::showSite(int layer, const QString& site, const QStrin
 }
 
 bool OutlierExplorerPanel::afterOsPlus() const { return afterCheck_->isChecked(); }
+QString OutlierExplorerPanel::afterStatus() const { return afterInfo_->text(); }
 void OutlierExplorerPanel::setAfterOsPlus(bool on) { afterCheck_->setChecked(on); }
 
 void OutlierExplorerPanel::setAfterRanges(int layer, const QString& site, std::vector<float> minAfter,

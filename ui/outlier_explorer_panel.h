@@ -80,6 +80,7 @@ class OutlierExplorerPanel : public QWidget {
   // Clears them and says why (no pair migrates this input, computing, ...).
   void setAfterStatus(const QString& note);
   int afterRangesDrawn() const { return afterDrawn_; }
+  QString afterStatus() const;
 
  Q_SIGNALS:
   void runLoaded(qint64 id);

@@ -122,9 +122,10 @@ TEST_F(WorkflowTest, AnalyseQuantizeRunsTableAndCompare) {
   e->setAfterOsPlus(true);
   ASSERT_TRUE(qs::test::waitUntil([&] { return e->afterRangesDrawn() > 0; }, 30000));
   EXPECT_EQ(e->afterRangesDrawn(), static_cast<int>(e->channelResult().rows.size()));
+  EXPECT_TRUE(e->afterStatus().contains("max |x|")) << e->afterStatus().toStdString();
   e->showSite(1, "block_out", "residual");  // a residual stream: no pair migrates it
-  ASSERT_TRUE(qs::test::waitUntil([&] { return !w.tuningPanel()->previewRunner()->busy(); }, 30000));
-  qs::test::waitUntil([] { return false; }, 300);
+  ASSERT_TRUE(qs::test::waitUntil([&] { return e->afterStatus().contains("migrates no pair"); }, 30000))
+      << e->afterStatus().toStdString();
   EXPECT_EQ(e->afterRangesDrawn(), 0);
   e->setAfterOsPlus(false);
 

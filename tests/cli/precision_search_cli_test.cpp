@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <set>
@@ -287,6 +288,10 @@ TEST(SearchCli, SeededSearchIsReproducibleStaysInSpaceResumesAndPlots) {
       // Plots of the summary run: a PNG (its 8-byte signature) and an SVG document.
       const std::string id = std::to_string(a["summary_run_id"].get<int64_t>());
       auto png = qscope("plot pareto " + id + " -p " + quote(p1) + " -o " + quote(dir + "/front.png"));
+      if (png.code == 1 && png.err.find("built without Qt") != std::string::npos) {
+        std::cout << "[ plot pareto not checked: this qscope was built with QS_BUILD_UI=OFF ]\n";
+        continue;
+      }
       ASSERT_EQ(png.code, 0) << png.err;
       const std::string pngBytes = readFile(dir + "/front.png");
       ASSERT_GT(pngBytes.size(), 1000u);

@@ -86,10 +86,14 @@ void ScreenshotTour::start() {
     const runs::Project src = runs::Project::open(project_.toStdString());
     copy_ = QDir(scratch_).filePath(QStringLiteral("project"));
     runs::Project::init(copy_.toStdString(), src.modelPath(), src.name());
+    // The source's data folder and datasets, with absolute paths (init writes its defaults).
     QFile yaml(QDir(copy_).filePath(QStringLiteral("project.yaml")));
-    if (!yaml.open(QIODevice::Append)) throw std::runtime_error("cannot append to " + yaml.fileName().toStdString());
-    if (!src.dataDir().empty()) yaml.write(QStringLiteral("data_dir: %1\n").arg(QString::fromStdString(src.dataDir())).toUtf8());
-    yaml.write("datasets: [wikitext2]\n");
+    if (!yaml.open(QIODevice::WriteOnly | QIODevice::Truncate))
+      throw std::runtime_error("cannot write " + yaml.fileName().toStdString());
+    QString text = QStringLiteral("name: %1\nmodel: %2\n").arg(QString::fromStdString(src.name()), QString::fromStdString(src.modelPath()));
+    if (!src.dataDir().empty()) text += QStringLiteral("data_dir: %1\n").arg(QString::fromStdString(src.dataDir()));
+    text += QStringLiteral("datasets: [wikitext2]\n");
+    yaml.write(text.toUtf8());
   } catch (const std::exception& e) {
     fail(QString::fromUtf8(e.what()));
     return;

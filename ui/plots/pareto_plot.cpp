@@ -1,8 +1,6 @@
 // pareto_plot: see pareto_plot.h and pareto_file.h.
 #include "ui/plots/pareto_plot.h"
 
-#include <QApplication>
-
 #include <algorithm>
 #include <cmath>
 
@@ -87,46 +85,14 @@ ParetoPlotResult renderPareto(QCustomPlot* plot, const std::vector<ParetoPoint>&
   return r;
 }
 
-namespace {
-
-// QCustomPlot is a QWidget: without a display, Qt's offscreen platform renders into memory
-// (as plot_file.cpp does for the outlier plots).
-QtMessageHandler previousHandler = nullptr;
-
-// Offscreen Qt chatter ("XDG_RUNTIME_DIR not set") stays off the CLI's stderr.
-void quietQtMessages(QtMsgType type, const QMessageLogContext& context, const QString& message) {
-  if (type < QtCriticalMsg && (message.startsWith(QLatin1String("QStandardPaths:")) ||
-                               message.contains(QLatin1String("propagateSizeHints"))))
-    return;
-  if (previousHandler) previousHandler(type, context, message);
-}
-
-void ensureApplication() {
-  if (QCoreApplication::instance()) return;
-  if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
-  previousHandler = qInstallMessageHandler(quietQtMessages);
-  static int argc = 1;
-  static char name[] = "qscope";
-  static char* argv[] = {name, nullptr};
-  static QApplication* app = new QApplication(argc, argv);
-  (void)app;
-}
-
-}  // namespace
-
 ParetoFileResult renderParetoFile(const ParetoFileRequest& request) {
-  const QString out = QString::fromStdString(request.output);
-  if (!isPlotFileName(out)) throw Error(request.output + ": the output must end in .png, .svg or .pdf");
-  if (request.width < 200 || request.height < 150 || request.width > 10000 || request.height > 10000)
-    throw Error("plot size " + std::to_string(request.width) + "x" + std::to_string(request.height) +
-                " is out of range (200x150 to 10000x10000)");
+  const QString out = prepareFilePlot(request.output, request.width, request.height);
   int finite = 0, front = 0;
   for (const auto& p : request.points) {
     finite += std::isfinite(p.ppl) && std::isfinite(p.bits);
     front += p.front;
   }
   if (finite == 0) throw Error("the search has no evaluated trials to plot");
-  ensureApplication();
   QCustomPlot plot;
   plot.resize(request.width, request.height);
   ParetoPlotOptions o;

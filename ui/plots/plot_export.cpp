@@ -1,9 +1,11 @@
 // plot_export: see plot_export.h.
 #include "ui/plots/plot_export.h"
 
+#include <QApplication>
 #include <QFileInfo>
 #include <QSvgGenerator>
 
+#include "core/util/error.h"
 #include "ui/qcustomplot_include.h"
 
 namespace qs::plot {
@@ -38,6 +40,42 @@ QString savePlot(QCustomPlot* plot, const QString& path, int width, int height, 
   }
   if (!ok) return QStringLiteral("%1: could not write the plot (is the folder writable?)").arg(path);
   return QString();
+}
+
+namespace {
+
+QtMessageHandler previousHandler = nullptr;
+
+// Offscreen Qt chatter that says nothing about the plot ("XDG_RUNTIME_DIR not set") stays off
+// the CLI's stderr; everything else goes through.
+void quietQtMessages(QtMsgType type, const QMessageLogContext& context, const QString& message) {
+  if (type < QtCriticalMsg && (message.startsWith(QLatin1String("QStandardPaths:")) ||
+                               message.contains(QLatin1String("propagateSizeHints"))))
+    return;
+  if (previousHandler) previousHandler(type, context, message);
+}
+
+void ensureApplication() {
+  if (QCoreApplication::instance()) return;
+  if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+  previousHandler = qInstallMessageHandler(quietQtMessages);
+  static int argc = 1;
+  static char name[] = "qscope";
+  static char* argv[] = {name, nullptr};
+  static QApplication* app = new QApplication(argc, argv);
+  (void)app;
+}
+
+}  // namespace
+
+QString prepareFilePlot(const std::string& output, int width, int height) {
+  const QString out = QString::fromStdString(output);
+  if (!isPlotFileName(out)) throw Error(output + ": the output must end in .png, .svg or .pdf");
+  if (width < 200 || height < 150 || width > 10000 || height > 10000)
+    throw Error("plot size " + std::to_string(width) + "x" + std::to_string(height) +
+                " is out of range (200x150 to 10000x10000)");
+  ensureApplication();
+  return out;
 }
 
 }  // namespace qs::plot

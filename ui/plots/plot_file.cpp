@@ -1,8 +1,6 @@
 // plot_file: see plot_file.h.
 #include "ui/plots/plot_file.h"
 
-#include <QApplication>
-
 #include "core/util/error.h"
 #include "ui/plots/channel_plot.h"
 #include "ui/plots/layer_plot.h"
@@ -12,34 +10,6 @@
 
 namespace qs::plot {
 
-namespace {
-
-QtMessageHandler previousHandler = nullptr;
-
-// Offscreen Qt chatter that says nothing about the plot ("XDG_RUNTIME_DIR not set") stays off
-// the CLI's stderr; everything else goes through.
-void quietQtMessages(QtMsgType type, const QMessageLogContext& context, const QString& message) {
-  if (type < QtCriticalMsg && (message.startsWith(QLatin1String("QStandardPaths:")) ||
-                               message.contains(QLatin1String("propagateSizeHints"))))
-    return;
-  if (previousHandler) previousHandler(type, context, message);
-}
-
-// QCustomPlot is a QWidget: it needs a QApplication, which needs a platform. Without a display
-// the offscreen platform renders into memory.
-void ensureApplication() {
-  if (QCoreApplication::instance()) return;
-  if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
-  previousHandler = qInstallMessageHandler(quietQtMessages);
-  static int argc = 1;
-  static char name[] = "qscope";
-  static char* argv[] = {name, nullptr};
-  static QApplication* app = new QApplication(argc, argv);
-  (void)app;
-}
-
-}  // namespace
-
 PlotKind parsePlotKind(const std::string& s) {
   if (s == "channels") return PlotKind::Channels;
   if (s == "layers") return PlotKind::Layers;
@@ -48,13 +18,8 @@ PlotKind parsePlotKind(const std::string& s) {
 }
 
 PlotFileResult renderPlotFile(const PlotFileRequest& request) {
-  const QString out = QString::fromStdString(request.output);
-  if (!isPlotFileName(out)) throw Error(request.output + ": the output must end in .png, .svg or .pdf");
-  if (request.width < 200 || request.height < 150 || request.width > 10000 || request.height > 10000)
-    throw Error("plot size " + std::to_string(request.width) + "x" + std::to_string(request.height) +
-                " is out of range (200x150 to 10000x10000)");
+  const QString out = prepareFilePlot(request.output, request.width, request.height);
   if (request.stats.empty()) throw Error("no site statistics to plot");
-  ensureApplication();
   QCustomPlot plot;
   plot.resize(request.width, request.height);
   PlotFileResult result;

@@ -22,7 +22,6 @@
 
 #include <algorithm>
 
-#include "core/eval/datasets.h"
 #include "core/runs/project.h"
 #include "core/workflow/project_jobs.h"
 #include "ui/display_format.h"
@@ -461,12 +460,7 @@ QString MainWindow::openProject(const QString& dir) {
     const auto project = qs::runs::Project::open(dir.toStdString());
     const QString model = QString::fromStdString(project.modelPath());
     if (!summary_ && !loading() && QFileInfo::exists(model)) openModel(model);
-    std::string dataset = "wikitext2";
-    if (!project.config().datasets.empty()) {
-      dataset = project.config().datasets.front();
-      const auto known = qs::eval::knownDatasets();
-      if (std::find(known.begin(), known.end(), dataset) == known.end()) dataset = project.resolve(dataset);
-    }
+    const std::string dataset = qs::workflow::projectDataset(project);
     tuning_->setPreviewSource(model, QString::fromStdString(dataset), QString::fromStdString(project.dataDir()));
   } catch (const std::exception&) {
   }

@@ -1,7 +1,6 @@
 // qscope analyze PROJECT|MODEL: where a model's outliers live. Draws calibration samples, runs
 // them through the model once with statistics at every Linear input and block output, stores
 // an `analysis` run in the project's run store and prints the layer x site summary.
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,6 +19,7 @@
 #include "core/runs/fingerprint.h"
 #include "core/runs/project.h"
 #include "core/util/error.h"
+#include "core/workflow/project_jobs.h"
 
 namespace qs::cli {
 namespace {
@@ -138,12 +138,7 @@ class AnalyzeCommand : public Command {
     }
     if (project) {
       if (dataDir_.empty()) dataDir_ = project->dataDir();
-      if (dataset_.empty() && !project->config().datasets.empty()) {
-        // A name (wikitext2) stays a name; a path in project.yaml is relative to the project.
-        const std::string& d = project->config().datasets.front();
-        auto known = eval::knownDatasets();
-        dataset_ = std::find(known.begin(), known.end(), d) != known.end() ? d : project->resolve(d);
-      }
+      dataset_ = workflow::projectDataset(*project, dataset_);
     }
     if (dataset_.empty()) dataset_ = "wikitext2";
     opts_.weights = !noWeights_;
@@ -163,7 +158,7 @@ class AnalyzeCommand : public Command {
       nr.kind = runs::RunKind::Analysis;
       nr.modelPath = modelPath;
       nr.modelFingerprint = runs::fingerprintModel(modelPath);
-      nr.configYaml = configYaml(text, modelPath);
+      nr.configYaml = workflow::analysisConfigYaml(text, modelPath, cal_, opts_, run_.device, run_.dtype);
       nr.toolVersion = QS_VERSION;
       nr.device = run_.device;
       writer = std::make_unique<runs::RunWriter>(project->runsPath(), nr);
@@ -201,39 +196,6 @@ class AnalyzeCommand : public Command {
   }
 
  private:
-  std::string configYaml(const eval::DatasetText& text, const std::string& modelPath) const {
-    YAML::Emitter e;
-    e << YAML::BeginMap;
-    e << YAML::Key << "model" << YAML::Value << modelPath;
-    e << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "dataset" << YAML::Value << text.name;
-    e << YAML::Key << "dataset_path" << YAML::Value << text.path;
-    e << YAML::Key << "samples" << YAML::Value << cal_.samples;
-    e << YAML::Key << "seqlen" << YAML::Value << cal_.seqlen;
-    e << YAML::Key << "seed" << YAML::Value << cal_.seed;
-    e << YAML::Key << "rng" << YAML::Value << "mt19937_64";
-    e << YAML::Key << "per_document" << YAML::Value << cal_.documents;
-    e << YAML::Key << "remove_padding" << YAML::Value << cal_.removePadding;
-    e << YAML::EndMap;
-    e << YAML::Key << "analysis" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "sites" << YAML::Value << opts_.sites;
-    e << YAML::Key << "weights" << YAML::Value << opts_.weights;
-    e << YAML::Key << "block_outputs" << YAML::Value << opts_.blockOutputs;
-    e << YAML::Key << "matmul_inputs" << YAML::Value << opts_.matmulInputs;
-    e << YAML::Key << "top_tokens" << YAML::Value << opts_.topTokens;
-    e << YAML::Key << "batch_size" << YAML::Value << opts_.batchSize;
-    e << YAML::Key << "kurtosis" << YAML::Value << "pearson";
-    e << YAML::Key << "outliers" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "abs_threshold" << YAML::Value << opts_.outliers.absThreshold;
-    e << YAML::Key << "median_factor" << YAML::Value << opts_.outliers.medianFactor;
-    e << YAML::EndMap << YAML::EndMap;
-    e << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
-    e << YAML::Key << "device" << YAML::Value << run_.device;
-    e << YAML::Key << "dtype" << YAML::Value << run_.dtype;
-    e << YAML::EndMap << YAML::EndMap;
-    return std::string(e.c_str()) + "\n";
-  }
-
   void printJsonResult(const analysis::AnalysisResult& r, const eval::DatasetText& text, const std::string& modelPath,
                        const std::optional<runs::Project>& project, int64_t runId) const {
     json sites = json::array();

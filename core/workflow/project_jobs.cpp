@@ -62,50 +62,6 @@ std::string fmt(double v, int digits = 4) {
   return buf;
 }
 
-std::string projectDataset(const runs::Project& project, const std::string& given) {
-  if (!given.empty()) return given;
-  if (!project.config().datasets.empty()) {
-    const std::string& d = project.config().datasets.front();
-    auto known = eval::knownDatasets();
-    return std::find(known.begin(), known.end(), d) != known.end() ? d : project.resolve(d);
-  }
-  return "wikitext2";
-}
-
-std::string analysisConfigYaml(const eval::DatasetText& text, const std::string& modelPath,
-                               const analysis::CalibrationOptions& cal, const analysis::AnalysisOptions& opts) {
-  // The keys of `qscope analyze`'s stored config, so GUI and CLI runs compare key by key.
-  YAML::Emitter e;
-  e << YAML::BeginMap;
-  e << YAML::Key << "model" << YAML::Value << modelPath;
-  e << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "dataset" << YAML::Value << text.name;
-  e << YAML::Key << "dataset_path" << YAML::Value << text.path;
-  e << YAML::Key << "samples" << YAML::Value << cal.samples;
-  e << YAML::Key << "seqlen" << YAML::Value << cal.seqlen;
-  e << YAML::Key << "seed" << YAML::Value << cal.seed;
-  e << YAML::Key << "rng" << YAML::Value << "mt19937_64";
-  e << YAML::Key << "per_document" << YAML::Value << cal.documents;
-  e << YAML::Key << "remove_padding" << YAML::Value << cal.removePadding;
-  e << YAML::EndMap;
-  e << YAML::Key << "analysis" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "sites" << YAML::Value << opts.sites;
-  e << YAML::Key << "weights" << YAML::Value << opts.weights;
-  e << YAML::Key << "block_outputs" << YAML::Value << opts.blockOutputs;
-  e << YAML::Key << "top_tokens" << YAML::Value << opts.topTokens;
-  e << YAML::Key << "batch_size" << YAML::Value << opts.batchSize;
-  e << YAML::Key << "kurtosis" << YAML::Value << "pearson";
-  e << YAML::Key << "outliers" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "abs_threshold" << YAML::Value << opts.outliers.absThreshold;
-  e << YAML::Key << "median_factor" << YAML::Value << opts.outliers.medianFactor;
-  e << YAML::EndMap << YAML::EndMap;
-  e << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "device" << YAML::Value << "cpu";
-  e << YAML::Key << "dtype" << YAML::Value << "float32";
-  e << YAML::EndMap << YAML::EndMap;
-  return std::string(e.c_str()) + "\n";
-}
-
 struct EvalSet {
   std::string name;
   std::vector<int32_t> tokens;
@@ -206,6 +162,51 @@ void writeArtifact(runs::RunWriter& w, const runs::Project& project, const algo:
 }
 
 }  // namespace
+
+std::string projectDataset(const runs::Project& project, const std::string& given) {
+  if (!given.empty()) return given;
+  if (!project.config().datasets.empty()) {
+    const std::string& d = project.config().datasets.front();
+    auto known = eval::knownDatasets();
+    return std::find(known.begin(), known.end(), d) != known.end() ? d : project.resolve(d);
+  }
+  return "wikitext2";
+}
+
+std::string analysisConfigYaml(const eval::DatasetText& text, const std::string& modelPath,
+                               const analysis::CalibrationOptions& cal, const analysis::AnalysisOptions& opts,
+                               const std::string& device, const std::string& dtype) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  e << YAML::Key << "model" << YAML::Value << modelPath;
+  e << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "dataset" << YAML::Value << text.name;
+  e << YAML::Key << "dataset_path" << YAML::Value << text.path;
+  e << YAML::Key << "samples" << YAML::Value << cal.samples;
+  e << YAML::Key << "seqlen" << YAML::Value << cal.seqlen;
+  e << YAML::Key << "seed" << YAML::Value << cal.seed;
+  e << YAML::Key << "rng" << YAML::Value << "mt19937_64";
+  e << YAML::Key << "per_document" << YAML::Value << cal.documents;
+  e << YAML::Key << "remove_padding" << YAML::Value << cal.removePadding;
+  e << YAML::EndMap;
+  e << YAML::Key << "analysis" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "sites" << YAML::Value << opts.sites;
+  e << YAML::Key << "weights" << YAML::Value << opts.weights;
+  e << YAML::Key << "block_outputs" << YAML::Value << opts.blockOutputs;
+  e << YAML::Key << "matmul_inputs" << YAML::Value << opts.matmulInputs;
+  e << YAML::Key << "top_tokens" << YAML::Value << opts.topTokens;
+  e << YAML::Key << "batch_size" << YAML::Value << opts.batchSize;
+  e << YAML::Key << "kurtosis" << YAML::Value << "pearson";
+  e << YAML::Key << "outliers" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "abs_threshold" << YAML::Value << opts.outliers.absThreshold;
+  e << YAML::Key << "median_factor" << YAML::Value << opts.outliers.medianFactor;
+  e << YAML::EndMap << YAML::EndMap;
+  e << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "device" << YAML::Value << device;
+  e << YAML::Key << "dtype" << YAML::Value << dtype;
+  e << YAML::EndMap << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
 
 JobOutcome runAnalyzeJob(const AnalyzeJobOptions& o, jobs::Progress& progress) {
   const runs::Project project = runs::Project::open(o.projectDir);

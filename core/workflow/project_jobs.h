@@ -13,6 +13,17 @@
 
 #include "core/jobs/progress.h"
 
+namespace qs::runs {
+class Project;
+}
+namespace qs::eval {
+struct DatasetText;
+}
+namespace qs::analysis {
+struct CalibrationOptions;
+struct AnalysisOptions;
+}  // namespace qs::analysis
+
 namespace qs::workflow {
 
 struct AnalyzeJobOptions {
@@ -36,6 +47,16 @@ struct JobOutcome {
   int64_t runId = 0;             // the stored run
   std::string summary;           // one line for the log ("run 4: ppl 12.31 -> 13.02 (wikitext2)")
 };
+
+// The dataset a job reads: `given` when set, else the project's first dataset (a known name
+// such as wikitext2 stays a name, a path is resolved against the project folder), else wikitext2.
+std::string projectDataset(const runs::Project& project, const std::string& given = "");
+
+// The stored config of an analysis run, shared by `qscope analyze` and the GUI's Analyse job so
+// their runs compare key by key.
+std::string analysisConfigYaml(const eval::DatasetText& text, const std::string& modelPath,
+                               const analysis::CalibrationOptions& cal, const analysis::AnalysisOptions& opts,
+                               const std::string& device = "cpu", const std::string& dtype = "float32");
 
 JobOutcome runAnalyzeJob(const AnalyzeJobOptions& options, jobs::Progress& progress);
 JobOutcome runQuantizeJob(const QuantizeJobOptions& options, jobs::Progress& progress);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -17,20 +18,29 @@ namespace qs::train {
 class CausalLm {
  public:
   virtual ~CausalLm() = default;
-  // (HF name, tensor) pairs; the tensors require grad.
-  virtual const std::vector<std::pair<std::string, at::Tensor>>& params() const = 0;
+  // (HF name, tensor) pairs in creation order; the tensors require grad.
+  const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
   // True when AdamW's weight decay applies (matrices and embeddings; not biases or norm gains).
   virtual bool decays(const std::string& name) const = 0;
   // Copies values (no_grad) by name; qs::Error naming `source` and the tensor when one is missing
   // or misshapen.
-  virtual void loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                          const std::string& source) = 0;
+  void loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& source);
   // ids [B, T] (int64) -> logits [B, T, vocab] float32, differentiable.
   virtual at::Tensor forward(const at::Tensor& ids) const = 0;
   virtual int64_t vocab() const = 0;
   virtual std::string configJson() const = 0;
   // Mean next-token cross entropy of ids [B, T] over its T - 1 predictions.
   at::Tensor loss(const at::Tensor& ids) const;
+
+ protected:
+  // Registers a parameter (made contiguous, requiring grad) under its HF name.
+  void addParam(const std::string& name, const at::Tensor& t);
+  // The parameter of that name (std::out_of_range for an unknown one: a programming error).
+  const at::Tensor& p(const std::string& name) const { return params_[byName_.at(name)].second; }
+
+ private:
+  std::vector<std::pair<std::string, at::Tensor>> params_;
+  std::unordered_map<std::string, size_t> byName_;
 };
 
 // Shape shared by the architectures (kvHeads and ropeTheta are used by "llama" only).

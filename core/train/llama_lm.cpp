@@ -43,10 +43,7 @@ LlamaLm::LlamaLm(const CausalLmShape& s, uint64_t seed) : shape_(s) {
     throw Error("model shape: " + std::to_string(s.heads) + " heads are not a multiple of " +
                 std::to_string(shape_.kvHeads) + " kv heads");
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  auto add = [&](const std::string& name, at::Tensor t) {
-    byName_[name] = params_.size();
-    params_.emplace_back(name, t.contiguous().requires_grad_(true));
-  };
+  auto add = [&](const std::string& name, const at::Tensor& t) { addParam(name, t); };
   auto normal = [&](std::vector<int64_t> shape) { return at::normal(0.0, kInitStd, shape, gen); };
   const int64_t D = s.hidden, d = D / s.heads, kv = shape_.kvHeads * d;
   add("model.embed_tokens.weight", normal({s.vocab, D}));
@@ -70,23 +67,9 @@ LlamaLm::LlamaLm(const CausalLmShape& s, uint64_t seed) : shape_(s) {
   add("model.norm.weight", at::ones({D}));
 }
 
-const at::Tensor& LlamaLm::p(const std::string& name) const { return params_[byName_.at(name)].second; }
-
 bool LlamaLm::decays(const std::string& name) const {
   const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
   return !bias && name.find("norm") == std::string::npos;
-}
-
-void LlamaLm::loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& source) {
-  std::unordered_map<std::string, const at::Tensor*> given;
-  for (const auto& [n, t] : tensors) given[n] = &t;
-  at::NoGradGuard noGrad;
-  for (auto& [name, param] : params_) {
-    auto it = given.find(name);
-    if (it == given.end()) throw fileError(source, "missing tensor '" + name + "'");
-    if (it->second->sizes() != param.sizes()) throw fileError(source, "tensor '" + name + "' does not match the model shape");
-    param.copy_(*it->second);
-  }
 }
 
 at::Tensor LlamaLm::forward(const at::Tensor& ids) const {

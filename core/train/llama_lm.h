@@ -3,7 +3,6 @@
 // grouped kv heads, tied embeddings. Parameters carry LlamaForCausalLM's names, so the saved
 // folder is one openModel() (and transformers) loads. Attention variants as in OptLm.
 #pragma once
-#include <unordered_map>
 
 #include "core/train/causal_lm.h"
 
@@ -16,19 +15,14 @@ class LlamaLm : public CausalLm {
   LlamaLm(const CausalLmShape& shape, uint64_t seed);
 
   const CausalLmShape& shape() const { return shape_; }
-  const std::vector<std::pair<std::string, at::Tensor>>& params() const override { return params_; }
   bool decays(const std::string& name) const override;
-  void loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& source) override;
   at::Tensor forward(const at::Tensor& ids) const override;
   int64_t vocab() const override { return shape_.vocab; }
   // model_type "llama", tie_word_embeddings, quantscope_attention for the variants.
   std::string configJson() const override;
 
  private:
-  const at::Tensor& p(const std::string& name) const;
   CausalLmShape shape_;
-  std::vector<std::pair<std::string, at::Tensor>> params_;
-  std::unordered_map<std::string, size_t> byName_;
 };
 
 }  // namespace qs::train

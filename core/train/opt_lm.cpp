@@ -29,10 +29,7 @@ OptLm::OptLm(const OptLmShape& s, uint64_t seed) : shape_(s) {
     throw Error("model shape: hidden size " + std::to_string(s.hidden) + " is not divisible by " +
                 std::to_string(s.heads) + " heads");
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  auto add = [&](const std::string& name, at::Tensor t) {
-    byName_[name] = params_.size();
-    params_.emplace_back(name, t.contiguous().requires_grad_(true));
-  };
+  auto add = [&](const std::string& name, const at::Tensor& t) { addParam(name, t); };
   auto normal = [&](std::vector<int64_t> shape) { return at::normal(0.0, kInitStd, shape, gen); };
   const int64_t D = s.hidden;
   add(std::string(kPrefix) + "embed_tokens.weight", normal({s.vocab, D}));
@@ -62,24 +59,9 @@ OptLm::OptLm(const OptLmShape& s, uint64_t seed) : shape_(s) {
   add(std::string(kPrefix) + "final_layer_norm.bias", at::zeros({D}));
 }
 
-const at::Tensor& OptLm::p(const std::string& name) const { return params_[byName_.at(name)].second; }
-
 bool OptLm::decays(const std::string& name) const {
   const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
   return !bias && name.find("layer_norm") == std::string::npos;
-}
-
-void OptLm::loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& source) {
-  std::unordered_map<std::string, const at::Tensor*> given;
-  for (const auto& [n, t] : tensors) given[n] = &t;
-  at::NoGradGuard noGrad;
-  for (auto& [name, param] : params_) {
-    auto it = given.find(name);
-    if (it == given.end()) throw fileError(source, "missing tensor '" + name + "'");
-    if (it->second->sizes() != param.sizes())
-      throw fileError(source, "tensor '" + name + "' does not match the model shape");
-    param.copy_(*it->second);
-  }
 }
 
 at::Tensor OptLm::forward(const at::Tensor& ids) const {

@@ -33,13 +33,8 @@ class OptLm : public CausalLm {
   OptLm(const OptLmShape& shape, uint64_t seed);
 
   const OptLmShape& shape() const { return shape_; }
-  // (HF name, tensor) pairs; the tensors require grad.
-  const std::vector<std::pair<std::string, at::Tensor>>& params() const override { return params_; }
   // True when AdamW's weight decay applies (matrices and embeddings; not biases, gains, gates' biases).
   bool decays(const std::string& name) const override;
-  // Copies values (no_grad) from tensors by name; qs::Error naming `source` and the tensor when one
-  // is missing or misshapen.
-  void loadValues(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& source) override;
 
   // ids [B, T] (int64) -> logits [B, T, vocab] float32, differentiable.
   at::Tensor forward(const at::Tensor& ids) const override;
@@ -49,10 +44,7 @@ class OptLm : public CausalLm {
   std::string configJson() const override;
 
  private:
-  const at::Tensor& p(const std::string& name) const;
   OptLmShape shape_;
-  std::vector<std::pair<std::string, at::Tensor>> params_;
-  std::unordered_map<std::string, size_t> byName_;
 };
 
 }  // namespace qs::train

@@ -35,15 +35,7 @@ void CausalLm::loadValues(const std::vector<std::pair<std::string, at::Tensor>>&
 std::unique_ptr<CausalLm> makeCausalLm(const std::string& architecture, const CausalLmShape& s, uint64_t seed) {
   if (architecture == "opt") {
     if (s.kvHeads != 0 && s.kvHeads != s.heads) throw Error("--kv-heads: OPT models have as many kv heads as heads");
-    OptLmShape o;
-    o.vocab = s.vocab;
-    o.hidden = s.hidden;
-    o.layers = s.layers;
-    o.heads = s.heads;
-    o.ffn = s.ffn;
-    o.maxPositions = s.maxPositions;
-    o.attention = s.attention;
-    return std::make_unique<OptLm>(o, seed);
+    return std::make_unique<OptLm>(s, seed);
   }
   if (architecture == "llama") return std::make_unique<LlamaLm>(s, seed);
   throw Error("--arch: expected opt or llama, got '" + architecture + "'");

@@ -22,7 +22,7 @@ std::string layerPrefix(int64_t i) { return std::string(kPrefix) + "layers." + s
 
 }  // namespace
 
-OptLm::OptLm(const OptLmShape& s, uint64_t seed) : shape_(s) {
+OptLm::OptLm(const CausalLmShape& s, uint64_t seed) : shape_(s) {
   if (s.vocab <= 0 || s.hidden <= 0 || s.layers <= 0 || s.heads <= 0 || s.ffn <= 0 || s.maxPositions <= 0)
     throw Error("model shape: vocab, hidden, layers, heads, ffn and positions must be positive");
   if (s.hidden % s.heads != 0)
@@ -104,7 +104,7 @@ at::Tensor OptLm::forward(const at::Tensor& ids) const {
 }
 
 std::string OptLm::configJson() const {
-  const OptLmShape& s = shape_;
+  const CausalLmShape& s = shape_;
   nlohmann::json j = {
       {"architectures", {"OPTForCausalLM"}},
       {"model_type", "opt"},

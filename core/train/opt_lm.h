@@ -16,23 +16,14 @@
 
 namespace qs::train {
 
-struct OptLmShape {
-  int64_t vocab = 256;        // tokenizer vocabulary size
-  int64_t hidden = 64;        // model width
-  int64_t layers = 2;         // decoder blocks
-  int64_t heads = 4;          // attention heads (hidden must divide)
-  int64_t ffn = 256;          // MLP width
-  int64_t maxPositions = 128; // learned positions (the training sequence length)
-  model::AttentionVariant attention;  // vanilla, clipped softmax and/or gated
-};
-
 class OptLm : public CausalLm {
  public:
   // Random init from `seed`: N(0, 0.02) weights, zero biases, unit LayerNorm gains, gate biases
-  // at attention.gateBiasInit.
-  OptLm(const OptLmShape& shape, uint64_t seed);
+  // at attention.gateBiasInit. kvHeads and ropeTheta are not used (makeCausalLm rejects an
+  // "opt" shape whose kvHeads differs from heads).
+  OptLm(const CausalLmShape& shape, uint64_t seed);
 
-  const OptLmShape& shape() const { return shape_; }
+  const CausalLmShape& shape() const { return shape_; }
   // True when AdamW's weight decay applies (matrices and embeddings; not biases, gains, gates' biases).
   bool decays(const std::string& name) const override;
 
@@ -44,7 +35,7 @@ class OptLm : public CausalLm {
   std::string configJson() const override;
 
  private:
-  OptLmShape shape_;
+  CausalLmShape shape_;
 };
 
 }  // namespace qs::train

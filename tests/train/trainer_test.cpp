@@ -151,7 +151,7 @@ TEST(Train, OutputFolderLoadsWithTheTrainingModelsLogits) {
     TrainOptions o = tiny(out);
     if (variants) o.withAttention(bothVariants());
     qs::train::train(byteTokens(), 256, o);
-    qs::train::OptLmShape shape;
+    qs::train::CausalLmShape shape;
     shape.hidden = 32;
     shape.layers = 2;
     shape.heads = 2;

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "core/model/attention.h"
 #include "core/train/llama_lm.h"
 #include "core/train/opt_lm.h"
 #include "core/util/error.h"
@@ -12,6 +13,45 @@ at::Tensor CausalLm::loss(const at::Tensor& ids) const {
   at::Tensor logits = forward(ids.narrow(1, 0, ids.size(1) - 1));
   at::Tensor target = ids.narrow(1, 1, ids.size(1) - 1);
   return at::cross_entropy_loss(logits.reshape({-1, vocab()}), target.reshape({-1}));
+}
+
+bool CausalLm::isBiasName(const std::string& name) {
+  return name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+}
+
+void CausalLm::addGateParams(const std::string& attnPrefix, const model::AttentionVariant& var, int64_t heads,
+                             int64_t hidden, const std::function<at::Tensor(std::vector<int64_t>)>& normal) {
+  for (const auto& [local, shape] : model::gateTensorShapes(var, heads, hidden)) {
+    const bool bias = isBiasName(local);
+    const bool outBias = bias && (local == "gate.bias" || local == "gate.fc2.bias");
+    addParam(attnPrefix + local, bias ? at::full(shape, outBias ? var.gateBiasInit : 0.0) : normal(shape));
+  }
+}
+
+void CausalLm::checkLength(int64_t T, int64_t maxPositions) {
+  if (T > maxPositions)
+    throw Error("sequence of " + std::to_string(T) + " tokens exceeds the model's " + std::to_string(maxPositions) +
+                " positions");
+}
+
+at::Tensor CausalLm::causalBias(int64_t T) {
+  return at::zeros({T, T}).masked_fill_(at::ones({T, T}, at::kBool).triu(1), model::kMaskedScore);
+}
+
+at::Tensor CausalLm::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
+                            const at::Tensor& h, const std::string& attnPrefix,
+                            const model::AttentionVariant& var) const {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = H * q.size(3);
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) + bias;
+  at::Tensor probs = var.clipped() ? model::clippedSoftmax(scores, var.gammaFor(T), var.zeta) : at::softmax(scores, -1);
+  at::Tensor ctx = at::matmul(probs, v).transpose(1, 2).reshape({B, T, D});
+  if (!var.gated()) return ctx;
+  model::GateWeights g;
+  const auto names = model::gateTensorShapes(var, H, D);
+  g.w1 = p(attnPrefix + names[0].first);
+  g.b1 = p(attnPrefix + names[1].first);
+  if (names.size() == 4) g.w2 = p(attnPrefix + names[2].first), g.b2 = p(attnPrefix + names[3].first);
+  return model::gateContext(ctx, model::attentionGate(h, g, var, H));
 }
 
 void CausalLm::addParam(const std::string& name, const at::Tensor& t) {

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -37,6 +38,24 @@ class CausalLm {
   void addParam(const std::string& name, const at::Tensor& t);
   // The parameter of that name (std::out_of_range for an unknown one: a programming error).
   const at::Tensor& p(const std::string& name) const { return params_[byName_.at(name)].second; }
+
+  // Shared by the architectures.
+  static bool isBiasName(const std::string& name);
+  // The gate tensors of one attention block (under attnPrefix, e.g. "...layers.0.self_attn."):
+  // matrices from `normal`, the last bias at gateBiasInit (the initial gate sigmoid(b)), hidden
+  // biases 0. Nothing for vanilla attention.
+  void addGateParams(const std::string& attnPrefix, const model::AttentionVariant& var, int64_t heads, int64_t hidden,
+                     const std::function<at::Tensor(std::vector<int64_t>)>& normal);
+  // qs::Error when T tokens exceed the model's positions.
+  static void checkLength(int64_t T, int64_t maxPositions);
+  // Causal additive bias [T, T] with the engine's finite kMaskedScore, so the softmax matches it
+  // bit for bit.
+  static at::Tensor causalBias(int64_t T);
+  // softmax(q k^T + bias) v for q, k, v [B, H, T, d] (kv heads already repeated), with the
+  // variant's clipped softmax and gate (gate input h [B, T, D], gate tensors under attnPrefix):
+  // the context [B, T, D] that enters the output projection.
+  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
+                    const at::Tensor& h, const std::string& attnPrefix, const model::AttentionVariant& var) const;
 
  private:
   std::vector<std::pair<std::string, at::Tensor>> params_;

@@ -54,11 +54,7 @@ LlamaLm::LlamaLm(const CausalLmShape& s, uint64_t seed) : shape_(s) {
     add(b + "self_attn.k_proj.weight", normal({kv, D}));
     add(b + "self_attn.v_proj.weight", normal({kv, D}));
     add(b + "self_attn.o_proj.weight", normal({D, D}));
-    for (const auto& [local, shape] : model::gateTensorShapes(s.attention, s.heads, D)) {
-      const bool isBias = local.size() >= 5 && local.compare(local.size() - 5, 5, ".bias") == 0;
-      const bool outBias = isBias && (local == "gate.bias" || local == "gate.fc2.bias");
-      add(b + "self_attn." + local, isBias ? at::full(shape, outBias ? s.attention.gateBiasInit : 0.0) : normal(shape));
-    }
+    addGateParams(b + "self_attn.", s.attention, s.heads, D, normal);
     add(b + "post_attention_layernorm.weight", at::ones({D}));
     add(b + "mlp.gate_proj.weight", normal({s.ffn, D}));
     add(b + "mlp.up_proj.weight", normal({s.ffn, D}));
@@ -68,23 +64,20 @@ LlamaLm::LlamaLm(const CausalLmShape& s, uint64_t seed) : shape_(s) {
 }
 
 bool LlamaLm::decays(const std::string& name) const {
-  const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-  return !bias && name.find("norm") == std::string::npos;
+  return !isBiasName(name) && name.find("norm") == std::string::npos;
 }
 
 at::Tensor LlamaLm::forward(const at::Tensor& ids) const {
   const int64_t B = ids.size(0), T = ids.size(1), D = shape_.hidden, H = shape_.heads, d = D / H;
   const int64_t Hkv = shape_.kvHeads, r = H / Hkv;
-  if (T > shape_.maxPositions)
-    throw Error("sequence of " + std::to_string(T) + " tokens exceeds the model's " +
-                std::to_string(shape_.maxPositions) + " positions");
+  checkLength(T, shape_.maxPositions);
   const model::AttentionVariant& var = shape_.attention;
   // RoPE tables in float32: inv_freq_i = theta^(-2i/d), cos/sin = cat(freqs, freqs).
   at::Tensor invFreq = at::pow(shape_.ropeTheta, at::arange(0, d, 2, at::kFloat) / static_cast<double>(d)).reciprocal();
   at::Tensor freqs = at::outer(at::arange(T, at::kFloat), invFreq);
   at::Tensor emb = at::cat({freqs, freqs}, -1);
   at::Tensor cos = emb.cos(), sin = emb.sin();
-  at::Tensor bias = at::zeros({T, T}).masked_fill_(at::ones({T, T}, at::kBool).triu(1), model::kMaskedScore);
+  at::Tensor bias = causalBias(T);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   at::Tensor x = at::embedding(p("model.embed_tokens.weight"), ids);
   for (int64_t i = 0; i < shape_.layers; ++i) {
@@ -98,17 +91,7 @@ at::Tensor LlamaLm::forward(const at::Tensor& ids) const {
       k = k.repeat_interleave(r, 1);
       v = v.repeat_interleave(r, 1);
     }
-    at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) + bias;
-    at::Tensor probs = var.clipped() ? model::clippedSoftmax(scores, var.gammaFor(T), var.zeta) : at::softmax(scores, -1);
-    at::Tensor ctx = at::matmul(probs, v).transpose(1, 2).reshape({B, T, D});
-    if (var.gated()) {
-      model::GateWeights g;
-      const auto names = model::gateTensorShapes(var, H, D);
-      g.w1 = p(a + names[0].first);
-      g.b1 = p(a + names[1].first);
-      if (names.size() == 4) g.w2 = p(a + names[2].first), g.b2 = p(a + names[3].first);
-      ctx = model::gateContext(ctx, model::attentionGate(h, g, var, H));
-    }
+    at::Tensor ctx = attend(q, k, v, bias, h, a, var);
     x = x + lin(ctx, a + "o_proj");
     h = rmsNorm(x, p(b + "post_attention_layernorm.weight"));
     x = x + lin(at::silu(lin(h, b + "mlp.gate_proj")) * lin(h, b + "mlp.up_proj"), b + "mlp.down_proj");

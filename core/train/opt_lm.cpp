@@ -40,12 +40,7 @@ OptLm::OptLm(const CausalLmShape& s, uint64_t seed) : shape_(s) {
       add(b + "self_attn." + proj + ".weight", normal({D, D}));
       add(b + "self_attn." + proj + ".bias", at::zeros({D}));
     }
-    for (const auto& [local, shape] : model::gateTensorShapes(s.attention, s.heads, D)) {
-      const bool isBias = local.size() >= 5 && local.compare(local.size() - 5, 5, ".bias") == 0;
-      // The last bias sets the initial gate sigmoid(b); hidden-layer biases start at 0.
-      const bool outBias = isBias && (local == "gate.bias" || local == "gate.fc2.bias");
-      add(b + "self_attn." + local, isBias ? at::full(shape, outBias ? s.attention.gateBiasInit : 0.0) : normal(shape));
-    }
+    addGateParams(b + "self_attn.", s.attention, s.heads, D, normal);
     add(b + "self_attn_layer_norm.weight", at::ones({D}));
     add(b + "self_attn_layer_norm.bias", at::zeros({D}));
     add(b + "fc1.weight", normal({s.ffn, D}));
@@ -60,21 +55,17 @@ OptLm::OptLm(const CausalLmShape& s, uint64_t seed) : shape_(s) {
 }
 
 bool OptLm::decays(const std::string& name) const {
-  const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-  return !bias && name.find("layer_norm") == std::string::npos;
+  return !isBiasName(name) && name.find("layer_norm") == std::string::npos;
 }
 
 at::Tensor OptLm::forward(const at::Tensor& ids) const {
   const int64_t B = ids.size(0), T = ids.size(1), D = shape_.hidden, H = shape_.heads, d = D / H;
-  if (T > shape_.maxPositions)
-    throw Error("sequence of " + std::to_string(T) + " tokens exceeds the model's " +
-                std::to_string(shape_.maxPositions) + " positions");
+  checkLength(T, shape_.maxPositions);
   const model::AttentionVariant& var = shape_.attention;
   at::Tensor pos = at::arange(kPositionOffset, T + kPositionOffset, at::kLong);
   at::Tensor x = at::embedding(p(std::string(kPrefix) + "embed_tokens.weight"), ids) +
                  at::embedding(p(std::string(kPrefix) + "embed_positions.weight"), pos);
-  // Causal additive bias, the engine's finite kMaskedScore so the softmax matches it bit for bit.
-  at::Tensor bias = at::zeros({T, T}).masked_fill_(at::ones({T, T}, at::kBool).triu(1), model::kMaskedScore);
+  at::Tensor bias = causalBias(T);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   for (int64_t i = 0; i < shape_.layers; ++i) {
     const std::string b = layerPrefix(i), a = b + "self_attn.";
@@ -83,17 +74,7 @@ at::Tensor OptLm::forward(const at::Tensor& ids) const {
     at::Tensor q = (lin(h, a + "q_proj") * scale).view({B, T, H, d}).transpose(1, 2);
     at::Tensor k = lin(h, a + "k_proj").view({B, T, H, d}).transpose(1, 2);
     at::Tensor v = lin(h, a + "v_proj").view({B, T, H, d}).transpose(1, 2);
-    at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) + bias;
-    at::Tensor probs = var.clipped() ? model::clippedSoftmax(scores, var.gammaFor(T), var.zeta) : at::softmax(scores, -1);
-    at::Tensor ctx = at::matmul(probs, v).transpose(1, 2).reshape({B, T, D});
-    if (var.gated()) {
-      model::GateWeights g;
-      const auto names = model::gateTensorShapes(var, H, D);
-      g.w1 = p(a + names[0].first);
-      g.b1 = p(a + names[1].first);
-      if (names.size() == 4) g.w2 = p(a + names[2].first), g.b2 = p(a + names[3].first);
-      ctx = model::gateContext(ctx, model::attentionGate(h, g, var, H));
-    }
+    at::Tensor ctx = attend(q, k, v, bias, h, a, var);
     x = x + lin(ctx, a + "out_proj");
     h = at::layer_norm(x, {D}, p(b + "final_layer_norm.weight"), p(b + "final_layer_norm.bias"), kNormEps);
     x = x + lin(at::relu(lin(h, b + "fc1")), b + "fc2");

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/analysis/channel_moments.h"
 #include "core/util/error.h"
 
 namespace qs::analysis {
@@ -22,16 +23,6 @@ std::string shapeText(const at::Tensor& t) {
   for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
   return s + "]";
 }
-
-// Sum over the rows of a batch, returned in float64 for the float64 merge. The batch itself is
-// reduced in its own dtype: at::sum(t, dim, dtype=kDouble) first materialises a float64 copy
-// on the CPU and is ~19x slower (38 ms vs 2 ms for 2048 x 3072). ATen's CPU float sum is a
-// cascade (pairwise) sum, so its relative error grows with log(rows), ~1e-7 for a batch; the
-// values summed are centred (below), so the error is relative to the moment, not to the offset.
-at::Tensor sumRows(const at::Tensor& t) { return at::sum(t, {0}).to(at::kDouble); }
-
-// at::aminmax along a dimension is 10-20x slower than amin + amax in LibTorch 1.13's CPU kernels.
-std::pair<at::Tensor, at::Tensor> minMax(const at::Tensor& t, int64_t dim) { return {at::amin(t, dim), at::amax(t, dim)}; }
 
 }  // namespace
 
@@ -50,9 +41,7 @@ void ChannelStats::update(const at::Tensor& xIn, const at::Tensor& ids, const at
     throw Error("channel statistics: batch has " + std::to_string(C) + " channels, earlier batches " +
                 std::to_string(channels()));
   if (B * T == 0) return;
-  // Half-precision activations are widened: their squares and 4th powers would overflow.
   at::Tensor x = xIn.reshape({B * T, C});
-  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) x = x.to(at::kFloat);
   at::Tensor keepFlat;
   if (keep.defined()) {
     if (keep.numel() != B * T)
@@ -60,12 +49,12 @@ void ChannelStats::update(const at::Tensor& xIn, const at::Tensor& ids, const at
     keepFlat = keep.reshape({B * T}).to(x.device(), at::kBool);
   }
 
-  // Per-token absmax (one pass: max(max, -min) over channels).
+  // One pass over the batch: moments of the kept rows and the per-token absmax (the CUDA kernel
+  // when x is on a device that has one, else the reference ops; channel_moments.h).
   const bool wantPositions = options_.positions && xIn.dim() == 3;
+  const BatchMoments bm = batchMomentsDispatch(x, keepFlat, options_.topTokens > 0 || wantPositions);
   if (options_.topTokens > 0 || wantPositions) {
-    auto mm = minMax(x, 1);
-    at::Tensor tokAbs = at::maximum(mm.second, mm.first.neg());
-    if (keepFlat.defined()) tokAbs = tokAbs.masked_fill(keepFlat.logical_not(), 0);
+    const at::Tensor& tokAbs = bm.tokenAbsmax;
     if (wantPositions) {
       at::Tensor pm = tokAbs.view({B, T}).amax(0).to(at::kFloat);
       if (!posMax_.defined()) {
@@ -81,7 +70,9 @@ void ChannelStats::update(const at::Tensor& xIn, const at::Tensor& ids, const at
       auto tk = at::topk(tokAbs, k);
       at::Tensor idx = std::get<1>(tk);
       at::Tensor vals = std::get<0>(tk).to(at::kCPU, at::kFloat);
-      at::Tensor chan = x.index_select(0, idx).abs().argmax(1).to(at::kCPU);
+      at::Tensor picked = x.index_select(0, idx);
+      if (picked.scalar_type() != at::kDouble) picked = picked.to(at::kFloat);
+      at::Tensor chan = picked.abs().argmax(1).to(at::kCPU);
       at::Tensor tokIds = ids.defined() ? ids.reshape({B * T}).to(idx.device()).index_select(0, idx).to(at::kCPU, at::kLong)
                                         : at::Tensor();
       at::Tensor kept = keepFlat.defined() ? keepFlat.index_select(0, idx).to(at::kCPU) : at::Tensor();
@@ -101,29 +92,7 @@ void ChannelStats::update(const at::Tensor& xIn, const at::Tensor& ids, const at
       mergeTop(std::move(cand));
     }
   }
-
-  at::Tensor xs = keepFlat.defined() ? x.index_select(0, keepFlat.nonzero().squeeze(1)) : x;
-  const int64_t nb = xs.size(0);
-  if (nb == 0) return;
-  // Moments about a pivot: the batch mean rounded to x's dtype. Subtracting it is exact for
-  // values near the mean (Sterbenz), so 1e4 + small noise keeps its noise; the pivot's rounding
-  // error c = mean(d) is removed exactly in float64 by the binomial corrections below.
-  at::Tensor pivot = (sumRows(xs) / static_cast<double>(nb)).to(xs.scalar_type());
-  at::Tensor d = xs - pivot;
-  at::Tensor s1 = sumRows(d);
-  at::Tensor d2 = d * d;
-  at::Tensor s2 = sumRows(d2);
-  at::Tensor s3 = sumRows(d.mul_(d2));   // d now holds d^3
-  at::Tensor s4 = sumRows(d2.mul_(d2));  // d2 now holds d^4
-  const double n = static_cast<double>(nb);
-  at::Tensor c = s1 / n;
-  at::Tensor c2 = c * c;
-  at::Tensor meanB = pivot.to(at::kDouble) + c;
-  at::Tensor m2B = s2 - c * s1;
-  at::Tensor m3B = s3 - 3.0 * c * s2 + 2.0 * n * c2 * c;
-  at::Tensor m4B = s4 - 4.0 * c * s3 + 6.0 * c2 * s2 - 3.0 * n * c2 * c2;
-  auto mm = minMax(xs, 0);
-  mergeMoments(nb, meanB, m2B, m3B, m4B, mm.first.to(at::kDouble), mm.second.to(at::kDouble));
+  mergeMoments(bm.count, bm.mean, bm.m2, bm.m3, bm.m4, bm.min, bm.max);
 }
 
 // Chan, Golub & LeVeque (1979) / Pébay (2008) pairwise update of the central moment sums.

@@ -10,6 +10,7 @@
 #include "core/analysis/channel_stats.h"
 #include "core/analysis/stat_names.h"
 #include "core/io/tokenizer/tokenizer.h"
+#include "core/model/attention.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
 #include "core/util/strings.h"
@@ -63,10 +64,11 @@ std::map<std::string, std::string> storedNames(const std::vector<model::SiteInfo
 // Restores the model's hook however the pass ends (cancelled, failed).
 struct HookGuard {
   model::Model& m;
-  bool matmul = false;
+  bool matmul = false, softmax = false;
   ~HookGuard() {
     m.setInputHook(nullptr);
     if (matmul) m.setMatmulHook(nullptr);
+    if (softmax) m.setSoftmaxHook(nullptr);
   }
 };
 
@@ -79,6 +81,16 @@ int blockOf(const std::string& name) {
     return -1;
   }
 }
+
+// The softmax input of one attention module, a channel per head. `scores` takes the moments
+// over every unmasked (query, key) score. `queries` takes, per query token, each head's max
+// |score| over its visible keys ([B, T, H], gathered for the current batch by the chunk hook and
+// fed once the batch is through the block): its token absmax is the max over heads and keys, its
+// top tokens name the head; its own moments are not used.
+struct SoftmaxAcc {
+  ChannelStats scores, queries;
+  at::Tensor perHead;  // [B, T, H] float32 for the current batch; undefined between batches
+};
 
 struct Batch {
   at::Tensor ids, mask, keep;    // [B, T] on the model's device; mask/keep undefined without padding
@@ -153,8 +165,16 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
         selectedMatmul.insert(name);
       }
     }
+  // The softmax input (optional): the same patterns ("softmax_in", "self_attn.*", "*").
+  std::vector<std::string> blockSoftmax(static_cast<size_t>(nBlocks));
+  if (o.softmaxInputs)
+    for (const auto& name : m.softmaxSites()) {
+      const int b = blockOf(name);
+      if (b >= 0 && b < nBlocks && siteMatches(o.sites, name)) blockSoftmax[static_cast<size_t>(b)] = name;
+    }
   std::vector<bool> blockOut(static_cast<size_t>(nBlocks), false);
   bool any = !selected.empty() || !selectedMatmul.empty();
+  for (const auto& name : blockSoftmax) any = any || !name.empty();
   for (int i = 0; i < nBlocks; ++i) {
     blockOut[static_cast<size_t>(i)] =
         o.blockOutputs && siteMatches(o.sites, "layers." + std::to_string(i) + "." + names::kBlockOut);
@@ -216,12 +236,37 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
     });
   }
 
+  std::map<std::string, SoftmaxAcc> accSoftmax;
+  if (o.softmaxInputs) {
+    hookGuard.softmax = true;
+    m.setSoftmaxHook([&](const std::string& site, const at::Tensor& scores, int64_t row, int64_t q0) {
+      auto it = accSoftmax.find(site);
+      if (it == accSoftmax.end()) return;
+      SoftmaxAcc& a = it->second;
+      const int64_t H = scores.size(0), C = scores.size(1), S = scores.size(2);
+      // Masking (causal, padding, window) is the same for every head; ALiBi only shifts.
+      at::Tensor valid = scores.select(0, 0) > model::kMaskedScoreBelow;  // [C, S]
+      if (current->keep.defined())  // removed padding: its query rows do not count either
+        valid.logical_and_(current->keep[row].narrow(0, q0, C).to(at::kBool).view({C, 1}));
+      at::Tensor keep = valid.reshape({C * S}).nonzero().squeeze(1);
+      a.scores.update(scores.reshape({H, C * S}).index_select(1, keep).t());  // [unmasked, H]
+      if (!a.perHead.defined()) a.perHead = at::zeros({current->ids.size(0), L, H}, scores.options());
+      at::Tensor headMax = scores.abs().masked_fill(valid.logical_not().unsqueeze(0), 0).amax(2);  // [H, C]
+      a.perHead[row].narrow(0, q0, C).copy_(headMax.t());
+    });
+  }
+
   AnalysisResult result;
   result.samples = N;
   result.seqlen = L;
   const double steps = static_cast<double>(nBlocks) * static_cast<double>(batches.size());
   for (int i = 0; i < nBlocks; ++i) {
     ChannelStats residual(statsOptions);
+    const std::string& softmaxSite = blockSoftmax[static_cast<size_t>(i)];
+    if (!softmaxSite.empty())
+      accSoftmax.try_emplace(softmaxSite,
+                             SoftmaxAcc{ChannelStats(ChannelStatsOptions().withTopTokens(0).withPositions(false)),
+                                        ChannelStats(statsOptions), {}});
     for (size_t bi = 0; bi < batches.size(); ++bi) {
       progress.checkCancel();
       Batch& b = batches[bi];
@@ -229,6 +274,11 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
       lastX = at::Tensor();
       b.hidden = m.runBlock(i, b.hidden, b.state);
       if (blockOut[static_cast<size_t>(i)]) residual.update(b.hidden, b.ids, b.keep, b.offset);
+      if (!softmaxSite.empty()) {
+        SoftmaxAcc& a = accSoftmax.at(softmaxSite);
+        if (a.perHead.defined()) a.queries.update(a.perHead, b.ids, b.keep, b.offset);
+        a.perHead = at::Tensor();
+      }
       const int64_t done = b.offset + b.ids.size(0);
       progress.update((static_cast<double>(i) * static_cast<double>(batches.size()) + static_cast<double>(bi + 1)) / steps,
                       "block " + std::to_string(i + 1) + "/" + std::to_string(nBlocks) + ", sample " +
@@ -238,18 +288,31 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
     current = nullptr;
 
     std::vector<SiteResult> block;
-    // Matmul operands are listed where they run: before the attention's output projection (the
-    // last Linear of the attention module), else after the block's Linears.
+    // Matmul operands and the softmax input are listed where they run: before the attention's
+    // output projection (the last Linear of the attention module), else after the block's Linears.
     std::vector<SiteResult> matmulRows;
     std::string outProj;
+    auto attentionRow = [&](SiteResult r) {
+      const std::string attn = r.fullName.substr(0, r.fullName.rfind('.') + 1);
+      for (const auto& si : m.sites())
+        if (si.block == i && si.name.rfind(attn, 0) == 0) outProj = si.name;
+      matmulRows.push_back(std::move(r));
+    };
     for (const auto& name : blockMatmul[static_cast<size_t>(i)]) {
       auto it = accMatmul.find(name);
       if (it == accMatmul.end()) continue;
-      matmulRows.push_back(finalize(it->second, i, name, lastName(name), names::kMatmul, o.outliers));
+      attentionRow(finalize(it->second, i, name, lastName(name), names::kMatmul, o.outliers));
       accMatmul.erase(it);
-      const std::string attn = name.substr(0, name.rfind('.') + 1);
-      for (const auto& si : m.sites())
-        if (si.block == i && si.name.rfind(attn, 0) == 0) outProj = si.name;
+    }
+    if (!softmaxSite.empty()) {
+      auto it = accSoftmax.find(softmaxSite);
+      if (it->second.scores.count() > 0) {
+        SiteResult r = finalize(it->second.scores, i, softmaxSite, names::kSoftmaxIn, names::kSoftmax, o.outliers);
+        r.tokenAbsmax = it->second.queries.positionAbsmax();
+        r.topTokens = it->second.queries.topTokens();
+        attentionRow(std::move(r));
+      }
+      accSoftmax.erase(it);
     }
     auto emitMatmul = [&] {
       for (auto& r : matmulRows) block.push_back(std::move(r));
@@ -287,7 +350,8 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
     for (auto& r : block) result.sites.push_back(std::move(r));
   }
   for (const auto& r : result.sites)
-    if (r.kind != names::kWeight) result.tokens = r.count;  // every activation site sees the same tokens
+    if (r.kind != names::kWeight && r.kind != names::kSoftmax)
+      result.tokens = r.count;  // every activation site sees the same tokens (softmax_in counts scores)
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.update(1.0, "done");
   return result;

@@ -27,6 +27,10 @@ struct AnalysisOptions {
   bool blockOutputs = true;      // statistics of each block output (site "block_out", kind residual)
   bool weights = true;           // weight statistics of each selected Linear
   bool matmulInputs = false;     // also the attention matmul operands (q/k/v_matmul, kind matmul)
+  // Also the softmax input (softmax_in, kind softmax): the attention scores after scaling and
+  // the mask, before the (clipped) softmax. A channel is a head; its values are every unmasked
+  // (query, key) score of that head; a token is a query (its absmax: over heads and visible keys).
+  bool softmaxInputs = false;
   int topTokens = 10;            // outlier tokens kept per site
   int batchSize = 4;             // samples per forward
   OutlierOptions outliers;       // outlier-channel rule of the summaries
@@ -38,6 +42,7 @@ struct AnalysisOptions {
   AnalysisOptions& withBlockOutputs(bool v) { blockOutputs = v; return *this; }
   AnalysisOptions& withWeights(bool v) { weights = v; return *this; }
   AnalysisOptions& withMatmulInputs(bool v) { matmulInputs = v; return *this; }
+  AnalysisOptions& withSoftmaxInputs(bool v) { softmaxInputs = v; return *this; }
   AnalysisOptions& withTopTokens(int v) { topTokens = v; return *this; }
   AnalysisOptions& withBatchSize(int v) { batchSize = v; return *this; }
   AnalysisOptions& withOutliers(OutlierOptions v) { outliers = v; return *this; }

@@ -65,9 +65,9 @@ runs::SiteStat toSiteStat(const SiteResult& r, const OutlierOptions& outliers) {
 }
 
 std::vector<runs::Metric> analysisMetrics(const AnalysisResult& r) {
-  double inMax = 0, resMax = 0, mmMax = 0, kMax = NAN;
+  double inMax = 0, resMax = 0, mmMax = 0, smMax = 0, kMax = NAN;
   int64_t outliers = 0;
-  bool anyIn = false, anyRes = false, anyMm = false;
+  bool anyIn = false, anyRes = false, anyMm = false, anySm = false;
   for (const auto& s : r.sites) {
     if (s.kind == names::kInput) {
       anyIn = true;
@@ -80,6 +80,9 @@ std::vector<runs::Metric> analysisMetrics(const AnalysisResult& r) {
     } else if (s.kind == names::kMatmul) {
       anyMm = true;
       mmMax = std::max(mmMax, s.summary.maxAbs);
+    } else if (s.kind == names::kSoftmax) {
+      anySm = true;
+      smMax = std::max(smMax, s.summary.maxAbs);
     }
   }
   const std::string protocol = "calibration samples=" + std::to_string(r.samples) + " seqlen=" + std::to_string(r.seqlen);
@@ -101,6 +104,7 @@ std::vector<runs::Metric> analysisMetrics(const AnalysisResult& r) {
   }
   if (anyRes) add("analysis.max_abs.residual", resMax);
   if (anyMm) add("analysis.max_abs.matmul", mmMax);
+  if (anySm) add("analysis.max_abs.softmax", smMax);  // largest |attention score| (unmasked)
   add("analysis.seconds", r.seconds, "s");
   return out;
 }

@@ -9,6 +9,10 @@ inline constexpr const char* kInput = "input";        // the input of a Linear (
 inline constexpr const char* kResidual = "residual";  // a block output: the residual stream
 inline constexpr const char* kWeight = "weight";      // a Linear's weight [out, in]
 inline constexpr const char* kMatmul = "matmul";      // an attention matmul operand (q/k/v_matmul)
+// The softmax input (site "softmax_in"): attention scores after scaling and mask, per head
+// (channel = head, values = unmasked query-key scores, token = query).
+inline constexpr const char* kSoftmax = "softmax";
+inline constexpr const char* kSoftmaxIn = "softmax_in";  // SiteStat::site of the softmax input
 
 // SiteStat::site of a block output. A Linear's site is the last part of its model name
 // ("q_proj", "fc1"), or its block-local name where two Linears of a block share that last part

@@ -53,7 +53,7 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 }
 
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
-                  const AttentionVariant& variant) {
+                  const AttentionVariant& variant, const ScoresHook& scoresHook) {
   const bool clip = variant.clipped();
   // gamma uses the full key count S, not a chunk's: the chunks are one softmax computed in parts.
   const double gamma = clip ? variant.gammaFor(k.size(1)) : 0.0, zeta = variant.zeta;
@@ -81,10 +81,13 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
       at::Tensor probs;
       if (scores.scalar_type() == at::kFloat) {
         scores.add_(bc);
+        if (scoresHook) scoresHook(scores, b, t0);
         probs = at::_softmax_out(scores, scores, -1, false);  // in place: no second [H, C, keys] buffer
         if (clip) probs.mul_(zeta - gamma).add_(gamma).clamp_(0.0, 1.0);
       } else {
-        at::Tensor p = at::softmax(scores.to(at::kFloat).add_(bc), -1);
+        at::Tensor sf = scores.to(at::kFloat).add_(bc);
+        if (scoresHook) scoresHook(sf, b, t0);
+        at::Tensor p = at::softmax(sf, -1);
         if (clip) p.mul_(zeta - gamma).add_(gamma).clamp_(0.0, 1.0);
         probs = p.to(q.scalar_type());
       }

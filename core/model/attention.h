@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +24,15 @@ namespace qs::model {
 // softmax instead of NaN. Not float's lowest either: exp() of arguments near -3.4e38 takes a slow
 // path in LibTorch's vectorised softmax (8x slower); exp(-1e9) is exactly 0 all the same.
 constexpr float kMaskedScore = -1e9f;
+// A score at or below this is masked: kMaskedScore plus anything a real score or an ALiBi term
+// can add stays far below it, and no real attention logit comes near it.
+constexpr float kMaskedScoreBelow = kMaskedScore / 2;
+
+// Read-only view of the softmax input: scores [H, C, keys] float32 (q.k^T with q pre-scaled,
+// plus the additive bias) of queries [query0, query0 + C) of batch row `sample`, over keys
+// [0, keys) (later keys are all causally masked and skipped). Masked entries are
+// <= kMaskedScoreBelow. Called once per sample and query chunk, before the (clipped) softmax.
+using ScoresHook = std::function<void(const at::Tensor& scores, int64_t sample, int64_t query0)>;
 
 // BLOOM's ALiBi slopes [heads] (float32): geometric in 2^(-8/p), p = 2^floor(log2 heads), with
 // the odd powers of 2^(-4/p) appended for the heads beyond p.
@@ -38,9 +48,10 @@ at::Tensor attentionBias(const at::Tensor& mask, const at::Tensor& positions, in
 // kv head h / (H / Hkv)); q already scaled. Softmax in float32. Returns [B, T, H * d].
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias);
 // The same with the variant's softmax (clipped softmax when variant.clipped(); the gate is applied
-// by the caller with gateContext, since it needs the block input).
+// by the caller with gateContext, since it needs the block input). `scoresHook` (empty = none)
+// sees the softmax input.
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
-                  const AttentionVariant& variant);
+                  const AttentionVariant& variant, const ScoresHook& scoresHook = {});
 
 // clip((zeta - gamma) * softmax(scores) + gamma, 0, 1) over the last dim. With gamma <= 0 a masked
 // score (probability 0) stays exactly 0. Differentiable (not in place).

@@ -89,6 +89,8 @@ DecoderModel::DecoderModel(ModelConfig config, std::unique_ptr<io::WeightSource>
     const std::string attn = o.substr(0, o.rfind('.'));
     b.matmul = {attn + ".q_matmul", attn + ".k_matmul", attn + ".v_matmul"};
     for (const auto& n : b.matmul) matmulSites_.push_back(n);
+    b.softmax = attn + ".softmax_in";
+    softmaxSites_.push_back(b.softmax);
   }
   if (cfg_.alibi) slopes_ = alibiSlopes(H, at::TensorOptions().device(device_));
 }
@@ -556,7 +558,12 @@ at::Tensor DecoderModel::attention(Block& b, const at::Tensor& x, const BatchSta
   // q is always this call's own tensor (or a slice of one), so scaling in place is safe.
   q.mul_(scale);
   if (mmHook_ || mmTransform_) matmulOperands(b, q, k, v);
-  at::Tensor ctx = attend(q, k, v, s.attnBias, cfg_.attention);
+  ScoresHook scoresHook;  // empty (no allocation, one test per chunk) unless a softmax hook is set
+  if (smHook_)
+    scoresHook = [this, &b](const at::Tensor& scores, int64_t sample, int64_t query0) {
+      smHook_(b.softmax, scores, sample, query0);
+    };
+  at::Tensor ctx = attend(q, k, v, s.attnBias, cfg_.attention, scoresHook);
   if (cfg_.attention.gated()) ctx = gateContext(ctx, attentionGate(x, b.gate, cfg_.attention, H));
   hook(b, Role::O, ctx);
   return linear(transformed(b, Role::O, ctx), lin(Role::O));

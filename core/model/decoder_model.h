@@ -51,6 +51,8 @@ class DecoderModel final : public Model {
     mmHook_ = std::move(hook);
   }
   void setMatmulTransform(InputTransform fn) override { mmTransform_ = std::move(fn); }
+  std::vector<std::string> softmaxSites() const override { return softmaxSites_; }
+  void setSoftmaxHook(SoftmaxHook hook) override { smHook_ = std::move(hook); }
 
  private:
   static constexpr int kRoles = 8;
@@ -65,6 +67,7 @@ class DecoderModel final : public Model {
     std::array<std::string, kRoles> site;  // site name per role ("" = role unused)
     std::array<int, kRoles> siteIndex{};   // index into sites_
     std::array<std::string, 3> matmul;     // q/k/v matmul operand sites (matmulSites())
+    std::string softmax;                   // softmax input site (softmaxSites())
   };
 
   at::Tensor attention(Block& b, const at::Tensor& x, const BatchState& s, int layer);
@@ -111,6 +114,8 @@ class DecoderModel final : public Model {
   std::vector<std::string> matmulSites_;
   std::function<void(const std::string&, const at::Tensor&)> mmHook_;
   InputTransform mmTransform_;
+  std::vector<std::string> softmaxSites_;
+  SoftmaxHook smHook_;
   std::unordered_map<std::string, at::Tensor> biasOverrides_;  // setSiteBias, [out], CPU
   std::unordered_map<int, NormWeights> normOverrides_;         // setNormParams, key block * 2 + which - 1
 

@@ -37,6 +37,10 @@ void Model::setMatmulHook(std::function<void(const std::string&, const at::Tenso
 void Model::setMatmulTransform(InputTransform fn) {
   if (fn) throw Error("this model does not expose attention matmul operands");
 }
+std::vector<std::string> Model::softmaxSites() const { return {}; }
+void Model::setSoftmaxHook(SoftmaxHook hook) {
+  if (hook) throw Error("this model does not expose the softmax input");
+}
 
 std::unique_ptr<Model> openModel(const std::string& path, const LoadOptions& options) {
   if (!fs::exists(path)) throw fileError(path, "model folder or file not found");

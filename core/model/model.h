@@ -123,6 +123,20 @@ class Model {
   virtual void setMatmulHook(std::function<void(const std::string& site, const at::Tensor& x)> hook);
   virtual void setMatmulTransform(InputTransform fn);
 
+  // --- Softmax input (no weights; analysis) ---------------------------------------------------
+  // Per block, "<attn>.softmax_in": the attention scores right before the softmax (clipped
+  // softmax too; a gate acts after it): q.k^T with q scaled as for q_matmul, plus the additive
+  // bias (causal + padding mask, ALiBi, sliding window), float32. Empty for a model without it.
+  virtual std::vector<std::string> softmaxSites() const;
+  // Called during forward, read-only, once per batch row and chunk of queries with scores
+  // [H, C, keys] of queries [query0, query0 + C) of row `sample` over keys [0, keys) (later keys
+  // are causally masked for every query of the chunk and never computed). Masked entries hold
+  // about kMaskedScore (core/model/attention.h): <= kMaskedScoreBelow. Empty = none; costs
+  // nothing when unset.
+  using SoftmaxHook =
+      std::function<void(const std::string& site, const at::Tensor& scores, int64_t sample, int64_t query0)>;
+  virtual void setSoftmaxHook(SoftmaxHook hook);
+
   // Lazy weights: blocks are read from the (mmapped) checkpoint on first use; release() drops
   // a block's tensors so peak memory is one block when streaming (DESIGN.md seam 5).
   virtual void materialize(int block) = 0;

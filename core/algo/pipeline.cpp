@@ -18,6 +18,7 @@
 #include "core/util/error.h"
 #include "core/util/fs.h"
 #include "core/util/log.h"
+#include "core/util/oom_guard.h"
 
 // CUDA allocator statistics only where LibTorch itself has CUDA: Debian's CPU LibTorch ships the
 // c10/cuda headers without a CUDA runtime. NCCL support (USE_C10D_NCCL, set by the torch CMake
@@ -216,8 +217,10 @@ std::vector<std::vector<std::string>> siteGroups(model::Model& model, int block,
   return groups;
 }
 
-PipelineResult quantizeModel(model::Model& model, const at::Tensor& ids, const at::Tensor& mask,
-                             const PipelineOptions& options, jobs::Progress& progress) {
+namespace {
+
+PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, const at::Tensor& mask,
+                                 const PipelineOptions& options, jobs::Progress& progress) {
   options.layer.validate();
   if (!ids.defined() || ids.dim() != 2 || ids.size(0) == 0 || ids.size(1) == 0)
     throw Error("calibration ids: expected a non-empty [samples, seqlen] tensor");
@@ -423,6 +426,19 @@ PipelineResult quantizeModel(model::Model& model, const at::Tensor& ids, const a
     result.peakMemorySource = "process peak RSS (VmHWM)";
   }
   return result;
+}
+
+}  // namespace
+
+PipelineResult quantizeModel(model::Model& model, const at::Tensor& ids, const at::Tensor& mask,
+                             const PipelineOptions& options, jobs::Progress& progress) {
+  // Device out-of-memory stops the job with what to lower (checkpoints of finished blocks stay,
+  // as on cancel; nothing else is written before the pipeline returns).
+  OomContext oom{"quantization", model.device().str(), {}};
+  if (ids.defined() && ids.dim() == 2)
+    oom.add("calibration samples", "--nsamples", ids.size(0)).add("sequence length", "--seqlen", ids.size(1));
+  oom.add("batch size", "--batch-size", options.batchSize);
+  return withOomMessage(oom, [&] { return quantizeModelImpl(model, ids, mask, options, progress); });
 }
 
 }  // namespace qs::algo

@@ -11,6 +11,7 @@
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "core/util/oom_guard.h"
 
 namespace qs::eval {
 namespace {
@@ -94,10 +95,12 @@ int resolveMaxLength(const model::Model& model, int requested) {
   return requested;
 }
 
-std::vector<LoglikelihoodResult> computeLoglikelihoods(model::Model& model,
-                                                       const std::vector<TokenizedRequest>& requests,
-                                                       const LoglikelihoodOptions& options,
-                                                       jobs::Progress& progress, LoglikelihoodStats* statsOut) {
+namespace {
+
+std::vector<LoglikelihoodResult> computeLoglikelihoodsImpl(model::Model& model,
+                                                           const std::vector<TokenizedRequest>& requests,
+                                                           const LoglikelihoodOptions& options,
+                                                           jobs::Progress& progress, LoglikelihoodStats* statsOut) {
   const int maxLength = resolveMaxLength(model, options.maxLength);
   if (options.batchSize < 1)
     throw Error("--batch-size: must be at least 1, got " + std::to_string(options.batchSize));
@@ -228,6 +231,22 @@ std::vector<LoglikelihoodResult> computeLoglikelihoods(model::Model& model,
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (statsOut) *statsOut = stats;
   return results;
+}
+}  // namespace
+
+std::vector<LoglikelihoodResult> computeLoglikelihoods(model::Model& model,
+                                                       const std::vector<TokenizedRequest>& requests,
+                                                       const LoglikelihoodOptions& options,
+                                                       jobs::Progress& progress, LoglikelihoodStats* statsOut) {
+  OomContext oom{"task evaluation", model.device().str(), {}};
+  int maxLength = options.maxLength;
+  try {
+    maxLength = resolveMaxLength(model, options.maxLength);
+  } catch (const Error&) {
+    // reported by the evaluation itself, with its own message
+  }
+  oom.add("task batch size", "--task-batch-size", options.batchSize).add("maximum length", "", maxLength);
+  return withOomMessage(oom, [&] { return computeLoglikelihoodsImpl(model, requests, options, progress, statsOut); });
 }
 
 std::vector<LoglikelihoodResult> computeLoglikelihoods(model::Model& model, const io::Tokenizer& tokenizer,

@@ -9,6 +9,7 @@
 
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "core/util/oom_guard.h"
 
 namespace qs::eval {
 
@@ -23,8 +24,10 @@ int resolveSeqlen(const model::Model& model, int requested) {
   return requested;
 }
 
-PerplexityResult evaluatePerplexity(model::Model& model, const std::vector<int32_t>& tokens,
-                                    const PerplexityOptions& options, jobs::Progress& progress) {
+namespace {
+
+PerplexityResult evaluatePerplexityImpl(model::Model& model, const std::vector<int32_t>& tokens,
+                                        const PerplexityOptions& options, jobs::Progress& progress) {
   PerplexityResult r;
   r.seqlen = resolveSeqlen(model, options.seqlen);
   if (options.batchSize < 1)
@@ -67,6 +70,21 @@ PerplexityResult evaluatePerplexity(model::Model& model, const std::vector<int32
   r.tokensEvaluated = r.windows * r.seqlen;
   r.tokensPerSecond = r.seconds > 0 ? r.tokensEvaluated / r.seconds : 0;
   return r;
+}
+
+}  // namespace
+
+PerplexityResult evaluatePerplexity(model::Model& model, const std::vector<int32_t>& tokens,
+                                    const PerplexityOptions& options, jobs::Progress& progress) {
+  OomContext oom{"perplexity evaluation", model.device().str(), {}};
+  int seqlen = options.seqlen;
+  try {
+    seqlen = resolveSeqlen(model, options.seqlen);
+  } catch (const Error&) {
+    // reported by the evaluation itself, with its own message
+  }
+  oom.add("batch size", "--batch-size", options.batchSize).add("window length", "--seqlen", seqlen);
+  return withOomMessage(oom, [&] { return evaluatePerplexityImpl(model, tokens, options, progress); });
 }
 
 }  // namespace qs::eval

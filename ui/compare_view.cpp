@@ -6,6 +6,7 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QSplitter>
+#include <QTabWidget>
 #include <QTableWidget>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
@@ -22,6 +23,7 @@ namespace qs::ui {
 
 struct CompareView::Loaded {
   runs::Comparison comparison;
+  std::vector<plot::ChannelSiteKey> channelSites;
   QString error;
 };
 
@@ -53,6 +55,10 @@ CompareView::CompareView(QWidget* parent)
       series_(new QComboBox(this)),
       site_(new QComboBox(this)),
       plot_(new QCustomPlot(this)),
+      tabs_(new QTabWidget(this)),
+      channelSite_(new QComboBox(this)),
+      channelPlot_(new QCustomPlot(this)),
+      channelNote_(new QLabel(this)),
       watcher_(new QFutureWatcher<std::shared_ptr<Loaded>>(this)) {
   setObjectName(QStringLiteral("compareView"));
   header_->setWordWrap(true);
@@ -93,9 +99,28 @@ CompareView::CompareView(QWidget* parent)
   pv->addLayout(tools);
   pv->addWidget(plot_, 1);
 
+  channelSite_->setObjectName(QStringLiteral("compareChannelSite"));
+  channelSite_->setMinimumContentsLength(28);
+  channelPlot_->setObjectName(QStringLiteral("compareChannelPlot"));
+  channelPlot_->setMinimumSize(360, 220);
+  channelPlot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+  channelNote_->setWordWrap(true);
+  auto* channelBox = new QWidget(this);
+  auto* chv = new QVBoxLayout(channelBox);
+  chv->setContentsMargins(0, 0, 0, 0);
+  auto* chTools = new QHBoxLayout;
+  chTools->addWidget(new QLabel(tr("<b>Site</b>"), this));
+  chTools->addWidget(channelSite_, 1);
+  chTools->addWidget(channelNote_, 2);
+  chv->addLayout(chTools);
+  chv->addWidget(channelPlot_, 1);
+  tabs_->setObjectName(QStringLiteral("comparePlotTabs"));
+  tabs_->addTab(plotBox, tr("Per layer"));
+  tabs_->addTab(channelBox, tr("Channels"));
+
   auto* split = new QSplitter(Qt::Vertical, this);
   split->addWidget(tables);
-  split->addWidget(plotBox);
+  split->addWidget(tabs_);
   split->setStretchFactor(0, 2);
   split->setStretchFactor(1, 3);
   auto* v = new QVBoxLayout(this);
@@ -111,6 +136,9 @@ CompareView::CompareView(QWidget* parent)
   connect(site_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] {
     if (!updating_) redrawSeries();
   });
+  connect(channelSite_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] {
+    if (!updating_) redrawChannels();
+  });
   connect(watcher_, &QFutureWatcher<std::shared_ptr<Loaded>>::finished, this, [this] {
     auto r = watcher_->result();
     if (!r->error.isEmpty()) {
@@ -118,6 +146,7 @@ CompareView::CompareView(QWidget* parent)
       Q_EMIT failed(r->error);
       return;
     }
+    channelSites_ = std::move(r->channelSites);
     setComparison(std::move(r->comparison));
     Q_EMIT compared();
   });
@@ -131,6 +160,7 @@ bool CompareView::loading() const { return watcher_->isRunning(); }
 void CompareView::compare(const QString& runsPath, const std::vector<qint64>& ids) {
   if (watcher_->isRunning()) watcher_->waitForFinished();
   header_->setText(tr("Comparing runs…"));
+  runsPath_ = runsPath;
   const std::string path = runsPath.toStdString();
   std::vector<int64_t> list(ids.begin(), ids.end());
   watcher_->setFuture(QtConcurrent::run([path, list] {
@@ -138,6 +168,9 @@ void CompareView::compare(const QString& runsPath, const std::vector<qint64>& id
     try {
       runs::RunStore store(path);  // this thread's connection
       out->comparison = store.compareRuns(list);
+      std::vector<std::vector<runs::SiteStat>> stats;
+      for (int64_t id : list) stats.push_back(store.loadSiteStats(id, -1, "", /*withArrays=*/false));
+      out->channelSites = plot::commonChannelSites(stats);
     } catch (const std::exception& e) {
       out->error = QString::fromUtf8(e.what());
     }
@@ -163,6 +196,14 @@ void CompareView::setComparison(runs::Comparison c) {
   updating_ = false;
   fillSeriesChoices();
   redrawSeries();
+
+  updating_ = true;
+  const QString keepSite = channelSite_->currentText();
+  channelSite_->clear();
+  for (const auto& k : channelSites_) channelSite_->addItem(QString::fromStdString(k.label()));
+  channelSite_->setCurrentIndex(std::max(0, channelSite_->findText(keepSite)));
+  updating_ = false;
+  redrawChannels();
 }
 
 void CompareView::fillTables() {
@@ -253,6 +294,7 @@ void CompareView::setSeries(const QString& name, const QString& site) {
 void CompareView::setDark(bool dark) {
   dark_ = dark;
   redrawSeries();
+  redrawChannels();
 }
 
 void CompareView::redrawSeries() {
@@ -260,6 +302,45 @@ void CompareView::redrawSeries() {
                                         site_->currentData().toString().toStdString());
   plot::renderCompareSeries(plot_, data, dark_);
   plot_->replot();
+}
+
+int CompareView::showChannelSite(int index) {
+  if (index < 0 || index >= channelSite_->count()) return 0;
+  updating_ = true;
+  channelSite_->setCurrentIndex(index);
+  updating_ = false;
+  redrawChannels();
+  return channelPlot_->legend->itemCount();
+}
+
+void CompareView::redrawChannels() {
+  plot::ChannelOverlayData data;
+  const int i = channelSite_->currentIndex();
+  if (channelSites_.empty()) {
+    data.error = comparison_.runs.empty() ? std::string()
+                                          : "The selected runs share no site with per-channel statistics (analysis runs "
+                                            "of the same model have them)";
+  } else if (i >= 0 && i < static_cast<int>(channelSites_.size()) && !runsPath_.isEmpty()) {
+    const plot::ChannelSiteKey& key = channelSites_[static_cast<size_t>(i)];
+    try {
+      runs::RunStore store(runsPath_.toStdString());
+      std::vector<runs::SiteStat> rows;
+      for (const auto& r : comparison_.runs) {
+        runs::SiteStat found;
+        for (auto& s : store.loadSiteStats(r.id, key.layer, key.site, /*withArrays=*/true))
+          if (s.kind == key.kind) found = std::move(s);
+        rows.push_back(std::move(found));
+      }
+      data = plot::channelOverlay(comparison_.runs, key, rows);
+    } catch (const std::exception& e) {
+      data.error = e.what();
+    }
+  }
+  channelNote_->setText(channelSites_.empty() ? QString()
+                                              : tr("%n site(s) in common; one band per run over the same channels", "",
+                                                   static_cast<int>(channelSites_.size())));
+  plot::renderChannelOverlay(channelPlot_, data, dark_);
+  channelPlot_->replot();
 }
 
 }  // namespace qs::ui

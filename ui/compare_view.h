@@ -2,7 +2,8 @@
 // with its delta against the first run (the reference), and a per-layer series (reconstruction
 // error, max |x|, kurtosis, ...) overlaid across the runs, one site or all. The comparison itself
 // is core/runs/run_compare (the same as `qscope runs compare`), loaded on a worker thread; what
-// to draw is ui/plots/compare_data.
+// to draw is ui/plots/compare_data. A "Channels" tab overlays one site's per-channel min/max of
+// every run that has it (analysis runs), on the same channel axis (ui/plots/compare_channels).
 #pragma once
 #include <QFutureWatcher>
 #include <QWidget>
@@ -11,11 +12,13 @@
 #include <vector>
 
 #include "core/runs/run_compare.h"
+#include "ui/plots/compare_channels.h"
 
 class QComboBox;
 class QCustomPlot;
 class QLabel;
 class QTableWidget;
+class QTabWidget;
 
 namespace qs::ui {
 
@@ -39,6 +42,12 @@ class CompareView : public QWidget {
   QTableWidget* metricTable() const { return metrics_; }
   QCustomPlot* seriesPlot() const { return plot_; }
   QComboBox* seriesCombo() const { return series_; }
+  // The channel view: sites every compared run has per-channel statistics for, and the overlay.
+  const std::vector<plot::ChannelSiteKey>& channelSites() const { return channelSites_; }
+  // Shows channelSites()[index] in the Channels tab; returns the runs drawn (0: see the plot's text).
+  int showChannelSite(int index);
+  QCustomPlot* channelPlot() const { return channelPlot_; }
+  QTabWidget* plotTabs() const { return tabs_; }
 
  Q_SIGNALS:
   void compared();
@@ -49,6 +58,7 @@ class CompareView : public QWidget {
   void fillTables();
   void fillSeriesChoices();
   void redrawSeries();
+  void redrawChannels();
 
   QLabel* header_;
   QTableWidget* config_;
@@ -56,6 +66,12 @@ class CompareView : public QWidget {
   QComboBox* series_;
   QComboBox* site_;
   QCustomPlot* plot_;
+  QTabWidget* tabs_;
+  QComboBox* channelSite_;
+  QCustomPlot* channelPlot_;
+  QLabel* channelNote_;
+  QString runsPath_;
+  std::vector<plot::ChannelSiteKey> channelSites_;
   QFutureWatcher<std::shared_ptr<Loaded>>* watcher_;
   runs::Comparison comparison_;
   bool dark_ = false;

@@ -70,4 +70,63 @@ int renderCompareSeries(QCustomPlot* plot, const CompareSeriesData& data, bool d
   return drawn;
 }
 
+int renderChannelOverlay(QCustomPlot* plot, const ChannelOverlayData& data, bool dark) {
+  const PlotPalette p = plotPalette(dark);
+  resetPlot(plot, p);
+  QCPAxisRect* rect = plot->axisRect();
+  QCPAxis* x = rect->axis(QCPAxis::atBottom);
+  QCPAxis* y = rect->axis(QCPAxis::atLeft);
+  int drawn = 0;
+  QVector<double> xs(static_cast<int>(data.channels));
+  for (int c = 0; c < xs.size(); ++c) xs[c] = c;
+  for (size_t i = 0; i < data.curves.size(); ++i) {
+    const ChannelRangeCurve& c = data.curves[i];
+    const QColor col = p.seriesColor(i);
+    QColor fill = col;
+    fill.setAlpha(data.curves.size() > 1 ? 70 : 110);
+    auto* lo = plot->addGraph(x, y);
+    lo->setPen(QPen(col, 1.0));
+    lo->setLineStyle(QCPGraph::lsStepCenter);
+    lo->setData(xs, QVector<double>(c.min.begin(), c.min.end()), true);
+    lo->removeFromLegend();
+    auto* hi = plot->addGraph(x, y);
+    hi->setName(QString::fromStdString(c.label));
+    hi->setPen(QPen(col, 1.0));
+    hi->setLineStyle(QCPGraph::lsStepCenter);
+    hi->setBrush(QBrush(fill));
+    hi->setChannelFillGraph(lo);
+    hi->setData(xs, QVector<double>(c.max.begin(), c.max.end()), true);
+    ++drawn;
+  }
+  x->setLabel(QObject::tr("channel"));
+  y->setLabel(QObject::tr("min … max over the calibration tokens — %1").arg(QString::fromStdString(data.title)));
+  if (drawn > 0) {
+    plot->rescaleAxes();
+    x->setRange(-0.5, static_cast<double>(data.channels) - 0.5);
+    const QCPRange yr = y->range();
+    const double pad = (yr.upper - yr.lower) * 0.06 + 1e-12;
+    y->setRange(yr.lower - pad, yr.upper + pad);
+    auto* zero = new QCPItemStraightLine(plot);
+    zero->point1->setCoords(0, 0);
+    zero->point2->setCoords(1, 0);
+    zero->setPen(QPen(p.zeroLine, 1.0));
+    rect->insetLayout()->take(plot->legend);
+    plot->plotLayout()->addElement(1, 0, plot->legend);
+    plot->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+    plot->legend->setWrap(4);
+    plot->plotLayout()->setRowStretchFactor(1, 0.001);
+  }
+  plot->legend->setVisible(drawn > 0);
+  if (drawn == 0) {
+    auto* text = new QCPItemText(plot);
+    text->position->setType(QCPItemPosition::ptAxisRectRatio);
+    text->position->setCoords(0.5, 0.5);
+    text->setText(data.error.empty() ? QObject::tr("Select 2–4 analysis runs to overlay their channel ranges")
+                                     : QString::fromStdString(data.error));
+    text->setColor(p.subtleText);
+    text->setFont(plotFont(11));
+  }
+  return drawn;
+}
+
 }  // namespace qs::plot

@@ -5,6 +5,7 @@
 #include <QActionGroup>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QDesktopServices>
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
@@ -17,14 +18,18 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QStackedWidget>
+#include <QToolBar>
+#include <QUrl>
 #include <QTimer>
 #include <QTreeView>
 
 #include <algorithm>
 
 #include "core/runs/project.h"
+#include "core/workflow/export_job.h"
 #include "core/workflow/project_jobs.h"
 #include "ui/display_format.h"
+#include "ui/export_dialog.h"
 #include "ui/compare_view.h"
 #include "ui/job_queue.h"
 #include "ui/jobs_panel.h"
@@ -48,7 +53,7 @@ namespace {
 const char* const kGeometryKey = "mainWindow/geometry";
 const char* const kStateKey = "mainWindow/state";
 const char* const kThemeKey = "view/theme";
-constexpr int kStateVersion = 2;  // 2: Jobs, Runs, Compare and Tuning docks
+constexpr int kStateVersion = 3;  // 2: Jobs, Runs, Compare and Tuning docks; 3: Jobs toolbar
 
 QString welcomeText() {
   return QObject::tr(
@@ -152,6 +157,8 @@ MainWindow::MainWindow(QWidget* parent)
   connect(tuning_, &TuningPanel::previewFailed, this, [this](const QString& m) {
     if (explorer_->afterOsPlus()) explorer_->setAfterStatus(m.section(QStringLiteral(" ("), 0, 0));
   });
+  folderOpener_ = [](const QString& dir) { QDesktopServices::openUrl(QUrl::fromLocalFile(dir)); };
+  connect(runsPanel_, &RunsPanel::runsChanged, this, &MainWindow::updateExportAction);
   connect(runsPanel_, &RunsPanel::statusMessage, statusBar_, [this](const QString& m) { statusBar_->showMessage(m, 5000); });
   connect(runsPanel_, &RunsPanel::compareRequested, this, [this](const std::vector<qint64>& ids) {
     compareView_->compare(runsPanel_->runsPath(), ids);
@@ -205,6 +212,12 @@ void MainWindow::buildMenus() {
   recentMenu_ = file->addMenu(tr("Open &Recent"));
   recentMenu_->setObjectName(QStringLiteral("menuRecent"));
   file->addSeparator();
+  exportAction_ = file->addAction(tr("&Export Quantized Run…"), this, &MainWindow::openExportDialog);
+  exportAction_->setShortcut(QKeySequence(tr("Ctrl+E")));
+  exportAction_->setObjectName(QStringLiteral("actionExport"));
+  exportAction_->setToolTip(tr("Export a stored quantize run (HF folder, GPTQ, fake-quantized FP16, scales/shifts)"));
+  exportAction_->setEnabled(false);
+  file->addSeparator();
   QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
   quit->setMenuRole(QAction::QuitRole);
@@ -215,6 +228,7 @@ void MainWindow::buildMenus() {
   analyse->setShortcut(QKeySequence(tr("Ctrl+Shift+A")));
   QAction* quantize = jobsMenu->addAction(tr("&Quantize && Evaluate"), this, [this] { startQuantize(); });
   quantize->setShortcut(QKeySequence(tr("Ctrl+Shift+Q")));
+  jobsMenu->addAction(exportAction_);
   jobsMenu->addSeparator();
   jobsMenu->addAction(tr("&Cancel All"), jobs_, &JobQueue::cancelAll);
 
@@ -235,6 +249,14 @@ void MainWindow::buildMenus() {
     themeGroup_->addAction(a);
     connect(a, &QAction::triggered, this, [this, t] { setTheme(t); });
   }
+
+  QToolBar* bar = addToolBar(tr("Jobs"));
+  bar->setObjectName(QStringLiteral("jobsToolBar"));
+  bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
+  bar->addAction(analyse);
+  bar->addAction(quantize);
+  bar->addAction(exportAction_);
+  viewMenu_->addAction(bar->toggleViewAction());
 
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About QuantScope"), this, &MainWindow::showAbout)->setMenuRole(QAction::AboutRole);
@@ -354,6 +376,46 @@ int MainWindow::startQuantize() {
   });
 }
 
+int MainWindow::startExport(const qs::workflow::ExportJobOptions& options) {
+  if (projectDir_.isEmpty()) {
+    statusBar_->showMessage(tr("Open a project first (File › Open Project…)"), 5000);
+    return 0;
+  }
+  qs::workflow::ExportJobOptions o = options;
+  o.projectDir = projectDir_.toStdString();
+  auto result = std::make_shared<qs::workflow::ExportJobResult>();
+  jobsDock_->show();
+  jobsDock_->raise();
+  const int id = jobs_->enqueue(tr("Export run %1 as %2").arg(o.runId).arg(QString::fromStdString(o.format)),
+                                [o, result](jobs::Progress& p) {
+                                  *result = qs::workflow::runExportJob(o, p);
+                                  return QString::fromStdString(result->summary());
+                                });
+  exportJobs_[id] = result;
+  return id;
+}
+
+void MainWindow::openExportDialog() {
+  if (projectDir_.isEmpty()) {
+    statusBar_->showMessage(tr("Open a project first (File › Open Project…)"), 5000);
+    return;
+  }
+  const std::vector<qint64> selected = runsPanel_->selectedRuns();
+  ExportDialog dialog(projectDir_, selected.empty() ? 0 : selected.front(), this);
+  if (dialog.exec() == QDialog::Accepted) startExport(dialog.options());
+}
+
+void MainWindow::updateExportAction() {
+  bool any = false;
+  if (!projectDir_.isEmpty()) {
+    try {
+      any = !qs::workflow::exportableRuns(projectDir_.toStdString()).empty();
+    } catch (const std::exception&) {
+    }
+  }
+  exportAction_->setEnabled(any);
+}
+
 QString MainWindow::quantizeConfigYaml() const { return tuning_->quantizeSection(); }
 
 QDockWidget* MainWindow::showDockOf(QWidget* panel) {
@@ -374,6 +436,31 @@ void MainWindow::onJobFinished(int id) {
     statusJob_ = 0;
   }
   runsPanel_->refresh();
+  updateExportAction();
+  auto ex = exportJobs_.find(id);
+  if (ex != exportJobs_.end()) {
+    const auto result = ex->second;
+    exportJobs_.erase(ex);
+    if (j->state == JobQueue::State::Finished) {
+      const QString dir = QString::fromStdString(result->dir);
+      lastExportDir_ = dir;
+      logPanel_->append(QStringLiteral("info"), tr("Export written to %1 (%2 files, %3)")
+                                                    .arg(dir)
+                                                    .arg(result->files.size())
+                                                    .arg(QString::fromStdString(qs::workflow::formatFileSize(result->totalBytes))));
+      for (const auto& n : result->notes) logPanel_->append(QStringLiteral("warning"), QString::fromStdString(n));
+      statusBar_->showMessage(tr("Exported to %1").arg(dir), 10000);
+      if (errorDialogs_) {
+        QMessageBox box(QMessageBox::Information, tr("Export finished"), tr("The export is written to %1.").arg(dir),
+                        QMessageBox::NoButton, this);
+        QPushButton* open = box.addButton(tr("Open Folder"), QMessageBox::AcceptRole);
+        box.addButton(QMessageBox::Close);
+        box.exec();
+        if (box.clickedButton() == open) folderOpener_(dir);
+      }
+      Q_EMIT exportDone(dir);
+    }
+  }
   // A new analysis run opens in the explorer.
   if (j->state == JobQueue::State::Finished && analyseJobs_.count(id) && !projectDir_.isEmpty())
     explorer_->openProject(projectDir_);
@@ -452,6 +539,7 @@ QString MainWindow::openProject(const QString& dir) {
   projectDir_ = explorer_->projectDir();
   jobsPanel_->setProjectOpen(true);
   runsPanel_->openProject(projectDir_);
+  updateExportAction();
   if (!jobsDock_->isVisible()) jobsDock_->show();
   if (!runsDock_->isVisible()) runsDock_->show();
   // The project's model fills the model tree when nothing is open yet, and is what the Tuning

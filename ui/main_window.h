@@ -5,6 +5,8 @@
 #pragma once
 #include <QMainWindow>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -12,6 +14,12 @@
 #include "ui/recent_models.h"
 #include "ui/theme.h"
 
+namespace qs::workflow {
+struct ExportJobOptions;
+struct ExportJobResult;
+}  // namespace qs::workflow
+
+class QAction;
 class QActionGroup;
 class QDockWidget;
 class QMenu;
@@ -66,6 +74,18 @@ class MainWindow : public QMainWindow {
   // Queue the project jobs (a project must be open); return the job id, 0 when none was queued.
   int startAnalyse(int samples, int seqlen);
   int startQuantize();
+  // Queues an Export job (core/workflow/export_job.h); 0 when no project is open.
+  int startExport(const qs::workflow::ExportJobOptions& options);
+  // File › Export…: the Export dialog for the open project; accepted = an Export job is queued.
+  void openExportDialog();
+  // Enabled while the open project holds a finished quantize run with its artifact.
+  QAction* exportAction() const { return exportAction_; }
+  // Re-reads whether the open project has an exportable run (after jobs and run deletions).
+  void updateExportAction();
+  // What "Open Folder" does after an export (default: QDesktopServices); tests replace it.
+  void setFolderOpener(std::function<void(const QString&)> opener) { folderOpener_ = std::move(opener); }
+  // The folder of the last successful export ("" when none).
+  QString lastExportDir() const { return lastExportDir_; }
   // The quantize config the "Quantize & evaluate" job uses (the Tuning panel's document).
   QString quantizeConfigYaml() const;
 
@@ -74,6 +94,8 @@ class MainWindow : public QMainWindow {
   void modelLoadFailed(const QString& path, const QString& message);
   // A job ended (finished, failed or cancelled) and the views that show its runs were refreshed.
   void jobDone(int id);
+  // An Export job wrote `dir`.
+  void exportDone(const QString& dir);
 
  protected:
   void closeEvent(QCloseEvent* event) override;
@@ -116,6 +138,10 @@ class MainWindow : public QMainWindow {
   QDockWidget* tuningDock_;
   QString projectDir_;
   std::set<int> analyseJobs_;
+  std::map<int, std::shared_ptr<qs::workflow::ExportJobResult>> exportJobs_;
+  QAction* exportAction_ = nullptr;
+  std::function<void(const QString&)> folderOpener_;
+  QString lastExportDir_;
   int statusJob_ = 0;  // the job the status bar shows
   QMenu* viewMenu_ = nullptr;
   QMenu* recentMenu_ = nullptr;

@@ -1,21 +1,13 @@
 // qscope export RUN_ID -p PROJECT --format hf-fp16|gptq|fake-fp16|scale-shift -o DIR: writes a
 // quantize run's result (its exports/run-<id>/quantized.safetensors artifact plus the source
-// model) as files other tools load (core/algo/export.h). The folder is written atomically:
+// model) as files other tools load (core/algo/export.h), through core/workflow/export_job.h
+// as the GUI's Export job does. The folder is written atomically:
 // Ctrl-C or an error leaves no DIR behind; an existing DIR needs --force.
-#include <ATen/ATen.h>
-
 #include <cstdio>
-#include <filesystem>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
-#include "core/algo/export.h"
-#include "core/algo/quant_artifact.h"
-#include "core/runs/fingerprint.h"
-#include "core/runs/project.h"
-#include "core/runs/run_store.h"
-#include "core/util/error.h"
-#include "core/util/log.h"
+#include "core/workflow/export_job.h"
 
 namespace qs::cli {
 namespace {
@@ -52,55 +44,35 @@ class ExportCommand : public Command {
   }
 
   int run() override {
-    algo::ExportOptions o;
-    o.format = algo::parseExportFormat(format_);
+    workflow::ExportJobOptions o;
+    o.projectDir = project_;
+    o.runId = runId_;
+    o.format = format_;
     o.outDir = out_;
     o.force = force_;
-    if (dtype_ == "float16" || dtype_ == "fp16") o.dtype = at::kHalf;
-    else if (dtype_ == "bfloat16" || dtype_ == "bf16") o.dtype = at::kBFloat16;
-    else if (dtype_ == "float32" || dtype_ == "fp32") o.dtype = at::kFloat;
-    else throw Error("--dtype: '" + dtype_ + "' is not float16, bfloat16 or float32");
-    if (shardMb_ < 1) throw Error("--max-shard-size: must be at least 1 MiB");
-    o.maxShardBytes = shardMb_ << 20;
-    o.gptqV1 = gptqFormat_ == "gptq";
+    o.dtype = dtype_;
+    o.maxShardMiB = shardMb_;
+    o.gptqFormat = gptqFormat_;
     o.allowPadding = allowPadding_;
-    o.runId = runId_;
-
-    const runs::Project project = runs::Project::open(project_);
-    auto store = project.openStore();
-    const runs::RunRecord rec = store.loadRun(runId_, /*withArrays=*/false);
-    if (rec.info.kind != runs::RunKind::Quantize)
-      throw Error("run " + std::to_string(runId_) + " is a " + runs::toString(rec.info.kind) +
-                  " run; export needs a quantize run");
-    if (rec.info.status != runs::RunStatus::Finished)
-      throw Error("run " + std::to_string(runId_) + " is " + runs::toString(rec.info.status) +
-                  "; only finished quantize runs can be exported");
-    std::string artifactPath;
-    for (const auto& a : rec.artifacts)
-      if (a.kind == "quantized") artifactPath = store.artifactPath(a) + "/" + algo::kQuantArtifactFile;
-    if (artifactPath.empty())
-      throw Error("run " + std::to_string(runId_) + " has no quantized artifact (it was stored before export "
-                  "existed, or by `qscope migrate`); re-run it with qscope quantize " + project_ + " ...");
-    const algo::QuantArtifact art = algo::readQuantArtifact(artifactPath);
-    if (!art.modelFingerprint.empty() && std::filesystem::exists(art.modelPath) &&
-        runs::fingerprintModel(art.modelPath) != art.modelFingerprint)
-      throw Error("the run's source model " + art.modelPath + " changed since the run (fingerprint differs); "
-                  "the export would not reproduce the run");
-
-    algo::ExportReport rep;
+    workflow::ExportJobResult rep;
     {
-      ProgressBar bar("export " + std::string(algo::exportFormatName(o.format)), !noProgress_);
-      rep = algo::exportRun(art, o, bar);
+      ProgressBar bar("export " + format_, !noProgress_);
+      rep = workflow::runExportJob(o, bar);
       bar.finish();
     }
     if (json_) {
-      printJson({{"run_id", runId_}, {"format", algo::exportFormatName(o.format)}, {"dir", rep.dir},
-                 {"files", rep.files}, {"tensor_bytes", rep.tensorBytes}, {"notes", rep.notes}});
+      std::vector<std::string> files;
+      for (const auto& f : rep.files) files.push_back(f.name);
+      printJson({{"run_id", runId_}, {"format", rep.format}, {"dir", rep.dir},
+                 {"files", files}, {"tensor_bytes", rep.tensorBytes}, {"total_bytes", rep.totalBytes},
+                 {"notes", rep.notes}});
     } else {
       std::printf("exported run %lld (%s, migration %s) as %s to %s\n", static_cast<long long>(runId_),
-                  rec.info.name.c_str(), art.migration.c_str(), algo::exportFormatName(o.format), rep.dir.c_str());
-      for (const auto& f : rep.files) std::printf("  %s\n", f.c_str());
-      std::printf("%.1f MiB of tensors\n", static_cast<double>(rep.tensorBytes) / 1048576.0);
+                  rep.runName.c_str(), rep.migration.c_str(), rep.format.c_str(), rep.dir.c_str());
+      for (const auto& f : rep.files)
+        std::printf("  %-36s %12s\n", f.name.c_str(), workflow::formatFileSize(f.bytes).c_str());
+      std::printf("%.1f MiB of tensors, %s in all\n", static_cast<double>(rep.tensorBytes) / 1048576.0,
+                  workflow::formatFileSize(rep.totalBytes).c_str());
       for (const auto& n : rep.notes) std::printf("note: %s\n", n.c_str());
     }
     return 0;

@@ -5,12 +5,14 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "core/algo/pipeline.h"
 #include "core/algo/quantize_config.h"
 #include "core/io/gptq_pack.h"
 #include "core/io/hf_folder.h"
+#include "core/io/tensor_dtype.h"
 #include "core/io/weight_source.h"
 #include "core/model/family.h"
 #include "core/util/error.h"
@@ -97,10 +99,32 @@ ExportFormat parseExportFormat(const std::string& s) {
   throw Error("--format: '" + s + "' is not hf-fp16, gptq, fake-fp16 or scale-shift");
 }
 
-ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Progress& progress) {
+namespace {
+
+ExportReport finishReport(ExportReport rep, const io::HfFolderWriter& out, const std::vector<std::string>& files) {
+  rep.files = files;
+  rep.fileBytes.clear();
+  rep.totalBytes = 0;
+  for (const auto& name : files) {
+    int64_t bytes = 0;
+    for (const auto& f : out.files())
+      if (f.name == name) bytes = f.bytes;
+    rep.fileBytes.push_back(bytes);
+    rep.totalBytes += bytes;
+  }
+  rep.tensorBytes = out.tensorBytes();
+  rep.dirExists = out.dirExists();
+  return rep;
+}
+
+// exportRun and planExport: one sequence of writer calls, so the plan cannot drift from the export.
+ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Progress& progress, bool plan) {
   checkFormat(a, o);
   ExportReport rep;
-  io::HfFolderWriter out(o.outDir, o.force, o.maxShardBytes);
+  std::unique_ptr<io::HfFolderWriter> writer =
+      plan ? std::make_unique<io::HfFolderWriter>(io::HfFolderWriter::Plan{}, o.outDir, o.maxShardBytes)
+           : std::make_unique<io::HfFolderWriter>(o.outDir, o.force, o.maxShardBytes);
+  io::HfFolderWriter& out = *writer;
   rep.dir = std::filesystem::absolute(o.outDir).lexically_normal().string();
 
   if (o.format == ExportFormat::ScaleShift) {
@@ -120,14 +144,15 @@ ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Pro
                                              "consumer columns *= scale"},
                               {"pairs", pairs.dump()}});
     progress.update(1.0, "scale-shift");
-    rep.files = out.commit();
-    return rep;
+    const std::vector<std::string> files = out.commit();
+    return finishReport(std::move(rep), out, files);
   }
 
   const bool fake = o.format == ExportFormat::FakeFp16;
   const bool gptq = o.format == ExportFormat::Gptq;
   nlohmann::json config = readConfig(a.modelPath);
-  auto model = rebuildQuantizedModel(a, /*quantizedWeights=*/fake);
+  // A plan needs only shapes: the dequantized weights have those of the FP ones.
+  auto model = rebuildQuantizedModel(a, /*quantizedWeights=*/fake && !plan);
   auto src = io::openWeights(a.modelPath);
   const model::FamilySpec spec = model::makeFamilySpec(model->config(), *src);
   const bool llama = model->config().family == model::Family::Llama;
@@ -194,10 +219,18 @@ ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Pro
   for (const auto& m : src->tensors())
     if (!dropped.count(m.name)) order.push_back(m.name);
   order.insert(order.end(), added.begin(), added.end());
+  std::map<std::string, const io::TensorMeta*> metas;
+  for (const auto& m : src->tensors()) metas[m.name] = &m;
   for (size_t i = 0; i < order.size(); ++i) {
     progress.checkCancel();
     const std::string& n = order[i];
     auto it = overrides.find(n);
+    if (plan && it == overrides.end()) {
+      const io::TensorMeta& m = *metas.at(n);
+      const at::ScalarType st = io::toScalarType(m.dtype);
+      out.addTensorDescription(n, at::isFloatingType(st) ? o.dtype : st, m.shape);
+      continue;
+    }
     at::Tensor t = it != overrides.end() ? it->second : src->load(n);
     out.addTensor(n, cast(t, o.dtype));
     progress.update(static_cast<double>(i + 1) / static_cast<double>(order.size() + 1),
@@ -251,10 +284,19 @@ ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Pro
   }
   out.copyModelFiles(a.modelPath, io::tokenizerFilesIn(a.modelPath));
   progress.checkCancel();
-  rep.tensorBytes = out.tensorBytes();
-  rep.files = out.commit();
-  progress.update(1.0, "written");
-  return rep;
+  const std::vector<std::string> files = out.commit();
+  progress.update(1.0, plan ? "planned" : "written");
+  return finishReport(std::move(rep), out, files);
+}
+
+}  // namespace
+
+ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Progress& progress) {
+  return exportImpl(a, o, progress, /*plan=*/false);
+}
+
+ExportReport planExport(const QuantArtifact& a, const ExportOptions& o) {
+  return exportImpl(a, o, jobs::Progress::none(), /*plan=*/true);
 }
 
 }  // namespace qs::algo

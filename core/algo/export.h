@@ -49,8 +49,11 @@ struct ExportOptions {
 
 struct ExportReport {
   std::string dir;                  // absolute output folder
-  std::vector<std::string> files;   // files written into it
-  int64_t tensorBytes = 0;
+  std::vector<std::string> files;   // files written into it (planned: that would be written)
+  std::vector<int64_t> fileBytes;   // the size of each of files, in bytes
+  int64_t totalBytes = 0;           // sum of fileBytes
+  int64_t tensorBytes = 0;          // tensor data in the model shards
+  bool dirExists = false;           // planned: dir exists now (the export needs force)
   std::vector<std::string> notes;   // things a user must know (RMSNorm biases, padding, ...)
 };
 
@@ -59,5 +62,11 @@ struct ExportReport {
 // qs::Cancelled when cancelled. In every failure case outDir is left as it was.
 ExportReport exportRun(const QuantArtifact& artifact, const ExportOptions& options,
                        jobs::Progress& progress = jobs::Progress::none());
+
+// What exportRun would write, without writing: the same steps with a planning HfFolderWriter, so
+// the file names, shards and byte sizes are exactly those of the export (source tensors are not
+// read; the run's model is rebuilt to know the changed tensors). Throws the same qs::Error for a
+// format the run cannot provide; an existing outDir is reported (dirExists), not an error.
+ExportReport planExport(const QuantArtifact& artifact, const ExportOptions& options);
 
 }  // namespace qs::algo

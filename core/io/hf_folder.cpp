@@ -55,14 +55,24 @@ HfFolderWriter::HfFolderWriter(const std::string& dir, bool force, int64_t maxSh
   if (ec) throw fileError(tmp_, "cannot create the temporary export folder: " + ec.message());
 }
 
+HfFolderWriter::HfFolderWriter(Plan, const std::string& dir, int64_t maxShardBytes)
+    : dir_(stdfs::absolute(dir).lexically_normal().string()), force_(true), plan_(true), maxShard_(maxShardBytes) {
+  if (!dir_.empty() && dir_.back() == '/') dir_.pop_back();
+  dirExists_ = stdfs::exists(dir_);
+}
+
 HfFolderWriter::~HfFolderWriter() {
-  if (!committed_) {
+  if (!committed_ && !plan_) {
     std::error_code ec;
     stdfs::remove_all(tmp_, ec);
   }
 }
 
 void HfFolderWriter::addTensor(const std::string& name, const at::Tensor& t) {
+  if (plan_) {
+    addTensorDescription(name, t.scalar_type(), t.sizes().vec());
+    return;
+  }
   const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
   if (!pending_.empty() && shardBytes_ + bytes > maxShard_) flushShard();
   pending_.emplace_back(name, t.to(at::kCPU).contiguous());
@@ -70,10 +80,32 @@ void HfFolderWriter::addTensor(const std::string& name, const at::Tensor& t) {
   totalBytes_ += bytes;
 }
 
+void HfFolderWriter::addTensorDescription(const std::string& name, at::ScalarType dtype,
+                                          const std::vector<int64_t>& shape) {
+  if (!plan_) throw Error("HfFolderWriter::addTensorDescription: only a planning writer takes descriptions");
+  int64_t bytes = static_cast<int64_t>(c10::elementSize(dtype));
+  for (int64_t d : shape) bytes *= d;
+  if (!pendingPlan_.empty() && shardBytes_ + bytes > maxShard_) flushShard();
+  pendingPlan_.push_back({name, dtype, shape});
+  shardBytes_ += bytes;
+  totalBytes_ += bytes;
+}
+
 void HfFolderWriter::flushShard() {
+  if (plan_) {
+    if (pendingPlan_.empty()) return;
+    std::vector<std::string> names;
+    for (const auto& e : pendingPlan_) names.push_back(e.name);
+    shardSizes_.push_back(safetensorsFileSize(pendingPlan_, {{"format", "pt"}}));
+    shardNames_.push_back(std::move(names));
+    pendingPlan_.clear();
+    shardBytes_ = 0;
+    return;
+  }
   if (pending_.empty()) return;
   const std::string file = tmp_ + "/shard-" + std::to_string(shardNames_.size()) + ".safetensors";
   writeSafetensors(file, pending_, {{"format", "pt"}});
+  shardSizes_.push_back(static_cast<int64_t>(stdfs::file_size(file)));
   std::vector<std::string> names;
   for (const auto& [n, t] : pending_) names.push_back(n);
   shardNames_.push_back(std::move(names));
@@ -82,14 +114,23 @@ void HfFolderWriter::flushShard() {
 }
 
 void HfFolderWriter::writeJson(const std::string& fileName, const nlohmann::json& j) {
-  fs::writeAtomic(tmp_ + "/" + fileName, j.dump(2) + "\n");
+  const std::string text = j.dump(2) + "\n";
+  if (!plan_) fs::writeAtomic(tmp_ + "/" + fileName, text);
   extraFiles_.push_back(fileName);
+  files_.push_back({fileName, static_cast<int64_t>(text.size())});
 }
 
 void HfFolderWriter::writeSafetensorsFile(const std::string& fileName,
                                           const std::vector<std::pair<std::string, at::Tensor>>& t,
                                           const std::map<std::string, std::string>& metadata) {
-  writeSafetensors(tmp_ + "/" + fileName, t, metadata);
+  if (plan_) {
+    std::vector<SafetensorsEntry> entries;
+    for (const auto& [n, x] : t) entries.push_back({n, x.scalar_type(), x.sizes().vec()});
+    files_.push_back({fileName, safetensorsFileSize(entries, metadata)});
+  } else {
+    writeSafetensors(tmp_ + "/" + fileName, t, metadata);
+    files_.push_back({fileName, static_cast<int64_t>(stdfs::file_size(tmp_ + "/" + fileName))});
+  }
   extraFiles_.push_back(fileName);
 }
 
@@ -99,10 +140,11 @@ std::vector<std::string> HfFolderWriter::copyModelFiles(const std::string& srcDi
     const std::string src = srcDir + "/" + n;
     if (!stdfs::is_regular_file(src)) continue;
     std::error_code ec;
-    stdfs::copy_file(src, tmp_ + "/" + n, stdfs::copy_options::overwrite_existing, ec);
+    if (!plan_) stdfs::copy_file(src, tmp_ + "/" + n, stdfs::copy_options::overwrite_existing, ec);
     if (ec) throw fileError(src, "cannot copy into the export: " + ec.message());
     copied.push_back(n);
     extraFiles_.push_back(n);
+    files_.push_back({n, static_cast<int64_t>(stdfs::file_size(src))});
   }
   return copied;
 }
@@ -112,20 +154,25 @@ std::vector<std::string> HfFolderWriter::commit() {
   std::vector<std::string> files = extraFiles_;
   const size_t n = shardNames_.size();
   if (n == 1) {
-    stdfs::rename(tmp_ + "/shard-0.safetensors", tmp_ + "/model.safetensors");
+    if (!plan_) stdfs::rename(tmp_ + "/shard-0.safetensors", tmp_ + "/model.safetensors");
     files.push_back("model.safetensors");
+    files_.push_back({"model.safetensors", shardSizes_[0]});
   } else if (n > 1) {
     nlohmann::json map = nlohmann::json::object();
     for (size_t i = 0; i < n; ++i) {
       const std::string name = shardName(i, n);
-      stdfs::rename(tmp_ + "/shard-" + std::to_string(i) + ".safetensors", tmp_ + "/" + name);
+      if (!plan_) stdfs::rename(tmp_ + "/shard-" + std::to_string(i) + ".safetensors", tmp_ + "/" + name);
       for (const auto& t : shardNames_[i]) map[t] = name;
       files.push_back(name);
+      files_.push_back({name, shardSizes_[i]});
     }
     nlohmann::json index = {{"metadata", {{"total_size", totalBytes_}}}, {"weight_map", map}};
-    fs::writeAtomic(tmp_ + "/model.safetensors.index.json", index.dump(2) + "\n");
+    const std::string text = index.dump(2) + "\n";
+    if (!plan_) fs::writeAtomic(tmp_ + "/model.safetensors.index.json", text);
     files.push_back("model.safetensors.index.json");
+    files_.push_back({"model.safetensors.index.json", static_cast<int64_t>(text.size())});
   }
+  if (plan_) return files;
   // Into place: an existing folder (force) is moved aside first and removed only after the new
   // one is there, so a failure leaves either the old or the new folder, never neither.
   std::error_code ec;

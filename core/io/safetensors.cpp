@@ -225,42 +225,65 @@ class TempFile {
 
 }  // namespace
 
-void writeSafetensors(const std::string& path,
-                      const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+static std::string safetensorsHeader(const std::string& path, const std::vector<SafetensorsEntry>& entries,
+                                     const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
     nlohmann::ordered_json m = nlohmann::ordered_json::object();
     for (const auto& [k, v] : metadata) m[k] = v;
     header["__metadata__"] = m;
   }
-  std::vector<at::Tensor> data;
-  data.reserve(tensors.size());
   std::set<std::string> seen;
   uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    if (name.empty() || name == "__metadata__")
-      throw fileError(path, "cannot write a tensor named '" + name + "'");
-    if (!seen.insert(name).second) throw fileError(path, "tensor '" + name + "' given twice");
-    if (!tensor.defined()) throw fileError(path, "tensor '" + name + "' is undefined");
-    auto dtype = fromScalarType(tensor.scalar_type());
+  for (const auto& e : entries) {
+    if (e.name.empty() || e.name == "__metadata__")
+      throw fileError(path, "cannot write a tensor named '" + e.name + "'");
+    if (!seen.insert(e.name).second) throw fileError(path, "tensor '" + e.name + "' given twice");
+    auto dtype = fromScalarType(e.dtype);
     if (!dtype)
-      throw fileError(path, "tensor '" + name + "': dtype " +
-                                std::string(c10::toString(tensor.scalar_type())) +
+      throw fileError(path, "tensor '" + e.name + "': dtype " + std::string(c10::toString(e.dtype)) +
                                 " cannot be stored in safetensors");
-    at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
-    const uint64_t nbytes = t.numel() * t.element_size();
+    int64_t numel = 1;
+    for (int64_t d : e.shape) numel *= d;
+    const uint64_t nbytes = static_cast<uint64_t>(numel) * dtypeSize(*dtype);
     nlohmann::ordered_json entry;
     entry["dtype"] = dtypeName(*dtype);
-    entry["shape"] = t.sizes().vec();
+    entry["shape"] = e.shape;
     entry["data_offsets"] = {offset, offset + nbytes};
-    header[name] = entry;
+    header[e.name] = entry;
     offset += nbytes;
-    data.push_back(std::move(t));
   }
   std::string text = header.dump();
   // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
   text.append((8 - text.size() % 8) % 8, ' ');
+  return text;
+}
+
+int64_t safetensorsFileSize(const std::vector<SafetensorsEntry>& entries,
+                            const std::map<std::string, std::string>& metadata) {
+  int64_t data = 0;
+  for (const auto& e : entries) {
+    int64_t numel = 1;
+    for (int64_t d : e.shape) numel *= d;
+    data += numel * static_cast<int64_t>(c10::elementSize(e.dtype));
+  }
+  return 8 + static_cast<int64_t>(safetensorsHeader("safetensors", entries, metadata).size()) + data;
+}
+
+void writeSafetensors(const std::string& path,
+                      const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsEntry> entries;
+  std::vector<at::Tensor> data;
+  entries.reserve(tensors.size());
+  data.reserve(tensors.size());
+  for (const auto& [name, tensor] : tensors) {
+    if (!tensor.defined()) throw fileError(path, "tensor '" + name + "' is undefined");
+    at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
+    entries.push_back({name, t.scalar_type(), t.sizes().vec()});
+    data.push_back(std::move(t));
+  }
+  const std::string text = safetensorsHeader(path, entries, metadata);
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 

@@ -69,4 +69,15 @@ void writeSafetensors(const std::string& path,
                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
+// One tensor of a safetensors file by its description alone (export planning).
+struct SafetensorsEntry {
+  std::string name;
+  at::ScalarType dtype = at::kFloat;
+  std::vector<int64_t> shape;
+};
+// The exact byte size writeSafetensors gives these tensors (8-byte length, padded JSON header,
+// data); throws like writeSafetensors for names or dtypes it would refuse.
+int64_t safetensorsFileSize(const std::vector<SafetensorsEntry>& entries,
+                            const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace qs::io

@@ -1,13 +1,17 @@
 // The workbench end to end on a tiny OPT the test writes itself (tests/support/tiny_models.h):
 // open project -> Analyse job -> Quantize & evaluate jobs -> the Runs table shows them (rename,
-// filter, delete) -> Compare two runs; a failing job shows the core's message; closing the window
-// cancels a running job and leaves the run cancelled.
+// filter, delete) -> Compare two runs (and two analyses' channel view) -> Export dialog (plan before writing) -> Export job -> the
+// folder opens as a model; a failing job shows the core's message; closing the window cancels a
+// running job and leaves the run cancelled. The export plan (core/workflow/export_job.h) is
+// checked against the folder each format really writes: same files, same byte sizes.
 #include <gtest/gtest.h>
 
 #include <QCloseEvent>
+#include <QAction>
 #include <QComboBox>
+#include <QFileInfo>
 #include <QLabel>
-#include <QLabel>
+#include <QPushButton>
 #include <QProgressBar>
 #include <QTableView>
 #include <QTableWidget>
@@ -15,18 +19,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
 #include "core/util/error.h"
+#include "core/workflow/export_job.h"
 #include "core/workflow/layer_preview.h"
+#include "core/workflow/project_jobs.h"
 #include "tests/support/tiny_models.h"
 #include "tests/ui/ui_test_app.h"
 #include "ui/compare_view.h"
+#include "ui/export_dialog.h"
 #include "ui/job_queue.h"
 #include "ui/jobs_panel.h"
+#include "ui/log_panel.h"
 #include "ui/main_window.h"
 #include "ui/outlier_explorer_panel.h"
 #include "ui/preview_runner.h"
@@ -207,12 +216,81 @@ TEST_F(WorkflowTest, AnalyseQuantizeRunsTableAndCompare) {
   cmp->setSeries("rel_error");
   EXPECT_EQ(cmp->seriesPlot()->graphCount(), 2) << "one curve per run";
 
+  // Export: the action is on (the project has quantize runs); the dialog plans before writing.
+  EXPECT_TRUE(w.exportAction()->isEnabled());
+  QStringList opened;
+  w.setFolderOpener([&](const QString& dir) { opened << dir; });
+  const QString dest = QString::fromStdString(p.dir) + "/exports/gui-gptq";
+  std::vector<qs::workflow::ExportFileInfo> planned;
+  {
+    qs::ui::ExportDialog dialog(QString::fromStdString(p.dir), r1);
+    EXPECT_EQ(dialog.runCount(), 2);
+    EXPECT_TRUE(dialog.selectRun(r2));
+    EXPECT_TRUE(dialog.selectFormat("scale-shift")) << "the OS+ run has scales/shifts";
+    EXPECT_TRUE(dialog.selectRun(r1));
+    EXPECT_FALSE(dialog.selectFormat("scale-shift")) << "the run without migration cannot provide them";
+    EXPECT_TRUE(dialog.selectFormat("gptq"));
+    dialog.setDestination(dest);
+    ASSERT_TRUE(qs::test::waitUntil([&] { return !dialog.planning(); }, 60000));
+    ASSERT_EQ(dialog.planError(), "");
+    EXPECT_EQ(dialog.exportBlocker(), "");
+    EXPECT_FALSE(std::filesystem::exists(dest.toStdString())) << "planning writes nothing";
+    planned = dialog.plan().files;
+    std::vector<std::string> names;
+    for (const auto& f : planned) names.push_back(f.name);
+    for (const char* f : {"config.json", "quantize_config.json", "model.safetensors", "vocab.json"})
+      EXPECT_NE(std::find(names.begin(), names.end(), f), names.end()) << f;
+    const int x = w.startExport(dialog.options());
+    ASSERT_GT(x, 0);
+    ASSERT_TRUE(w.jobQueue()->waitForIdle(120000));
+    ASSERT_EQ(w.jobQueue()->job(x)->state, qs::ui::JobQueue::State::Finished) << w.jobQueue()->job(x)->result.toStdString();
+  }
+  EXPECT_EQ(w.lastExportDir(), QFileInfo(dest).absoluteFilePath());
+  EXPECT_TRUE(opened.isEmpty()) << "the folder is offered, not opened, without dialogs";
+  for (const auto& f : planned)
+    EXPECT_EQ(static_cast<int64_t>(std::filesystem::file_size(dest.toStdString() + "/" + f.name)), f.bytes) << f.name;
+  EXPECT_TRUE(w.logPanel()->toPlainText().contains("Export written to")) << w.logPanel()->toPlainText().toStdString();
+  // The export loads as a model (GPTQ folders are dequantized on load).
+  QString loadedPath;
+  QObject::connect(&w, &qs::ui::MainWindow::modelLoaded, [&](const QString& path) { loadedPath = path; });
+  w.openModel(dest);
+  ASSERT_TRUE(qs::test::waitUntil([&] { return !loadedPath.isEmpty() || !w.loading(); }, 30000));
+  ASSERT_TRUE(qs::test::waitUntil([&] { return !loadedPath.isEmpty(); }, 30000)) << "the exported folder opens";
+  // The same destination again: the plan says it exists and Export needs Replace.
+  {
+    qs::ui::ExportDialog dialog(QString::fromStdString(p.dir), r1);
+    EXPECT_TRUE(dialog.selectFormat("gptq"));
+    dialog.setDestination(dest);
+    ASSERT_TRUE(qs::test::waitUntil([&] { return !dialog.planning(); }, 60000));
+    EXPECT_TRUE(dialog.plan().dirExists);
+    EXPECT_EQ(dialog.exportBlocker(), "the destination exists");
+    dialog.setReplaceExisting(true);
+    EXPECT_EQ(dialog.exportBlocker(), "");
+  }
+
+  // The channel view of the same site across runs: a second analysis (other windows) beside the
+  // first; quantize runs hold no per-channel arrays, so the pair of quantize runs shares none.
+  EXPECT_TRUE(cmp->channelSites().empty());
+  const int a2 = w.startAnalyse(4, 16);
+  ASSERT_TRUE(w.jobQueue()->waitForIdle(120000));
+  ASSERT_EQ(w.jobQueue()->job(a2)->state, qs::ui::JobQueue::State::Finished) << w.jobQueue()->job(a2)->result.toStdString();
+  const qint64 an1 = list[2].id, an2 = store.listRuns()[0].id;
+  runs->refresh();
+  runs->selectRuns({an1, an2});
+  runs->compareButton()->click();
+  ASSERT_TRUE(qs::test::waitUntil([&] {
+    return !cmp->loading() && cmp->comparison().runs.size() == 2 && cmp->comparison().runs[1].id == an2;
+  }, 20000));
+  ASSERT_FALSE(cmp->channelSites().empty()) << "both analyses have per-channel statistics";
+  EXPECT_EQ(cmp->showChannelSite(0), 2) << "one band per run";
+  EXPECT_EQ(cmp->channelPlot()->graphCount(), 4) << "min and max of each run";
+
   // Delete (confirmation off for the test) removes the run from the store and the table.
   runs->setConfirmations(false);
   runs->selectRuns({r2});
   EXPECT_EQ(runs->deleteSelected(), "");
   EXPECT_FALSE(store.findRun(r2).has_value());
-  EXPECT_EQ(runs->visibleRows(), 2);
+  EXPECT_EQ(runs->visibleRows(), 3);
 }
 
 TEST_F(WorkflowTest, AFailingJobShowsTheCoreMessage) {
@@ -253,6 +331,62 @@ TEST_F(WorkflowTest, ClosingWithARunningJobCancelsItAndKeepsTheRunCancelled) {
   const auto list = qs::runs::RunStore(qs::runs::Project::open(p.dir).runsPath()).listRuns();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].status, qs::runs::RunStatus::Cancelled);
+}
+
+// The export plan is what the export writes, for every format (file names and exact sizes), and
+// nothing is written while planning; errors are the CLI's (bad options name the flag).
+TEST_F(WorkflowTest, ExportPlanMatchesTheWrittenFolder) {
+  const TinyProject p = makeProject("ui_export_plan");
+  qs::workflow::QuantizeJobOptions q;
+  q.projectDir = p.dir;
+  q.configYaml = quantizeYaml(p, 4, "gptq", "  migrate: osplus\n  osplus_search_steps: 10\n").toStdString();
+  const auto run = qs::workflow::runQuantizeJob(q, qs::jobs::Progress::none());
+  const auto runs = qs::workflow::exportableRuns(p.dir);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].id, run.runId);
+  EXPECT_EQ(runs[0].formats, (std::vector<std::string>{"hf-fp16", "gptq", "fake-fp16", "scale-shift"}));
+  for (const auto& f : qs::workflow::exportFormats()) {
+    for (const char* dtype : {"float16", "float32"}) {
+      qs::workflow::ExportJobOptions o;
+      o.projectDir = p.dir;
+      o.runId = run.runId;
+      o.format = f.name;
+      o.dtype = dtype;
+      o.outDir = p.dir + "/exports/" + f.name + "-" + dtype;
+      const auto plan = qs::workflow::planExportJob(o);
+      EXPECT_FALSE(plan.dirExists);
+      EXPECT_FALSE(std::filesystem::exists(o.outDir)) << "planning writes nothing";
+      const auto done = qs::workflow::runExportJob(o, qs::jobs::Progress::none());
+      ASSERT_EQ(plan.files.size(), done.files.size()) << f.name;
+      int64_t total = 0;
+      for (size_t i = 0; i < plan.files.size(); ++i) {
+        EXPECT_EQ(plan.files[i].name, done.files[i].name);
+        EXPECT_EQ(plan.files[i].bytes, static_cast<int64_t>(std::filesystem::file_size(o.outDir + "/" + done.files[i].name)))
+            << f.name << " " << dtype << " " << done.files[i].name;
+        total += plan.files[i].bytes;
+      }
+      EXPECT_EQ(plan.totalBytes, total);
+      EXPECT_EQ(plan.tensorBytes, done.tensorBytes);
+      EXPECT_TRUE(qs::workflow::planExportJob(o).dirExists);
+      EXPECT_THROW(qs::workflow::runExportJob(o, qs::jobs::Progress::none()), qs::Error) << "exists, no force";
+    }
+  }
+  qs::workflow::ExportJobOptions bad;
+  bad.projectDir = p.dir;
+  bad.runId = run.runId;
+  bad.outDir = p.dir + "/exports/bad";
+  bad.dtype = "int8";
+  try {
+    qs::workflow::planExportJob(bad);
+    ADD_FAILURE() << "a bad dtype is refused";
+  } catch (const qs::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--dtype"), std::string::npos) << e.what();
+  }
+  bad.dtype = "float16";
+  bad.runId = 999;
+  EXPECT_THROW(qs::workflow::planExportJob(bad), qs::Error);
+  EXPECT_EQ(qs::workflow::formatFileSize(512), "512 B");
+  EXPECT_EQ(qs::workflow::formatFileSize(3 << 20), "3.0 MiB");
 }
 
 // The facade the live preview runs: ranges after OS+ follow the definitions (z = (max+min)/2,

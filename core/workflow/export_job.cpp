@@ -1,0 +1,173 @@
+// export_job: see export_job.h. The run checks were those of app/qscope/cmd_export.cpp, which now
+// calls runExportJob, so the CLI and the GUI refuse the same runs with the same messages.
+#include "core/workflow/export_job.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/algo/export.h"
+#include "core/algo/layer_quant.h"
+#include "core/algo/quant_artifact.h"
+#include "core/algo/quantize_config.h"
+#include "core/runs/fingerprint.h"
+#include "core/runs/project.h"
+#include "core/runs/run_store.h"
+#include "core/util/error.h"
+
+namespace qs::workflow {
+namespace {
+
+algo::ExportOptions exportOptions(const ExportJobOptions& j) {
+  algo::ExportOptions o;
+  o.format = algo::parseExportFormat(j.format);
+  o.outDir = j.outDir;
+  o.force = j.force;
+  const std::string& d = j.dtype;
+  if (d == "float16" || d == "fp16") o.dtype = at::kHalf;
+  else if (d == "bfloat16" || d == "bf16") o.dtype = at::kBFloat16;
+  else if (d == "float32" || d == "fp32") o.dtype = at::kFloat;
+  else throw Error("--dtype: '" + d + "' is not float16, bfloat16 or float32");
+  if (j.maxShardMiB < 1) throw Error("--max-shard-size: must be at least 1 MiB");
+  o.maxShardBytes = j.maxShardMiB << 20;
+  if (j.gptqFormat != "gptq" && j.gptqFormat != "gptq_v2")
+    throw Error("--gptq-format: '" + j.gptqFormat + "' is not gptq or gptq_v2");
+  o.gptqV1 = j.gptqFormat == "gptq";
+  o.allowPadding = j.allowPadding;
+  o.runId = j.runId;
+  if (j.outDir.empty()) throw Error("-o: an output folder is required");
+  return o;
+}
+
+struct LoadedRun {
+  runs::RunInfo info;
+  algo::QuantArtifact artifact;
+};
+
+// The checks `qscope export` has always made, in its words.
+LoadedRun loadRun(const ExportJobOptions& j) {
+  const std::string id = std::to_string(j.runId);
+  const runs::Project project = runs::Project::open(j.projectDir);
+  auto store = project.openStore();
+  const runs::RunRecord rec = store.loadRun(j.runId, /*withArrays=*/false);
+  if (rec.info.kind != runs::RunKind::Quantize)
+    throw Error("run " + id + " is a " + runs::toString(rec.info.kind) + " run; export needs a quantize run");
+  if (rec.info.status != runs::RunStatus::Finished)
+    throw Error("run " + id + " is " + runs::toString(rec.info.status) +
+                "; only finished quantize runs can be exported");
+  std::string artifactPath;
+  for (const auto& a : rec.artifacts)
+    if (a.kind == "quantized") artifactPath = store.artifactPath(a) + "/" + algo::kQuantArtifactFile;
+  if (artifactPath.empty())
+    throw Error("run " + id + " has no quantized artifact (it was stored before export existed, or by `qscope "
+                "migrate`); re-run it with qscope quantize " + j.projectDir + " ...");
+  LoadedRun r{rec.info, algo::readQuantArtifact(artifactPath)};
+  const algo::QuantArtifact& art = r.artifact;
+  if (!art.modelFingerprint.empty() && std::filesystem::exists(art.modelPath) &&
+      runs::fingerprintModel(art.modelPath) != art.modelFingerprint)
+    throw Error("the run's source model " + art.modelPath + " changed since the run (fingerprint differs); "
+                "the export would not reproduce the run");
+  return r;
+}
+
+ExportJobResult toResult(const algo::ExportReport& rep, const algo::ExportOptions& o, const LoadedRun& run) {
+  ExportJobResult r;
+  r.dir = rep.dir;
+  r.format = algo::exportFormatName(o.format);
+  r.runName = run.info.name;
+  r.migration = run.artifact.migration;
+  for (size_t i = 0; i < rep.files.size(); ++i)
+    r.files.push_back({rep.files[i], i < rep.fileBytes.size() ? rep.fileBytes[i] : 0});
+  r.totalBytes = rep.totalBytes;
+  r.tensorBytes = rep.tensorBytes;
+  r.dirExists = rep.dirExists;
+  r.notes = rep.notes;
+  return r;
+}
+
+}  // namespace
+
+const std::vector<ExportFormatInfo>& exportFormats() {
+  static const std::vector<ExportFormatInfo> formats = {
+      {"hf-fp16", "Hugging Face folder of the FP model with OS+/SmoothQuant folded in (weights not quantized)"},
+      {"gptq", "AutoGPTQ layout (qweight/qzeros/scales/g_idx, quantize_config.json), 2/3/4/8 bits"},
+      {"fake-fp16", "Hugging Face folder with the dequantized weights of any method"},
+      {"scale-shift", "scale_shift.safetensors: <pair>.shift / <pair>.scale per migration pair"},
+  };
+  return formats;
+}
+
+std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
+  const runs::Project project = runs::Project::open(projectDir);
+  auto store = project.openStore();
+  runs::RunFilter f;
+  f.kind = "quantize";
+  f.status = "finished";
+  std::vector<ExportableRun> out;
+  for (const runs::RunInfo& info : store.listRuns(f)) {
+    const runs::RunRecord rec = store.loadRun(info.id, /*withArrays=*/false);
+    bool artifact = false;
+    for (const auto& a : rec.artifacts) artifact = artifact || a.kind == "quantized";
+    if (!artifact) continue;
+    ExportableRun r;
+    r.id = info.id;
+    r.name = info.name;
+    r.formats = {"hf-fp16"};
+    try {
+      const algo::QuantizeConfig c = algo::parseQuantizeConfig(info.configYaml, "run " + std::to_string(info.id));
+      r.method = algo::methodName(c.layer.method);
+      r.bits = c.layer.spec.bits;
+      r.migration = algo::migrationName(c.migrate);
+    } catch (const Error&) {
+      r.migration = "none";  // an unreadable config: hf-fp16 is still possible; export says the rest
+    }
+    // Folder formats rewrite the source's Hugging Face folder (config.json, tokenizer files).
+    std::filesystem::path model(info.modelPath);
+    if (model.is_relative()) model = std::filesystem::path(projectDir) / model;
+    const bool hfSource = std::filesystem::is_regular_file(model / "config.json");
+    const int b = r.bits;
+    if (!hfSource) {
+      r.formats.clear();
+      r.limits = "the run's source model (" + info.modelPath +
+                 ") is not a Hugging Face folder, so only scale-shift can be exported";
+    }
+    if (hfSource && b < 16 && (b == 2 || b == 3 || b == 4 || b == 8)) r.formats.push_back("gptq");
+    if (hfSource && b < 16) r.formats.push_back("fake-fp16");
+    if (r.migration != "none") r.formats.push_back("scale-shift");
+    out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end(), [](const ExportableRun& a, const ExportableRun& b) { return a.id > b.id; });
+  return out;
+}
+
+ExportJobResult planExportJob(const ExportJobOptions& options) {
+  const algo::ExportOptions o = exportOptions(options);
+  const LoadedRun run = loadRun(options);
+  return toResult(algo::planExport(run.artifact, o), o, run);
+}
+
+ExportJobResult runExportJob(const ExportJobOptions& options, jobs::Progress& progress) {
+  const algo::ExportOptions o = exportOptions(options);
+  progress.update(0.0, "reading run " + std::to_string(options.runId));
+  const LoadedRun run = loadRun(options);
+  return toResult(algo::exportRun(run.artifact, o, progress), o, run);
+}
+
+std::string formatFileSize(int64_t bytes) {
+  char buf[64];
+  const double b = static_cast<double>(bytes);
+  if (bytes < 1024) std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(bytes));
+  else if (b < 1024.0 * 1024.0) std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  else if (b < 1024.0 * 1024.0 * 1024.0) std::snprintf(buf, sizeof buf, "%.1f MiB", b / 1048576.0);
+  else std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
+  return buf;
+}
+
+std::string ExportJobResult::summary() const {
+  return "exported '" + runName + "' as " + format + " to " + dir + ": " + std::to_string(files.size()) +
+         " files, " + formatFileSize(totalBytes);
+}
+
+}  // namespace qs::workflow

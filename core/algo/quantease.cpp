@@ -12,6 +12,7 @@
 #include "core/algo/gptq.h"
 #include "core/algo/hessian.h"
 #include "core/algo/quantease_outlier.h"
+#include "core/algo/quantease_sweep.h"
 #include "core/algo/weight_grid.h"
 #include "core/util/error.h"
 
@@ -93,7 +94,27 @@ double CoordinateDescent::objective() const {
   return at::sum(at::mul(at::sub(target_, wq_).to(at::kDouble), p_.to(at::kDouble))).item<double>();
 }
 
+void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, double end) {
+  const int64_t in = wq_.size(1);
+  SweepBlock blk{p_, wq_, codes_, h_, scale_, zero_, {}, 0, 0, quant::intGrid(spec_.bits, spec_.symmetric)};
+  for (int64_t b0 = 0; b0 < in; b0 += blockSize_) {
+    progress.checkCancel();
+    const int64_t cnt = std::min<int64_t>(blockSize_, in - b0), b1 = b0 + cnt;
+    blk.b0 = b0;
+    blk.cnt = cnt;
+    blk.delta = at::zeros({wq_.size(0), cnt}, wq_.options());
+    sweepBlockDispatch(blk);
+    if (b0 > 0) p_.narrow(1, 0, b0).addmm_(blk.delta, h_.narrow(0, b0, cnt).narrow(1, 0, b0));
+    if (b1 < in) p_.narrow(1, b1, in - b1).addmm_(blk.delta, h_.narrow(0, b0, cnt).narrow(1, b1, in - b1));
+    progress.update(begin + (end - begin) * static_cast<double>(b1) / static_cast<double>(in), "quantease");
+  }
+}
+
 void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end) {
+  if (!p_.device().is_cpu()) {
+    sweepBlocked(progress, begin, end);
+    return;
+  }
   const int64_t out = wq_.size(0), in = wq_.size(1);
   const quant::IntGrid grid = quant::intGrid(spec_.bits, spec_.symmetric);
   const float qmin = static_cast<float>(grid.qmin), qmax = static_cast<float>(grid.qmax);

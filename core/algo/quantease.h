@@ -57,7 +57,12 @@ class CoordinateDescent {
                     const at::Tensor& h, const at::Tensor& scale, const at::Tensor& zero,
                     const quant::QuantSpec& spec, int blockSize);
   // One cyclic pass over all columns; progress fractions map onto [begin, end]. Cancellable.
+  // CPU tensors take the row-parallel scalar loop; tensors on a CUDA device take sweepBlocked.
   void sweep(jobs::Progress& progress, double begin, double end);
+  // The same pass in the device form (quantease_sweep.h): per block, the column updates for all
+  // rows at once (the registered CUDA kernel, else ATen ops), then the GEMMs. No host round trip
+  // per column. Exactly equal to sweep() on the CPU (the test checks it there).
+  void sweepBlocked(jobs::Progress& progress, double begin, double end);
   // Moves the target (P follows with one GEMM).
   void setTarget(const at::Tensor& target);
   // tr((T - W^) H (T - W^)^T) in float64, from the maintained residual product.

@@ -3,38 +3,11 @@
 // operations of the CPU twin (core/quant/fake_quant.cpp). Explicit __f*_rn intrinsics stop
 // nvcc from contracting into FMAs, which would round differently from the CPU.
 #pragma once
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstdint>
 
+#include "gpu/convert.cuh"
+
 namespace qs::gpu::detail {
-
-__device__ __forceinline__ float toFloat(float v) { return v; }
-__device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
-__device__ __forceinline__ float toFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T fromFloat(float v);
-template <>
-__device__ __forceinline__ float fromFloat<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half fromFloat<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
-__device__ __forceinline__ float warpMin(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v = fminf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
-__device__ __forceinline__ float warpMax(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
 
 // Block-wide min and max (blockDim.x a multiple of 32, at most 1024); every thread gets both.
 __device__ __forceinline__ void blockMinMax(float& lo, float& hi) {

@@ -29,6 +29,9 @@ for c in "${CUDA_HOME:-}/bin/nvcc" /usr/local/cuda/bin/nvcc; do
 done
 [ -n "$NVCC" ] || die "no nvcc: install the CUDA Toolkit or set CUDA_HOME"
 say "nvcc: $NVCC ($("$NVCC" --version | tail -1))"
+# LibTorch's CMake package looks for the toolkit itself (Caffe2's cuda.cmake): point it at the same one.
+CUDA_ROOT="$(cd "$(dirname "$NVCC")/.." && pwd)"
+export PATH="$CUDA_ROOT/bin:$PATH" CUDACXX="$NVCC" CUDA_HOME="${CUDA_HOME:-$CUDA_ROOT}"
 
 # --- LibTorch from the pip package -------------------------------------------------------------
 PY="${PYTHON:-python3}"
@@ -111,7 +114,7 @@ mkdir -p "$BUILD"
 # shellcheck disable=SC2086
 cmake -S . -B "$BUILD" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DQS_WITH_CUDA=ON -DQS_BUILD_UI=OFF \
-  -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" \
+  -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" -DCUDAToolkit_ROOT="$CUDA_ROOT" \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX${EXTRA_PREFIX:+;$EXTRA_PREFIX}" ${QS_CMAKE_ARGS:-} | tee "$BUILD/configure.log"
 grep -q "CUDA LibTorch=ON" "$BUILD/configure.log" ||
   die "CMake did not find CUDA in LibTorch (see $BUILD/configure.log, line 'QuantScope: ... CUDA LibTorch=')"

@@ -3,19 +3,27 @@
 // them (docs/TASKS.md); both in one call when both are given. --project DIR stores an eval run.
 // --precision FILE emulates a per-layer number-format config (weights and inputs, docs/FORMATS.md)
 // during the evaluation; the run records the config, the average bits and each site's format.
+// qscope eval RUN_ID -p PROJECT evaluates a stored quantize run: its model rebuilt from the run's
+// artifact (exports/run-<id>/quantized.safetensors: migrations folded, dequantized weights) with
+// the run's activation fake-quant recalibrated on its calibration set; without --dataset/--tasks
+// the run's own perplexity protocol (first eval dataset, eval_seqlen, eval_limit_windows), so the
+// number equals the one the quantize run stored. The eval run names its source (source_run).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
+#include "app/qscope/task_output.h"
 #include "core/algo/precision_eval.h"
+#include "core/algo/quantized_run.h"
 #include "core/eval/outlier_metrics.h"
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
@@ -27,6 +35,7 @@
 #include "core/quant/format_yaml.h"
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
+#include "core/util/error.h"
 
 namespace qs::cli {
 namespace {
@@ -35,16 +44,18 @@ class EvalCommand : public Command {
  public:
   CLI::App* setup(CLI::App& app) override {
     auto* cmd = app.add_subcommand("eval", "Perplexity (GPTQ protocol) and zero-shot tasks (lm-eval-harness prompts)");
-    cmd->add_option("model", model_, "model folder (Hugging Face layout) or .gguf file")->required();
+    cmd->add_option("model", model_, "model folder (Hugging Face layout), .gguf file, or the id of a quantize run "
+                                     "of --project")
+        ->required();
     datasetOpt_ = cmd->add_option("--dataset", dataset_, "wikitext2, ptb, or a path to a text file (default "
                                                          "wikitext2 unless only --tasks is given)")
                       ->capture_default_str();
     cmd->add_option("--data-dir", dataDir_, "folder holding text/ for named datasets (default: search "
                                             "$QS_DATA_DIR, ./data, ../shared/data)");
-    cmd->add_option("--seqlen", ppl_.seqlen, "window length (0 = min(2048, model max positions))")
+    seqlenOpt_ = cmd->add_option("--seqlen", ppl_.seqlen, "window length (0 = min(2048, model max positions))")
         ->capture_default_str();
     cmd->add_option("--batch-size", ppl_.batchSize, "windows per forward pass")->capture_default_str();
-    cmd->add_option("--limit-windows", ppl_.limitWindows, "score only the first N windows (0 = all)")
+    limitOpt_ = cmd->add_option("--limit-windows", ppl_.limitWindows, "score only the first N windows (0 = all)")
         ->capture_default_str();
     cmd->add_option("--tasks", tasks_, "zero-shot tasks, comma-separated: piqa, arc_easy, arc_challenge, boolq, copa, "
                                        "openbookqa, winogrande, hellaswag, lambada (NAME=FILE for your own file)");
@@ -59,7 +70,8 @@ class EvalCommand : public Command {
     cmd->add_flag("--add-bos", ll_.addBos, "prepend BOS to task prompts (the harness's add_bos_token; off by default)");
     cmd->add_option("--precision", precisionFile_,
                     "per-layer number formats (YAML, docs/FORMATS.md) emulated on weights and inputs");
-    cmd->add_option("--project", project_, "store the results as an eval run in this project's run store");
+    cmd->add_option("-p,--project", project_, "store the results as an eval run in this project's run store (and "
+                                              "find RUN_ID there)");
     cmd->add_flag("--outlier-metrics", outliers_, "with the perplexity: max inf-norm (block and FFN outputs) and "
                                                   "kurtosis of every block output, in the same pass");
     addRunOptions(*cmd, run_);
@@ -70,6 +82,32 @@ class EvalCommand : public Command {
 
   int run() override {
     auto load = resolveRunOptions(run_);
+    std::optional<runs::Project> project;
+    if (!project_.empty()) project = runs::Project::open(project_);
+    // A run id: digits that name no file or folder.
+    const bool runMode = !model_.empty() && model_.find_first_not_of("0123456789") == std::string::npos &&
+                         !std::filesystem::exists(model_);
+    std::optional<algo::QuantizedRun> qrun;
+    if (runMode) {
+      if (!project) throw Error("'" + model_ + "' is not a model folder; to evaluate quantize run " + model_ +
+                                " name its project: qscope eval " + model_ + " -p PROJECT");
+      if (!precisionFile_.empty())
+        throw Error("--precision emulates formats on a model folder; a quantize run brings its own quantization");
+      qrun.emplace(algo::findQuantizedRun(*project, std::stoll(model_)));
+      if (dataDir_.empty()) dataDir_ = project->dataDir();
+      // The run's perplexity protocol unless the command line names another.
+      const auto& c = qrun->config;
+      if (datasetOpt_->count() == 0 && !c.eval.empty()) dataset_ = c.eval.front();
+      if (seqlenOpt_->count() == 0) ppl_.seqlen = c.evalSeqlen;
+      if (limitOpt_->count() == 0) ppl_.limitWindows = c.evalLimitWindows;
+      run_.dtype = qrun->artifact.dtype;  // the run's load dtype
+    }
+    const std::string modelPath = qrun ? qrun->artifact.modelPath : model_;
+    if (qrun) {
+      source_ = "  source_run: " + std::to_string(qrun->runId) + "\n  source_artifact: \"" + qrun->artifactPath + "\"\n";
+      sourceName_ = "run " + std::to_string(qrun->runId) + " (" + qrun->name + ")";
+    }
+    modelPath_ = modelPath;
     // Only --tasks: skip perplexity unless --dataset was asked for too.
     const bool doTasks = !tasks_.empty();
     const bool doPpl = !doTasks || datasetOpt_->count() > 0;
@@ -79,14 +117,12 @@ class EvalCommand : public Command {
       specs = eval::parseTaskList(tasks_);
       for (auto& spec : specs) tasks.push_back(eval::loadTask(spec, taskLoad_));  // file errors before the model loads
     }
-    std::optional<runs::Project> project;
-    if (!project_.empty()) project = runs::Project::open(project_);
     std::optional<quant::LayerPrecision> precision;
     if (!precisionFile_.empty()) precision = quant::loadPrecisionConfig(precisionFile_);  // errors before the model loads
 
     std::optional<eval::DatasetText> text;
     if (doPpl) text = eval::loadDataset(dataset_, dataDir_);
-    auto tokenizer = io::loadTokenizer(model_);
+    auto tokenizer = io::loadTokenizer(modelPath);
     std::vector<int32_t> tokens;
     double tokSeconds = 0;
     if (doPpl) {
@@ -94,7 +130,15 @@ class EvalCommand : public Command {
       tokens = tokenizer->encode(text->text, true);
       tokSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
-    auto model = model::openModel(model_, load);
+    std::unique_ptr<model::Model> opened;
+    if (qrun) {
+      ProgressBar bar("run " + model_, !noProgress_);
+      algo::loadQuantizedRunModel(*qrun, dataDir_, load.device, bar);
+      bar.finish();
+    } else {
+      opened = model::openModel(model_, load);
+    }
+    model::Model* const model = qrun ? qrun->model.get() : opened.get();
     std::unique_ptr<algo::PrecisionEmulator> emulator;
     algo::PrecisionSummary summary;
     if (precision) {
@@ -146,8 +190,12 @@ class EvalCommand : public Command {
     }
 
     long long rss = eval::peakRssBytes();
+    if (qrun && !json_)
+      std::printf("%s: %s rebuilt from %s%s\n", sourceName_.c_str(), qrun->config.label().c_str(),
+                  qrun->artifactPath.c_str(), qrun->act ? ", activation ranges recalibrated on its calibration set" : "");
     if (json_) {
-      nlohmann::json j = {{"model", model_}};
+      nlohmann::json j = {{"model", modelPath_}};
+      if (qrun) j["source_run"] = qrun->runId;
       if (doPpl) {
         j.update({{"dataset", text->name},
                   {"dataset_path", text->path},
@@ -194,7 +242,7 @@ class EvalCommand : public Command {
                         l.kurtosis);
         }
       }
-      if (doTasks) printTasks(taskResults, rss);
+      if (doTasks) printTasks(taskResults, run_.dtype + " on " + run_.device, rss);
       if (precision) printPrecision(summary);
       if (writer) std::printf("stored as run %lld in %s\n", static_cast<long long>(writer->id()), project->runsPath().c_str());
     }
@@ -217,10 +265,13 @@ class EvalCommand : public Command {
               std::to_string(ppl_.limitWindows) + "\n" + (outliers_ ? "  outlier_metrics: true\n" : "");
     yaml += "  device: " + run_.device + "\n  dtype: " + run_.dtype + "\n";
     if (precision) yaml += "  precision_file: \"" + precisionFile_ + "\"\n" + quant::precisionToYaml(*precision);
+    yaml += source_;
     runs::NewRun n;
-    n.name = "eval " + (names.empty() ? dataset_ : names) + (precision ? " (precision)" : "");
+    n.name = "eval " + (names.empty() ? dataset_ : names) + (precision ? " (precision)" : "") +
+             (sourceName_.empty() ? "" : " of " + sourceName_);
     n.kind = runs::RunKind::Eval;
-    n.modelPath = model_;
+    n.modelPath = modelPath_;
+    if (!sourceName_.empty()) n.notes = "evaluates " + sourceName_;
     n.configYaml = yaml;
     n.toolVersion = QS_VERSION;
     n.device = run_.device;
@@ -273,56 +324,11 @@ class EvalCommand : public Command {
     for (const auto& [k, n] : counts) std::printf("  %3d sites  %s\n", n, k.c_str());
   }
 
-  static nlohmann::json tasksJson(const std::vector<eval::TaskResult>& results) {
-    auto j = nlohmann::json::array();
-    for (auto& t : results) {
-      nlohmann::json metrics = nlohmann::json::object();
-      for (auto& m : t.metrics) {
-        metrics[m.name] = {{"value", m.value},
-                           {"stderr", std::isnan(m.stdError) ? nlohmann::json() : nlohmann::json(m.stdError)},
-                           {"higher_is_better", m.higherIsBetter}};
-      }
-      j.push_back({{"task", t.task},
-                   {"version", t.version},
-                   {"protocol", eval::taskProtocol(t.task)},
-                   {"file", t.path},
-                   {"n", t.n},
-                   {"total_docs", t.totalDocs},
-                   {"metrics", metrics},
-                   {"requests", t.stats.requests},
-                   {"rows", t.stats.rows},
-                   {"forwards", t.stats.forwards},
-                   {"tokens", t.stats.tokens},
-                   {"padded_tokens", t.stats.paddedTokens},
-                   {"truncated", t.stats.truncated},
-                   {"scoring_seconds", t.stats.seconds},
-                   {"seconds", t.seconds},
-                   {"requests_per_second", t.stats.requestsPerSecond()}});
-    }
-    return j;
-  }
-
-  void printTasks(const std::vector<eval::TaskResult>& results, long long rss) const {
-    std::printf("%s", eval::formatResultsTable(results).c_str());
-    eval::LoglikelihoodStats total;
-    double seconds = 0;
-    for (auto& t : results) {
-      total += t.stats;
-      seconds += t.seconds;
-      if (t.n < t.totalDocs)
-        std::printf("  %s: first %s of %s examples (--limit)\n", t.task.c_str(), formatThousands(t.n).c_str(),
-                    formatThousands(t.totalDocs).c_str());
-      if (t.stats.truncated > 0)
-        std::printf("  %s: %s requests left-truncated to the model's context\n", t.task.c_str(),
-                    formatThousands(t.stats.truncated).c_str());
-    }
-    std::printf("  %s requests in %.1f s scoring (%.0f requests/s), %.1f s in all; %s on %s, peak RSS %.0f MiB\n",
-                formatThousands(total.requests).c_str(), total.seconds, total.requestsPerSecond(), seconds,
-                run_.dtype.c_str(), run_.device.c_str(), rss / 1048576.0);
-  }
-
   std::string model_, dataset_ = "wikitext2", dataDir_;
+  std::string modelPath_, source_, sourceName_;  // the model evaluated; a source run's config lines and name
   CLI::Option* datasetOpt_ = nullptr;
+  CLI::Option* seqlenOpt_ = nullptr;
+  CLI::Option* limitOpt_ = nullptr;
   eval::PerplexityOptions ppl_;
   std::string tasks_, project_, precisionFile_;
   bool outliers_ = false;

@@ -7,11 +7,11 @@
 // --migrate osplus|smoothquant folds outlier migration into the FP model first (calibrated on the
 // same calibration set), then the weight method runs block by block, then evaluation runs with
 // activation fake-quant when --a-bits < 16. A project run also stores the migration statistics
-// (before/after per migrated site) and exports/run-<id>/quantized.safetensors for `qscope export`.
-#include <ATen/ATen.h>
-
-#include <chrono>
-#include <cmath>
+// (before/after per migrated site) and exports/run-<id>/quantized.safetensors for `qscope export`
+// and `qscope eval RUN`. --eval-tasks piqa,arc_easy,... scores zero-shot tasks on the FP and the
+// quantized model in the same job (stored as "fp/piqa/acc" and "piqa/acc").
+// The steps themselves are core/workflow/project_jobs.h's runQuantize, which the GUI's Quantize
+// job runs too; this command resolves the options and prints the report.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -19,30 +19,16 @@
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
-#include "core/algo/act_calibration.h"
-#include "core/algo/migration_run.h"
-#include "core/algo/pipeline.h"
-#include "core/algo/quant_artifact.h"
+#include "app/qscope/task_output.h"
 #include "core/algo/quantize_config.h"
+#include "core/eval/tasks.h"
 #include "core/quant/qconfig_yaml.h"
-#include "core/analysis/calibration.h"
-#include "core/eval/datasets.h"
-#include "core/eval/perplexity.h"
-#include "core/io/tokenizer/tokenizer.h"
-#include "core/runs/fingerprint.h"
 #include "core/runs/project.h"
-#include "core/runs/run_store.h"
-#include "core/util/fs.h"
-#include "core/util/log.h"
+#include "core/util/error.h"
+#include "core/workflow/project_jobs.h"
 
 namespace qs::cli {
 namespace {
-
-struct EvalSet {
-  std::string name;
-  std::vector<int32_t> tokens;
-  eval::PerplexityResult fp, quantized;
-};
 
 class QuantizeCommand : public Command {
  public:
@@ -82,6 +68,12 @@ class QuantizeCommand : public Command {
     add(cmd->add_option("--qconfig", qconfig_, "OS+-style q-config YAML (a_qconfig, w_qconfig bit/symmetric/ch_axis, "
                                                "except_quantizer, migrate) applied before the flags; its calibrate/max_length are not "
                                                "used (--nsamples/--seqlen)"));
+    add(cmd->add_option("--eval-tasks", evalTasks_, "zero-shot tasks scored before and after, comma-separated: piqa, "
+                                                   "arc_easy, arc_challenge, boolq, copa, openbookqa, winogrande, "
+                                                   "hellaswag, lambada (NAME=FILE for your own file; \"none\" = skip)"));
+    add(cmd->add_option("--eval-tasks-limit", evalTasksLimit_, "score only the first N examples of each task (0 = all)"));
+    cmd->add_option("--task-dir", taskDir_, "folder holding the task files (default: search $QS_DATA_DIR/tasks, "
+                                            "./data/tasks, ../shared/data/tasks)");
     cmd->add_option("--resume", resume_, "continue the killed quantize run RUN_ID of this project from its last "
                                          "finished block (same config)");
     cmd->add_option("--data-dir", dataDir_, "folder holding text/ for named datasets");
@@ -92,165 +84,58 @@ class QuantizeCommand : public Command {
   }
 
   int run() override {
-    const auto load = resolveRunOptions(run_);
+    resolveRunOptions(run_);  // threads; --device/--dtype errors name the flag
     std::optional<runs::Project> project;
     if (runs::Project::isProject(target_)) project = runs::Project::open(target_);
-    const std::string modelPath = project ? project->modelPath() : target_;
-    std::string dataDir = dataDir_.empty() && project ? project->dataDir() : dataDir_;
-
-    // The resolved config: defaults < project default < --config < flags; or the resumed run's.
-    algo::QuantizeConfig cfg;
-    std::string resumeDir;
-    int64_t resumeFrom = 0;
+    workflow::QuantizeJobOptions o;
+    (project ? o.projectDir : o.modelPath) = target_;
+    o.dataDir = dataDir_;
+    o.taskDir = taskDir_;
+    o.device = run_.device;
+    o.dtype = run_.dtype;
+    o.toolVersion = QS_VERSION;
     if (resume_ > 0) {
       if (!project) throw Error("--resume needs a project folder (runs and checkpoints live there), got " + target_);
-      for (auto* o : configOptions_)
-        if (o->count() > 0) throw Error("--resume continues run " + std::to_string(resume_) +
-                                        " with its stored config; leave out " + o->get_name());
+      for (auto* opt : configOptions_)
+        if (opt->count() > 0) throw Error("--resume continues run " + std::to_string(resume_) +
+                                          " with its stored config; leave out " + opt->get_name());
       if (!configFile_.empty()) throw Error("--resume uses the stored config; leave out --config");
-      auto store = project->openStore();
-      const runs::RunInfo prev = store.getRun(resume_);
-      if (prev.kind != runs::RunKind::Quantize)
-        throw Error("run " + std::to_string(resume_) + " is a " + runs::toString(prev.kind) + " run, not quantize");
-      if (prev.status == runs::RunStatus::Running)
-        throw Error("run " + std::to_string(resume_) + " is still being written by another process");
-      cfg = algo::parseQuantizeConfig(prev.configYaml, "run " + std::to_string(resume_) + " config");
-      resumeDir = checkpointDir(*project, resume_);
-      if (algo::checkpointedBlocks(resumeDir) == 0)
-        throw Error("run " + std::to_string(resume_) + " has no checkpoint to resume (" + resumeDir +
-                    "): it finished, was cancelled, or stopped before its first block");
-      resumeFrom = resume_;
+      o.resumeRunId = resume_;
     } else {
+      // defaults < project default < --config < --qconfig < flags, resolved here, stored whole.
+      algo::QuantizeConfig cfg;
       if (project && configFile_.empty() && !project->defaultConfig("quantize").empty())
         cfg = algo::loadQuantizeConfig(project->defaultConfig("quantize"));
       if (!configFile_.empty()) cfg = algo::loadQuantizeConfig(configFile_, cfg);
       if (!qconfig_.empty()) applyQConfig(cfg, quant::loadQConfig(qconfig_));
       applyFlags(cfg);
+      o.configYaml = algo::toYaml(cfg);
+      o.configName = "quantize options";
     }
 
-    // Inputs before the model and the run: file and dataset errors come first.
-    auto tokenizer = io::loadTokenizer(modelPath);
-    const eval::DatasetText calText = eval::loadDataset(cfg.dataset, dataDir);
-    std::vector<EvalSet> evals;
-    for (const auto& name : cfg.eval) {
-      auto text = eval::loadDataset(name, dataDir);
-      if (text.path == calText.path)
-        log::warn("quantize: calibration text " + calText.path + " is also evaluated; its perplexity is optimistic");
-      evals.push_back({text.name, tokenizer->encode(text.text, true), {}, {}});
+    workflow::QuantizeReport r;
+    {
+      ProgressBar bar("quantize", !noProgress_);
+      r = workflow::runQuantize(o, bar);
+      bar.finish();
     }
-    analysis::CalibrationOptions co;
-    co.withSamples(cfg.nsamples).withSeqlen(cfg.seqlen).withSeed(cfg.seed);
-    const analysis::CalibrationSet cal = analysis::makeCalibrationSet(calText.text, calText.path, *tokenizer, co);
-    at::Tensor ids = at::from_blob(const_cast<int32_t*>(cal.ids.data()), {cal.samples, cal.seqlen}, at::kInt).to(at::kLong);
-    at::Tensor mask;
-    if (!cal.mask.empty())
-      mask = at::from_blob(const_cast<uint8_t*>(cal.mask.data()), {cal.samples, cal.seqlen}, at::kByte).to(at::kLong);
-
-    auto model = model::openModel(modelPath, load);
-    if (model->config().maxPositions > 0 && cfg.seqlen > model->config().maxPositions)
-      throw Error("seqlen: " + std::to_string(cfg.seqlen) + " exceeds the model's max positions " +
-                  std::to_string(model->config().maxPositions));
-    eval::PerplexityOptions ppl;
-    ppl.seqlen = eval::resolveSeqlen(*model, cfg.evalSeqlen);
-    ppl.limitWindows = cfg.evalLimitWindows;
-
-    const std::string yaml = algo::toYaml(cfg);
-    std::unique_ptr<runs::RunWriter> writer;
-    if (project) writer = std::make_unique<runs::RunWriter>(project->runsPath(), newRun(cfg, yaml, modelPath, resumeFrom));
-    const std::string ckptDir = writer ? checkpointDir(*project, writer->id()) : "";
-    const std::string tag = yaml + "model: " + modelPath + "\ndtype: " + run_.dtype + "\n";
-
-    algo::PipelineResult pr;
-    algo::MigrationOutcome migration;
-    std::unique_ptr<algo::ActQuantSession> actSession;
-    // Leaves the model without the session's transform whatever happens (it refers to the model).
-    struct SessionReset {
-      std::unique_ptr<algo::ActQuantSession>& s;
-      ~SessionReset() { s.reset(); }
-    } sessionReset{actSession};
-    try {
-      for (auto& e : evals) {
-        ProgressBar bar("fp " + e.name, !noProgress_);
-        e.fp = eval::evaluatePerplexity(*model, e.tokens, ppl, bar);
-      }
-      if (cfg.migrate != algo::Migration::None) {
-        ProgressBar bar(algo::migrationName(cfg.migrate), !noProgress_);
-        migration = algo::runMigration(*model, ids, cfg, bar);
-      }
-      {
-        ProgressBar bar("quantize", !noProgress_);
-        algo::PipelineOptions po;
-        po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential);
-        po.withKeepGrids(writer != nullptr);
-        if (writer) {
-          // A resumed run continues in its predecessor's folder, then moves it under its own id.
-          if (!resumeDir.empty()) std::filesystem::rename(resumeDir, ckptDir);
-          po.withCheckpoint(ckptDir, tag).withResume(!resumeDir.empty());
-        }
-        pr = algo::quantizeModel(*model, ids, mask, po, bar);
-      }
-      if (cfg.act.enabled()) {
-        ProgressBar bar("a" + std::to_string(cfg.act.bits) + " ranges", !noProgress_);
-        actSession = std::make_unique<algo::ActQuantSession>(*model, cfg.act, cfg.exceptQuantizer);
-        actSession->calibrate(ids, bar);
-      }
-      for (auto& e : evals) {
-        ProgressBar bar(shortLabel(cfg) + " " + e.name, !noProgress_);
-        e.quantized = eval::evaluatePerplexity(*model, e.tokens, ppl, bar);
-      }
-      actSession.reset();
-      if (writer) {
-        record(*writer, pr, evals);
-        recordMigration(*writer, migration);
-        writeArtifact(*writer, *project, cfg, yaml, modelPath, pr, migration, load.dtype);
-        writer->finish();
-        std::filesystem::remove_all(ckptDir);
-      }
-    } catch (const qs::Cancelled&) {
-      if (writer) {
-        writer->cancel();  // no metrics, no layer results
-        std::filesystem::remove_all(ckptDir);
-      }
-      throw;
-    } catch (const std::exception& e) {
-      if (writer) {
-        writer->fail(e.what());
-        if (algo::checkpointedBlocks(ckptDir) > 0)
-          std::fprintf(stderr, "qscope: %d block(s) checkpointed; continue with: qscope quantize %s --resume %lld\n",
-                       algo::checkpointedBlocks(ckptDir), project->dir().c_str(), static_cast<long long>(writer->id()));
-      }
-      throw;
-    }
-
     if (json_) {
-      nlohmann::json j = toJson(cfg, yaml, pr, evals, writer ? writer->id() : 0);
-      j["migration"] = migrationJson(migration);
-      if (writer) j["artifact"] = artifactRel(writer->id()) + "/" + algo::kQuantArtifactFile;
+      nlohmann::json j = toJson(r);
+      j["migration"] = migrationJson(r);
+      if (r.runId > 0) j["artifact"] = std::filesystem::relative(r.artifactPath, project->dir()).string();
       printJson(j);
     } else {
-      printMigration(migration);
-      printSummary(cfg, pr, evals, writer ? writer->id() : 0, project ? project->runsPath() : "");
-      if (writer)
-        std::printf("quantized artifact: %s/%s/%s (qscope export %lld -p %s --format ...)\n", project->dir().c_str(),
-                    artifactRel(writer->id()).c_str(), algo::kQuantArtifactFile, static_cast<long long>(writer->id()),
-                    project->dir().c_str());
+      printMigration(r);
+      printSummary(r, project ? project->runsPath() : "");
+      if (r.runId > 0)
+        std::printf("quantized artifact: %s (qscope export %lld -p %s --format ..., qscope eval %lld -p %s)\n",
+                    r.artifactPath.c_str(), static_cast<long long>(r.runId), project->dir().c_str(),
+                    static_cast<long long>(r.runId), project->dir().c_str());
     }
     return 0;
   }
 
  private:
-  static std::string checkpointDir(const runs::Project& p, int64_t runId) {
-    return p.exportsDir() + "/.resume-" + std::to_string(runId);
-  }
-
-  static std::string artifactRel(int64_t runId) { return "exports/run-" + std::to_string(runId); }
-
-  static std::string shortLabel(const algo::QuantizeConfig& c) {
-    std::string l = "W" + std::to_string(c.layer.spec.bits);
-    if (c.act.enabled()) l += "A" + std::to_string(c.act.bits);
-    return l;
-  }
-
   // OS+-style q-config: a_qconfig -> activations, w_qconfig -> the weight grid's bit/symmetric/
   // ch_axis/observer, except_quantizer, and migrate: true -> OS+.
   static void applyQConfig(algo::QuantizeConfig& c, const quant::QConfig& q) {
@@ -265,92 +150,25 @@ class QuantizeCommand : public Command {
     c.migrate = q.migrate ? algo::Migration::OsPlus : algo::Migration::None;
   }
 
-  static void recordMigration(runs::RunWriter& w, const algo::MigrationOutcome& m) {
-    if (m.method == algo::Migration::None) return;
-    double maxB = 0, maxA = 0, kurB = 0, kurA = 0, asyB = 0, asyA = 0;
-    for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i) {
-      const auto& b = m.before[i];
-      const auto& a = m.after[i];
-      for (const auto* s : {&b, &a}) {
-        runs::SiteStat st;
-        st.layer = s->block;
-        st.site = s->site;
-        st.kind = s == &b ? "migration_before" : "migration_after";
-        st.maxAbs = s->maxAbs;
-        st.kurtosisMean = s->kurtosis;
-        st.kurtosisMax = s->kurtosis;
-        nlohmann::json extra = {{"pair", s->pair}, {"asymmetry", s->asymmetry}, {"method", algo::migrationName(m.method)},
-                                {"kurtosis", "Pearson, all input values of <= 4096 calibration tokens"}};
-        if (s == &a) extra["threshold"] = m.records[i].threshold;
-        st.extraJson = extra.dump();
-        w.addSiteStat(st);
-      }
-      maxB = std::max(maxB, b.maxAbs);
-      maxA = std::max(maxA, a.maxAbs);
-      kurB += b.kurtosis / static_cast<double>(m.before.size());
-      kurA += a.kurtosis / static_cast<double>(m.after.size());
-      asyB = std::max(asyB, b.asymmetry);
-      asyA = std::max(asyA, a.asymmetry);
-    }
-    const int64_t n = static_cast<int64_t>(m.before.size());
-    const std::string proto = std::string(algo::migrationName(m.method)) + " migrated site inputs, calibration set";
-    w.addMetric({"migration.max_abs.before", maxB, proto + " (max over sites)", "", n, NAN});
-    w.addMetric({"migration.max_abs.after", maxA, proto + " (max over sites)", "", n, NAN});
-    w.addMetric({"migration.kurtosis.before", kurB, proto + " (mean over sites)", "", n, NAN});
-    w.addMetric({"migration.kurtosis.after", kurA, proto + " (mean over sites)", "", n, NAN});
-    w.addMetric({"migration.asymmetry.before", asyB, proto + " (max over sites of max |center|)", "", n, NAN});
-    w.addMetric({"migration.asymmetry.after", asyA, proto + " (max over sites of max |center|)", "", n, NAN});
-    w.addMetric({"time.migration", m.seconds, proto, "s", n, NAN});
-  }
-
-  void writeArtifact(runs::RunWriter& w, const runs::Project& project, const algo::QuantizeConfig& c,
-                     const std::string& yaml, const std::string& modelPath, const algo::PipelineResult& pr,
-                     const algo::MigrationOutcome& m, at::ScalarType dtype) const {
-    algo::QuantArtifact a;
-    a.configYaml = yaml;
-    a.modelPath = std::filesystem::absolute(modelPath).string();
-    a.modelFingerprint = runs::fingerprintModel(modelPath);
-    a.dtype = dtype == at::kHalf ? "float16" : dtype == at::kBFloat16 ? "bfloat16" : "float32";
-    a.method = algo::methodName(c.layer.method);
-    a.bits = c.layer.spec.bits;
-    a.symmetric = c.layer.spec.symmetric;
-    a.groupSize = c.layer.spec.chAxis == -1 ? -1 : c.layer.spec.groupSize;
-    a.actOrder = c.layer.spec.actOrder;
-    a.migration = algo::migrationName(m.method);
-    a.migrations = m.records;
-    a.grids = pr.grids;
-    if (c.layer.spec.enabled() && pr.grids.size() != pr.sites.size())
-      throw Error("quantize: " + std::to_string(pr.sites.size() - pr.grids.size()) +
-                  " site(s) restored from a checkpoint written without integer grids; re-run without --resume to "
-                  "get an exportable run");
-    const std::string dir = project.dir() + "/" + artifactRel(w.id());
-    std::filesystem::create_directories(dir);
-    algo::writeQuantArtifact(dir + "/" + algo::kQuantArtifactFile, a);
-    w.addArtifact({"quantized", dir, 0, ""});
-  }
-
-  static nlohmann::json migrationJson(const algo::MigrationOutcome& m) {
+  static nlohmann::json migrationJson(const workflow::QuantizeReport& r) {
     nlohmann::json sites = nlohmann::json::array();
-    for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i)
-      sites.push_back({{"pair", m.before[i].pair}, {"site", m.before[i].site},
-                       {"before", {{"max_abs", m.before[i].maxAbs}, {"kurtosis", m.before[i].kurtosis},
-                                   {"asymmetry", m.before[i].asymmetry}}},
-                       {"after", {{"max_abs", m.after[i].maxAbs}, {"kurtosis", m.after[i].kurtosis},
-                                  {"asymmetry", m.after[i].asymmetry}}},
-                       {"threshold", m.records[i].threshold}});
-    return {{"method", algo::migrationName(m.method)}, {"seconds", m.seconds}, {"sites", sites}};
+    for (const auto& m : r.migrationSites)
+      sites.push_back({{"pair", m.pair}, {"site", m.site},
+                       {"before", {{"max_abs", m.maxAbsBefore}, {"kurtosis", m.kurtosisBefore},
+                                   {"asymmetry", m.asymmetryBefore}}},
+                       {"after", {{"max_abs", m.maxAbsAfter}, {"kurtosis", m.kurtosisAfter},
+                                  {"asymmetry", m.asymmetryAfter}}},
+                       {"threshold", m.threshold}});
+    return {{"method", r.migration}, {"seconds", r.migrationSeconds}, {"sites", sites}};
   }
 
-  static void printMigration(const algo::MigrationOutcome& m) {
-    if (m.method == algo::Migration::None) return;
-    std::printf("%s migration (%.1f s): migrated site inputs, before -> after\n", algo::migrationName(m.method), m.seconds);
+  static void printMigration(const workflow::QuantizeReport& r) {
+    if (r.migration == "none") return;
+    std::printf("%s migration (%.1f s): migrated site inputs, before -> after\n", r.migration.c_str(), r.migrationSeconds);
     std::printf("%-16s %-26s %21s %21s %21s\n", "pair", "site", "max|x|", "kurtosis", "asymmetry");
-    for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i) {
-      const auto& b = m.before[i];
-      const auto& a = m.after[i];
-      std::printf("%-16s %-26s %9.3f -> %8.3f %9.2f -> %8.2f %9.3f -> %8.3f\n", b.pair.c_str(), b.site.c_str(), b.maxAbs,
-                  a.maxAbs, b.kurtosis, a.kurtosis, b.asymmetry, a.asymmetry);
-    }
+    for (const auto& m : r.migrationSites)
+      std::printf("%-16s %-26s %9.3f -> %8.3f %9.2f -> %8.2f %9.3f -> %8.3f\n", m.pair.c_str(), m.site.c_str(),
+                  m.maxAbsBefore, m.maxAbsAfter, m.kurtosisBefore, m.kurtosisAfter, m.asymmetryBefore, m.asymmetryAfter);
     std::printf("\n");
   }
 
@@ -390,6 +208,17 @@ class QuantizeCommand : public Command {
         }
       }
     }
+    if (given("--eval-tasks")) {
+      c.evalTasks.clear();
+      try {
+        if (evalTasks_ != "none")
+          for (const auto& spec : eval::parseTaskList(evalTasks_))
+            c.evalTasks.push_back(spec.file.empty() ? spec.name : spec.name + "=" + spec.file);
+      } catch (const qs::Error& e) {
+        throw Error(std::string("--eval-tasks: ") + e.what());
+      }
+    }
+    if (given("--eval-tasks-limit")) c.evalTasksLimit = evalTasksLimit_;
     if (given("--eval-seqlen")) c.evalSeqlen = evalSeqlen_;
     if (given("--eval-limit-windows")) c.evalLimitWindows = evalLimit_;
     try {
@@ -413,101 +242,66 @@ class QuantizeCommand : public Command {
     }
   }
 
-  runs::NewRun newRun(const algo::QuantizeConfig& c, const std::string& yaml, const std::string& modelPath,
-                      int64_t resumedFrom) const {
-    runs::NewRun n;
-    n.name = c.label();
-    n.kind = runs::RunKind::Quantize;
-    n.modelPath = modelPath;
-    n.modelFingerprint = runs::fingerprintModel(modelPath);
-    n.configYaml = yaml;
-    n.toolVersion = QS_VERSION;
-    n.device = run_.device;
-    if (resumedFrom > 0) n.notes = "resumed from run " + std::to_string(resumedFrom);
-    return n;
-  }
-
-  static std::string protocol(const eval::PerplexityResult& r) {
-    return r.protocol + " seqlen=" + std::to_string(r.seqlen);
-  }
-
-  static void record(runs::RunWriter& w, const algo::PipelineResult& pr, const std::vector<EvalSet>& evals) {
-    for (const auto& e : evals) {
-      w.addMetric({"ppl_fp." + e.name, e.fp.perplexity, protocol(e.fp), "", e.fp.windows, NAN});
-      w.addMetric({"ppl." + e.name, e.quantized.perplexity, protocol(e.quantized), "", e.quantized.windows, NAN});
-    }
-    double bits = 0, weights = 0, seconds = 0;
-    for (const auto& s : pr.sites) {
-      nlohmann::json extra = {{"method", s.method},
-                              {"group", s.group},
-                              {"tokens", s.tokens},
-                              {"hessian_seconds", s.hessianSeconds},
-                              {"quant_seconds", s.quantSeconds},
-                              {"outlier_bits", s.outlierBits},
-                              {"resumed", s.resumed}};
-      w.addLayerResult({s.block, s.site, s.relError, s.hessianSeconds + s.quantSeconds, s.bitsPerWeight, extra.dump()});
-      bits += s.bitsPerWeight;
-      weights += 1;
-      seconds += s.hessianSeconds + s.quantSeconds;
-    }
-    if (weights > 0) w.addMetric({"bits_per_weight.mean_site", bits / weights, "", "bits", static_cast<int64_t>(weights), NAN});
-    w.addMetric({"time.quantize", pr.seconds, "this process (resumed blocks excluded)", "s", pr.blocks - pr.resumedBlocks, NAN});
-    w.addMetric({"time.sites", seconds, "sum of per-site Hessian + quantizer seconds", "s", static_cast<int64_t>(pr.sites.size()), NAN});
-    w.addMetric({"memory.peak", static_cast<double>(pr.peakMemoryBytes), pr.peakMemorySource, "bytes", 0, NAN});
-    w.addMetric({"memory.working_set", static_cast<double>(pr.peakWorkingBytes), "one block's weights + activations",
-                 "bytes", 0, NAN});
-  }
-
-  nlohmann::json toJson(const algo::QuantizeConfig& c, const std::string& yaml, const algo::PipelineResult& pr,
-                        const std::vector<EvalSet>& evals, int64_t runId) const {
+  nlohmann::json toJson(const workflow::QuantizeReport& r) const {
     nlohmann::json sites = nlohmann::json::array();
-    for (const auto& s : pr.sites)
+    for (const auto& s : r.sites)
       sites.push_back({{"block", s.block}, {"site", s.site}, {"group", s.group}, {"rel_error", s.relError},
                        {"bits", s.bitsPerWeight}, {"hessian_seconds", s.hessianSeconds},
                        {"quant_seconds", s.quantSeconds}, {"tokens", s.tokens}, {"resumed", s.resumed}});
     nlohmann::json ppl = nlohmann::json::object();
-    for (const auto& e : evals)
-      ppl[e.name] = {{"fp", e.fp.perplexity}, {"quantized", e.quantized.perplexity}, {"protocol", e.fp.protocol},
-                     {"seqlen", e.fp.seqlen}, {"windows", e.fp.windows}};
-    nlohmann::json j = {{"model", target_},     {"label", c.label()},
-                        {"config", yaml},       {"sites", sites},
-                        {"perplexity", ppl},    {"seconds", pr.seconds},
-                        {"resumed_blocks", pr.resumedBlocks},
-                        {"samples", pr.samples}, {"seqlen", pr.seqlen},
-                        {"peak_memory_bytes", pr.peakMemoryBytes}, {"peak_memory_source", pr.peakMemorySource},
-                        {"working_set_bytes", pr.peakWorkingBytes}};
-    if (runId > 0) j["run_id"] = runId;
+    for (const auto& e : r.perplexity)
+      ppl[e.dataset] = {{"fp", e.fp}, {"quantized", e.quantized}, {"protocol", e.protocol},
+                        {"seqlen", e.seqlen}, {"windows", e.windows}};
+    nlohmann::json j = {{"model", target_},     {"label", r.label},
+                        {"config", r.configYaml}, {"sites", sites},
+                        {"perplexity", ppl},    {"seconds", r.seconds},
+                        {"resumed_blocks", r.resumedBlocks},
+                        {"samples", r.samples}, {"seqlen", r.seqlen},
+                        {"peak_memory_bytes", r.peakMemoryBytes}, {"peak_memory_source", r.peakMemorySource},
+                        {"working_set_bytes", r.workingSetBytes}};
+    if (!r.tasksFp.empty()) j["tasks"] = {{"fp", tasksJson(r.tasksFp)}, {"quantized", tasksJson(r.tasksQuantized)}};
+    if (r.runId > 0) j["run_id"] = r.runId;
     return j;
   }
 
-  void printSummary(const algo::QuantizeConfig& c, const algo::PipelineResult& pr, const std::vector<EvalSet>& evals,
-                    int64_t runId, const std::string& runsPath) const {
-    std::printf("%s: %lld calibration samples x %lld tokens, %d blocks", c.label().c_str(),
-                static_cast<long long>(pr.samples), static_cast<long long>(pr.seqlen), pr.blocks);
-    if (pr.resumedBlocks > 0) std::printf(" (%d restored from the checkpoint)", pr.resumedBlocks);
+  void printSummary(const workflow::QuantizeReport& r, const std::string& runsPath) const {
+    std::printf("%s: %lld calibration samples x %lld tokens, %d blocks", r.label.c_str(),
+                static_cast<long long>(r.samples), static_cast<long long>(r.seqlen), r.blocks);
+    if (r.resumedBlocks > 0) std::printf(" (%d restored from the checkpoint)", r.resumedBlocks);
     std::printf("\n%-6s %-28s %12s %8s %9s\n", "block", "site", "rel. error", "bits", "seconds");
-    for (const auto& s : pr.sites)
+    for (const auto& s : r.sites)
       std::printf("%-6d %-28s %12.4e %8.3f %9.3f%s\n", s.block, s.site.c_str(), s.relError, s.bitsPerWeight,
                   s.hessianSeconds + s.quantSeconds, s.resumed ? "  (restored)" : "");
-    std::printf("quantized in %.1f s; peak memory %.1f MiB (%s), working set %.1f MiB\n", pr.seconds,
-                pr.peakMemoryBytes / 1048576.0, pr.peakMemorySource.c_str(), pr.peakWorkingBytes / 1048576.0);
-    if (!evals.empty()) {
-      std::printf("\n%-12s %-28s %12s %12s\n", "dataset", "protocol", "FP", c.label().c_str());
-      for (const auto& e : evals)
-        std::printf("%-12s %-28s %12.4f %12.4f\n", e.name.c_str(), protocol(e.fp).c_str(), e.fp.perplexity,
-                    e.quantized.perplexity);
-      if (evals.front().fp.windows < evals.front().fp.totalWindows)
+    std::printf("quantized in %.1f s; peak memory %.1f MiB (%s), working set %.1f MiB\n", r.seconds,
+                static_cast<double>(r.peakMemoryBytes) / 1048576.0, r.peakMemorySource.c_str(),
+                static_cast<double>(r.workingSetBytes) / 1048576.0);
+    if (!r.perplexity.empty()) {
+      std::printf("\n%-12s %-28s %12s %12s\n", "dataset", "protocol", "FP", r.label.c_str());
+      for (const auto& e : r.perplexity)
+        std::printf("%-12s %-28s %12.4f %12.4f\n", e.dataset.c_str(),
+                    (e.protocol + " seqlen=" + std::to_string(e.seqlen)).c_str(), e.fp, e.quantized);
+      if (r.perplexity.front().windows < r.perplexity.front().totalWindows)
         std::printf("  first %lld of %lld windows (--eval-limit-windows)\n",
-                    static_cast<long long>(evals.front().fp.windows), static_cast<long long>(evals.front().fp.totalWindows));
+                    static_cast<long long>(r.perplexity.front().windows),
+                    static_cast<long long>(r.perplexity.front().totalWindows));
     }
-    if (runId > 0)
-      std::printf("stored as run %lld in %s\n", static_cast<long long>(runId), runsPath.c_str());
+    if (!r.tasksFp.empty()) {
+      const std::string where = run_.dtype + " on " + run_.device;
+      std::printf("\nzero-shot tasks, FP:\n");
+      printTasks(r.tasksFp, where);
+      std::printf("\nzero-shot tasks, %s:\n", r.label.c_str());
+      printTasks(r.tasksQuantized, where);
+    }
+    if (r.runId > 0)
+      std::printf("stored as run %lld in %s\n", static_cast<long long>(r.runId), runsPath.c_str());
     else
       std::printf("not stored: %s is a model, not a project (qscope project init DIR --model %s)\n", target_.c_str(),
                   target_.c_str());
   }
 
   std::string target_, configFile_, method_, dataset_, eval_, dataDir_, migrate_, aQuantizer_, aObserver_, qconfig_;
+  std::string evalTasks_, taskDir_;
+  int64_t evalTasksLimit_ = 0;
   int aBits_ = 16, aGroupSize_ = 128, searchSteps_ = 100;
   int64_t searchTokens_ = 1024;
   double sqAlpha_ = 0.5;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/config/yaml_helpers.h"
+#include "core/eval/tasks.h"
 #include "core/util/error.h"
 #include "core/util/strings.h"
 
@@ -26,6 +27,20 @@ std::string fmt(double v) {
 // Keys the run config uses, mapped onto QuantSpec's OS+-style names.
 void checkKey(bool ok, const std::string& key, const std::string& message) {
   if (!ok) throw Error(key + ": " + message);
+}
+
+// "a, b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t end = s.find(',', start);
+    const std::string item = str::trim(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (!item.empty()) out.push_back(item);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
 }
 
 const char* aQuantizerName(quant::Granularity g) {
@@ -71,7 +86,7 @@ const std::vector<std::string>& quantizeConfigKeys() {
   static const std::vector<std::string> keys = {
       "method", "wbits", "groupsize", "sym", "act_order", "static_groups", "observer", "percdamp", "blocksize",
       "num_iter", "outlier", "structured_outlier", "alpha", "true_sequential", "batch_size", "nsamples", "seqlen",
-      "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "migrate", "a_bits", "a_quantizer",
+      "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "eval_tasks", "eval_tasks_limit", "migrate", "a_bits", "a_quantizer",
       "a_group_size", "a_symmetric", "a_observer", "except_quantizer", "sq_alpha", "osplus_search_steps",
       "osplus_search_tokens", "osplus_value_out"};
   return keys;
@@ -99,6 +114,15 @@ void QuantizeConfig::validate() const {
   checkKey(!dataset.empty(), "dataset", "must name a calibration dataset or file");
   checkKey(evalSeqlen >= 0, "eval_seqlen", std::to_string(evalSeqlen) + " must be 0 (model default) or positive");
   checkKey(evalLimitWindows >= 0, "eval_limit_windows", std::to_string(evalLimitWindows) + " must be 0 (all) or positive");
+  checkKey(evalTasksLimit >= 0, "eval_tasks_limit", std::to_string(evalTasksLimit) + " must be 0 (all) or positive");
+  for (const auto& t : evalTasks) {
+    const std::string name = str::trim(t.substr(0, t.find('=')));
+    try {
+      eval::findTask(name);
+    } catch (const qs::Error& e) {
+      throw Error(std::string("eval_tasks: ") + e.what());
+    }
+  }
   checkKey(act.bits == 16 || (act.bits >= 2 && act.bits <= 8), "a_bits",
            std::to_string(act.bits) + " is not supported (2..8, or 16 = activations not quantized)");
   checkKey(act.granularity != quant::Granularity::PerGroup || act.groupSize > 0, "a_group_size",
@@ -180,6 +204,12 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   c.act.bits = static_cast<int>(readInt(n, "a_bits", file, prefix, c.act.bits));
   if (n["a_quantizer"])
     keyed("a_quantizer", [&] { c.act.granularity = parseAQuantizer(readString(n, "a_quantizer", file, prefix)); });
+  if (n["eval_tasks"]) {  // a list, or one comma-separated string as on the command line
+    c.evalTasks.clear();
+    for (const auto& item : readStringList(n, "eval_tasks", file, prefix))
+      for (const auto& t : splitList(item)) c.evalTasks.push_back(t);
+  }
+  c.evalTasksLimit = readInt(n, "eval_tasks_limit", file, prefix, c.evalTasksLimit);
   c.act.groupSize = static_cast<int>(readInt(n, "a_group_size", file, prefix, c.act.groupSize));
   c.act.symmetric = readBool(n, "a_symmetric", file, prefix, c.act.symmetric);
   if (n["a_observer"])
@@ -244,6 +274,10 @@ std::string toYaml(const QuantizeConfig& c) {
   e << YAML::Key << "a_symmetric" << YAML::Value << c.act.symmetric;
   e << YAML::Key << "a_observer" << YAML::Value << quant::actObserverName(c.act.observer);
   e << YAML::Key << "except_quantizer" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  e << YAML::Key << "eval_tasks" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& t : c.evalTasks) e << t;
+  e << YAML::EndSeq;
+  e << YAML::Key << "eval_tasks_limit" << YAML::Value << c.evalTasksLimit;
   for (const auto& x : c.exceptQuantizer) e << x;
   e << YAML::EndSeq;
   e << YAML::Key << "sq_alpha" << YAML::Value << fmt(c.sqAlpha);

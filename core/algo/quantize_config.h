@@ -8,6 +8,7 @@
 //     nsamples: 128
 //     seqlen: 2048
 //     eval: [wikitext2, ptb]
+//     eval_tasks: [piqa, arc_easy]  # zero-shot accuracy before/after (eval_tasks_limit: N)
 //     migrate: osplus       # none | osplus | smoothquant, run before the weight method
 //     a_bits: 8             # activation fake-quant during evaluation (16 = off)
 //     a_quantizer: per_tensor
@@ -43,6 +44,10 @@ struct QuantizeConfig {
   std::vector<std::string> eval = {"wikitext2"};  // "eval": perplexity datasets, before and after
   int evalSeqlen = 0;                    // "eval_seqlen": window length; 0 = min(2048, model max positions)
   int64_t evalLimitWindows = 0;          // "eval_limit_windows": first N windows only; 0 = all
+  // "eval_tasks": zero-shot tasks scored before and after (piqa, arc_easy, ..., NAME=FILE for a
+  // user's file; core/eval/tasks.h), lm-evaluation-harness prompts and metrics.
+  std::vector<std::string> evalTasks;
+  int64_t evalTasksLimit = 0;            // "eval_tasks_limit": first N examples of each task; 0 = all
   Migration migrate = Migration::None;   // "migrate": none | osplus | smoothquant
   // Activation fake-quant (W?A? emulation) during the quantized evaluation, and the activation
   // quantizer OS+'s threshold search assumes: "a_bits" (16 = off), "a_quantizer" (per_tensor

@@ -1,9 +1,9 @@
-// project_jobs: see project_jobs.h. The steps mirror app/qscope/cmd_analyze.cpp and
-// cmd_quantize.cpp (without --resume: FP perplexity, migration, the weight pipeline, activation
-// ranges, quantized perplexity; the same metrics, layer results, migration statistics and
-// quantized-run artifact): inputs are checked before the run row is created, so a bad dataset or
-// config never leaves a failed run behind. The CLI still carries its own copy of these steps;
-// moving it onto runQuantizeJob would leave one.
+// project_jobs: see project_jobs.h. runQuantize is the one copy of the quantize steps
+// (`qscope quantize` and the GUI's Quantize job both call it): FP perplexity and tasks,
+// migration, the weight pipeline (checkpointed per block in a project), activation ranges,
+// quantized perplexity and tasks; the metrics, layer results, migration statistics and
+// quantized-run artifact. Inputs are checked before the run row is created, so a bad dataset,
+// task file or config never leaves a failed run behind.
 #include "core/workflow/project_jobs.h"
 
 #include <ATen/ATen.h>
@@ -15,17 +15,20 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "core/algo/act_calibration.h"
 #include "core/algo/migration_run.h"
 #include "core/algo/pipeline.h"
 #include "core/algo/quant_artifact.h"
+#include "core/algo/quantized_run.h"
 #include "core/algo/quantize_config.h"
 #include "core/analysis/analyze.h"
 #include "core/analysis/calibration.h"
 #include "core/analysis/run_stats.h"
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
+#include "core/eval/tasks.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/model.h"
 #include "core/runs/fingerprint.h"
@@ -70,12 +73,23 @@ struct EvalSet {
 
 std::string protocol(const eval::PerplexityResult& r) { return r.protocol + " seqlen=" + std::to_string(r.seqlen); }
 
-// The rows `qscope quantize` stores for a run (metrics and per-site layer results).
-void recordQuantizeRun(runs::RunWriter& w, const algo::PipelineResult& pr, const std::vector<EvalSet>& evals) {
+// A task's metrics as `qscope eval --tasks --project` stores them ("piqa/acc", the harness's
+// protocol name, n, stderr); the FP model's under "fp/" ("fp/piqa/acc").
+void recordTasks(runs::RunWriter& w, const std::vector<eval::TaskResult>& results, const std::string& prefix) {
+  for (const auto& t : results)
+    for (const auto& m : t.metrics)
+      w.addMetric({prefix + t.task + "/" + m.name, m.value, eval::taskProtocol(t.task), "", t.n, m.stdError});
+}
+
+// The rows a quantize run stores (metrics and per-site layer results).
+void recordQuantizeRun(runs::RunWriter& w, const algo::PipelineResult& pr, const std::vector<EvalSet>& evals,
+                       const std::vector<eval::TaskResult>& tasksFp, const std::vector<eval::TaskResult>& tasksQ) {
   for (const auto& e : evals) {
     w.addMetric({"ppl_fp." + e.name, e.fp.perplexity, protocol(e.fp), "", e.fp.windows, NAN});
     w.addMetric({"ppl." + e.name, e.quantized.perplexity, protocol(e.quantized), "", e.quantized.windows, NAN});
   }
+  recordTasks(w, tasksFp, "fp/");
+  recordTasks(w, tasksQ, "");
   double bits = 0, weights = 0, seconds = 0;
   for (const auto& s : pr.sites) {
     nlohmann::json extra = {{"method", s.method},
@@ -138,15 +152,15 @@ void recordMigration(runs::RunWriter& w, const algo::MigrationOutcome& m) {
   w.addMetric({"time.migration", m.seconds, proto, "s", n, NAN});
 }
 
-// The quantized-run artifact (`qscope export RUN` reads it), as `qscope quantize` writes it.
-void writeArtifact(runs::RunWriter& w, const runs::Project& project, const algo::QuantizeConfig& c,
-                   const std::string& yaml, const std::string& modelPath, const algo::PipelineResult& pr,
-                   const algo::MigrationOutcome& m) {
+// The quantized-run artifact (`qscope export RUN` and `qscope eval RUN` read it).
+std::string writeArtifact(runs::RunWriter& w, const std::string& dir, const algo::QuantizeConfig& c,
+                          const std::string& yaml, const std::string& modelPath, const algo::PipelineResult& pr,
+                          const algo::MigrationOutcome& m, const std::string& dtype) {
   algo::QuantArtifact a;
   a.configYaml = yaml;
   a.modelPath = std::filesystem::absolute(modelPath).string();
   a.modelFingerprint = runs::fingerprintModel(modelPath);
-  a.dtype = "float32";
+  a.dtype = dtype;
   a.method = algo::methodName(c.layer.method);
   a.bits = c.layer.spec.bits;
   a.symmetric = c.layer.spec.symmetric;
@@ -155,10 +169,58 @@ void writeArtifact(runs::RunWriter& w, const runs::Project& project, const algo:
   a.migration = algo::migrationName(m.method);
   a.migrations = m.records;
   a.grids = pr.grids;
-  const std::string dir = project.dir() + "/exports/run-" + std::to_string(w.id());
+  if (c.layer.spec.enabled() && pr.grids.size() != pr.sites.size())
+    throw Error("quantize: " + std::to_string(pr.sites.size() - pr.grids.size()) +
+                " site(s) restored from a checkpoint written without integer grids; re-run without --resume to "
+                "get an exportable run");
   std::filesystem::create_directories(dir);
-  algo::writeQuantArtifact(dir + "/" + algo::kQuantArtifactFile, a);
+  const std::string path = dir + "/" + algo::kQuantArtifactFile;
+  algo::writeQuantArtifact(path, a);
   w.addArtifact({"quantized", dir, 0, ""});
+  return path;
+}
+
+// --device / --dtype strings as load options; the canonical dtype name goes with the run.
+model::LoadOptions loadOptions(const std::string& device, const std::string& dtype, std::string& dtypeName) {
+  model::LoadOptions lo;
+  if (dtype == "float32" || dtype == "fp32" || dtype == "f32") lo.dtype = at::kFloat, dtypeName = "float32";
+  else if (dtype == "bfloat16" || dtype == "bf16") lo.dtype = at::kBFloat16, dtypeName = "bfloat16";
+  else if (dtype == "float16" || dtype == "fp16" || dtype == "f16" || dtype == "half") lo.dtype = at::kHalf, dtypeName = "float16";
+  else throw Error("dtype: unknown value '" + dtype + "' (use float32, bfloat16 or float16)");
+  try {
+    lo.device = c10::Device(device);
+  } catch (const std::exception&) {
+    throw Error("device: unknown value '" + device + "' (use cpu, cuda or cuda:N)");
+  }
+  return lo;
+}
+
+QuantizeReport makeReport(const algo::PipelineResult& pr, const algo::MigrationOutcome& m,
+                          const std::vector<EvalSet>& evals) {
+  QuantizeReport r;
+  for (const auto& s : pr.sites)
+    r.sites.push_back({s.block, s.group, s.site, s.method, s.relError, s.bitsPerWeight, s.hessianSeconds,
+                       s.quantSeconds, s.tokens, s.resumed});
+  for (const auto& e : evals)
+    r.perplexity.push_back({e.name, e.fp.protocol, e.fp.seqlen, e.fp.windows, e.fp.totalWindows, e.fp.perplexity,
+                            e.quantized.perplexity});
+  r.blocks = pr.blocks;
+  r.resumedBlocks = pr.resumedBlocks;
+  r.samples = pr.samples;
+  r.seqlen = pr.seqlen;
+  r.seconds = pr.seconds;
+  r.peakMemoryBytes = pr.peakMemoryBytes;
+  r.peakMemorySource = pr.peakMemorySource;
+  r.workingSetBytes = pr.peakWorkingBytes;
+  r.migration = algo::migrationName(m.method);
+  r.migrationSeconds = m.seconds;
+  for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i) {
+    const auto& b = m.before[i];
+    const auto& a = m.after[i];
+    r.migrationSites.push_back({b.pair, b.site, b.maxAbs, a.maxAbs, b.kurtosis, a.kurtosis, b.asymmetry, a.asymmetry,
+                                i < m.records.size() ? m.records[i].threshold : 0.0});
+  }
+  return r;
 }
 
 }  // namespace
@@ -194,6 +256,7 @@ std::string analysisConfigYaml(const eval::DatasetText& text, const std::string&
   e << YAML::Key << "weights" << YAML::Value << opts.weights;
   e << YAML::Key << "block_outputs" << YAML::Value << opts.blockOutputs;
   e << YAML::Key << "matmul_inputs" << YAML::Value << opts.matmulInputs;
+  e << YAML::Key << "softmax_inputs" << YAML::Value << opts.softmaxInputs;
   e << YAML::Key << "top_tokens" << YAML::Value << opts.topTokens;
   e << YAML::Key << "batch_size" << YAML::Value << opts.batchSize;
   e << YAML::Key << "kurtosis" << YAML::Value << "pearson";
@@ -261,38 +324,72 @@ JobOutcome runAnalyzeJob(const AnalyzeJobOptions& o, jobs::Progress& progress) {
   return out;
 }
 
-JobOutcome runQuantizeJob(const QuantizeJobOptions& o, jobs::Progress& progress) {
-  const runs::Project project = runs::Project::open(o.projectDir);
-  const std::string modelPath = project.modelPath();
-  const std::string dataDir = project.dataDir();
-  algo::QuantizeConfig base;
-  if (!project.defaultConfig("quantize").empty()) base = algo::loadQuantizeConfig(project.defaultConfig("quantize"));
-  const algo::QuantizeConfig cfg =
-      o.configYaml.empty() ? base
-                           : algo::parseQuantizeConfig(o.configYaml, o.configName.empty() ? "quantize config" : o.configName, base);
+std::string quantizeCheckpointDir(const runs::Project& project, int64_t runId) {
+  return project.exportsDir() + "/.resume-" + std::to_string(runId);
+}
+
+std::string quantizeArtifactDir(const runs::Project& project, int64_t runId) {
+  return project.dir() + "/exports/run-" + std::to_string(runId);
+}
+
+QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress) {
+  std::optional<runs::Project> project;
+  if (!o.projectDir.empty()) project = runs::Project::open(o.projectDir);
+  else if (o.modelPath.empty()) throw Error("quantize: neither a project nor a model was given");
+  if (o.resumeRunId > 0 && !project)
+    throw Error("--resume needs a project folder (runs and checkpoints live there), got " + o.modelPath);
+  const std::string modelPath = project ? project->modelPath() : o.modelPath;
+  const std::string dataDir = !o.dataDir.empty() ? o.dataDir : project ? project->dataDir() : "";
+  std::string dtypeName;
+  const model::LoadOptions load = loadOptions(o.device, o.dtype, dtypeName);
+
+  // The resolved config: defaults < project default < configYaml; or the resumed run's.
+  algo::QuantizeConfig cfg;
+  std::string resumeDir;
+  if (o.resumeRunId > 0) {
+    const std::string rid = std::to_string(o.resumeRunId);
+    if (!o.configYaml.empty()) throw Error("--resume continues run " + rid + " with its stored config; give no other config");
+    auto store = project->openStore();
+    const runs::RunInfo prev = store.getRun(o.resumeRunId);
+    if (prev.kind != runs::RunKind::Quantize)
+      throw Error("run " + rid + " is a " + runs::toString(prev.kind) + " run, not quantize");
+    if (prev.status == runs::RunStatus::Running) throw Error("run " + rid + " is still being written by another process");
+    cfg = algo::parseQuantizeConfig(prev.configYaml, "run " + rid + " config");
+    resumeDir = quantizeCheckpointDir(*project, o.resumeRunId);
+    if (algo::checkpointedBlocks(resumeDir) == 0)
+      throw Error("run " + rid + " has no checkpoint to resume (" + resumeDir +
+                  "): it finished, was cancelled, or stopped before its first block");
+  } else {
+    if (project && !project->defaultConfig("quantize").empty())
+      cfg = algo::loadQuantizeConfig(project->defaultConfig("quantize"));
+    if (!o.configYaml.empty())
+      cfg = algo::parseQuantizeConfig(o.configYaml, o.configName.empty() ? "quantize config" : o.configName, cfg);
+  }
   cfg.validate();
 
   // Inputs before the model and the run: file and dataset errors come first.
   progress.update(0, "reading " + cfg.dataset);
   auto tokenizer = io::loadTokenizer(modelPath);
-  const eval::DatasetText calText = eval::loadDataset(cfg.dataset, dataDir);
+  const algo::CalibrationTensors cal = algo::calibrationTensors(cfg, *tokenizer, dataDir);
+  const at::Tensor& ids = cal.ids;
+  const at::Tensor& mask = cal.mask;
   std::vector<EvalSet> evals;
   for (const auto& name : cfg.eval) {
     auto text = eval::loadDataset(name, dataDir);
-    if (text.path == calText.path)
-      log::warn("quantize: calibration text " + calText.path + " is also evaluated; its perplexity is optimistic");
+    if (text.path == cal.path)
+      log::warn("quantize: calibration text " + cal.path + " is also evaluated; its perplexity is optimistic");
     evals.push_back({text.name, tokenizer->encode(text.text, true), {}, {}});
   }
-  analysis::CalibrationOptions co;
-  co.withSamples(cfg.nsamples).withSeqlen(cfg.seqlen).withSeed(cfg.seed);
-  const analysis::CalibrationSet cal = analysis::makeCalibrationSet(calText.text, calText.path, *tokenizer, co);
-  at::Tensor ids = at::from_blob(const_cast<int32_t*>(cal.ids.data()), {cal.samples, cal.seqlen}, at::kInt).to(at::kLong);
-  at::Tensor mask;
-  if (!cal.mask.empty())
-    mask = at::from_blob(const_cast<uint8_t*>(cal.mask.data()), {cal.samples, cal.seqlen}, at::kByte).to(at::kLong);
+  std::vector<eval::Task> tasks;
+  if (!cfg.evalTasks.empty()) {
+    eval::TaskLoadOptions tlo;
+    tlo.withTaskDir(o.taskDir).withLimit(cfg.evalTasksLimit);
+    for (const auto& name : cfg.evalTasks)
+      for (const auto& spec : eval::parseTaskList(name)) tasks.push_back(eval::loadTask(spec, tlo));
+  }
   progress.checkCancel();
   progress.update(0, "opening the model");
-  auto model = model::openModel(modelPath);
+  auto model = model::openModel(modelPath, load);
   if (model->config().maxPositions > 0 && cfg.seqlen > model->config().maxPositions)
     throw Error("seqlen: " + std::to_string(cfg.seqlen) + " exceeds the model's max positions " +
                 std::to_string(model->config().maxPositions));
@@ -300,37 +397,62 @@ JobOutcome runQuantizeJob(const QuantizeJobOptions& o, jobs::Progress& progress)
   ppl.seqlen = eval::resolveSeqlen(*model, cfg.evalSeqlen);
   ppl.limitWindows = cfg.evalLimitWindows;
 
-  runs::NewRun nr;
-  nr.name = o.name.empty() ? cfg.label() : o.name;
-  nr.kind = runs::RunKind::Quantize;
-  nr.modelPath = modelPath;
-  nr.modelFingerprint = runs::fingerprintModel(modelPath);
-  nr.configYaml = algo::toYaml(cfg);
-  nr.toolVersion = kToolVersion;
-  nr.device = "cpu";
-  runs::RunWriter writer(project.runsPath(), nr);
+  const std::string yaml = algo::toYaml(cfg);
+  std::unique_ptr<runs::RunWriter> writer;
+  if (project) {
+    runs::NewRun nr;
+    nr.name = o.name.empty() ? cfg.label() : o.name;
+    nr.kind = runs::RunKind::Quantize;
+    nr.modelPath = modelPath;
+    nr.modelFingerprint = runs::fingerprintModel(modelPath);
+    nr.configYaml = yaml;
+    nr.toolVersion = o.toolVersion.empty() ? kToolVersion : o.toolVersion;
+    nr.device = o.device;
+    if (o.resumeRunId > 0) nr.notes = "resumed from run " + std::to_string(o.resumeRunId);
+    writer = std::make_unique<runs::RunWriter>(project->runsPath(), nr);
+  }
+  const std::string ckptDir = writer ? quantizeCheckpointDir(*project, writer->id()) : "";
+  const std::string exportDir = writer ? quantizeArtifactDir(*project, writer->id()) : "";
+  const std::string tag = yaml + "model: " + modelPath + "\ndtype: " + dtypeName + "\n";
 
   // Stage weights: evaluation and migration are cheap next to calibration on the models this runs on.
-  const double evalShare = evals.empty() ? 0.0 : 0.15;
+  const size_t evalItems = evals.size() + tasks.size();
+  const double evalShare = evalItems == 0 ? 0.0 : tasks.empty() ? 0.15 : 0.3;
   const double migrateShare = cfg.migrate == algo::Migration::None ? 0.0 : 0.15;
   const double actShare = cfg.act.enabled() ? 0.05 : 0.0;
   const double qBegin = evalShare + migrateShare, qEnd = 1.0 - evalShare - actShare;
+  const double itemShare = evalItems == 0 ? 0.0 : evalShare / static_cast<double>(evalItems);
   const std::string wa = "W" + std::to_string(cfg.layer.spec.bits) + (cfg.act.enabled() ? "A" + std::to_string(cfg.act.bits) : "");
+  eval::LoglikelihoodOptions llo;
+  // Perplexity then tasks, each a slice of [begin, begin + evalShare]; `after` = the quantized model.
+  const auto evaluate = [&](double begin, bool after, std::vector<eval::TaskResult>& taskResults) {
+    size_t k = 0;
+    for (auto& e : evals) {
+      StageProgress stage(progress, begin + itemShare * k, begin + itemShare * (k + 1),
+                          (after ? wa : std::string("FP")) + " " + e.name);
+      (after ? e.quantized : e.fp) = eval::evaluatePerplexity(*model, e.tokens, ppl, stage);
+      ++k;
+    }
+    for (const auto& t : tasks) {
+      StageProgress stage(progress, begin + itemShare * k, begin + itemShare * (k + 1),
+                          (after ? wa : std::string("FP")) + " " + t.info.name);
+      taskResults.push_back(eval::evaluateTask(*model, *tokenizer, t, llo, stage));
+      ++k;
+    }
+  };
+
   algo::PipelineResult pr;
   algo::MigrationOutcome migration;
+  std::vector<eval::TaskResult> tasksFp, tasksQ;
+  std::string artifactPath;
   std::unique_ptr<algo::ActQuantSession> actSession;
   // Leaves the model without the session's transform whatever happens (it refers to the model).
   struct SessionReset {
     std::unique_ptr<algo::ActQuantSession>& s;
     ~SessionReset() { s.reset(); }
   } sessionReset{actSession};
-  const std::string exportDir = project.dir() + "/exports/run-" + std::to_string(writer.id());
   try {
-    for (size_t i = 0; i < evals.size(); ++i) {
-      const double w = evalShare / static_cast<double>(evals.size());
-      StageProgress stage(progress, w * i, w * (i + 1), "FP " + evals[i].name);
-      evals[i].fp = eval::evaluatePerplexity(*model, evals[i].tokens, ppl, stage);
-    }
+    evaluate(0.0, false, tasksFp);
     if (cfg.migrate != algo::Migration::None) {
       StageProgress stage(progress, evalShare, qBegin, algo::migrationName(cfg.migrate));
       migration = algo::runMigration(*model, ids, cfg, stage);
@@ -338,39 +460,69 @@ JobOutcome runQuantizeJob(const QuantizeJobOptions& o, jobs::Progress& progress)
     {
       StageProgress stage(progress, qBegin, qEnd, "quantize");
       algo::PipelineOptions po;
-      po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential).withKeepGrids(true);
+      po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential);
+      po.withKeepGrids(writer != nullptr);
+      if (writer) {
+        // A resumed run continues in its predecessor's folder, then moves it under its own id.
+        if (!resumeDir.empty()) std::filesystem::rename(resumeDir, ckptDir);
+        po.withCheckpoint(ckptDir, tag).withResume(!resumeDir.empty());
+      }
       pr = algo::quantizeModel(*model, ids, mask, po, stage);
     }
     if (cfg.act.enabled()) {
       StageProgress stage(progress, qEnd, qEnd + actShare, "a" + std::to_string(cfg.act.bits) + " ranges");
-      actSession = std::make_unique<algo::ActQuantSession>(*model, cfg.act, cfg.exceptQuantizer);
-      actSession->calibrate(ids, stage);
+      actSession = algo::installActQuant(*model, cfg, ids, stage);
     }
-    for (size_t i = 0; i < evals.size(); ++i) {
-      const double w = evalShare / static_cast<double>(evals.size());
-      StageProgress stage(progress, 1.0 - evalShare + w * i, 1.0 - evalShare + w * (i + 1), wa + " " + evals[i].name);
-      evals[i].quantized = eval::evaluatePerplexity(*model, evals[i].tokens, ppl, stage);
-    }
+    evaluate(1.0 - evalShare, true, tasksQ);
     actSession.reset();
-    recordQuantizeRun(writer, pr, evals);
-    recordMigration(writer, migration);
-    writeArtifact(writer, project, cfg, nr.configYaml, modelPath, pr, migration);
-    writer.finish();
+    if (writer) {
+      recordQuantizeRun(*writer, pr, evals, tasksFp, tasksQ);
+      recordMigration(*writer, migration);
+      artifactPath = writeArtifact(*writer, exportDir, cfg, yaml, modelPath, pr, migration, dtypeName);
+      writer->finish();
+      std::filesystem::remove_all(ckptDir);
+    }
   } catch (const qs::Cancelled&) {
-    writer.cancel();  // rows and the artifact folder under exports/ go with it
-    std::filesystem::remove_all(exportDir);
+    if (writer) {
+      writer->cancel();  // no metrics, no layer results
+      std::filesystem::remove_all(ckptDir);
+      std::filesystem::remove_all(exportDir);
+    }
     throw;
   } catch (const std::exception& e) {
-    writer.fail(e.what());
+    if (writer) {
+      writer->fail(e.what());
+      std::filesystem::remove_all(exportDir);
+      if (algo::checkpointedBlocks(ckptDir) > 0)
+        log::warn(std::to_string(algo::checkpointedBlocks(ckptDir)) + " block(s) checkpointed; continue with: qscope "
+                  "quantize " + project->dir() + " --resume " + std::to_string(writer->id()));
+    }
     throw;
   }
-  JobOutcome out;
-  out.runId = writer.id();
-  out.summary = "run " + std::to_string(out.runId) + " (" + nr.name + "): " + std::to_string(pr.blocks) + " blocks in " +
-                fmt(pr.seconds, 3) + " s";
+
+  QuantizeReport r = makeReport(pr, migration, evals);
+  r.runId = writer ? writer->id() : 0;
+  r.modelPath = modelPath;
+  r.label = cfg.label();
+  r.configYaml = yaml;
+  r.artifactPath = artifactPath;
+  r.tasksFp = std::move(tasksFp);
+  r.tasksQuantized = std::move(tasksQ);
+  r.summary = (r.runId > 0 ? "run " + std::to_string(r.runId) + " (" + (o.name.empty() ? r.label : o.name) + ")"
+                           : r.label) +
+              ": " + std::to_string(pr.blocks) + " blocks in " + fmt(pr.seconds, 3) + " s";
   for (const auto& e : evals)
-    out.summary += "; ppl " + e.name + " " + fmt(e.fp.perplexity) + " -> " + fmt(e.quantized.perplexity);
-  return out;
+    r.summary += "; ppl " + e.name + " " + fmt(e.fp.perplexity) + " -> " + fmt(e.quantized.perplexity);
+  for (size_t i = 0; i < r.tasksFp.size() && i < r.tasksQuantized.size(); ++i)
+    if (!r.tasksFp[i].metrics.empty() && !r.tasksQuantized[i].metrics.empty())
+      r.summary += "; " + r.tasksFp[i].task + " " + r.tasksFp[i].metrics.front().name + " " +
+                   fmt(r.tasksFp[i].metrics.front().value) + " -> " + fmt(r.tasksQuantized[i].metrics.front().value);
+  return r;
+}
+
+JobOutcome runQuantizeJob(const QuantizeJobOptions& o, jobs::Progress& progress) {
+  const QuantizeReport r = runQuantize(o, progress);
+  return {r.runId, r.summary};
 }
 
 }  // namespace qs::workflow

@@ -113,6 +113,9 @@ class AnalyzeCommand : public Command {
     cmd->add_flag("--matmul-inputs", opts_.matmulInputs,
                   "also the attention matmul operands: q after RoPE and scaling, k after RoPE, v "
                   "(sites q_matmul, k_matmul, v_matmul)");
+    cmd->add_flag("--softmax-inputs", opts_.softmaxInputs,
+                  "also the softmax input (site softmax_in): attention scores after scaling and mask, per head "
+                  "(a channel is a head, its values every unmasked query-key score; tokens are queries)");
     cmd->add_flag("--show-weights", showWeights_, "also print the weight summary table");
     cmd->add_option("--outlier-threshold", opts_.outliers.absThreshold, "outlier channel: absmax above this")
         ->capture_default_str();

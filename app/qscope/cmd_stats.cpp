@@ -39,7 +39,8 @@ class StatsCommand : public Command {
     cmd->add_option("--layer,-l", layer_, "layer (block) index")->required();
     cmd->add_option("--site,-s", site_, "site: q_proj, fc1, down_proj, block_out, ... (self_attn.q_proj works too)")
         ->required();
-    cmd->add_option("--kind,-k", kind_, "input, residual, weight or matmul (default: residual for block_out, matmul for *_matmul, else input)");
+    cmd->add_option("--kind,-k", kind_, "input, residual, weight, matmul or softmax (default: residual for block_out, matmul for *_matmul, "
+                    "softmax for softmax_in, else input)");
     cmd->add_option("--project,-p", project_, "project folder")->capture_default_str();
     auto* csv = cmd->add_flag("--csv", csv_, "per-channel arrays as CSV on stdout");
     cmd->add_flag("--json", json_, "everything stored for the site as JSON on stdout")->excludes(csv);
@@ -57,7 +58,10 @@ class StatsCommand : public Command {
                   layersHint(store));
     std::string kind = kind_;
     if (kind.empty())
-      kind = site_ == names::kBlockOut ? names::kResidual : str::endsWith(site_, "_matmul") ? names::kMatmul : names::kInput;
+      kind = site_ == names::kBlockOut                ? names::kResidual
+             : str::endsWith(site_, "_matmul")         ? names::kMatmul
+             : str::endsWith(site_, names::kSoftmaxIn) ? names::kSoftmax
+                                                       : names::kInput;
     std::vector<const runs::SiteStat*> hits;
     for (const auto& s : all)
       if (s.kind == kind && (s.site == site_ || str::endsWith(site_, "." + s.site) || str::endsWith(s.site, "." + site_)))

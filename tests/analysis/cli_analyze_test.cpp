@@ -107,6 +107,33 @@ TEST(AnalyzeCli, Stories260KProjectRunShowAndStats) {
   ASSERT_EQ(kcsv.code, 0) << kcsv.err;
   EXPECT_EQ(csvRows(kcsv.out).size(), 33u);  // header + 32 key channels
 
+  // The softmax input: one site per block, a channel per query head (8), tokens are queries.
+  auto sm = qscope("analyze " + quote(dir) + " --samples 2 --seqlen 32 --softmax-inputs --sites softmax_in "
+                   "--no-progress --json" + data);
+  ASSERT_EQ(sm.code, 0) << sm.err;
+  auto smj = nlohmann::json::parse(sm.out);
+  ASSERT_EQ(smj["sites"].size(), 5u);
+  for (const auto& s : smj["sites"]) {
+    EXPECT_EQ(s["kind"], "softmax");
+    EXPECT_EQ(s["site"], "softmax_in");
+    EXPECT_EQ(s["channels"], 8);
+    EXPECT_GT(s["max_abs"].get<double>(), 0.0);
+    EXPECT_LT(s["max_abs"].get<double>(), 1e6);  // masked entries (-1e9) are not in the statistics
+  }
+  const std::string smId = std::to_string(smj["run_id"].get<int64_t>());
+  auto smShow = qscope("runs show " + smId + p + " --json");
+  ASSERT_EQ(smShow.code, 0) << smShow.err;
+  EXPECT_NE(nlohmann::json::parse(smShow.out)["config_yaml"].get<std::string>().find("softmax_inputs: true"),
+            std::string::npos);
+  auto scsv = qscope("stats " + smId + " --layer 4 --site softmax_in --csv" + p);  // kind softmax by default
+  ASSERT_EQ(scsv.code, 0) << scsv.err;
+  EXPECT_EQ(csvRows(scsv.out).size(), 9u);  // header + 8 heads
+  auto spos = qscope("stats " + smId + " --layer 4 --site softmax_in --positions --csv" + p);
+  ASSERT_EQ(spos.code, 0) << spos.err;
+  EXPECT_EQ(csvRows(spos.out).size(), 33u);  // header + 32 query positions
+  auto noSm = qscope("analyze " + quote(dir) + " --samples 2 --seqlen 32 --sites softmax_in --no-progress" + data);
+  EXPECT_EQ(noSm.code, 1);  // without --softmax-inputs the site does not exist
+
   auto bad = qscope("stats " + std::to_string(id) + " --layer 0 --site nope" + p);
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("q_proj (input)"), std::string::npos) << bad.err;

@@ -13,6 +13,7 @@
 #include "core/model/attention.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "core/util/oom_guard.h"
 #include "core/util/strings.h"
 
 namespace qs::analysis {
@@ -130,8 +131,10 @@ bool siteMatches(const std::string& patterns, const std::string& fullName) {
   return false;
 }
 
-AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const AnalysisOptions& o,
-                            jobs::Progress& progress) {
+namespace {
+
+AnalysisResult analyzeModelImpl(model::Model& m, const CalibrationSet& cal, const AnalysisOptions& o,
+                                jobs::Progress& progress) {
   c10::InferenceMode guard;
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t N = cal.samples, L = cal.seqlen;
@@ -355,6 +358,18 @@ AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const An
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.update(1.0, "done");
   return result;
+}
+
+}  // namespace
+
+AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const AnalysisOptions& o,
+                            jobs::Progress& progress) {
+  // Device out-of-memory stops the analysis with what to lower; nothing is stored before it returns.
+  OomContext oom{"analysis", m.device().str(), {}};
+  oom.add("calibration samples", "--samples", cal.samples)
+      .add("sequence length", "--seqlen", cal.seqlen)
+      .add("batch size", "--batch-size", o.batchSize);
+  return withOomMessage(oom, [&] { return analyzeModelImpl(m, cal, o, progress); });
 }
 
 void fillTokenText(std::vector<SiteResult>& sites, const io::Tokenizer& tokenizer) {

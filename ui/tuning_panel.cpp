@@ -164,17 +164,18 @@ QWidget* TuningPanel::makePreviewTab() {
   previewPair_->setMinimumContentsLength(10);
   previewShift_ = new QCheckBox(tr("shift"), tab);
   previewShift_->setChecked(true);
-  previewShift_->setToolTip(tr("OS+ channel shift z = (max + min) / 2"));
+  previewShift_->setToolTip(tr("OS+ channel shift z = (max + min) / 2 (quantize.osplus_shift)"));
   previewScale_ = new QCheckBox(tr("scale"), tab);
   previewScale_->setChecked(true);
-  previewScale_->setToolTip(tr("OS+ channel scale s = max(1, r / t)"));
+  previewScale_->setToolTip(tr("OS+ channel scale s = max(1, r / t) (quantize.osplus_scale)"));
   previewThreshold_ = new QDoubleSpinBox(tab);
   previewThreshold_->setObjectName(QStringLiteral("previewThreshold"));
   previewThreshold_->setRange(0, 1e6);
   previewThreshold_->setDecimals(3);
   previewThreshold_->setSpecialValueText(tr("t: searched"));
   previewThreshold_->setPrefix(tr("t = "));
-  previewThreshold_->setToolTip(tr("Clipping threshold override; 0 = searched over OS+ search steps candidates"));
+  previewThreshold_->setToolTip(
+      tr("Clipping threshold override; 0 = searched over OS+ search steps candidates (quantize.osplus_threshold)"));
   previewPlot_ = new QCustomPlot(tab);
   previewPlot_->setObjectName(QStringLiteral("previewPlot"));
   previewPlot_->setMinimumSize(240, 200);
@@ -200,9 +201,11 @@ QWidget* TuningPanel::makePreviewTab() {
   connect(previewLayer_, qOverload<int>(&QSpinBox::valueChanged), this, &TuningPanel::schedulePreview);
   connect(previewPair_, qOverload<int>(&QComboBox::activated), this, [this] { previewSite_.clear(); });
   connect(previewPair_, qOverload<int>(&QComboBox::currentIndexChanged), this, &TuningPanel::schedulePreview);
-  connect(previewShift_, &QCheckBox::toggled, this, &TuningPanel::schedulePreview);
-  connect(previewScale_, &QCheckBox::toggled, this, &TuningPanel::schedulePreview);
-  connect(previewThreshold_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, &TuningPanel::schedulePreview);
+  // The OS+ preview controls are the config's keys: a change here is what Quantize & Evaluate runs.
+  connect(previewShift_, &QCheckBox::toggled, this, [this](bool on) { setOsPlusKey("quantize.osplus_shift", on ? "true" : "false"); });
+  connect(previewScale_, &QCheckBox::toggled, this, [this](bool on) { setOsPlusKey("quantize.osplus_scale", on ? "true" : "false"); });
+  connect(previewThreshold_, qOverload<double>(&QDoubleSpinBox::valueChanged), this,
+          [this](double t) { setOsPlusKey("quantize.osplus_threshold", QString::number(t, 'g', 10)); });
   return tab;
 }
 
@@ -228,6 +231,15 @@ void TuningPanel::setPreviewSite(int layer, const QString& site) {
   if (previewLayer_->value() != layer) previewLayer_->setValue(layer);  // schedules
   else schedulePreview();
 }
+void TuningPanel::setOsPlusKey(const std::string& key, const QString& value) {
+  if (updating_) return;
+  const workflow::TuningControl* c = workflow::findTuningControl(key);
+  if (!c) return;
+  onControlEdited(*c, value);
+  refreshControls();
+  schedulePreview();
+}
+
 void TuningPanel::setPreviewShift(bool on) { previewShift_->setChecked(on); }
 void TuningPanel::setPreviewScale(bool on) { previewScale_->setChecked(on); }
 void TuningPanel::setPreviewThreshold(double t) { previewThreshold_->setValue(t); }
@@ -257,9 +269,9 @@ void TuningPanel::requestPreview() {
   o.layer = previewLayer_->value();
   o.pairIndex = previewPair_->currentIndex();
   o.site = previewSite_.toStdString();
-  o.shift = previewShift_->isChecked();
-  o.scale = previewScale_->isChecked();
-  o.threshold = previewThreshold_->value();
+  o.shift = osPlusValue("quantize.osplus_shift").toLower() != "false";
+  o.scale = osPlusValue("quantize.osplus_scale").toLower() != "false";
+  o.threshold = osPlusValue("quantize.osplus_threshold").toDouble();
   o.searchSteps = std::max(1, QString::fromStdString(doc_.get("quantize.osplus_search_steps")).toInt());
   const qint64 tokens = QString::fromStdString(doc_.get("quantize.osplus_search_tokens")).toLongLong();
   if (tokens > 0) o.tokens = tokens;
@@ -320,6 +332,7 @@ QWidget* TuningPanel::makeControl(const TuningControl& c) {
       s->setDecimals(3);
       s->setSingleStep(c.type == TuningControl::Type::Percent ? 0.5 : 0.01);
       if (c.type == TuningControl::Type::Percent) s->setSuffix(QStringLiteral(" %"));
+      if (c.key == "quantize.osplus_threshold") s->setSpecialValueText(tr("searched"));
       s->setKeyboardTracking(false);
       connect(s, qOverload<double>(&QDoubleSpinBox::valueChanged), this,
               [this, &c](double v) { onControlEdited(c, QString::number(v, 'g', 10)); });
@@ -353,8 +366,20 @@ void TuningPanel::onControlEdited(const TuningControl& c, const QString& value) 
   recheck(true);
 }
 
+QString TuningPanel::osPlusValue(const std::string& key) const {
+  const workflow::TuningControl* c = workflow::findTuningControl(key);
+  std::string v = c ? doc_.controlValue(*c) : std::string();
+  if (v.empty() && c) v = defaults_.controlValue(*c);
+  return QString::fromStdString(v);
+}
+
 void TuningPanel::refreshControls() {
   updating_ = true;
+  if (previewShift_) {
+    previewShift_->setChecked(osPlusValue("quantize.osplus_shift").toLower() != "false");
+    previewScale_->setChecked(osPlusValue("quantize.osplus_scale").toLower() != "false");
+    previewThreshold_->setValue(osPlusValue("quantize.osplus_threshold").toDouble());
+  }
   for (const auto& c : workflow::tuningControls()) {
     QWidget* w = controls_[c.key];
     QString v = QString::fromStdString(doc_.controlValue(c));

@@ -61,7 +61,9 @@ class TuningPanel : public QWidget {
   // Live preview: the model and calibration text it runs on ("" model = no preview).
   void setPreviewSource(const QString& modelPath, const QString& dataset, const QString& dataDir);
   // Preview controls (the widgets do the same): block, pair of the block, OS+ shift/scale, and
-  // a fixed threshold (0 = searched as migrate: osplus does).
+  // a fixed threshold (0 = searched as migrate: osplus does). Shift, scale and threshold are the
+  // config's quantize.osplus_shift / osplus_scale / osplus_threshold keys, so what the preview
+  // shows is what Quantize & Evaluate runs.
   void setPreviewLayer(int layer);
   void setPreviewPair(int index);
   // Previews the pair whose consumers include `site` (the explorer's "after OS+"); a manual pair
@@ -91,6 +93,9 @@ class TuningPanel : public QWidget {
   void onPreview(const workflow::LayerPreviewResult& r);
   void onControlEdited(const workflow::TuningControl& c, const QString& value);
   void refreshControls();
+  // The OS+ preview widgets edit these keys of the document (osplus_shift/scale/threshold).
+  void setOsPlusKey(const std::string& key, const QString& value);
+  QString osPlusValue(const std::string& key) const;  // the document's value, else the default
   void recheck(bool rewriteText);
   void saveSection(const QString& section, const QString& title);
 

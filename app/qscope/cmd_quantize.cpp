@@ -65,6 +65,10 @@ class QuantizeCommand : public Command {
     add(cmd->add_option("--sq-alpha", sqAlpha_, "SmoothQuant migration strength"));
     add(cmd->add_option("--search-steps", searchSteps_, "OS+ threshold candidates - 1"));
     add(cmd->add_option("--search-tokens", searchTokens_, "OS+ calibration tokens per pair in the search"));
+    add(cmd->add_flag("--no-shift", noShift_, "OS+ without channel shifting (scaling only; config osplus_shift: false)"));
+    add(cmd->add_flag("--no-scale", noScale_, "OS+ without channel scaling (shifting only; config osplus_scale: false)"));
+    add(cmd->add_option("--osplus-threshold", osplusThreshold_,
+                        "OS+ fixed clipping threshold t, s = max(1, r / t) (0 = search it; config osplus_threshold)"));
     add(cmd->add_option("--qconfig", qconfig_, "OS+-style q-config YAML (a_qconfig, w_qconfig bit/symmetric/ch_axis, "
                                                "except_quantizer, migrate) applied before the flags; its calibrate/max_length are not "
                                                "used (--nsamples/--seqlen)"));
@@ -236,6 +240,9 @@ class QuantizeCommand : public Command {
       if (given("--sq-alpha")) c.sqAlpha = sqAlpha_;
       if (given("--search-steps")) c.osplusSearchSteps = searchSteps_;
       if (given("--search-tokens")) c.osplusSearchTokens = searchTokens_;
+      if (given("--no-shift")) c.osplusShift = false;
+      if (given("--no-scale")) c.osplusScale = false;
+      if (given("--osplus-threshold")) c.osplusThreshold = osplusThreshold_;
       c.validate();
     } catch (const qs::Error& e) {
       throw Error(std::string("quantize options: ") + e.what());
@@ -304,6 +311,8 @@ class QuantizeCommand : public Command {
   int64_t evalTasksLimit_ = 0;
   int aBits_ = 16, aGroupSize_ = 128, searchSteps_ = 100;
   int64_t searchTokens_ = 1024;
+  bool noShift_ = false, noScale_ = false;
+  double osplusThreshold_ = 0;
   double sqAlpha_ = 0.5;
   bool aSymmetric_ = false;
   int wbits_ = 4, groupsize_ = -1, numIter_ = 30, nsamples_ = 128, seqlen_ = 2048, batchSize_ = 8, evalSeqlen_ = 0;

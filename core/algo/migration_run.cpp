@@ -91,6 +91,9 @@ MigrationOutcome runMigration(model::Model& model, const at::Tensor& samples, co
     if (config.migrate == Migration::OsPlus) {
       OsPlusOptions opt;
       opt.withValueOut(config.osplusValueOut)
+          .withShift(config.osplusShift)
+          .withScale(config.osplusScale)
+          .withThreshold(config.osplusThreshold)
           .withSearchSteps(config.osplusSearchSteps)
           .withSearchTokens(config.osplusSearchTokens)
           .withWeight(config.layer.spec);

@@ -48,6 +48,11 @@ double migrationError(const at::Tensor& x, const at::Tensor& shift, const at::Te
   return err;
 }
 
+at::Tensor thresholdScale(const at::Tensor& range, double threshold) {
+  if (!(threshold > 0)) throw Error("OS+ threshold must be positive (0 = search)");
+  return (range.to(at::kFloat).clamp_min(1e-8) / threshold).clamp_min(1.0);
+}
+
 ThresholdSearch searchThreshold(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& range,
                                 const std::vector<LinearRef>& consumers, const OsPlusOptions& options) {
   if (options.searchSteps < 1) throw Error("OS+ search_steps must be at least 1");
@@ -59,7 +64,7 @@ ThresholdSearch searchThreshold(const at::Tensor& x, const at::Tensor& shift, co
   for (int k = 0; k <= options.searchSteps; ++k) {
     // From the largest range down: t = hi is "no scaling", which ties win (scale only if it helps).
     const double t = hi - (hi - lo) * static_cast<double>(k) / options.searchSteps;
-    at::Tensor s = (r / t).clamp_min(1.0);
+    at::Tensor s = thresholdScale(r, t);
     const double e = migrationError(x, shift, s, consumers, options);
     best.candidates.push_back(t);
     best.errors.push_back(e);
@@ -102,7 +107,11 @@ OsPlusReport applyOsPlus(model::Model& model, const at::Tensor& samples, const O
     pr.errorShift = options.shift ? migrationError(st.tokens, z, {}, refs, options) : pr.errorBefore;
     pr.errorAfter = pr.errorShift;
     at::Tensor s;
-    if (options.scale) {
+    if (options.scale && options.threshold > 0) {
+      s = thresholdScale(range, options.threshold);
+      pr.threshold = options.threshold;
+      pr.errorAfter = migrationError(st.tokens, z, s, refs, options);
+    } else if (options.scale) {
       ThresholdSearch ts = searchThreshold(st.tokens, z, range, refs, options);
       pr.threshold = ts.threshold;
       pr.errorAfter = ts.error;

@@ -4,7 +4,8 @@
 // activations become symmetric (shift z = (max + min) / 2) and concentrated (scale
 // s = max(1, r / t), r = (max - min) / 2). The clipping threshold t is searched on a linear grid
 // of searchSteps + 1 candidates from the smallest to the largest channel range r, minimising
-// the L2 error of the consuming Linears' quantized outputs (all consumers of the pair together):
+// the L2 error of the consuming Linears' quantized outputs (all consumers of the pair together),
+// unless a fixed threshold is given (OsPlusOptions::threshold; shift and scale can each be off):
 //   sum_c || Qa((X - z) / s) Qw(W_c diag(s))^T + b_c + W_c z - (X W_c^T + b_c) ||^2
 // Folding (model/migration.h): norm weight /= s, norm bias = (bias - z) / s (an RMSNorm
 // gets this bias; the family has none), consumer bias += W z (a bias is added where the Linear
@@ -30,6 +31,7 @@ struct OsPlusOptions {
   bool shift = true;             // channel-wise shifting (asymmetry)
   bool scale = true;             // channel-wise scaling (concentration) with the threshold search
   bool valueOut = true;          // also migrate value -> output projection pairs
+  double threshold = 0;          // fixed clipping threshold t > 0 instead of the search; 0 = search
   int searchSteps = 100;         // grid intervals between the smallest and largest channel range (>= 100 advised)
   int64_t searchTokens = 1024;   // calibration tokens per pair the search evaluates
   quant::ActQuantOptions act;    // activation quantizer the search assumes (range = min/max of the tokens)
@@ -38,6 +40,7 @@ struct OsPlusOptions {
   OsPlusOptions& withShift(bool v) { shift = v; return *this; }
   OsPlusOptions& withScale(bool v) { scale = v; return *this; }
   OsPlusOptions& withValueOut(bool v) { valueOut = v; return *this; }
+  OsPlusOptions& withThreshold(double v) { threshold = v; return *this; }
   OsPlusOptions& withSearchSteps(int v) { searchSteps = v; return *this; }
   OsPlusOptions& withSearchTokens(int64_t v) { searchTokens = v; return *this; }
   OsPlusOptions& withAct(const quant::ActQuantOptions& v) { act = v; return *this; }
@@ -57,6 +60,9 @@ struct ThresholdSearch {
   std::vector<double> candidates;   // every t tried (ascending)
   std::vector<double> errors;       // objective per candidate
 };
+
+// s = max(1, r / t) per channel for half-ranges r [in] and threshold t > 0 (float32).
+at::Tensor thresholdScale(const at::Tensor& range, double threshold);
 
 // Objective above for given shift z [in] and scale s [in] on tokens x [n, in].
 double migrationError(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale,

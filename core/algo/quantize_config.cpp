@@ -88,7 +88,7 @@ const std::vector<std::string>& quantizeConfigKeys() {
       "num_iter", "outlier", "structured_outlier", "alpha", "true_sequential", "batch_size", "nsamples", "seqlen",
       "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "eval_tasks", "eval_tasks_limit", "migrate", "a_bits", "a_quantizer",
       "a_group_size", "a_symmetric", "a_observer", "except_quantizer", "sq_alpha", "osplus_search_steps",
-      "osplus_search_tokens", "osplus_value_out"};
+      "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold"};
   return keys;
 }
 
@@ -130,6 +130,10 @@ void QuantizeConfig::validate() const {
   checkKey(sqAlpha >= 0 && sqAlpha <= 1, "sq_alpha", fmt(sqAlpha) + " must lie in [0, 1]");
   checkKey(osplusSearchSteps >= 1, "osplus_search_steps", std::to_string(osplusSearchSteps) + " must be at least 1");
   checkKey(osplusSearchTokens >= 1, "osplus_search_tokens", std::to_string(osplusSearchTokens) + " must be at least 1");
+  checkKey(std::isfinite(osplusThreshold) && osplusThreshold >= 0, "osplus_threshold",
+           fmt(osplusThreshold) + " must be 0 (search the threshold) or positive");
+  checkKey(migrate != Migration::OsPlus || osplusShift || osplusScale, "osplus_scale",
+           "osplus_shift and osplus_scale are both false, so OS+ would change nothing; turn one on or use migrate: none");
   layer.validate();  // anything the quantizers reject beyond the checks above
 }
 
@@ -200,16 +204,16 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   if (n["eval"]) c.eval = readStringList(n, "eval", file, prefix);
   c.evalSeqlen = static_cast<int>(readInt(n, "eval_seqlen", file, prefix, c.evalSeqlen));
   c.evalLimitWindows = readInt(n, "eval_limit_windows", file, prefix, c.evalLimitWindows);
-  if (n["migrate"]) keyed("migrate", [&] { c.migrate = parseMigration(readString(n, "migrate", file, prefix)); });
-  c.act.bits = static_cast<int>(readInt(n, "a_bits", file, prefix, c.act.bits));
-  if (n["a_quantizer"])
-    keyed("a_quantizer", [&] { c.act.granularity = parseAQuantizer(readString(n, "a_quantizer", file, prefix)); });
   if (n["eval_tasks"]) {  // a list, or one comma-separated string as on the command line
     c.evalTasks.clear();
     for (const auto& item : readStringList(n, "eval_tasks", file, prefix))
       for (const auto& t : splitList(item)) c.evalTasks.push_back(t);
   }
   c.evalTasksLimit = readInt(n, "eval_tasks_limit", file, prefix, c.evalTasksLimit);
+  if (n["migrate"]) keyed("migrate", [&] { c.migrate = parseMigration(readString(n, "migrate", file, prefix)); });
+  c.act.bits = static_cast<int>(readInt(n, "a_bits", file, prefix, c.act.bits));
+  if (n["a_quantizer"])
+    keyed("a_quantizer", [&] { c.act.granularity = parseAQuantizer(readString(n, "a_quantizer", file, prefix)); });
   c.act.groupSize = static_cast<int>(readInt(n, "a_group_size", file, prefix, c.act.groupSize));
   c.act.symmetric = readBool(n, "a_symmetric", file, prefix, c.act.symmetric);
   if (n["a_observer"])
@@ -219,6 +223,9 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   c.osplusSearchSteps = static_cast<int>(readInt(n, "osplus_search_steps", file, prefix, c.osplusSearchSteps));
   c.osplusSearchTokens = readInt(n, "osplus_search_tokens", file, prefix, c.osplusSearchTokens);
   c.osplusValueOut = readBool(n, "osplus_value_out", file, prefix, c.osplusValueOut);
+  c.osplusShift = readBool(n, "osplus_shift", file, prefix, c.osplusShift);
+  c.osplusScale = readBool(n, "osplus_scale", file, prefix, c.osplusScale);
+  c.osplusThreshold = readDouble(n, "osplus_threshold", file, prefix, c.osplusThreshold);
 
   try {
     c.validate();
@@ -267,6 +274,10 @@ std::string toYaml(const QuantizeConfig& c) {
   e << YAML::EndSeq;
   e << YAML::Key << "eval_seqlen" << YAML::Value << c.evalSeqlen;
   e << YAML::Key << "eval_limit_windows" << YAML::Value << c.evalLimitWindows;
+  e << YAML::Key << "eval_tasks" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& t : c.evalTasks) e << t;
+  e << YAML::EndSeq;
+  e << YAML::Key << "eval_tasks_limit" << YAML::Value << c.evalTasksLimit;
   e << YAML::Key << "migrate" << YAML::Value << migrationName(c.migrate);
   e << YAML::Key << "a_bits" << YAML::Value << c.act.bits;
   e << YAML::Key << "a_quantizer" << YAML::Value << aQuantizerName(c.act.granularity);
@@ -274,16 +285,15 @@ std::string toYaml(const QuantizeConfig& c) {
   e << YAML::Key << "a_symmetric" << YAML::Value << c.act.symmetric;
   e << YAML::Key << "a_observer" << YAML::Value << quant::actObserverName(c.act.observer);
   e << YAML::Key << "except_quantizer" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  e << YAML::Key << "eval_tasks" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (const auto& t : c.evalTasks) e << t;
-  e << YAML::EndSeq;
-  e << YAML::Key << "eval_tasks_limit" << YAML::Value << c.evalTasksLimit;
   for (const auto& x : c.exceptQuantizer) e << x;
   e << YAML::EndSeq;
   e << YAML::Key << "sq_alpha" << YAML::Value << fmt(c.sqAlpha);
   e << YAML::Key << "osplus_search_steps" << YAML::Value << c.osplusSearchSteps;
   e << YAML::Key << "osplus_search_tokens" << YAML::Value << c.osplusSearchTokens;
   e << YAML::Key << "osplus_value_out" << YAML::Value << c.osplusValueOut;
+  e << YAML::Key << "osplus_shift" << YAML::Value << c.osplusShift;
+  e << YAML::Key << "osplus_scale" << YAML::Value << c.osplusScale;
+  e << YAML::Key << "osplus_threshold" << YAML::Value << c.osplusThreshold;
   e << YAML::EndMap << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

@@ -58,6 +58,9 @@ struct QuantizeConfig {
   int osplusSearchSteps = 100;           // "osplus_search_steps": threshold candidates - 1
   int64_t osplusSearchTokens = 1024;     // "osplus_search_tokens": calibration tokens per pair in the search
   bool osplusValueOut = true;            // "osplus_value_out": also migrate value -> output projection
+  bool osplusShift = true;               // "osplus_shift": OS+ channel shifting z = (max + min) / 2
+  bool osplusScale = true;               // "osplus_scale": OS+ channel scaling s = max(1, r / t)
+  double osplusThreshold = 0;            // "osplus_threshold": fixed clipping threshold t; 0 = search it
 
   QuantizeConfig();  // GPTQ defaults: 4 bits, asymmetric, per channel, percdamp 0.01
   QuantizeConfig& withMethod(Method v) { layer.method = v; return *this; }

@@ -118,7 +118,7 @@ LayerPreviewResult LayerPreviewer::preview(const LayerPreviewOptions& o, jobs::P
   at::Tensor scale;
   if (o.scale) {
     if (o.threshold > 0) {
-      scale = (range.clamp_min(1e-8) / o.threshold).clamp_min(1.0);
+      scale = algo::thresholdScale(range, o.threshold);
       out.threshold = o.threshold;
       out.errorAfter = algo::migrationError(st.tokens, z, scale, refs, opt);
     } else {

@@ -450,6 +450,10 @@ TEST_F(WorkflowTest, TuningPanelLivePreview) {
     return t->previewResult().threshold == 0.4 && t->previewResult().pair.rfind("layers.1.", 0) == 0;
   }, 30000)) << t->previewInfo()->text().toStdString();
   EXPECT_TRUE(t->previewInfo()->text().contains("error")) << t->previewInfo()->text().toStdString();
+  // The preview's OS+ controls are the config keys the Quantize & Evaluate job runs.
+  EXPECT_TRUE(w.quantizeConfigYaml().contains("osplus_threshold: 0.4")) << w.quantizeConfigYaml().toStdString();
+  t->setPreviewShift(false);
+  EXPECT_TRUE(w.quantizeConfigYaml().contains("osplus_shift: false")) << w.quantizeConfigYaml().toStdString();
   EXPECT_GE(t->previewPlot()->graphCount(), 2);
 }
 

@@ -96,7 +96,9 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
   form->addRow(tr("&Run:"), run_);
   form->addRow(tr("&Format:"), format_);
   form->addRow(QString(), formatHelp_);
-  form->addRow(tr("&Destination:"), destRow);
+  auto* destLabel = new QLabel(tr("&Destination:"), this);
+  destLabel->setBuddy(dest_);
+  form->addRow(destLabel, destRow);
   form->addRow(QString(), replace_);
   form->addRow(tr("&Tensor dtype:"), dtype_);
   form->addRow(tr("&Shard above:"), shardMiB_);
@@ -253,6 +255,10 @@ void ExportDialog::schedulePlan() {
   const bool gptq = name == QLatin1String("gptq");
   gptqFormat_->setEnabled(gptq);
   allowPadding_->setEnabled(gptq);
+  // scale-shift is one float32 file of its own: no dtype, no shards.
+  const bool folder = name != QLatin1String("scale-shift");
+  dtype_->setEnabled(folder);
+  shardMiB_->setEnabled(folder);
   ++generation_;
   planning_ = true;
   updateButtons();
@@ -290,8 +296,7 @@ void ExportDialog::showPlan() {
     auto* item = new QTreeWidgetItem(files_, {fromStd(f.name), sizeText(f.bytes)});
     item->setTextAlignment(1, Qt::AlignRight | Qt::AlignVCenter);
   }
-  QString text = tr("%1 files, <b>%2</b> into <code>%3</code>")
-                     .arg(plan_->files.size())
+  QString text = tr("%n file(s), <b>%1</b> into <code>%2</code>", "", static_cast<int>(plan_->files.size()))
                      .arg(sizeText(plan_->totalBytes), fromStd(plan_->dir).toHtmlEscaped());
   if (plan_->dirExists)
     text += tr("<br><span style='color:#c0392b'>The folder exists: tick Replace to overwrite it (the old one stays "

@@ -146,9 +146,14 @@ OutlierExplorerPanel::OutlierExplorerPanel(QWidget* parent)
   channelInfo_->setMinimumWidth(80);
   channelInfo_->setAlignment(Qt::AlignRight | Qt::AlignVCenter);
   ctools->addWidget(afterCheck_);
-  ctools->addWidget(afterInfo_, 2);
-  ctools->addWidget(channelInfo_, 3);
+  ctools->addStretch(1);
+  // The site summary and the after-OS+ status get a row of their own: on the tool row they were
+  // cut to a few words at the dock's usual width.
+  auto* infoRow = new QHBoxLayout;
+  infoRow->addWidget(afterInfo_, 1);
+  infoRow->addWidget(channelInfo_, 1);
   cv->addLayout(ctools);
+  cv->addLayout(infoRow);
   cv->addWidget(channelPlot_);
 
   tabs_->setObjectName(QStringLiteral("explorerTabs"));

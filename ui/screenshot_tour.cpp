@@ -7,12 +7,14 @@
 #include <QFile>
 #include <QPixmap>
 #include <QPushButton>
+#include <QTabWidget>
 #include <QTimer>
 
 #include <cstdio>
 
 #include "core/runs/project.h"
 #include "ui/compare_view.h"
+#include "ui/export_dialog.h"
 #include "ui/job_queue.h"
 #include "ui/jobs_panel.h"
 #include "ui/main_window.h"
@@ -37,9 +39,11 @@ void ScreenshotTour::fail(const QString& message) {
   Q_EMIT finished(1);
 }
 
-bool ScreenshotTour::shoot(const QString& name) {
+bool ScreenshotTour::shoot(const QString& name) { return shootWidget(w_, name); }
+
+bool ScreenshotTour::shootWidget(QWidget* widget, const QString& name) {
   const QString file = QDir(out_).filePath(name + ".png");
-  const QPixmap pixmap = w_->grab();
+  const QPixmap pixmap = widget->grab();
   if (!pixmap.save(file)) {
     std::fprintf(stderr, "quantscope --screenshots: could not write %s\n", qPrintable(file));
     return false;
@@ -210,8 +214,72 @@ void ScreenshotTour::stepTuning() {
     when([t, before] { return t->previewsShown() > before && !t->previewRunner()->busy() && t->previewResult().pair.find("layers.3.") == 0; },
          QStringLiteral("the live preview"), 60000, [this] {
            shoot(QStringLiteral("preview"));
-           Q_EMIT finished(0);
+           stepChannels();
          });
+  });
+}
+
+void ScreenshotTour::stepChannels() {
+  // A second analysis on a smaller calibration set (8 windows, another seed's offsets): the
+  // channel view across runs shows how much the ranges depend on the calibration sample.
+  const int id = w_->startAnalyse(8, 256);
+  when([this] { return !w_->jobQueue()->busy(); }, QStringLiteral("the second analysis"), 300000, [this, id] {
+    if (w_->jobQueue()->job(id)->state != JobQueue::State::Finished) {
+      fail(QStringLiteral("analysis: %1").arg(w_->jobQueue()->job(id)->result));
+      return;
+    }
+    std::vector<qint64> analyses;
+    for (const auto& r : runs::RunStore(w_->runsPanel()->runsPath().toStdString()).listRuns())
+      if (r.kind == runs::RunKind::Analysis) analyses.insert(analyses.begin(), r.id);  // oldest first
+    w_->runsPanel()->refresh();
+    w_->runsPanel()->selectRuns(analyses);
+    w_->runsPanel()->compareButton()->click();
+    when([this] { return !w_->compareView()->loading() && w_->compareView()->comparison().runs.size() >= 2; },
+         QStringLiteral("the comparison of the analyses"), 60000, [this] {
+           CompareView* c = w_->compareView();
+           tall(w_->showDockOf(c));
+           c->plotTabs()->setCurrentIndex(1);
+           int pick = 0;
+           for (size_t i = 0; i < c->channelSites().size(); ++i)
+             if (c->channelSites()[i].layer == 3 && c->channelSites()[i].site == "q_proj" && c->channelSites()[i].kind == "input")
+               pick = static_cast<int>(i);
+           if (c->showChannelSite(pick) < 2) {
+             fail(QStringLiteral("the channel view across runs drew nothing"));
+             return;
+           }
+           QTimer::singleShot(300, this, [this] {
+             shoot(QStringLiteral("compare_channels"));
+             stepExport();
+           });
+         });
+  });
+}
+
+void ScreenshotTour::stepExport() {
+  // The Export dialog on the OS+ run as GPTQ: what will be written, before anything is.
+  qint64 osplusRun = 0;
+  for (const auto& r : runs::RunStore(w_->runsPanel()->runsPath().toStdString()).listRuns())
+    if (r.kind == runs::RunKind::Quantize && r.configYaml.find("migrate: osplus") != std::string::npos) osplusRun = r.id;
+  auto* dialog = new ExportDialog(copy_, osplusRun, w_);
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  dialog->selectFormat(QStringLiteral("gptq"));
+  dialog->show();
+  when([dialog] { return !dialog->planning(); }, QStringLiteral("the export plan"), 60000, [this, dialog] {
+    if (!dialog->planError().isEmpty()) {
+      fail(QStringLiteral("export plan: %1").arg(dialog->planError()));
+      return;
+    }
+    shootWidget(dialog, QStringLiteral("export_dialog"));
+    const int id = w_->startExport(dialog->options());
+    dialog->close();
+    w_->showDockOf(w_->jobsPanel());
+    when([this] { return !w_->jobQueue()->busy(); }, QStringLiteral("the export job"), 300000, [this, id] {
+      if (w_->jobQueue()->job(id)->state != JobQueue::State::Finished) {
+        fail(QStringLiteral("export: %1").arg(w_->jobQueue()->job(id)->result));
+        return;
+      }
+      Q_EMIT finished(0);
+    });
   });
 }
 

@@ -1,7 +1,8 @@
 // `quantscope --screenshots DIR`: drives the main window through a real session on a scratch
 // copy of a project — open it, run Analyse and two Quantize & evaluate jobs (the second captured
 // while it runs), open the explorer's views, select and compare the two runs, show the Tuning
-// panel — and saves a PNG of the window at each step (docs/screenshots in the repository). Every
+// panel and its live preview, overlay the channel ranges of a site across two analyses, open
+// the Export dialog and run the export — and saves a PNG of the window (or dialog) at each step (docs/screenshots in the repository). Every
 // number in the images is computed on the spot; nothing is staged.
 #pragma once
 #include <QObject>
@@ -11,6 +12,7 @@
 #include <functional>
 
 class QDockWidget;
+class QWidget;
 
 namespace qs::ui {
 
@@ -33,6 +35,7 @@ class ScreenshotTour : public QObject {
   void fail(const QString& message);
   void tall(QDockWidget* dock);
   bool shoot(const QString& name);
+  bool shootWidget(QWidget* widget, const QString& name);
   // Calls next() once done() holds (polled), or fails with `what` after timeoutMs.
   void when(std::function<bool()> done, const QString& what, int timeoutMs, std::function<void()> next);
   QString quantizeYaml(const QString& migrate) const;
@@ -41,6 +44,8 @@ class ScreenshotTour : public QObject {
   void stepExplorer();
   void stepRunsAndCompare();
   void stepTuning();
+  void stepChannels();
+  void stepExport();
 
   MainWindow* w_;
   QString out_, project_, scratch_, copy_;

@@ -167,7 +167,7 @@ std::string formatFileSize(int64_t bytes) {
 
 std::string ExportJobResult::summary() const {
   return "exported '" + runName + "' as " + format + " to " + dir + ": " + std::to_string(files.size()) +
-         " files, " + formatFileSize(totalBytes);
+         (files.size() == 1 ? " file, " : " files, ") + formatFileSize(totalBytes);
 }
 
 }  // namespace qs::workflow

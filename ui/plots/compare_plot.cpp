@@ -99,7 +99,7 @@ int renderChannelOverlay(QCustomPlot* plot, const ChannelOverlayData& data, bool
     ++drawn;
   }
   x->setLabel(QObject::tr("channel"));
-  y->setLabel(QObject::tr("min … max over the calibration tokens — %1").arg(QString::fromStdString(data.title)));
+  y->setLabel(QObject::tr("per-channel min … max"));
   if (drawn > 0) {
     plot->rescaleAxes();
     x->setRange(-0.5, static_cast<double>(data.channels) - 0.5);

@@ -385,6 +385,23 @@ TEST_F(WorkflowTest, ExportPlanMatchesTheWrittenFolder) {
   bad.dtype = "float16";
   bad.runId = 999;
   EXPECT_THROW(qs::workflow::planExportJob(bad), qs::Error);
+  // Cancelled part way through the tensors (as the Jobs dock's Cancel does): no folder and no
+  // temporary sibling are left.
+  struct CancelAfter : qs::jobs::Progress {
+    int updates = 0;
+    void update(double, const std::string&) override { ++updates; }
+    bool cancelRequested() const override { return updates >= 6; }
+  } cancel;
+  qs::workflow::ExportJobOptions c;
+  c.projectDir = p.dir;
+  c.runId = run.runId;
+  c.format = "gptq";
+  c.outDir = p.dir + "/exports/cancelled";
+  EXPECT_THROW(qs::workflow::runExportJob(c, cancel), qs::Cancelled);
+  EXPECT_GE(cancel.updates, 6) << "cancelled while writing tensors";
+  EXPECT_FALSE(std::filesystem::exists(c.outDir));
+  for (const auto& e : std::filesystem::directory_iterator(p.dir + "/exports"))
+    EXPECT_EQ(e.path().filename().string().rfind("cancelled", 0), std::string::npos) << e.path();
   EXPECT_EQ(qs::workflow::formatFileSize(512), "512 B");
   EXPECT_EQ(qs::workflow::formatFileSize(3 << 20), "3.0 MiB");
 }

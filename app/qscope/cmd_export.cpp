@@ -4,6 +4,7 @@
 // as the GUI's Export job does. The folder is written atomically:
 // Ctrl-C or an error leaves no DIR behind; an existing DIR needs --force.
 #include <cstdio>
+#include <string>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
@@ -17,14 +18,17 @@ class ExportCommand : public Command {
   CLI::App* setup(CLI::App& app) override {
     auto* cmd = app.add_subcommand("export", "Export a quantize run: HF folder with OS+ folded in, GPTQ packed, "
                                              "fake-quantized FP16, or the OS+ scales/shifts alone");
-    cmd->footer(
-        "Formats:\n"
-        "  hf-fp16      Hugging Face folder of the FP model with OS+/SmoothQuant folded in (weights not quantized)\n"
-        "  gptq         AutoGPTQ layout (qweight/qzeros/scales/g_idx, quantize_config.json), 2/3/4/8 bits\n"
-        "  fake-fp16    Hugging Face folder with the dequantized weights of any method\n"
-        "  scale-shift  scale_shift.safetensors: <pair>.shift / <pair>.scale per migration pair\n"
-        "QuantScope loads every folder format back (qscope eval DIR); GPTQ folders are dequantized on load.\n"
-        "Example: qscope export 3 -p proj --format gptq -o out/w4-gptq");
+    // The format list the GUI's Export dialog shows too (core/workflow/export_job.h).
+    std::string footer = "Formats:\n";
+    for (const auto& f : workflow::exportFormats()) {
+      char line[256];
+      std::snprintf(line, sizeof line, "  %-12s %s\n", f.name.c_str(), f.description.c_str());
+      footer += line;
+    }
+    cmd->footer(footer +
+                "QuantScope loads every folder format back (qscope eval DIR); GPTQ folders are dequantized on load.\n"
+                "Folder formats need a Hugging Face model folder as the run's source (a GGUF source: scale-shift only).\n"
+                "Example: qscope export 3 -p proj --format gptq -o out/w4-gptq");
     cmd->add_option("run", runId_, "quantize run id (qscope runs list -p PROJECT)")->required();
     cmd->add_option("-p,--project", project_, "project folder holding the run")->required();
     cmd->add_option("--format", format_, "hf-fp16, gptq, fake-fp16 or scale-shift")->required();

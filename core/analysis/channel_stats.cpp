@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/analysis/channel_moments.h"
+#include "core/analysis/column_moments.h"
 #include "core/util/error.h"
 
 namespace qs::analysis {
@@ -224,14 +225,20 @@ SiteSummary summarize(const ChannelArrays& a, int64_t count, const OutlierOption
 void weightStats(const at::Tensor& w, SiteResult& site, const OutlierOptions& outliers) {
   c10::InferenceMode guard;
   if (w.dim() != 2) throw Error("weight statistics need a [out, in] matrix, got " + shapeText(w));
-  auto opts = ChannelStatsOptions().withTopTokens(0).withPositions(false);
-  ChannelStats perIn(opts), perOut(opts);
-  perIn.update(w);      // rows are the samples: statistics per input column
-  perOut.update(w.t()); // per output row
   site.channels = w.size(1);
   site.count = w.size(0);
-  site.channel = perIn.arrays();
-  site.outChannel = perOut.arrays();
+  if (w.device().is_cpu()) {
+    // The whole matrix is at hand: two float64 passes per direction, no temporaries (column_moments.h).
+    site.channel = columnArrays(w);   // per input column, over the output rows
+    site.outChannel = rowArrays(w);   // per output row, over the input columns
+  } else {
+    auto opts = ChannelStatsOptions().withTopTokens(0).withPositions(false);
+    ChannelStats perIn(opts), perOut(opts);
+    perIn.update(w);      // rows are the samples: statistics per input column
+    perOut.update(w.t()); // per output row
+    site.channel = perIn.arrays();
+    site.outChannel = perOut.arrays();
+  }
   site.summary = summarize(site.channel, site.count, outliers);
 }
 

@@ -3,18 +3,25 @@
 // docs/BENCHMARKS.md records (target <= 1.3x).
 //   *Forward       model.forward per batch (embed, blocks, head): what evaluation runs
 //   *Layerwise     the same block-major traversal analyzeModel makes, without statistics
-//   *Analyze       analyzeModel, weights on / off (arg 1 / 0)
+//   *Analyze       analyzeModel, weights on / off (arg 1 / 0); arg 2: on, plus the softmax input
 // Models: stories260K (../shared, the real TinyStories LLaMA, hidden 64) and a generated
 // OPT-125M-shaped model cut to 4 blocks (hidden 768, FFN 3072, random weights), where the
 // matrix products dominate as in real models.
-// Run: build/tests/bench/bench_analysis --benchmark_counters_tabular=true
+// Run: build/tests/bench/bench_analysis --threads 1 --benchmark_enable_random_interleaving=true
+//      --benchmark_repetitions=7 (the command docs/BENCHMARKS.md records; --threads sets LibTorch's
+//      intra-op threads, default all cores; random interleaving spreads the repetitions of the
+//      plain and analysis passes over the run, so load on a shared machine hits both alike).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "core/analysis/analyze.h"
 #include "core/analysis/channel_stats.h"
@@ -106,7 +113,9 @@ void layerwise(benchmark::State& state, Setup& s) {
 }
 
 void analyze(benchmark::State& state, Setup& s) {
-  auto o = qs::analysis::AnalysisOptions().withBatchSize(s.batch).withWeights(state.range(0) != 0);
+  // Arg 0: no weight statistics; 1: with them (the default); 2: with them and --softmax-inputs.
+  auto o = qs::analysis::AnalysisOptions().withBatchSize(s.batch).withWeights(state.range(0) != 0)
+               .withSoftmaxInputs(state.range(0) == 2);
   for (auto _ : state) benchmark::DoNotOptimize(qs::analysis::analyzeModel(*s.model, s.samples, o));
   counters(state, s);
 }
@@ -122,6 +131,33 @@ void BM_ChannelStatsUpdate(benchmark::State& state) {
     s.update(x, ids);
     benchmark::DoNotOptimize(s.m4());
   }
+}
+// Weight statistics of one OPT-125M-shaped block (q/k/v/o 768 x 768, fc1 3072 x 768, fc2
+// 768 x 3072): per input column and per output row, what analyzeModel adds per block with weights
+// on. Arg 1: weightStats (column_moments.h loops); arg 0: the two streaming ChannelStats updates
+// it used before, for comparison.
+void BM_WeightStatsOptBlock(benchmark::State& state) {
+  c10::InferenceMode guard;
+  at::manual_seed(0);
+  std::vector<at::Tensor> ws;
+  for (int i = 0; i < 4; ++i) ws.push_back(at::randn({768, 768}) * 0.02);
+  ws.push_back(at::randn({3072, 768}) * 0.02);
+  ws.push_back(at::randn({768, 3072}) * 0.02);
+  for (auto _ : state)
+    for (const auto& w : ws) {
+      qs::analysis::SiteResult r;
+      if (state.range(0) != 0) {
+        qs::analysis::weightStats(w, r);
+      } else {
+        auto opts = qs::analysis::ChannelStatsOptions().withTopTokens(0).withPositions(false);
+        qs::analysis::ChannelStats perIn(opts), perOut(opts);
+        perIn.update(w);
+        perOut.update(w.t());
+        r.channel = perIn.arrays();
+        r.outChannel = perOut.arrays();
+      }
+      benchmark::DoNotOptimize(r.channel.kurtosis.data());
+    }
 }
 void BM_Fc2Gemm(benchmark::State& state) {
   c10::InferenceMode guard;
@@ -150,11 +186,36 @@ void BM_Opt125mShape4L_Analyze(benchmark::State& st) { analyze(st, opt()); }
 }  // namespace
 
 BENCHMARK(BM_ChannelStatsUpdate)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_WeightStatsOptBlock)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Fc2Gemm)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Stories260K_Forward)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_Stories260K_Layerwise)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_Stories260K_Analyze)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_Opt125mShape4L_Forward)->Unit(benchmark::kMillisecond)->MinTime(3.0);
 BENCHMARK(BM_Opt125mShape4L_Layerwise)->Unit(benchmark::kMillisecond)->MinTime(3.0);
-BENCHMARK(BM_Opt125mShape4L_Analyze)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->MinTime(3.0);
-BENCHMARK_MAIN();
+BENCHMARK(BM_Opt125mShape4L_Analyze)->Arg(1)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+// BENCHMARK_MAIN plus --threads N (LibTorch intra-op threads), taken out before Google Benchmark
+// parses the rest.
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--threads" || a.rfind("--threads=", 0) == 0)) {
+      const std::string v = a == "--threads" ? (i + 1 < argc ? argv[++i] : "") : a.substr(10);
+      const int n = std::atoi(v.c_str());
+      if (n <= 0) {
+        std::fprintf(stderr, "bench_analysis: --threads needs a positive number, got '%s'\n", v.c_str());
+        return 1;
+      }
+      at::set_num_threads(n);
+      continue;
+    }
+    args.push_back(argv[i]);
+  }
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -13,6 +13,7 @@ namespace {
 QString kindWord(const std::string& kind) {
   if (kind == "weight") return QStringLiteral("weight");
   if (kind == "block_output" || kind == "residual") return QStringLiteral("residual stream");
+  if (kind == "softmax") return QStringLiteral("softmax input");
   if (kind.empty()) return QString();
   return QString::fromStdString(kind == "input" ? "activation" : kind);
 }
@@ -98,8 +99,14 @@ ChannelPlotResult renderChannels(QCustomPlot* plot, const runs::SiteStat& site, 
     }
   }
 
-  x->setLabel(QString::fromStdString(sortDescription(options.sort)));
-  y->setLabel(site.kind == "weight" ? QStringLiteral("weight value") : QStringLiteral("activation value"));
+  // The softmax input has a channel per head (values: its unmasked attention scores).
+  const bool scores = site.kind == "softmax";
+  QString xLabel = QString::fromStdString(sortDescription(options.sort));
+  if (scores) xLabel.replace(QStringLiteral("channel"), QStringLiteral("head"));
+  x->setLabel(xLabel);
+  y->setLabel(site.kind == "weight" ? QStringLiteral("weight value")
+              : scores              ? QStringLiteral("attention score (scaled, mask excluded)")
+                                    : QStringLiteral("activation value"));
   x->setRange(-0.5 - n * 0.01, n - 0.5 + n * 0.01);
   const double span = std::max(hi - lo, 1e-6);
   y->setRange(lo - 0.06 * span, hi + 0.16 * span);  // headroom for the legend row

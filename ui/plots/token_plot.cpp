@@ -21,8 +21,11 @@ TokenPlotResult renderTokens(QCustomPlot* plot, const runs::SiteStat& site, cons
   QCPAxis* valueAxis = rect->axis(QCPAxis::atBottom);
   QCPAxis* keyAxis = rect->axis(QCPAxis::atLeft);
   keyAxis->grid()->setVisible(false);
-  valueAxis->setLabel(site.kind == "weight" ? QStringLiteral("max |w|") : QStringLiteral("max |x| at this token (value units)"));
-  keyAxis->setLabel(QStringLiteral("token (text, rank 1 at top)"));
+  const bool scores = site.kind == "softmax";  // tokens are queries, channels are heads
+  valueAxis->setLabel(site.kind == "weight" ? QStringLiteral("max |w|")
+                      : scores              ? QStringLiteral("max |attention score| of this query (over heads and keys)")
+                                            : QStringLiteral("max |x| at this token (value units)"));
+  keyAxis->setLabel(scores ? QStringLiteral("query token (text, rank 1 at top)") : QStringLiteral("token (text, rank 1 at top)"));
 
   r.bars = new QCPBars(keyAxis, valueAxis);
   r.bars->setName(QStringLiteral("max |x| per token"));
@@ -67,7 +70,7 @@ TokenPlotResult renderTokens(QCustomPlot* plot, const runs::SiteStat& site, cons
     text->setPositionAlignment(Qt::AlignLeft | Qt::AlignVCenter);
     text->setPadding(QMargins(4, 0, 0, 0));
     QString s = formatValue(t.value);
-    if (t.channel >= 0) s += QStringLiteral("  ch %1").arg(t.channel);
+    if (t.channel >= 0) s += (scores ? QStringLiteral("  head %1") : QStringLiteral("  ch %1")).arg(t.channel);
     text->setText(s);
     text->setFont(plotFont(8));
     text->setColor(pal.subtleText);

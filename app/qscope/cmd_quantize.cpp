@@ -22,6 +22,7 @@
 #include "app/qscope/task_output.h"
 #include "core/algo/quantize_config.h"
 #include "core/eval/tasks.h"
+#include "core/quant/format_yaml.h"
 #include "core/quant/qconfig_yaml.h"
 #include "core/runs/project.h"
 #include "core/util/error.h"
@@ -62,6 +63,8 @@ class QuantizeCommand : public Command {
     add(cmd->add_option("--a-group-size", aGroupSize_, "channels per activation group (per_group)"));
     add(cmd->add_flag("--a-symmetric", aSymmetric_, "symmetric activation grid (default asymmetric)"));
     add(cmd->add_option("--a-observer", aObserver_, "static range observer: minmax, avg_minmax, ema_minmax, percentile, mse"));
+    add(cmd->add_option("--precision", precision_, "per-layer number formats (YAML, docs/FORMATS.md) emulated on the "
+                                                   "quantized model's weights and inputs during its evaluation"));
     add(cmd->add_option("--sq-alpha", sqAlpha_, "SmoothQuant migration strength"));
     add(cmd->add_option("--search-steps", searchSteps_, "OS+ threshold candidates - 1"));
     add(cmd->add_option("--search-tokens", searchTokens_, "OS+ calibration tokens per pair in the search"));
@@ -238,6 +241,7 @@ class QuantizeCommand : public Command {
       if (given("--a-symmetric")) c.act.symmetric = aSymmetric_;
       if (given("--a-observer")) c.act.observer = quant::parseActObserver(aObserver_, "a_observer");
       if (given("--sq-alpha")) c.sqAlpha = sqAlpha_;
+      if (given("--precision")) c.precision = quant::precisionToYaml(quant::loadPrecisionConfig(precision_));
       if (given("--search-steps")) c.osplusSearchSteps = searchSteps_;
       if (given("--search-tokens")) c.osplusSearchTokens = searchTokens_;
       if (given("--no-shift")) c.osplusShift = false;
@@ -313,6 +317,7 @@ class QuantizeCommand : public Command {
   int64_t searchTokens_ = 1024;
   bool noShift_ = false, noScale_ = false;
   double osplusThreshold_ = 0;
+  std::string precision_;
   double sqAlpha_ = 0.5;
   bool aSymmetric_ = false;
   int wbits_ = 4, groupsize_ = -1, numIter_ = 30, nsamples_ = 128, seqlen_ = 2048, batchSize_ = 8, evalSeqlen_ = 0;

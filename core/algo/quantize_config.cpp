@@ -6,6 +6,7 @@
 
 #include "core/config/yaml_helpers.h"
 #include "core/eval/tasks.h"
+#include "core/quant/format_yaml.h"
 #include "core/util/error.h"
 #include "core/util/strings.h"
 
@@ -88,7 +89,7 @@ const std::vector<std::string>& quantizeConfigKeys() {
       "num_iter", "outlier", "structured_outlier", "alpha", "true_sequential", "batch_size", "nsamples", "seqlen",
       "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "eval_tasks", "eval_tasks_limit", "migrate", "a_bits", "a_quantizer",
       "a_group_size", "a_symmetric", "a_observer", "except_quantizer", "sq_alpha", "osplus_search_steps",
-      "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold"};
+      "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold", "precision"};
   return keys;
 }
 
@@ -132,6 +133,8 @@ void QuantizeConfig::validate() const {
   checkKey(osplusSearchTokens >= 1, "osplus_search_tokens", std::to_string(osplusSearchTokens) + " must be at least 1");
   checkKey(std::isfinite(osplusThreshold) && osplusThreshold >= 0, "osplus_threshold",
            fmt(osplusThreshold) + " must be 0 (search the threshold) or positive");
+  checkKey(precision.empty() || act.bits == 16, "precision",
+           "quantizes every site's input itself; leave a_bits at 16 (a_bits is " + std::to_string(act.bits) + ")");
   checkKey(migrate != Migration::OsPlus || osplusShift || osplusScale, "osplus_scale",
            "osplus_shift and osplus_scale are both false, so OS+ would change nothing; turn one on or use migrate: none");
   layer.validate();  // anything the quantizers reject beyond the checks above
@@ -226,6 +229,19 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   c.osplusShift = readBool(n, "osplus_shift", file, prefix, c.osplusShift);
   c.osplusScale = readBool(n, "osplus_scale", file, prefix, c.osplusScale);
   c.osplusThreshold = readDouble(n, "osplus_threshold", file, prefix, c.osplusThreshold);
+  if (n["precision"]) {
+    const YAML::Node p = n["precision"];
+    if (p.IsScalar()) {  // a file path (relative to the working directory), or "none"
+      const std::string path = p.as<std::string>();
+      c.precision = path.empty() || path == "none" ? "" : quant::precisionToYaml(quant::loadPrecisionConfig(path));
+    } else if (p.IsMap()) {  // the section inline, as toYaml writes it
+      YAML::Emitter doc;
+      doc << YAML::BeginMap << YAML::Key << "precision" << YAML::Value << p << YAML::EndMap;
+      c.precision = quant::precisionToYaml(quant::parsePrecisionConfig(doc.c_str(), file + " (key '" + joinKey(prefix, "precision") + "')"));
+    } else {
+      throw keyError(file, joinKey(prefix, "precision"), "must be a precision config file path or its map");
+    }
+  }
 
   try {
     c.validate();
@@ -294,6 +310,11 @@ std::string toYaml(const QuantizeConfig& c) {
   e << YAML::Key << "osplus_shift" << YAML::Value << c.osplusShift;
   e << YAML::Key << "osplus_scale" << YAML::Value << c.osplusScale;
   e << YAML::Key << "osplus_threshold" << YAML::Value << c.osplusThreshold;
+  e << YAML::Key << "precision";
+  if (c.precision.empty())
+    e << YAML::Value << "none";
+  else
+    e << YAML::Value << YAML::Load(c.precision)["precision"];
   e << YAML::EndMap << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

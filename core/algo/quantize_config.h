@@ -12,6 +12,7 @@
 //     migrate: osplus       # none | osplus | smoothquant, run before the weight method
 //     a_bits: 8             # activation fake-quant during evaluation (16 = off)
 //     a_quantizer: per_tensor
+//     precision: p.yaml     # per-layer number formats for the quantized evaluation (or the map inline)
 //
 // Key names follow GPTQ's command line (wbits, groupsize, act_order, static_groups, sym, percdamp,
 // nsamples, seed) and QuantEase's (num_iter, outlier, structured_outlier). The stored config of a
@@ -54,6 +55,12 @@ struct QuantizeConfig {
   // static | per_token | per_group), "a_group_size", "a_symmetric", "a_observer" (per_tensor).
   quant::ActQuantOptions act;
   std::vector<std::string> exceptQuantizer;  // "except_quantizer": sites whose input stays FP
+  // "precision": a per-layer number-format config (core/quant/format_yaml.h) emulated on the
+  // quantized model's weights and site inputs during the quantized evaluation, after the weight
+  // method; "" = none. Held as its resolved `precision:` document, so a stored run carries the
+  // formats themselves: the YAML key takes a file path, the map inline or none; toYaml writes
+  // the map (or none).
+  std::string precision;
   double sqAlpha = 0.5;                  // "sq_alpha": SmoothQuant migration strength
   int osplusSearchSteps = 100;           // "osplus_search_steps": threshold candidates - 1
   int64_t osplusSearchTokens = 1024;     // "osplus_search_tokens": calibration tokens per pair in the search

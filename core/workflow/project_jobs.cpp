@@ -20,6 +20,7 @@
 #include "core/algo/act_calibration.h"
 #include "core/algo/migration_run.h"
 #include "core/algo/pipeline.h"
+#include "core/algo/precision_eval.h"
 #include "core/algo/quant_artifact.h"
 #include "core/algo/quantized_run.h"
 #include "core/algo/quantize_config.h"
@@ -31,6 +32,7 @@
 #include "core/eval/tasks.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/model.h"
+#include "core/quant/format_yaml.h"
 #include "core/runs/fingerprint.h"
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
@@ -473,7 +475,13 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
       StageProgress stage(progress, qEnd, qEnd + actShare, "a" + std::to_string(cfg.act.bits) + " ranges");
       actSession = algo::installActQuant(*model, cfg, ids, stage);
     }
+    std::unique_ptr<algo::PrecisionEmulator> formats;  // restores the weights before the artifact is written
+    if (!cfg.precision.empty()) {
+      formats = std::make_unique<algo::PrecisionEmulator>(*model);
+      formats->apply(quant::parsePrecisionConfig(cfg.precision, "quantize config key 'precision'"));
+    }
     evaluate(1.0 - evalShare, true, tasksQ);
+    formats.reset();
     actSession.reset();
     if (writer) {
       recordQuantizeRun(*writer, pr, evals, tasksFp, tasksQ);

@@ -19,6 +19,12 @@ const Named kNamed[] = {
     {"ptb", "text/ptb.test.txt"},
     {"ptb-valid", "text/ptb.valid.txt"},
 };
+const Named kTraining[] = {
+    {"wikitext2", "text/wikitext-2-valid.tokens"},
+    {"ptb", "text/ptb.valid.txt"},
+    {"brown", "text/brown.txt"},
+    {"austen", "text/austen.txt"},
+};
 
 // GPTQ joins the ptb_text_only "sentence" column with single spaces; those sentences are the
 // Mikolov file's lines without their surrounding whitespace.
@@ -52,8 +58,11 @@ std::vector<std::string> knownDatasets() {
   return names;
 }
 
-DatasetText loadDataset(const std::string& nameOrPath, const std::string& dataDir) {
-  for (auto& n : kNamed) {
+namespace {
+
+template <size_t N>
+DatasetText loadFrom(const Named (&table)[N], const std::string& nameOrPath, const std::string& dataDir) {
+  for (auto& n : table) {
     if (nameOrPath != n.name) continue;
     std::string searched;
     for (auto& dir : dataSearchPath(dataDir)) {
@@ -70,12 +79,28 @@ DatasetText loadDataset(const std::string& nameOrPath, const std::string& dataDi
   }
   if (!fs::exists(nameOrPath)) {
     std::string names;
-    for (auto& n : kNamed) names += std::string(names.empty() ? "" : ", ") + n.name;
+    for (auto& n : table) names += std::string(names.empty() ? "" : ", ") + n.name;
     throw fileError(nameOrPath, "no such file, and not a known dataset name (" + names + ")");
   }
   if (fs::isDirectory(nameOrPath)) throw fileError(nameOrPath, "is a folder; pass a text file");
   std::string file = nameOrPath.substr(nameOrPath.find_last_of('/') + 1);
   return {file, nameOrPath, fs::readText(nameOrPath)};
+}
+
+}  // namespace
+
+DatasetText loadDataset(const std::string& nameOrPath, const std::string& dataDir) {
+  return loadFrom(kNamed, nameOrPath, dataDir);
+}
+
+DatasetText loadTrainingDataset(const std::string& nameOrPath, const std::string& dataDir) {
+  return loadFrom(kTraining, nameOrPath, dataDir);
+}
+
+std::vector<std::pair<std::string, std::string>> knownTrainingDatasets() {
+  std::vector<std::pair<std::string, std::string>> names;
+  for (auto& n : kTraining) names.emplace_back(n.name, n.file);
+  return names;
 }
 
 }  // namespace qs::eval

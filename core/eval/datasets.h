@@ -5,6 +5,7 @@
 // Any other value is read as a text file as-is.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qs::eval {
@@ -24,5 +25,18 @@ DatasetText loadDataset(const std::string& nameOrPath, const std::string& dataDi
 
 // The names loadDataset understands (for help texts).
 std::vector<std::string> knownDatasets();
+
+// Training text by name (qscope train --dataset): the same names, search path and text
+// preparation, but never an evaluation test split:
+//   wikitext2  WikiText-2 validation split (text/wikitext-2-valid.tokens, the tokenized release
+//              with <unk>); the train split is not shipped and the test split stays for evaluation
+//   ptb        Penn Treebank validation split (text/ptb.valid.txt), joined like ptb
+//   brown      the Brown corpus (text/brown.txt)
+//   austen     Jane Austen's novels (text/austen.txt)
+// Any other value is read as a text file. Throws like loadDataset.
+DatasetText loadTrainingDataset(const std::string& nameOrPath, const std::string& dataDir = "");
+
+// The names loadTrainingDataset understands, each with the file it reads (for help texts).
+std::vector<std::pair<std::string, std::string>> knownTrainingDatasets();
 
 }  // namespace qs::eval

@@ -1,5 +1,5 @@
-// qscope train: pre-trains a small OPT-style causal LM from a text file with an existing
-// tokenizer (the Quantizable Transformers experiments, QuantScope's demo models). Options come
+// qscope train: pre-trains a small OPT-style causal LM from text files or named datasets with an
+// existing tokenizer (the Quantizable Transformers experiments, QuantScope's demo models). Options come
 // from flags or a YAML file whose keys are the flag names (flags win). Ctrl-C stops at the next
 // step and keeps the last complete checkpoint; --resume continues from it.
 #include <yaml-cpp/yaml.h>
@@ -14,6 +14,7 @@
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
+#include "core/eval/datasets.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
@@ -29,11 +30,19 @@ namespace sfs = std::filesystem;
 class TrainCommand : public Command {
  public:
   CLI::App* setup(CLI::App& app) override {
-    auto* cmd = app.add_subcommand("train", "Pre-train a small OPT- or LLaMA-style model from text files");
+    auto* cmd = app.add_subcommand("train", "Pre-train a small OPT- or LLaMA-style model from text files or named datasets");
     cmd_ = cmd;
     cmd->add_option("--config", config_, "YAML file of options (keys = flag names without --)");
     cmd->add_option("--text", text_, "training text files (UTF-8), comma-separated, joined with a blank line; "
                                      "the tail of the whole is held out for validation");
+    std::string names;
+    for (const auto& [name, file] : eval::knownTrainingDatasets())
+      names += (names.empty() ? "" : ", ") + name + " (" + file + ")";
+    cmd->add_option("--dataset", dataset_, "named training text or a file, comma-separated, joined after --text: " +
+                                               names + "; WikiText-2's train split is not shipped and its test split "
+                                               "stays for evaluation");
+    cmd->add_option("--data-dir", dataDir_, "folder holding text/ for --dataset names (default: $QS_DATA_DIR, ./data, "
+                                            "../shared/data)");
     cmd->add_option("--tokenizer", tokenizer_, "folder with the tokenizer to use (copied into --out)");
     cmd->add_option("--out", o_.outDir, "output model folder (Hugging Face layout; checkpoint/ inside)");
     cmd->add_option("--arch", o_.architecture, "opt (LayerNorm, ReLU, learned positions) or llama (RMSNorm, "
@@ -69,6 +78,11 @@ class TrainCommand : public Command {
                                                           "block outputs (through the inference engine)");
     cmd->add_option("--save-dtype", o_.saveDtype, "model.safetensors dtype: float32, float16 or bfloat16 (the "
                                                   "checkpoint stays float32)")->capture_default_str();
+    cmd->add_option("--dtype", o_.dtype, "training precision: float32, or bfloat16 (matrix products in bfloat16, "
+                                          "autocast style; float32 master weights, AdamW state, norms and loss)")
+        ->capture_default_str();
+    cmd->add_option("--device", o_.device, "cpu, cuda or cuda:N (CUDA needs a LibTorch built with it)")
+        ->capture_default_str();
     cmd->add_option("--threads", threads_, "CPU threads for LibTorch (0 = all cores)")->capture_default_str();
     cmd->add_flag("--json", json_, "print the result as JSON on stdout");
     return cmd;
@@ -76,7 +90,7 @@ class TrainCommand : public Command {
 
   int run() override {
     if (!config_.empty()) applyYaml();
-    if (text_.empty()) throw Error("train: --text is required");
+    if (text_.empty() && dataset_.empty()) throw Error("train: --text or --dataset is required");
     if (tokenizer_.empty()) throw Error("train: --tokenizer is required");
     if (o_.outDir.empty()) throw Error("train: --out is required");
     o_.attention = variant();
@@ -114,7 +128,7 @@ class TrainCommand : public Command {
     if (writer) {
       if (!r.validation.empty()) recordValidation(*writer, r.validation.back(), true);
       if (!r.losses.empty()) writer->addMetric({"train.loss", r.losses.back(), "last step", "nats", r.steps, NAN});
-      writer->addMetric({"train.tokens_per_second", r.tokensPerSecond, "cpu threads " +
+      writer->addMetric({"train.tokens_per_second", r.tokensPerSecond, r.device + " " + o_.dtype + " threads " +
                          std::to_string(at::get_num_threads()), "tokens/s", 0, NAN});
       writer->addArtifact({"export", o_.outDir, 0, ""});
       writer->finish();
@@ -127,27 +141,33 @@ class TrainCommand : public Command {
       val.push_back(p);
     }
     nlohmann::json out = {{"out", o_.outDir},
+                          {"text", sources_},
                           {"tokens", ids.size()},
                           {"start_step", r.startStep},
                           {"steps", r.steps},
                           {"final_loss", r.losses.empty() ? nullptr : nlohmann::json(r.losses.back())},
                           {"tokens_per_second", r.tokensPerSecond},
+                          {"device", r.device},
+                          {"dtype", o_.dtype},
                           {"validation", val}};
     if (writer) out["run_id"] = writer->id();
     if (json_) {
       printJson(out);
     } else {
-      std::printf("trained %lld steps (%s tokens of text); final loss %.4f; %.0f tokens/s\n",
+      std::printf("trained %lld steps (%s tokens of text); final loss %.4f; %.0f tokens/s (%s, %s)\n",
                   static_cast<long long>(r.steps), formatThousands(static_cast<long long>(ids.size())).c_str(),
-                  r.losses.empty() ? 0.0 : r.losses.back(), r.tokensPerSecond);
+                  r.losses.empty() ? 0.0 : r.losses.back(), r.tokensPerSecond, r.device.c_str(), o_.dtype.c_str());
       if (!r.validation.empty())
         std::printf("validation perplexity %.3f at step %lld\n", r.validation.back().perplexity,
                     static_cast<long long>(r.validation.back().step));
       if (!r.validation.empty() && r.validation.back().hasOutliers) {
         const auto& m = r.validation.back().outliers;
-        std::printf("max inf-norm %.2f (FFN output %.2f), kurtosis avg %.2f max %.2f\n", m.maxInfNorm,
-                    m.ffnMaxInfNorm, m.kurtosisAvg, m.kurtosisMax);
+        std::printf("max inf-norm %.2f (attention output %.2f, FFN output %.2f), kurtosis avg %.2f max %.2f "
+                    "(attention output avg %.2f, FFN output avg %.2f)\n", m.maxInfNorm, m.attnMaxInfNorm,
+                    m.ffnMaxInfNorm, m.kurtosisAvg, m.kurtosisMax, m.attnKurtosisAvg, m.ffnKurtosisAvg);
       }
+      for (const auto& src : sources_)
+        std::printf("text: %s (%s)\n", src["name"].get<std::string>().c_str(), src["path"].get<std::string>().c_str());
       std::printf("model folder: %s\n", o_.outDir.c_str());
       if (writer) std::printf("stored as run %lld in %s\n", static_cast<long long>(writer->id()),
                               project->runsPath().c_str());
@@ -229,21 +249,37 @@ class TrainCommand : public Command {
     }
     n.configYaml = yaml;
     n.toolVersion = QS_VERSION;
-    n.device = "cpu";
+    n.device = o_.device;
     return n;
   }
 
-  std::string readTexts() const {
+  // --text files, then --dataset names or files, joined with a blank line.
+  std::string readTexts() {
     std::string all;
+    auto append = [&](const std::string& text) {
+      if (!all.empty() && !text.empty()) all += all.back() == '\n' ? "\n" : "\n\n";
+      all += text;
+    };
     std::stringstream in(text_);
-    std::string file;
-    while (std::getline(in, file, ',')) {
-      if (file.empty()) continue;
-      if (!fs::exists(file)) throw fileError(file, "text file not found (--text)");
-      if (!all.empty()) all += all.back() == '\n' ? "\n" : "\n\n";
-      all += fs::readText(file);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      if (item.empty()) continue;
+      if (!fs::exists(item)) throw fileError(item, "text file not found (--text)");
+      append(fs::readText(item));
+      sources_.push_back({{"name", item}, {"path", item}});
     }
-    if (all.empty()) throw Error("train: --text names no file or only empty files");
+    std::stringstream ds(dataset_);
+    while (std::getline(ds, item, ',')) {
+      if (item.empty()) continue;
+      try {
+        const eval::DatasetText d = eval::loadTrainingDataset(item, dataDir_);
+        append(d.text);
+        sources_.push_back({{"name", d.name}, {"path", d.path}});
+      } catch (const Error& e) {
+        throw Error(std::string("--dataset: ") + e.what());
+      }
+    }
+    if (all.empty()) throw Error("train: --text and --dataset name no text (only empty files)");
     return all;
   }
 
@@ -262,11 +298,12 @@ class TrainCommand : public Command {
 
   CLI::App* cmd_ = nullptr;
   std::string project_;
-  std::string config_, text_, tokenizer_, attention_ = "vanilla", gate_ = "linear";
+  std::string config_, text_, dataset_, dataDir_, tokenizer_, attention_ = "vanilla", gate_ = "linear";
   double alpha_ = 4.0, zeta_ = 1.0, gateBias_ = 0.0;
   int64_t gateHidden_ = 8;
   int threads_ = 0;
   bool json_ = false;
+  nlohmann::json sources_ = nlohmann::json::array();  // the texts read, in order
   train::TrainOptions o_;
 };
 

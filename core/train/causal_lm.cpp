@@ -15,6 +15,28 @@ at::Tensor CausalLm::loss(const at::Tensor& ids) const {
   return at::cross_entropy_loss(logits.reshape({-1, vocab()}), target.reshape({-1}));
 }
 
+void CausalLm::setComputeDtype(at::ScalarType dtype) {
+  if (dtype != at::kFloat && dtype != at::kBFloat16)
+    throw Error(std::string("training dtype: expected float32 or bfloat16, got ") + c10::toString(dtype));
+  compute_ = dtype;
+}
+
+void CausalLm::toDevice(const at::Device& device) {
+  at::NoGradGuard noGrad;
+  for (auto& [name, t] : params_)
+    if (t.device() != device) t = t.detach().to(device).contiguous().requires_grad_(true);
+}
+
+at::Tensor CausalLm::linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
+  if (compute_ == at::kFloat) return at::linear(x, w, b);
+  return at::linear(x.to(compute_), w.to(compute_), b.defined() ? b.to(compute_) : b).to(at::kFloat);
+}
+
+at::Tensor CausalLm::matmul(const at::Tensor& a, const at::Tensor& b) const {
+  if (compute_ == at::kFloat) return at::matmul(a, b);
+  return at::matmul(a.to(compute_), b.to(compute_)).to(at::kFloat);
+}
+
 bool CausalLm::isBiasName(const std::string& name) {
   return name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
 }
@@ -34,17 +56,18 @@ void CausalLm::checkLength(int64_t T, int64_t maxPositions) {
                 " positions");
 }
 
-at::Tensor CausalLm::causalBias(int64_t T) {
-  return at::zeros({T, T}).masked_fill_(at::ones({T, T}, at::kBool).triu(1), model::kMaskedScore);
+at::Tensor CausalLm::causalBias(int64_t T, const at::Device& device) {
+  const auto f = at::TensorOptions().device(device);
+  return at::zeros({T, T}, f).masked_fill_(at::ones({T, T}, f.dtype(at::kBool)).triu(1), model::kMaskedScore);
 }
 
 at::Tensor CausalLm::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
                             const at::Tensor& h, const std::string& attnPrefix,
                             const model::AttentionVariant& var) const {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = H * q.size(3);
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) + bias;
+  at::Tensor scores = matmul(q, k.transpose(-2, -1)) + bias;
   at::Tensor probs = var.clipped() ? model::clippedSoftmax(scores, var.gammaFor(T), var.zeta) : at::softmax(scores, -1);
-  at::Tensor ctx = at::matmul(probs, v).transpose(1, 2).reshape({B, T, D});
+  at::Tensor ctx = matmul(probs, v).transpose(1, 2).reshape({B, T, D});
   if (!var.gated()) return ctx;
   model::GateWeights g;
   const auto names = model::gateTensorShapes(var, H, D);

@@ -32,8 +32,19 @@ class CausalLm {
   virtual std::string configJson() const = 0;
   // Mean next-token cross entropy of ids [B, T] over its T - 1 predictions.
   at::Tensor loss(const at::Tensor& ids) const;
+  // Precision of the forward's matrix products, autocast style: at::kFloat (default), or
+  // at::kBFloat16 for the linear layers, the attention matmuls and the tied lm_head (inputs and
+  // weights cast per call, products returned as float32), while the parameters (master weights),
+  // embeddings, norms, softmax, gates and the loss stay float32. qs::Error for another dtype.
+  void setComputeDtype(at::ScalarType dtype);
+  at::ScalarType computeDtype() const { return compute_; }
+  // Moves the parameters (still leaves requiring grad) to `device`; forward then expects ids there.
+  void toDevice(const at::Device& device);
 
  protected:
+  // at::linear / at::matmul in the compute dtype, float32 out.
+  at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = at::Tensor()) const;
+  at::Tensor matmul(const at::Tensor& a, const at::Tensor& b) const;
   // Registers a parameter (made contiguous, requiring grad) under its HF name.
   void addParam(const std::string& name, const at::Tensor& t);
   // The parameter of that name (std::out_of_range for an unknown one: a programming error).
@@ -50,7 +61,7 @@ class CausalLm {
   static void checkLength(int64_t T, int64_t maxPositions);
   // Causal additive bias [T, T] with the engine's finite kMaskedScore, so the softmax matches it
   // bit for bit.
-  static at::Tensor causalBias(int64_t T);
+  static at::Tensor causalBias(int64_t T, const at::Device& device = at::kCPU);
   // softmax(q k^T + bias) v for q, k, v [B, H, T, d] (kv heads already repeated), with the
   // variant's clipped softmax and gate (gate input h [B, T, D], gate tensors under attnPrefix):
   // the context [B, T, D] that enters the output projection.
@@ -60,6 +71,7 @@ class CausalLm {
  private:
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::unordered_map<std::string, size_t> byName_;
+  at::ScalarType compute_ = at::kFloat;
 };
 
 // Shape shared by the architectures (kvHeads and ropeTheta are used by "llama" only).

@@ -73,16 +73,17 @@ at::Tensor LlamaLm::forward(const at::Tensor& ids) const {
   checkLength(T, shape_.maxPositions);
   const model::AttentionVariant& var = shape_.attention;
   // RoPE tables in float32: inv_freq_i = theta^(-2i/d), cos/sin = cat(freqs, freqs).
-  at::Tensor invFreq = at::pow(shape_.ropeTheta, at::arange(0, d, 2, at::kFloat) / static_cast<double>(d)).reciprocal();
-  at::Tensor freqs = at::outer(at::arange(T, at::kFloat), invFreq);
+  const auto f32 = ids.options().dtype(at::kFloat);
+  at::Tensor invFreq = at::pow(shape_.ropeTheta, at::arange(0, d, 2, f32) / static_cast<double>(d)).reciprocal();
+  at::Tensor freqs = at::outer(at::arange(T, f32), invFreq);
   at::Tensor emb = at::cat({freqs, freqs}, -1);
   at::Tensor cos = emb.cos(), sin = emb.sin();
-  at::Tensor bias = causalBias(T);
+  at::Tensor bias = causalBias(T, ids.device());
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   at::Tensor x = at::embedding(p("model.embed_tokens.weight"), ids);
   for (int64_t i = 0; i < shape_.layers; ++i) {
     const std::string b = layerPrefix(i), a = b + "self_attn.";
-    auto lin = [&](const at::Tensor& in, const std::string& n) { return at::linear(in, p(n + ".weight")); };
+    auto lin = [&](const at::Tensor& in, const std::string& n) { return linear(in, p(n + ".weight")); };
     at::Tensor h = rmsNorm(x, p(b + "input_layernorm.weight"));
     at::Tensor q = rope(lin(h, a + "q_proj").view({B, T, H, d}), cos, sin).transpose(1, 2) * scale;
     at::Tensor k = rope(lin(h, a + "k_proj").view({B, T, Hkv, d}), cos, sin).transpose(1, 2);
@@ -97,7 +98,7 @@ at::Tensor LlamaLm::forward(const at::Tensor& ids) const {
     x = x + lin(at::silu(lin(h, b + "mlp.gate_proj")) * lin(h, b + "mlp.up_proj"), b + "mlp.down_proj");
   }
   x = rmsNorm(x, p("model.norm.weight"));
-  return at::linear(x, p("model.embed_tokens.weight"));  // tied lm_head
+  return linear(x, p("model.embed_tokens.weight"));  // tied lm_head
 }
 
 std::string LlamaLm::configJson() const {

@@ -62,14 +62,14 @@ at::Tensor OptLm::forward(const at::Tensor& ids) const {
   const int64_t B = ids.size(0), T = ids.size(1), D = shape_.hidden, H = shape_.heads, d = D / H;
   checkLength(T, shape_.maxPositions);
   const model::AttentionVariant& var = shape_.attention;
-  at::Tensor pos = at::arange(kPositionOffset, T + kPositionOffset, at::kLong);
+  at::Tensor pos = at::arange(kPositionOffset, T + kPositionOffset, ids.options().dtype(at::kLong));
   at::Tensor x = at::embedding(p(std::string(kPrefix) + "embed_tokens.weight"), ids) +
                  at::embedding(p(std::string(kPrefix) + "embed_positions.weight"), pos);
-  at::Tensor bias = causalBias(T);
+  at::Tensor bias = causalBias(T, ids.device());
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   for (int64_t i = 0; i < shape_.layers; ++i) {
     const std::string b = layerPrefix(i), a = b + "self_attn.";
-    auto lin = [&](const at::Tensor& in, const std::string& n) { return at::linear(in, p(n + ".weight"), p(n + ".bias")); };
+    auto lin = [&](const at::Tensor& in, const std::string& n) { return linear(in, p(n + ".weight"), p(n + ".bias")); };
     at::Tensor h = at::layer_norm(x, {D}, p(b + "self_attn_layer_norm.weight"), p(b + "self_attn_layer_norm.bias"), kNormEps);
     at::Tensor q = (lin(h, a + "q_proj") * scale).view({B, T, H, d}).transpose(1, 2);
     at::Tensor k = lin(h, a + "k_proj").view({B, T, H, d}).transpose(1, 2);
@@ -81,7 +81,7 @@ at::Tensor OptLm::forward(const at::Tensor& ids) const {
   }
   x = at::layer_norm(x, {D}, p(std::string(kPrefix) + "final_layer_norm.weight"),
                      p(std::string(kPrefix) + "final_layer_norm.bias"), kNormEps);
-  return at::linear(x, p(std::string(kPrefix) + "embed_tokens.weight"));  // tied lm_head
+  return linear(x, p(std::string(kPrefix) + "embed_tokens.weight"));  // tied lm_head
 }
 
 std::string OptLm::configJson() const {

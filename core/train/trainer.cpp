@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -39,8 +40,29 @@ void validate(const TrainOptions& o, size_t tokens, int64_t vocab) {
   check(vocab > 0, "tokenizer", "empty vocabulary");
   check(o.saveDtype == "float32" || o.saveDtype == "float16" || o.saveDtype == "bfloat16", "save-dtype",
         "expected float32, float16 or bfloat16, got '" + o.saveDtype + "'");
+  check(o.dtype == "float32" || o.dtype == "bfloat16", "dtype",
+        "expected float32 or bfloat16, got '" + o.dtype + "'");
   check(tokens >= static_cast<size_t>(4 * o.seqlen), "text",
         "too short: " + std::to_string(tokens) + " tokens for windows of " + std::to_string(o.seqlen));
+}
+
+// "cpu", "cuda" or "cuda:N"; qs::Error naming the option when the name is malformed, LibTorch has
+// no CUDA, or the index is past the GPUs present.
+at::Device trainingDevice(const std::string& name) {
+  if (name == "cpu") return at::Device(at::kCPU);
+  const bool cuda = name == "cuda" || name.rfind("cuda:", 0) == 0;
+  check(cuda, "device", "expected cpu, cuda or cuda:N, got '" + name + "'");
+  int index = 0;
+  if (name.size() > 5) {
+    const std::string digits = name.substr(5);
+    check(digits.find_first_not_of("0123456789") == std::string::npos && digits.size() < 4, "device",
+          "expected cuda:N with a GPU index N, got '" + name + "'");
+    index = std::stoi(digits);
+  }
+  check(at::hasCUDA(), "device", "'" + name + "': this build of LibTorch has no CUDA; use --device cpu");
+  const int gpus = at::detail::getCUDAHooks().getNumGPUs();
+  check(index < gpus, "device", "'" + name + "': only " + std::to_string(gpus) + " CUDA device(s) present");
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
 // Windows for optimizer step `step`, micro-batch `micro`: a function of (seed, step, micro) only,
@@ -63,7 +85,8 @@ double validationPerplexity(const CausalLm& m, const at::Tensor& val, const Trai
   double sum = 0;
   for (int64_t w0 = 0; w0 < windows; w0 += o.batch) {
     const int64_t n = std::min(o.batch, windows - w0);
-    at::Tensor ids = val.narrow(0, w0 * o.seqlen, n * o.seqlen).view({n, o.seqlen});
+    at::Tensor ids =
+        val.narrow(0, w0 * o.seqlen, n * o.seqlen).view({n, o.seqlen}).to(m.params().front().second.device());
     at::Tensor logits = m.forward(ids.narrow(1, 0, o.seqlen - 1));
     at::Tensor nll = at::cross_entropy_loss(logits.reshape({-1, m.vocab()}),
                                             ids.narrow(1, 1, o.seqlen - 1).reshape({-1}), {}, at::Reduction::None);
@@ -74,7 +97,7 @@ double validationPerplexity(const CausalLm& m, const at::Tensor& val, const Trai
 
 Named detached(const Named& in) {
   Named out;
-  for (const auto& [n, t] : in) out.emplace_back(n, t.detach());
+  for (const auto& [n, t] : in) out.emplace_back(n, t.detach().cpu());
   return out;
 }
 
@@ -107,7 +130,7 @@ void writeCheckpoint(const CausalLm& m, const AdamW& opt, const TrainOptions& o,
   const std::string dir = fs::join(o.outDir, "checkpoint"), tmp = dir + ".tmp", old = dir + ".old";
   sfs::remove_all(tmp);
   writeModelFolder(m, tmp);
-  io::writeSafetensors(fs::join(tmp, "optimizer.safetensors"), opt.state());
+  io::writeSafetensors(fs::join(tmp, "optimizer.safetensors"), detached(opt.state()));
   nlohmann::json st = {{"step", step}, {"optimizer_steps", opt.steps()}, {"seed", o.seed},
                        {"seqlen", o.seqlen}, {"batch", o.batch}, {"accum", o.accum}, {"total_steps", o.steps}};
   fs::writeAtomic(fs::join(tmp, "trainer_state.json"), st.dump(2) + "\n");
@@ -167,6 +190,7 @@ eval::OutlierMetrics engineOutlierMetrics(const CausalLm& m, const at::Tensor& v
 
 TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const TrainOptions& o, jobs::Progress& progress) {
   validate(o, tokens.size(), vocab);
+  const at::Device device = trainingDevice(o.device);
   at::Tensor all = at::tensor(at::ArrayRef<int32_t>(tokens), at::kInt).to(at::kLong);
   const int64_t n = all.size(0);
   const int64_t nVal = static_cast<int64_t>(static_cast<double>(n) * o.valFraction);
@@ -186,6 +210,8 @@ TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const Train
   shape.attention = o.attention;
   std::unique_ptr<CausalLm> lm = makeCausalLm(o.architecture, shape, o.seed);
   CausalLm& model = *lm;
+  model.setComputeDtype(o.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat);
+  model.toDevice(device);
   std::vector<AdamW::Param> ps;
   std::vector<at::Tensor> values;
   for (const auto& [name, t] : model.params()) {
@@ -195,6 +221,7 @@ TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const Train
   AdamW opt(std::move(ps), AdamWOptions().withWeightDecay(o.weightDecay));
 
   TrainResult r;
+  r.device = device.str();
   if (o.resume) r.startStep = readCheckpoint(model, opt, o);
   r.steps = r.startStep;
   const int64_t last = o.stopAfter > 0 ? std::min(o.stopAfter, o.steps) : o.steps;
@@ -206,7 +233,7 @@ TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const Train
     double loss = 0;
     opt.zeroGrad();
     for (int64_t a = 0; a < o.accum; ++a) {
-      at::Tensor l = model.loss(sampleBatch(trainIds, o, step, a));
+      at::Tensor l = model.loss(sampleBatch(trainIds, o, step, a).to(device));
       (l / static_cast<double>(o.accum)).backward();
       loss += l.item<double>() / static_cast<double>(o.accum);
     }

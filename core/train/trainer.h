@@ -47,6 +47,10 @@ struct TrainOptions {
   int64_t stopAfter = 0;         // > 0: stop (with a checkpoint) after this step; for staged runs
   std::string saveDtype = "float32";  // model.safetensors of outDir: float32, float16 or bfloat16
                                      // (the checkpoint stays float32 for exact resume)
+  std::string dtype = "float32";      // float32, or bfloat16: the forward/backward matrix products in
+                                     // bfloat16, autocast style (CausalLm::setComputeDtype); parameters,
+                                     // AdamW state, norms, softmax and loss stay float32
+  std::string device = "cpu";        // cpu, cuda or cuda:N (CUDA only when LibTorch was built with it)
   bool outlierMetrics = false;   // at each validation also the outlier metrics (core/eval) of the
                                  // current weights, run through the inference engine
   std::function<void(const ValPoint&)> onValidation;  // called after each validation (run store)
@@ -64,6 +68,8 @@ struct TrainOptions {
   TrainOptions& withArchitecture(std::string v) { architecture = std::move(v); return *this; }
   TrainOptions& withOutlierMetrics(bool v) { outlierMetrics = v; return *this; }
   TrainOptions& withSaveDtype(std::string v) { saveDtype = std::move(v); return *this; }
+  TrainOptions& withDtype(std::string v) { dtype = std::move(v); return *this; }
+  TrainOptions& withDevice(std::string v) { device = std::move(v); return *this; }
 };
 
 struct ValPoint {
@@ -81,6 +87,7 @@ struct TrainResult {
   std::vector<double> losses;     // training loss per step run in this call
   std::vector<ValPoint> validation;
   double tokensPerSecond = 0;     // training tokens (batch * accum * seqlen per step) per wall second
+  std::string device;             // the device trained on ("cpu", "cuda:0")
 };
 
 // Trains on `tokens` (ids < vocab). Writes outDir/{config.json, model.safetensors} and

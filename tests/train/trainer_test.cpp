@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/eval/datasets.h"
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/train/adamw.h"
@@ -263,6 +264,83 @@ TEST(Train, ValidationOutlierMetricsThroughTheEngine) {
     EXPECT_GT(v.outliers.kurtosisAvg, 1.0);  // Pearson kurtosis is at least 1
   }
   EXPECT_FALSE(std::filesystem::exists(out + "/.validation-model"));
+}
+
+// bfloat16 training (autocast style): the first step sees the same init and batch as float32, so
+// its loss differs only by bfloat16 rounding of the matrix products (8-bit mantissa: relative
+// error ~2^-8 per product; the loss at init is ~log(256)), but it must differ, or the bfloat16
+// path did not run. The loss then falls as in LossFallsOnATinyModel, and the saved weights are the
+// float32 master weights.
+TEST(Train, Bfloat16LowersTheLossAndStartsAtTheFloat32Loss) {
+  const std::string f = qs::test::tempDir("train_fp32"), b = qs::test::tempDir("train_bf16");
+  qs::train::TrainResult r32 = qs::train::train(byteTokens(), 256, tiny(f).withSteps(2, 1).withEvery(0, 0));
+  qs::train::TrainResult r16 =
+      qs::train::train(byteTokens(), 256, tiny(b).withSteps(40, 4).withEvery(0, 0).withDtype("bfloat16"));
+  ASSERT_EQ(r16.losses.size(), 40u);
+  EXPECT_NE(r16.losses[0], r32.losses[0]);
+  EXPECT_NEAR(r16.losses[0], r32.losses[0], 0.05) << "float32 " << r32.losses[0] << " bfloat16 " << r16.losses[0];
+  double last = 0;
+  for (size_t i = 35; i < 40; ++i) last += r16.losses[i] / 5;
+  EXPECT_LT(last, r16.losses[0] - 1.5) << "first " << r16.losses[0] << " last " << last;
+  EXPECT_EQ(r16.device, "cpu");
+  auto f32 = qs::io::SafetensorsFile::open(b + "/model.safetensors");
+  for (const auto& m : f32->tensors()) EXPECT_EQ(f32->load(m.name).scalar_type(), at::kFloat) << m.name;
+
+  qs::train::OptLm lm(qs::train::CausalLmShape(), 1);
+  EXPECT_THROW(lm.setComputeDtype(at::kHalf), qs::Error);
+  try {
+    qs::train::train(byteTokens(), 256, tiny(b).withDtype("float16"));
+    FAIL() << "expected an error";
+  } catch (const qs::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dtype"), std::string::npos) << e.what();
+  }
+}
+
+// Debian's LibTorch is CPU-only: --device cuda must say so and name the way out; malformed names
+// name the option. (With a CUDA LibTorch the first case trains instead; not asserted here.)
+TEST(Train, DeviceNamesAndMissingCuda) {
+  const std::string out = qs::test::tempDir("train_device");
+  auto message = [&](const std::string& device) -> std::string {
+    try {
+      qs::train::train(byteTokens(), 256, tiny(out).withSteps(1, 0).withDevice(device));
+    } catch (const qs::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  if (!at::hasCUDA()) {
+    for (const char* d : {"cuda", "cuda:0"}) {
+      const std::string m = message(d);
+      EXPECT_NE(m.find("this build of LibTorch has no CUDA; use --device cpu"), std::string::npos) << d << ": " << m;
+    }
+  }
+  for (const char* d : {"tpu", "cuda:x", "cuda:"}) {
+    const std::string m = message(d);
+    EXPECT_NE(m.find("device"), std::string::npos) << d << ": " << m;
+    EXPECT_NE(m.find(d), std::string::npos) << d << ": " << m;
+  }
+  EXPECT_EQ(message("cpu"), "");
+}
+
+// Training text by name: never an evaluation test split.
+TEST(Train, NamedTrainingDatasetsAreNotTestSplits) {
+  QS_REQUIRE_SHARED();
+  const std::string dir = qs::test::sharedDataDir();
+  auto wt = qs::eval::loadTrainingDataset("wikitext2", dir);
+  EXPECT_EQ(wt.name, "wikitext2");
+  EXPECT_EQ(wt.text, qs::fs::readText(qs::test::sharedPath("text/wikitext-2-valid.tokens")));
+  auto ptb = qs::eval::loadTrainingDataset("ptb", dir);
+  EXPECT_NE(ptb.path.find("ptb.valid.txt"), std::string::npos) << ptb.path;
+  EXPECT_EQ(ptb.text.find('\n'), std::string::npos);  // joined like the evaluation ptb
+  for (const char* name : {"brown", "austen"})
+    EXPECT_NE(qs::eval::loadTrainingDataset(name, dir).path.find(std::string(name) + ".txt"), std::string::npos);
+  try {
+    qs::eval::loadTrainingDataset("wikitext103", dir);
+    FAIL() << "expected an error";
+  } catch (const qs::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("wikitext103"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("brown"), std::string::npos) << e.what();  // lists the names
+  }
 }
 
 }  // namespace

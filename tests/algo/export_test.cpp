@@ -20,25 +20,16 @@
 #include "core/model/model.h"
 #include "core/util/fs.h"
 #include "tests/support/expect_error.h"
+#include "tests/support/tensor_checks.h"
 #include "tests/support/test_paths.h"
 #include "tests/support/tiny_models.h"
 
 namespace qs::algo {
 namespace {
 
-at::Tensor tokens(int64_t n, int64_t t, uint64_t seed) {
-  at::Generator g = at::detail::createCPUGenerator(seed);
-  return at::randint(0, 256, {n, t}, g, at::kLong);
-}
-
-double relErr(const at::Tensor& a, const at::Tensor& ref) {
-  return (a - ref).abs().max().item<double>() / ref.abs().max().item<double>();
-}
-
-at::Tensor logits(model::Model& m, const at::Tensor& ids) {
-  c10::InferenceMode guard;
-  return m.forward(ids);
-}
+using test::inferenceLogits;
+using test::maxRelDiff;
+using test::randomTokens;
 
 struct QuantizedTiny {
   std::string modelDir, artifact;
@@ -62,14 +53,14 @@ QuantizedTiny quantizeTiny(bool llama, const std::string& tag) {
   cfg.osplusSearchSteps = 20;
   cfg.act = quant::ActQuantOptions().withBits(6);
   auto m = model::openModel(r.modelDir);
-  r.evalIds = tokens(2, 24, 5);
-  r.original = logits(*m, r.evalIds);
-  const at::Tensor ids = tokens(4, 32, 3);
+  r.evalIds = randomTokens(2, 24, 5);
+  r.original = inferenceLogits(*m, r.evalIds);
+  const at::Tensor ids = randomTokens(4, 32, 3);
   const MigrationOutcome mo = runMigration(*m, ids, cfg);
   EXPECT_FALSE(mo.records.empty());
   EXPECT_EQ(mo.before.size(), mo.records.size());
   // Migration is exact in FP: same logits before any weight is quantized.
-  EXPECT_LT(relErr(logits(*m, r.evalIds), r.original), 1e-5);
+  EXPECT_LT(maxRelDiff(inferenceLogits(*m, r.evalIds), r.original), 1e-5);
   // Shifting centres every migrated input.
   for (size_t i = 0; i < mo.after.size(); ++i) {
     EXPECT_LT(mo.after[i].asymmetry, 1e-4 * (1 + mo.before[i].maxAbs)) << mo.after[i].pair;
@@ -77,7 +68,7 @@ QuantizedTiny quantizeTiny(bool llama, const std::string& tag) {
   }
   const PipelineResult pr = quantizeModel(*m, ids, {}, PipelineOptions().withLayer(cfg.layer).withKeepGrids(true));
   EXPECT_EQ(pr.grids.size(), pr.sites.size());
-  r.emulated = logits(*m, r.evalIds);
+  r.emulated = inferenceLogits(*m, r.evalIds);
   QuantArtifact a;
   a.configYaml = toYaml(cfg);
   a.modelPath = r.modelDir;
@@ -101,8 +92,8 @@ TEST_P(ExportFamilies, ArtifactRebuildsTheEmulatedModelExactly) {
   EXPECT_FALSE(r.art.migrations.empty());
   EXPECT_EQ(r.art.bits, 4);
   auto rebuilt = rebuildQuantizedModel(r.art);
-  EXPECT_TRUE(at::equal(logits(*rebuilt, r.evalIds), r.emulated));
-  EXPECT_GT(relErr(r.emulated, r.original), 1e-4) << "4-bit weights change the logits";
+  EXPECT_TRUE(at::equal(inferenceLogits(*rebuilt, r.evalIds), r.emulated));
+  EXPECT_GT(maxRelDiff(r.emulated, r.original), 1e-4) << "4-bit weights change the logits";
 }
 
 TEST_P(ExportFamilies, GptqExportReloadsBitExactAtFloat32) {
@@ -122,13 +113,13 @@ TEST_P(ExportFamilies, GptqExportReloadsBitExactAtFloat32) {
   EXPECT_EQ(f->find(q + ".qweight")->shape, (std::vector<int64_t>{64 * 4 / 32, 64}));
   EXPECT_EQ(f->find(q + ".qzeros")->shape, (std::vector<int64_t>{2, 64 * 4 / 32}));
   auto reloaded = model::openModel(out);
-  EXPECT_TRUE(at::equal(logits(*reloaded, r.evalIds), r.emulated));
+  EXPECT_TRUE(at::equal(inferenceLogits(*reloaded, r.evalIds), r.emulated));
 
   // Standard float16 scales: the reload differs from the emulation only by scale rounding.
   const std::string out16 = test::tempDir("exp-gptq16") + "/m";
   exportRun(r.art, ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(out16));
   auto re16 = model::openModel(out16);
-  EXPECT_LT(relErr(logits(*re16, r.evalIds), r.emulated), 5e-3);
+  EXPECT_LT(maxRelDiff(inferenceLogits(*re16, r.evalIds), r.emulated), 5e-3);
 }
 
 TEST_P(ExportFamilies, FakeQuantExportReloadsBitExactAtFloat32) {
@@ -136,7 +127,7 @@ TEST_P(ExportFamilies, FakeQuantExportReloadsBitExactAtFloat32) {
   const std::string out = test::tempDir("exp-fake-out") + "/m";
   exportRun(r.art, ExportOptions().withFormat(ExportFormat::FakeFp16).withOutDir(out).withDtype(at::kFloat));
   auto reloaded = model::openModel(out);
-  EXPECT_TRUE(at::equal(logits(*reloaded, r.evalIds), r.emulated));
+  EXPECT_TRUE(at::equal(inferenceLogits(*reloaded, r.evalIds), r.emulated));
 }
 
 TEST_P(ExportFamilies, HfExportOfTheFoldedModelKeepsTheOriginalLogits) {
@@ -146,7 +137,7 @@ TEST_P(ExportFamilies, HfExportOfTheFoldedModelKeepsTheOriginalLogits) {
   const ExportReport rep =
       exportRun(r.art, ExportOptions().withFormat(ExportFormat::HfFp16).withOutDir(out32).withDtype(at::kFloat));
   auto m32 = model::openModel(out32);
-  EXPECT_LT(relErr(logits(*m32, r.evalIds), r.original), 1e-4);
+  EXPECT_LT(maxRelDiff(inferenceLogits(*m32, r.evalIds), r.original), 1e-4);
   const auto cfg = nlohmann::json::parse(fs::readText(out32 + "/config.json"));
   EXPECT_EQ(cfg.value("quantscope_rmsnorm_bias", false), llama);
   EXPECT_EQ(rep.notes.empty(), !llama) << "the RMSNorm-bias note is printed for LLaMA only";
@@ -165,8 +156,8 @@ TEST_P(ExportFamilies, HfExportOfTheFoldedModelKeepsTheOriginalLogits) {
   model::LoadOptions half;
   half.dtype = at::kHalf;
   auto orig16 = model::openModel(r.modelDir, half);
-  const double plain = relErr(logits(*orig16, r.evalIds), r.original);
-  const double folded = relErr(logits(*m16, r.evalIds), r.original);
+  const double plain = maxRelDiff(inferenceLogits(*orig16, r.evalIds), r.original);
+  const double folded = maxRelDiff(inferenceLogits(*m16, r.evalIds), r.original);
   EXPECT_GT(plain, 0.0);
   EXPECT_LT(folded, 4 * plain + 1e-4) << "plain fp16 rounding " << plain;
 }

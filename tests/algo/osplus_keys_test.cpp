@@ -14,25 +14,16 @@
 #include "core/algo/quantize_config.h"
 #include "core/model/model.h"
 #include "tests/support/expect_error.h"
+#include "tests/support/tensor_checks.h"
 #include "tests/support/test_paths.h"
 #include "tests/support/tiny_models.h"
 
 namespace qs::algo {
 namespace {
 
-at::Tensor tokens(int64_t n, int64_t t, uint64_t seed) {
-  at::Generator g = at::detail::createCPUGenerator(seed);
-  return at::randint(0, 256, {n, t}, g, at::kLong);
-}
-
-double relErr(const at::Tensor& a, const at::Tensor& ref) {
-  return (a - ref).abs().max().item<double>() / ref.abs().max().item<double>();
-}
-
-at::Tensor logits(model::Model& m, const at::Tensor& ids) {
-  c10::InferenceMode guard;
-  return m.forward(ids);
-}
+using test::inferenceLogits;
+using test::maxRelDiff;
+using test::randomTokens;
 
 struct Migrated {
   MigrationOutcome outcome;
@@ -43,11 +34,11 @@ Migrated migrate(const QuantizeConfig& cfg, const std::string& tag) {
   const std::string dir = test::tempDir(tag);
   test::writeTinyOpt(dir);
   auto m = model::openModel(dir);
-  const at::Tensor evalIds = tokens(2, 24, 5);
-  const at::Tensor original = logits(*m, evalIds);
+  const at::Tensor evalIds = randomTokens(2, 24, 5);
+  const at::Tensor original = inferenceLogits(*m, evalIds);
   Migrated r;
-  r.outcome = runMigration(*m, tokens(4, 32, 3), cfg);
-  r.logitsRelErr = relErr(logits(*m, evalIds), original);
+  r.outcome = runMigration(*m, randomTokens(4, 32, 3), cfg);
+  r.logitsRelErr = maxRelDiff(inferenceLogits(*m, evalIds), original);
   return r;
 }
 

@@ -247,7 +247,8 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     rep.notes.push_back("RMSNorm biases: exact OS+ shifting of this " + std::string(model::familyName(model->config().family)) +
                         " model needs a bias after each migrated RMSNorm; they are stored as '<norm>.bias' tensors and "
                         "config.json records quantscope_rmsnorm_bias. QuantScope reloads them; transformers ignores "
-                        "them (its outputs will differ) — export without --migrate shifting for transformers use.");
+                        "them (its outputs will differ). For a folder transformers loads unchanged, quantize with "
+                        "scaling only (qscope quantize --no-shift, or osplus_shift: false) or export scale-shift.");
   }
   if (gptq) {
     // The run's own settings where the format has a key for them.

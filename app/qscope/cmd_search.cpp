@@ -1,5 +1,5 @@
-// qscope search PROJECT --space space.yaml --trials N --objectives ppl,bits [--algo nsga2|random]
-// [--seed S]: multi-objective mixed-precision search over per-layer number formats
+// qscope search PROJECT --space space.yaml --trials N --objectives ppl,bits|acc:piqa,bits
+// [--algo nsga2|random] [--seed S] [--min-acc X --tasks-limit N]: multi-objective mixed-precision search over per-layer number formats
 // (core/algo/precision_search.h). Every trial is a `search` run in the project's store, the
 // Pareto front a summary run with exports/search-<id>/pareto.json; the same command again
 // resumes (trials already in the store are reused). Ctrl-C stops after the current trial.
@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
@@ -17,11 +18,14 @@
 #include "core/algo/search_store.h"
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
+#include "core/eval/task_metrics.h"
+#include "core/eval/tasks.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/model.h"
 #include "core/runs/fingerprint.h"
 #include "core/runs/project.h"
 #include "core/util/error.h"
+#include "core/util/fs.h"
 
 namespace qs::cli {
 namespace {
@@ -37,7 +41,9 @@ class SearchCommand : public Command {
     cmd->add_option("--trials", options_.trials, "budget: distinct configurations evaluated (reused ones count)")
         ->capture_default_str()
         ->check(CLI::Range(1, 100000));
-    cmd->add_option("--objectives", objectives_, "two or more of ppl, bits (avg bits per weight), abits (per input)")
+    cmd->add_option("--objectives", objectives_,
+                    "two or more of ppl, bits (avg bits per weight), abits (per input), acc:TASK (zero-shot acc of "
+                    "a task, maximised; e.g. acc:piqa)")
         ->capture_default_str();
     cmd->add_option("--algo", algo_, "nsga2 (pagmo2) or random (baseline)")
         ->capture_default_str()
@@ -49,6 +55,14 @@ class SearchCommand : public Command {
     maxBitsOpt_ = cmd->add_option("--max-bits", maxBits_, "constraint: average bits per weight (overrides the file)");
     maxPplOpt_ = cmd->add_option("--max-ppl", maxPpl_, "constraint: perplexity at most (overrides the file)");
     minPplOpt_ = cmd->add_option("--min-ppl", minPpl_, "constraint: perplexity at least (overrides the file)");
+    minAccOpt_ = cmd->add_option("--min-acc", minAcc_, "constraint: accuracy objective's acc at least, 0..1 (overrides "
+                                                       "constraints.min_acc)")
+                     ->check(CLI::Range(0.0, 1.0));
+    tasksLimitOpt_ = cmd->add_option("--tasks-limit", tasksLimit_, "examples of the accuracy task scored per trial "
+                                                                   "(overrides eval.tasks_limit; 0 = all)")
+                         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--task-dir", taskDir_, "folder holding the task files (default: <data dir>/tasks, then "
+                                            "$QS_DATA_DIR/tasks, ./data/tasks, ../shared/data/tasks)");
     datasetOpt_ = cmd->add_option("--dataset", dataset_, "eval text (overrides the file's eval.dataset)");
     seqlenOpt_ = cmd->add_option("--seqlen", seqlen_, "eval window length (overrides eval.seqlen)");
     windowsOpt_ = cmd->add_option("--limit-windows", windows_, "eval windows (overrides eval.limit_windows)");
@@ -66,12 +80,26 @@ class SearchCommand : public Command {
     if (maxBitsOpt_->count()) space.constraints.maxBits = maxBits_;
     if (maxPplOpt_->count()) space.constraints.maxPpl = maxPpl_;
     if (minPplOpt_->count()) space.constraints.minPpl = minPpl_;
+    if (minAccOpt_->count()) space.constraints.minAcc = minAcc_;
+    if (tasksLimitOpt_->count()) space.eval.tasksLimit = tasksLimit_;
     if (datasetOpt_->count()) space.eval.dataset = dataset_;
     if (seqlenOpt_->count()) space.eval.seqlen = seqlen_;
     if (windowsOpt_->count()) space.eval.limitWindows = windows_;
     options_.algo = algo::parseSearchAlgo(algo_);
     options_.objectives = algo::parseObjectives(objectives_);
     options_.constraints = space.constraints;
+    const std::string accTask = algo::accuracyTask(options_.objectives);
+    if (space.constraints.minAcc > 0 && accTask.empty())
+      throw Error(std::string(minAccOpt_->count() ? "--min-acc" : spaceFile_ + ": key 'constraints.min_acc'") +
+                  ": needs an accuracy objective (e.g. --objectives acc:piqa,bits)");
+    std::optional<eval::Task> task;  // the accuracy objective's examples, loaded before the model
+    if (!accTask.empty()) {
+      // --task-dir, else <data dir>/tasks when the data folder has one, else the search path.
+      std::string taskDir = taskDir_;
+      const std::string dataDir = dataDir_.empty() ? project.dataDir() : dataDir_;
+      if (taskDir.empty() && !dataDir.empty() && fs::isDirectory(fs::join(dataDir, "tasks"))) taskDir = fs::join(dataDir, "tasks");
+      task = eval::loadTask({accTask, ""}, eval::TaskLoadOptions().withTaskDir(taskDir).withLimit(space.eval.tasksLimit));
+    }
 
     const std::string modelPath = project.modelPath();
     const auto text = eval::loadDataset(space.eval.dataset, dataDir_.empty() ? project.dataDir() : dataDir_);
@@ -99,6 +127,15 @@ class SearchCommand : public Command {
                     "\n  seqlen: " + std::to_string(ppl.seqlen) + "\n  limit_windows: " +
                     std::to_string(ppl.limitWindows) + "\n  batch_size: " + std::to_string(ppl.batchSize) +
                     "\n  device: " + run_.device + "\n  dtype: " + run_.dtype + "\n";
+    info.accTask = accTask;
+    if (task) {
+      // The examples scored: the task, its file's fingerprint and the limit (a trial key changes
+      // with any of them).
+      info.evalYaml += "  tasks: \"" + accTask + "\"\n  task_file: \"" + task->path + "\"\n  task_file_hash: \"" +
+                       algo::textKey(fs::readText(task->path)) + "\"\n  limit: " +
+                       std::to_string(space.eval.tasksLimit) + "\n  task_docs: " + std::to_string(task->docs.size()) +
+                       "\n";
+    }
     // What a trial's number depends on besides its config: model, eval data and settings.
     const std::string identity = info.modelFingerprint + "\n" + info.evalYaml;
     std::string objectives;
@@ -111,9 +148,20 @@ class SearchCommand : public Command {
     auto evaluate = [&](const quant::LayerPrecision& lp, jobs::Progress& progress) {
       jobs::SubProgress formats(progress, 0.0, 0.1);
       emulator.apply(lp, formats);
-      jobs::SubProgress scoring(progress, 0.1, 1.0);
+      jobs::SubProgress scoring(progress, 0.1, task ? 0.4 : 1.0);
       const auto r = eval::evaluatePerplexity(*model, tokens, ppl, scoring);
-      return algo::TrialEval{r.perplexity, r.protocol + " seqlen=" + std::to_string(r.seqlen), r.windows};
+      algo::TrialEval e{r.perplexity, r.protocol + " seqlen=" + std::to_string(r.seqlen), r.windows};
+      if (task) {
+        jobs::SubProgress taskProgress(progress, 0.4, 1.0);
+        const auto tr = eval::evaluateTask(*model, *tokenizer, *task, eval::LoglikelihoodOptions(), taskProgress);
+        const auto* m = tr.metric("acc");
+        if (!m) throw Error("--objectives: task '" + accTask + "' reports no acc metric");
+        e.acc = m->value;
+        e.accStderr = m->stdError;
+        e.accN = tr.n;
+        e.accProtocol = eval::taskProtocol(tr.task);
+      }
+      return e;
     };
     algo::StoreTrialBackend backend(project.runsPath(), info, identity, evaluate);
     if (!json_)
@@ -169,12 +217,16 @@ class SearchCommand : public Command {
                   options_.constraints.maxBits);
     std::vector<size_t> front = r.front;
     std::sort(front.begin(), front.end(), [&](size_t a, size_t b) { return r.trials[a].weightBits < r.trials[b].weightBits; });
-    std::printf("Pareto front (%zu of %zu; ppl on %s):\n", front.size(), r.trials.size(), info.dataset.c_str());
-    std::printf("  %5s %6s %8s %8s %10s\n", "trial", "run", "w bits", "a bits", "ppl");
+    const bool acc = !info.accTask.empty();
+    std::printf("Pareto front (%zu of %zu; ppl on %s%s%s):\n", front.size(), r.trials.size(), info.dataset.c_str(),
+                acc ? ", acc on " : "", acc ? info.accTask.c_str() : "");
+    std::printf("  %5s %6s %8s %8s %10s%s\n", "trial", "run", "w bits", "a bits", "ppl", acc ? "      acc  stderr     n" : "");
     for (size_t i : front) {
       const auto& t = r.trials[i];
-      std::printf("  %5d %6lld %8.3f %8.3f %10.4f\n", t.index, static_cast<long long>(t.runId), t.weightBits,
+      std::printf("  %5d %6lld %8.3f %8.3f %10.4f", t.index, static_cast<long long>(t.runId), t.weightBits,
                   t.inputBits, t.ppl);
+      if (acc) std::printf(" %8.4f %7.4f %5lld", t.acc, t.accStderr, static_cast<long long>(t.accN));
+      std::printf("\n");
     }
     std::printf("stored as run %lld (front, pareto.json) and %zu trial runs in %s\n", static_cast<long long>(summaryId),
                 r.trials.size(), project.runsPath().c_str());
@@ -197,11 +249,13 @@ class SearchCommand : public Command {
 
   std::string project_, spaceFile_, objectives_ = "ppl,bits", algo_ = "nsga2", dataset_, dataDir_;
   algo::SearchOptions options_;
-  double maxBits_ = 0, maxPpl_ = 0, minPpl_ = 0;
+  double maxBits_ = 0, maxPpl_ = 0, minPpl_ = 0, minAcc_ = 0;
+  int64_t tasksLimit_ = 0;
+  std::string taskDir_;
   int seqlen_ = 0;
   int64_t windows_ = 0;
   CLI::Option *maxBitsOpt_ = nullptr, *maxPplOpt_ = nullptr, *minPplOpt_ = nullptr, *datasetOpt_ = nullptr,
-              *seqlenOpt_ = nullptr, *windowsOpt_ = nullptr;
+              *seqlenOpt_ = nullptr, *windowsOpt_ = nullptr, *minAccOpt_ = nullptr, *tasksLimitOpt_ = nullptr;
   RunOptions run_;
   bool json_ = false, noProgress_ = false;
 };

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -83,10 +84,16 @@ class ParetoPlotCommand : public Command {
     }
     plot::ParetoFileRequest req;
     int front = 0;
+    // A search with an accuracy objective (acc:TASK) plots its accuracy: the front was chosen
+    // on it, not on perplexity.
+    const std::string accTask = j.contains("acc_task") && j["acc_task"].is_string() ? j["acc_task"].get<std::string>() : "";
+    const char* yKey = accTask.empty() ? "ppl" : "acc";
+    int64_t accN = 0;
     for (const auto& t : j.at("trials")) {
       plot::ParetoPoint p;
       p.bits = t.at("bits").is_number() ? t.at("bits").get<double>() : NAN;
-      p.ppl = t.at("ppl").is_number() ? t.at("ppl").get<double>() : NAN;
+      p.ppl = t.contains(yKey) && t.at(yKey).is_number() ? t.at(yKey).get<double>() : NAN;
+      if (!accTask.empty() && t.contains("acc_n") && t["acc_n"].is_number()) accN = std::max(accN, t["acc_n"].get<int64_t>());
       p.front = t.at("front").get<bool>();
       p.feasible = t.at("feasible").get<bool>();
       p.trial = t.at("trial").get<int>();
@@ -96,9 +103,10 @@ class ParetoPlotCommand : public Command {
     }
     const std::string dataset = j.value("dataset", std::string("?"));
     req.title = "Pareto front · search " + searchId + " (" + j.value("algo", std::string("?")) + ")";
-    req.subtitle = std::to_string(req.points.size()) + " trials, " + std::to_string(front) +
-                   " on the front; perplexity on " + dataset + "; model " + record.info.modelPath;
-    req.yLabel = "perplexity (" + dataset + ")";
+    req.subtitle = std::to_string(req.points.size()) + " trials, " + std::to_string(front) + " on the front; " +
+                   (accTask.empty() ? "perplexity on " + dataset : accTask + " acc on " + std::to_string(accN) + " examples") +
+                   "; model " + record.info.modelPath;
+    req.yLabel = accTask.empty() ? "perplexity (" + dataset + ")" : accTask + " acc (" + std::to_string(accN) + " examples)";
     req.output = output_;
     req.width = width_;
     req.height = height_;

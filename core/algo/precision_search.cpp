@@ -12,6 +12,7 @@
 #include <random>
 
 #include "core/algo/pareto.h"
+#include "core/eval/tasks.h"
 #include "core/model/model.h"
 #include "core/quant/format_yaml.h"
 #include "core/runs/fingerprint.h"
@@ -31,6 +32,7 @@ class Driver {
          const SearchOptions& options, TrialBackend& backend, jobs::Progress& progress)
       : space_(space), resolved_(resolved), sites_(sites), opts_(options), backend_(backend), progress_(progress) {
     maxStalls_ = options.maxStalls > 0 ? options.maxStalls : 200 * std::max(8, options.population);
+    hasAcc_ = !accuracyTask(options.objectives).empty();
   }
 
   // Objectives of a choice vector for the optimiser (penalised when infeasible). Throws
@@ -64,25 +66,30 @@ class Driver {
     t.key = textKey(backend_.identity() + "\n" + t.config);
     t.weightBits = summary.weightBits;
     t.inputBits = summary.inputBits;
+    StoredTrial s;
     if (auto stored = backend_.find(t.key)) {
-      t.ppl = stored->ppl;
-      t.runId = stored->runId;
+      s = *stored;
       t.reused = true;
     } else {
       TrialRequest req{t.index, choice, t.key, &lp, &summary};
       const double begin = static_cast<double>(t.index) / opts_.trials;
       jobs::SubProgress sub(progress_, begin, begin + 1.0 / opts_.trials);
-      StoredTrial s = backend_.evaluate(req, sub);
-      t.ppl = s.ppl;
-      t.runId = s.runId;
+      s = backend_.evaluate(req, sub);
     }
-    for (const auto& o : opts_.objectives) t.objectives.push_back(o == "ppl" ? t.ppl : o == "bits" ? t.weightBits : t.inputBits);
+    t.ppl = s.ppl;
+    t.runId = s.runId;
+    t.acc = s.acc;
+    t.accStderr = s.accStderr;
+    t.accN = s.accN;
+    for (const auto& o : opts_.objectives)
+      t.objectives.push_back(o == "ppl" ? t.ppl : o == "bits" ? t.weightBits : o == "abits" ? t.inputBits : -t.acc);
     const auto& c = opts_.constraints;
     double violation = 0;
-    if (!std::isfinite(t.ppl)) violation = 1e6;
+    if (!std::isfinite(t.ppl) || (hasAcc_ && !std::isfinite(t.acc))) violation = 1e6;
     else {
       if (c.maxPpl > 0 && t.ppl > c.maxPpl) violation += (t.ppl - c.maxPpl) / c.maxPpl;
       if (c.minPpl > 0 && t.ppl < c.minPpl) violation += (c.minPpl - t.ppl) / c.minPpl;
+      if (c.minAcc > 0 && t.acc < c.minAcc) violation += (c.minAcc - t.acc) / c.minAcc;
     }
     t.feasible = violation == 0;
     std::vector<double> f = t.objectives;
@@ -91,8 +98,10 @@ class Driver {
     seen_[id] = f;
     result.trials.push_back(t);
     char msg[200];
-    std::snprintf(msg, sizeof msg, "trial %d/%d: ppl %.3f, %.2f bits%s", t.index + 1, opts_.trials, t.ppl, t.weightBits,
-                  t.reused ? " (reused)" : "");
+    char acc[48] = "";
+    if (hasAcc_) std::snprintf(acc, sizeof acc, ", acc %.4f", t.acc);
+    std::snprintf(msg, sizeof msg, "trial %d/%d: ppl %.3f%s, %.2f bits%s", t.index + 1, opts_.trials, t.ppl, acc,
+                  t.weightBits, t.reused ? " (reused)" : "");
     progress_.update(static_cast<double>(t.index + 1) / opts_.trials, msg);
     return f;
   }
@@ -114,6 +123,7 @@ class Driver {
   jobs::Progress& progress_;
   std::map<std::string, std::vector<double>> seen_;  // choice -> fitness (duplicates cost nothing)
   int stalls_ = 0, maxStalls_ = 0;
+  bool hasAcc_ = false;
 };
 
 // pagmo's user-defined problem: one integer variable per dimension, bounds [0, choices - 1].
@@ -174,14 +184,31 @@ SearchAlgo parseSearchAlgo(const std::string& name) {
   throw Error("--algo: '" + name + "' is not a search algorithm (nsga2, random)");
 }
 
+std::string accuracyTask(const std::vector<std::string>& objectives) {
+  for (const auto& o : objectives)
+    if (o.rfind("acc:", 0) == 0) return o.substr(4);
+  return "";
+}
+
 std::vector<std::string> parseObjectives(const std::string& list) {
   std::vector<std::string> out;
   size_t start = 0;
   while (start <= list.size()) {
     const size_t comma = list.find(',', start);
-    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (item != "ppl" && item != "bits" && item != "abits")
-      throw Error("--objectives: '" + item + "' is not an objective (ppl, bits, abits)");
+    std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.rfind("acc:", 0) == 0) {
+      const std::string task = item.substr(4);
+      if (task.empty()) throw Error("--objectives: 'acc:' needs a task name (e.g. acc:piqa)");
+      try {
+        item = "acc:" + eval::findTask(task).name;
+      } catch (const Error& e) {
+        throw Error("--objectives: '" + item + "': " + e.what());
+      }
+      if (!accuracyTask(out).empty())
+        throw Error("--objectives: one accuracy objective at most ('acc:" + accuracyTask(out) + "' and '" + item + "')");
+    } else if (item != "ppl" && item != "bits" && item != "abits") {
+      throw Error("--objectives: '" + item + "' is not an objective (ppl, bits, abits, acc:TASK)");
+    }
     if (std::find(out.begin(), out.end(), item) != out.end()) throw Error("--objectives: '" + item + "' is listed twice");
     out.push_back(item);
     if (comma == std::string::npos) break;
@@ -217,8 +244,15 @@ void computeFront(SearchResult& result) {
 SearchResult runSearch(const SearchSpace& space, const std::vector<model::SiteInfo>& sites, const SearchOptions& options,
                        TrialBackend& backend, jobs::Progress& progress) {
   if (options.trials < 1) throw Error("--trials: must be at least 1");
-  for (const auto& o : options.objectives)
-    if (o != "ppl" && o != "bits" && o != "abits") throw Error("objective '" + o + "' is not one of ppl, bits, abits");
+  int accObjectives = 0;
+  for (const auto& o : options.objectives) {
+    if (o.rfind("acc:", 0) == 0 && o.size() > 4) ++accObjectives;
+    else if (o != "ppl" && o != "bits" && o != "abits")
+      throw Error("objective '" + o + "' is not one of ppl, bits, abits, acc:TASK");
+  }
+  if (accObjectives > 1) throw Error("--objectives: one accuracy objective at most");
+  if (options.constraints.minAcc > 0 && accObjectives == 0)
+    throw Error("--min-acc / constraints.min_acc: needs an accuracy objective (e.g. --objectives acc:piqa,bits)");
   std::vector<std::string> names;
   for (const auto& s : sites) names.push_back(s.name);
   const SearchSpace::Resolved resolved = space.resolve(names);

@@ -4,11 +4,14 @@
 // trials of this search, including ones the backend already had (resume: the same command
 // replays the same proposals, reuses what the store holds and evaluates only the rest).
 //
-// Objectives (all minimised): "ppl" (perplexity), "bits" (average bits per weight, computed
-// from the formats without evaluating), "abits" (average bits per input element).
+// Objectives: "ppl" (perplexity), "bits" (average bits per weight, computed from the formats
+// without evaluating), "abits" (average bits per input element), "acc:TASK" (zero-shot accuracy,
+// the harness's acc, of a task of core/eval/tasks.h on its first N examples; maximised, so the
+// optimiser and Trial::objectives see -acc). At most one accuracy objective; every trial also
+// gets its perplexity (the plots' y axis).
 // Constraints: max_bits is checked before evaluation (configs above it are never evaluated and
-// do not use the budget); max_ppl / min_ppl after (an infeasible trial is stored but is not on
-// the front). NSGA-II sees infeasible points with a penalty added to every objective.
+// do not use the budget); max_ppl / min_ppl / min_acc after (an infeasible trial is stored but is
+// not on the front). NSGA-II sees infeasible points with a penalty added to every objective.
 //
 // Determinism: the proposals depend only on the space, the seed, the population size and the
 // objective values, so a seeded search is reproducible and a resumed one continues where the
@@ -33,8 +36,12 @@ enum class SearchAlgo { Nsga2, Random };
 const char* searchAlgoName(SearchAlgo a);             // "nsga2", "random"
 SearchAlgo parseSearchAlgo(const std::string& name);  // throws qs::Error naming --algo
 
-// "ppl,bits" -> {"ppl", "bits"}; throws qs::Error for unknown names, duplicates or an empty list.
+// "ppl,bits" -> {"ppl", "bits"}; "acc:piqa,bits" -> {"acc:piqa", "bits"} (the task name as
+// eval::findTask spells it). Throws qs::Error naming --objectives for unknown names or tasks,
+// duplicates, two accuracy objectives or fewer than two objectives.
 std::vector<std::string> parseObjectives(const std::string& list);
+// The task of the "acc:TASK" objective, or "" when there is none.
+std::string accuracyTask(const std::vector<std::string>& objectives);
 
 struct SearchOptions {
   SearchAlgo algo = SearchAlgo::Nsga2;
@@ -58,6 +65,10 @@ struct TrialRequest {
 struct StoredTrial {
   double ppl = NAN;
   int64_t runId = 0;             // 0 = not stored
+  // The accuracy objective's task metric (NaN / 0 without one): acc, its standard error and
+  // the number of examples scored, as `qscope eval --tasks` stores them.
+  double acc = NAN, accStderr = NAN;
+  int64_t accN = 0;
 };
 
 class TrialBackend {
@@ -78,9 +89,11 @@ struct Trial {
   std::string key;
   std::string config;            // precisionToYaml of the decoded config
   double ppl = NAN;
+  double acc = NAN, accStderr = NAN;  // the accuracy objective's task (NaN without one)
+  int64_t accN = 0;
   double weightBits = NAN, inputBits = NAN;
-  std::vector<double> objectives;  // in SearchOptions::objectives order
-  bool feasible = true;          // ppl constraints hold (and ppl is finite)
+  std::vector<double> objectives;  // in SearchOptions::objectives order, minimised (acc negated)
+  bool feasible = true;          // ppl/acc constraints hold (and ppl, acc are finite)
   bool reused = false;           // found in the store, not evaluated now
   bool onFront = false;
   int64_t runId = 0;

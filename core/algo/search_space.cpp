@@ -168,11 +168,13 @@ SearchSpace parseSearchSpace(const std::string& yamlText, const std::string& fil
   if (const YAML::Node ev = doc["eval"]; ev && !ev.IsNull()) {
     const std::string path = joinKey(prefix, "eval");
     config::requireMap(ev, file, path);
-    config::rejectUnknownKeys(ev, {"dataset", "seqlen", "limit_windows", "batch_size"}, file, path);
+    config::rejectUnknownKeys(ev, {"dataset", "seqlen", "limit_windows", "batch_size", "tasks_limit"}, file, path);
     s.eval.dataset = config::readString(ev, "dataset", file, path, false, s.eval.dataset);
     s.eval.seqlen = static_cast<int>(config::readInt(ev, "seqlen", file, path, s.eval.seqlen));
     s.eval.limitWindows = config::readInt(ev, "limit_windows", file, path, s.eval.limitWindows);
     s.eval.batchSize = static_cast<int>(config::readInt(ev, "batch_size", file, path, s.eval.batchSize));
+    s.eval.tasksLimit = config::readInt(ev, "tasks_limit", file, path, s.eval.tasksLimit);
+    if (s.eval.tasksLimit < 0) throw keyError(file, joinKey(path, "tasks_limit"), "must be >= 0 (0 = all examples)");
     if (s.eval.seqlen < 2) throw keyError(file, joinKey(path, "seqlen"), "must be at least 2");
     if (s.eval.limitWindows < 0) throw keyError(file, joinKey(path, "limit_windows"), "must be >= 0 (0 = all)");
     if (s.eval.batchSize < 1) throw keyError(file, joinKey(path, "batch_size"), "must be >= 1");
@@ -180,10 +182,13 @@ SearchSpace parseSearchSpace(const std::string& yamlText, const std::string& fil
   if (const YAML::Node c = doc["constraints"]; c && !c.IsNull()) {
     const std::string path = joinKey(prefix, "constraints");
     config::requireMap(c, file, path);
-    config::rejectUnknownKeys(c, {"max_bits", "max_ppl", "min_ppl"}, file, path);
+    config::rejectUnknownKeys(c, {"max_bits", "max_ppl", "min_ppl", "min_acc"}, file, path);
     s.constraints.maxBits = config::readDouble(c, "max_bits", file, path, 0);
     s.constraints.maxPpl = config::readDouble(c, "max_ppl", file, path, 0);
     s.constraints.minPpl = config::readDouble(c, "min_ppl", file, path, 0);
+    s.constraints.minAcc = config::readDouble(c, "min_acc", file, path, 0);
+    if (!(s.constraints.minAcc >= 0 && s.constraints.minAcc <= 1))
+      throw keyError(file, joinKey(path, "min_acc"), "must be an accuracy between 0 and 1 (0 = no limit)");
     for (const char* k : {"max_bits", "max_ppl", "min_ppl"})
       if (config::readDouble(c, k, file, path, 0) < 0) throw keyError(file, joinKey(path, k), "must be >= 0 (0 = no limit)");
   }
@@ -260,10 +265,11 @@ std::string SearchSpace::toYaml() const {
   }
   y += "  default: {weight: " + quoted(defaults.weight.toString()) + ", input: " + quoted(defaults.input.toString()) + "}\n";
   y += "  eval: {dataset: " + quoted(eval.dataset) + ", seqlen: " + std::to_string(eval.seqlen) +
-       ", limit_windows: " + std::to_string(eval.limitWindows) + ", batch_size: " + std::to_string(eval.batchSize) + "}\n";
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "  constraints: {max_bits: %.17g, max_ppl: %.17g, min_ppl: %.17g}\n", constraints.maxBits,
-                constraints.maxPpl, constraints.minPpl);
+       ", limit_windows: " + std::to_string(eval.limitWindows) + ", batch_size: " + std::to_string(eval.batchSize) +
+       ", tasks_limit: " + std::to_string(eval.tasksLimit) + "}\n";
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "  constraints: {max_bits: %.17g, max_ppl: %.17g, min_ppl: %.17g, min_acc: %.17g}\n",
+                constraints.maxBits, constraints.maxPpl, constraints.minPpl, constraints.minAcc);
   return y + buf;
 }
 

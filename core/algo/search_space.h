@@ -11,8 +11,11 @@
 //         weight: {format: bfp, mantissa_width: [3, 4, 5, 6, 7, 8], block_size: 16}   # a grid
 //         input: ["none", "e4m3"]
 //     default: {weight: none, input: none}  # sites no entry matches
-//     eval: {dataset: wikitext2, seqlen: 256, limit_windows: 16, batch_size: 4}
-//     constraints: {max_bits: 6.5, max_ppl: 50, min_ppl: 0}
+//     eval: {dataset: wikitext2, seqlen: 256, limit_windows: 16, batch_size: 4, tasks_limit: 200}
+//     constraints: {max_bits: 6.5, max_ppl: 50, min_ppl: 0, min_acc: 0.6}
+//
+// tasks_limit: examples of the accuracy objective's task scored per trial (0 = all); min_acc
+// (0..1) needs an accuracy objective (--objectives acc:TASK,...).
 //
 // A format list holds formats in any YAML form (format_yaml.h); a grid is a map whose parameter
 // values may be lists (formatGrid expands it). Entries resolve against a model's sites into
@@ -40,12 +43,14 @@ struct SearchEvalSettings {
   int seqlen = 256;                   // window length
   int64_t limitWindows = 16;          // first N windows (0 = all)
   int batchSize = 4;
+  int64_t tasksLimit = 200;           // first N examples of an accuracy objective's task (0 = all)
 };
 
 struct SearchConstraints {
   double maxBits = 0;   // average weight bits must be <= this; 0 = no limit
   double maxPpl = 0;    // perplexity must be <= this; 0 = no limit
   double minPpl = 0;    // perplexity must be >= this; 0 = no limit
+  double minAcc = 0;    // the accuracy objective's acc must be >= this (0..1); 0 = no limit
 };
 
 struct SearchSpace {

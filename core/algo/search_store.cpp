@@ -50,10 +50,23 @@ std::optional<StoredTrial> StoreTrialBackend::find(const std::string& key) {
   if (it == byKey_.end()) return std::nullopt;
   runs::RunStore store(runsPath_);
   const auto record = store.loadRun(it->second, false);
-  for (const auto& m : record.metrics)
-    if (m.key == "ppl." + info_.dataset) return StoredTrial{m.value, it->second};
+  StoredTrial t;
+  t.runId = it->second;
+  bool havePpl = false, haveAcc = info_.accTask.empty();
+  for (const auto& m : record.metrics) {
+    if (m.key == "ppl." + info_.dataset) {
+      t.ppl = m.value;
+      havePpl = true;
+    } else if (!info_.accTask.empty() && m.key == info_.accTask + "/acc") {
+      t.acc = m.value;
+      t.accStderr = m.stdError;
+      t.accN = m.n;
+      haveAcc = true;
+    }
+  }
+  if (havePpl && haveAcc) return t;
   log::warn("search: run " + std::to_string(it->second) + " has the trial's key but no ppl." + info_.dataset +
-            " metric; evaluating again");
+            (info_.accTask.empty() ? "" : " or " + info_.accTask + "/acc") + " metric; evaluating again");
   return std::nullopt;
 }
 
@@ -76,6 +89,8 @@ StoredTrial StoreTrialBackend::evaluate(const TrialRequest& req, jobs::Progress&
   try {
     e = evaluate_(*req.config, progress);
     writer.addMetric({"ppl." + info_.dataset, e.ppl, e.protocol, "", e.windows, NAN});
+    if (!info_.accTask.empty())
+      writer.addMetric({info_.accTask + "/acc", e.acc, e.accProtocol, "", e.accN, e.accStderr});
     if (req.summary) {
       const auto& s = *req.summary;
       writer.addMetric({"bits.weight", s.weightBits, "element-weighted mean, none = 32", "bits", s.weightElements, NAN});
@@ -102,7 +117,13 @@ StoredTrial StoreTrialBackend::evaluate(const TrialRequest& req, jobs::Progress&
     throw;
   }
   byKey_[req.key] = writer.id();
-  return {e.ppl, writer.id()};
+  StoredTrial t;
+  t.ppl = e.ppl;
+  t.runId = writer.id();
+  t.acc = e.acc;
+  t.accStderr = e.accStderr;
+  t.accN = e.accN;
+  return t;
 }
 
 std::string paretoJson(const SearchRunInfo& info, const SearchOptions& options, const SearchResult& result) {
@@ -112,6 +133,9 @@ std::string paretoJson(const SearchRunInfo& info, const SearchOptions& options, 
                       {"trial", t.index},
                       {"choice", t.choice},
                       {"ppl", jsonNumber(t.ppl)},
+                      {"acc", jsonNumber(t.acc)},
+                      {"acc_stderr", jsonNumber(t.accStderr)},
+                      {"acc_n", t.accN},
                       {"bits", jsonNumber(t.weightBits)},
                       {"input_bits", jsonNumber(t.inputBits)},
                       {"feasible", t.feasible},
@@ -128,6 +152,8 @@ std::string paretoJson(const SearchRunInfo& info, const SearchOptions& options, 
                       {"max_bits", options.constraints.maxBits},
                       {"max_ppl", options.constraints.maxPpl},
                       {"min_ppl", options.constraints.minPpl},
+                      {"acc_task", info.accTask},
+                      {"min_acc", options.constraints.minAcc},
                       {"stop_reason", result.stopReason},
                       {"trials", trials}};
   return j.dump(2) + "\n";
@@ -180,6 +206,12 @@ int64_t recordSearchSummary(const std::string& runsPath, const std::string& expo
     }
     writer.addMetric({"search.best_ppl." + info.dataset, bestPpl, "best perplexity on the front", "", 0, NAN});
     writer.addMetric({"search.min_bits", minBits, "fewest weight bits on the front", "bits", 0, NAN});
+    if (!info.accTask.empty()) {
+      double bestAcc = NAN;
+      for (size_t i : result.front)
+        if (std::isnan(bestAcc) || result.trials[i].acc > bestAcc) bestAcc = result.trials[i].acc;
+      writer.addMetric({"search.best_acc." + info.accTask, bestAcc, "best acc on the front", "", 0, NAN});
+    }
     writer.finish();
   } catch (const std::exception& e) {
     writer.fail(e.what());

@@ -1,6 +1,7 @@
 // Search trials in a project's run store: each trial is a run of kind `search` whose config
 // records the search id, the trial number and key, the choice vector, the eval settings and the
-// per-layer precision config; its metrics are ppl.<dataset>, bits.weight, bits.input. At the
+// per-layer precision config; its metrics are ppl.<dataset>, bits.weight, bits.input and, with an
+// accuracy objective, <task>/acc (n and stderr, as `qscope eval --tasks` stores it). At the
 // end, a summary run (also kind `search`, `search.role: pareto`) holds the Pareto front: its
 // config lists every trial's run id, its artifact exports/search-<id>/pareto.json every point.
 //
@@ -11,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "core/algo/precision_search.h"
 
@@ -18,9 +20,16 @@ namespace qs::algo {
 
 // What a trial's evaluation returns.
 struct TrialEval {
+  TrialEval() = default;
+  TrialEval(double ppl_, std::string protocol_, int64_t windows_)
+      : ppl(ppl_), protocol(std::move(protocol_)), windows(windows_) {}
   double ppl = NAN;
   std::string protocol;   // "gptq-nonoverlapping seqlen=256"
   int64_t windows = 0;
+  // The accuracy objective's task (SearchRunInfo::accTask), as eval::evaluateTask reports it.
+  double acc = NAN, accStderr = NAN;
+  int64_t accN = 0;
+  std::string accProtocol;  // eval::taskProtocol(task)
 };
 
 struct SearchRunInfo {
@@ -33,6 +42,7 @@ struct SearchRunInfo {
   uint64_t seed = 0;
   std::string toolVersion;
   std::string device;
+  std::string accTask;      // the accuracy objective's task ("" = none): metric <task>/acc
 };
 
 class StoreTrialBackend : public TrialBackend {
@@ -59,8 +69,9 @@ class StoreTrialBackend : public TrialBackend {
 int64_t recordSearchSummary(const std::string& runsPath, const std::string& exportsDir, const SearchRunInfo& info,
                             const SearchOptions& options, const std::string& spaceYaml, const SearchResult& result);
 
-// pareto.json: {search_id, objectives, trials: [{run_id, trial, choice, ppl, bits, input_bits,
-// feasible, front, reused, config}]}.
+// pareto.json: {search_id, objectives, acc_task, min_acc, trials: [{run_id, trial, choice, ppl,
+// acc, acc_stderr, acc_n, bits, input_bits, feasible, front, reused, config}]} (acc: null
+// without an accuracy objective).
 std::string paretoJson(const SearchRunInfo& info, const SearchOptions& options, const SearchResult& result);
 
 }  // namespace qs::algo

@@ -31,6 +31,7 @@
 #include "ui/display_format.h"
 #include "ui/export_dialog.h"
 #include "ui/compare_view.h"
+#include "ui/pareto_view.h"
 #include "ui/job_queue.h"
 #include "ui/jobs_panel.h"
 #include "ui/log_panel.h"
@@ -126,6 +127,13 @@ MainWindow::MainWindow(QWidget* parent)
   addDockWidget(Qt::BottomDockWidgetArea, compareDock_);
   tabifyDockWidget(explorerDock_, compareDock_);
   compareDock_->hide();
+  paretoView_ = new ParetoView(this);
+  paretoDock_ = new QDockWidget(tr("Pareto"), this);
+  paretoDock_->setObjectName(QStringLiteral("paretoDock"));
+  paretoDock_->setWidget(paretoView_);
+  addDockWidget(Qt::BottomDockWidgetArea, paretoDock_);
+  tabifyDockWidget(compareDock_, paretoDock_);
+  paretoDock_->hide();
   tuningDock_->setObjectName(QStringLiteral("tuningDock"));
   tuningDock_->setWidget(tuning_);
   addDockWidget(Qt::BottomDockWidgetArea, tuningDock_);
@@ -164,6 +172,21 @@ MainWindow::MainWindow(QWidget* parent)
     compareView_->compare(runsPanel_->runsPath(), ids);
     showDockOf(compareView_);
   });
+  connect(runsPanel_, &RunsPanel::paretoRequested, this, [this](qint64 id) {
+    const QString err = paretoView_->showSearch(runsPanel_->runsPath(), id);
+    if (!err.isEmpty()) statusBar_->showMessage(err, 8000);
+    showDockOf(paretoView_);
+  });
+  // A clicked point selects its trial's run in the Runs dock (a filter hiding it is cleared).
+  connect(paretoView_, &ParetoView::runSelected, this, [this](qint64 id) {
+    runsPanel_->selectRuns({id});
+    if (runsPanel_->selectedRuns() != std::vector<qint64>{id}) {
+      runsPanel_->setFilterText(QString());
+      runsPanel_->setKindFilter(QString());
+      runsPanel_->selectRuns({id});
+    }
+  });
+  connect(paretoView_, &ParetoView::statusMessage, statusBar_, [this](const QString& m) { statusBar_->showMessage(m, 5000); });
   // The Model dock keeps the full right edge, so the explorer under the tree can grow taller
   // than the Model dock's summary table would otherwise allow.
   setCorner(Qt::BottomRightCorner, Qt::RightDockWidgetArea);
@@ -239,6 +262,7 @@ void MainWindow::buildMenus() {
   viewMenu_->addAction(jobsDock_->toggleViewAction());
   viewMenu_->addAction(runsDock_->toggleViewAction());
   viewMenu_->addAction(compareDock_->toggleViewAction());
+  viewMenu_->addAction(paretoDock_->toggleViewAction());
   viewMenu_->addAction(tuningDock_->toggleViewAction());
   viewMenu_->addSeparator();
   themeGroup_ = new QActionGroup(this);
@@ -303,6 +327,7 @@ void MainWindow::setTheme(Theme theme) {
   applyTheme(theme);
   explorer_->setDark(theme == Theme::Dark);
   compareView_->setDark(theme == Theme::Dark);
+  paretoView_->setDark(theme == Theme::Dark);
   tuning_->setDark(theme == Theme::Dark);
   for (QAction* a : themeGroup_->actions()) a->setChecked(a->data().toString() == themeName(theme));
   QSettings().setValue(kThemeKey, themeName(theme));

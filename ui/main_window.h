@@ -28,6 +28,7 @@ class QStackedWidget;
 namespace qs::ui {
 
 class CompareView;
+class ParetoView;
 class JobQueue;
 class JobsPanel;
 class RunsPanel;
@@ -66,6 +67,7 @@ class MainWindow : public QMainWindow {
   LogPanel* logPanel() const { return logPanel_; }
   RunsPanel* runsPanel() const { return runsPanel_; }
   CompareView* compareView() const { return compareView_; }
+  ParetoView* paretoView() const { return paretoView_; }
   TuningPanel* tuningPanel() const { return tuning_; }
   // Shows the dock that holds `panel` (jobs, runs, compare, explorer, tuning), raises it and
   // returns it (nullptr when no dock holds it).
@@ -133,6 +135,8 @@ class MainWindow : public QMainWindow {
   RunsPanel* runsPanel_;
   QDockWidget* runsDock_;
   CompareView* compareView_;
+  ParetoView* paretoView_ = nullptr;
+  QDockWidget* paretoDock_ = nullptr;
   QDockWidget* compareDock_;
   TuningPanel* tuning_;
   QDockWidget* tuningDock_;

@@ -63,6 +63,7 @@ RunsPanel::RunsPanel(QWidget* parent)
       model_(new QStandardItemModel(0, ColCount, this)),
       proxy_(new RunsFilter(this)),
       compareButton_(new QPushButton(tr("Compare"), this)),
+      paretoButton_(new QPushButton(tr("Pareto"), this)),
       deleteButton_(new QPushButton(tr("Delete…"), this)),
       refreshButton_(new QPushButton(tr("Refresh"), this)),
       info_(new QLabel(this)) {
@@ -75,6 +76,8 @@ RunsPanel::RunsPanel(QWidget* parent)
   for (const char* k : {"analysis", "quantize", "eval", "search", "train"}) kind_->addItem(QString::fromLatin1(k), QString::fromLatin1(k));
   compareButton_->setObjectName(QStringLiteral("compareButton"));
   compareButton_->setToolTip(tr("Compare 2–4 selected runs: config diff, metrics with deltas, per-layer series"));
+  paretoButton_->setObjectName(QStringLiteral("paretoButton"));
+  paretoButton_->setToolTip(tr("Pareto front of the selected search run: click a point to select its trial, export its config"));
   deleteButton_->setObjectName(QStringLiteral("deleteRunsButton"));
   deleteButton_->setToolTip(tr("Delete the selected runs with their results and export files"));
 
@@ -99,6 +102,7 @@ RunsPanel::RunsPanel(QWidget* parent)
   auto* bottom = new QHBoxLayout;
   bottom->addWidget(info_, 1);
   bottom->addWidget(deleteButton_);
+  bottom->addWidget(paretoButton_);
   bottom->addWidget(compareButton_);
   auto* v = new QVBoxLayout(this);
   v->setContentsMargins(4, 4, 4, 4);
@@ -117,6 +121,10 @@ RunsPanel::RunsPanel(QWidget* parent)
   connect(model_, &QStandardItemModel::itemChanged, this, &RunsPanel::onItemChanged);
   connect(table_->selectionModel(), &QItemSelectionModel::selectionChanged, this, &RunsPanel::updateButtons);
   connect(compareButton_, &QPushButton::clicked, this, [this] { Q_EMIT compareRequested(selectedRuns()); });
+  connect(paretoButton_, &QPushButton::clicked, this, [this] {
+    const auto ids = selectedRuns();
+    if (ids.size() == 1) Q_EMIT paretoRequested(ids[0]);
+  });
   connect(deleteButton_, &QPushButton::clicked, this, [this] { deleteSelected(); });
   connect(refreshButton_, &QPushButton::clicked, this, &RunsPanel::refresh);
   updateButtons();
@@ -268,6 +276,8 @@ int RunsPanel::visibleRows() const { return proxy_->rowCount(); }
 void RunsPanel::updateButtons() {
   const size_t n = selectedRuns().size();
   compareButton_->setEnabled(n >= 2 && n <= 4);
+  const auto rows = table_->selectionModel()->selectedRows(ColKind);
+  paretoButton_->setEnabled(n == 1 && rows.size() == 1 && rows[0].data().toString() == QStringLiteral("search"));
   deleteButton_->setEnabled(n >= 1);
   if (runsPath_.isEmpty()) info_->setText(tr("Open a project to see its runs."));
   else info_->setText(tr("%1 of %2 runs · %3 selected%4")

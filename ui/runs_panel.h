@@ -1,7 +1,8 @@
 // The "Runs" dock: every run of the open project from its runs.sqlite, newest first, sortable
 // by any column and filtered by a text box (any column) and a kind. The Name column is editable
 // (renames the run in the store); Delete asks first, then removes the run's rows and export
-// files; Compare opens the Compare view for 2–4 selected runs. refresh() re-reads the store (the
+// files; Compare opens the Compare view for 2–4 selected runs; Pareto opens the Pareto view of the
+// selected search run (summary or trial). refresh() re-reads the store (the
 // main window calls it when a job ends).
 #pragma once
 #include <QWidget>
@@ -46,9 +47,11 @@ class RunsPanel : public QWidget {
   QTableView* table() const { return table_; }
   int visibleRows() const;
   QPushButton* compareButton() const { return compareButton_; }
+  QPushButton* paretoButton() const { return paretoButton_; }
 
  Q_SIGNALS:
   void compareRequested(const std::vector<qint64>& ids);
+  void paretoRequested(qint64 id);
   void statusMessage(const QString& message);
   void runsChanged();
 
@@ -62,6 +65,7 @@ class RunsPanel : public QWidget {
   QStandardItemModel* model_;
   QSortFilterProxyModel* proxy_;
   QPushButton* compareButton_;
+  QPushButton* paretoButton_;
   QPushButton* deleteButton_;
   QPushButton* refreshButton_;
   QLabel* info_;

@@ -96,6 +96,7 @@ class TrainCommand : public Command {
     o_.attention = variant();
     if (threads_ < 0) throw Error("--threads: must not be negative");
     if (threads_ > 0) at::set_num_threads(threads_);
+    train::checkDeviceAndDtype(o_);  // before the text is read and tokenized
     auto tok = io::loadTokenizer(tokenizer_);
     const std::string text = readTexts();
     std::vector<int32_t> ids = tok->encode(text, false);

@@ -188,6 +188,11 @@ eval::OutlierMetrics engineOutlierMetrics(const CausalLm& m, const at::Tensor& v
 
 }  // namespace
 
+void checkDeviceAndDtype(const TrainOptions& o) {
+  check(o.dtype == "float32" || o.dtype == "bfloat16", "dtype", "expected float32 or bfloat16, got '" + o.dtype + "'");
+  trainingDevice(o.device);
+}
+
 TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const TrainOptions& o, jobs::Progress& progress) {
   validate(o, tokens.size(), vocab);
   const at::Device device = trainingDevice(o.device);

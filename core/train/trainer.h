@@ -96,4 +96,8 @@ struct TrainResult {
 TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const TrainOptions& options,
                   jobs::Progress& progress = jobs::Progress::none());
 
+// The checks of options.device and options.dtype that train() makes first (qs::Error naming the
+// option, e.g. CUDA asked of a CPU-only LibTorch), for callers that want them before reading text.
+void checkDeviceAndDtype(const TrainOptions& options);
+
 }  // namespace qs::train

@@ -320,6 +320,10 @@ TEST(Train, DeviceNamesAndMissingCuda) {
     EXPECT_NE(m.find(d), std::string::npos) << d << ": " << m;
   }
   EXPECT_EQ(message("cpu"), "");
+  // The same checks up front, before any text is read (qscope train calls this first).
+  EXPECT_THROW(qs::train::checkDeviceAndDtype(TrainOptions().withDevice("tpu")), qs::Error);
+  EXPECT_THROW(qs::train::checkDeviceAndDtype(TrainOptions().withDtype("float16")), qs::Error);
+  EXPECT_NO_THROW(qs::train::checkDeviceAndDtype(TrainOptions().withDtype("bfloat16")));
 }
 
 // Training text by name: never an evaluation test split.

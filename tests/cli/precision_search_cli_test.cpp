@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -302,5 +303,57 @@ TEST(SearchCli, SeededSearchIsReproducibleStaysInSpaceResumesAndPlots) {
       EXPECT_NE(svgText.find("<svg"), std::string::npos);
       EXPECT_NE(svgText.find("</svg>"), std::string::npos);
     }
+  }
+}
+
+// An acc:TASK objective on a PIQA file the test writes (the first 12 examples of the shared
+// piqa.jsonl): each trial's stored acc, stderr and n equal `qscope eval --tasks piqa
+// --precision` of its config on the same file and limit (the reference, an independent command);
+// the flag and key errors name what to fix.
+TEST(SearchCli, AccuracyObjectiveMatchesEvalTasksAndErrorsNameTheFlag) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  const std::string dir = qs::test::tempDir("search-acc-cli");
+  std::filesystem::create_directories(dir + "/tasks");
+  {
+    std::ifstream in(qs::test::sharedPath("tasks/piqa.jsonl"));
+    std::ofstream out(dir + "/tasks/piqa.jsonl");
+    std::string line;
+    for (int i = 0; i < 12 && std::getline(in, line); ++i) out << line << "\n";
+  }
+  const std::string space = writeFile(dir + "/space.yaml", spaceYaml());
+  const std::string p = newProject("search-acc");
+  const std::string base = "search " + quote(p) + " --space " + quote(space) + " --no-progress" + dataDir();
+
+  auto bad = qscope(base + " --trials 2 --min-acc 0.5");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--min-acc: needs an accuracy objective"), std::string::npos) << bad.err;
+  bad = qscope(base + " --trials 2 --objectives acc:piqaa,bits");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--objectives: 'acc:piqaa'"), std::string::npos) << bad.err;
+  const std::string minAccSpace = writeFile(dir + "/min_acc.yaml", spaceYaml() + "  constraints: {min_acc: 0.5}\n");
+  bad = qscope("search " + quote(p) + " --space " + quote(minAccSpace) + " --trials 2 --no-progress" + dataDir());
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("min_acc.yaml: key 'constraints.min_acc': needs an accuracy objective"), std::string::npos)
+      << bad.err;
+  EXPECT_EQ(runCount(p), 0u);  // nothing was evaluated or stored
+
+  auto r = qscope(base + " --trials 2 --algo random --seed 3 --objectives acc:piqa,bits --tasks-limit 12 --json"
+                  " --task-dir " + quote(dir + "/tasks"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["acc_task"], "piqa");
+  ASSERT_EQ(j["trials"].size(), 2u);
+  for (const auto& t : j["trials"]) {
+    EXPECT_EQ(t["acc_n"], 12);
+    const std::string cfg = writeFile(dir + "/trial" + std::to_string(t["trial"].get<int>()) + ".yaml",
+                                      t["config"].get<std::string>());
+    auto ev = qscope("eval " + quote(model()) + " --tasks piqa --limit 12 --no-progress --json --task-dir " +
+                     quote(dir + "/tasks") + " --precision " + quote(cfg));
+    ASSERT_EQ(ev.code, 0) << ev.err;
+    const json e = json::parse(ev.out)["tasks"][0];
+    EXPECT_EQ(e["n"], 12);
+    EXPECT_DOUBLE_EQ(t["acc"].get<double>(), e["metrics"]["acc"]["value"].get<double>());
+    EXPECT_DOUBLE_EQ(t["acc_stderr"].get<double>(), e["metrics"]["acc"]["stderr"].get<double>());
   }
 }

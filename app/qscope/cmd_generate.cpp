@@ -1,10 +1,14 @@
-// qscope generate MODEL --prompt "...": greedy decoding, streamed to stdout.
+// qscope generate MODEL [--prompt "..."]: greedy decoding streamed to stdout, or sampling
+// (--temperature, --top-k, --seed) of one or many independent samples (--samples, -o FILE).
 #include <cstdio>
+#include <filesystem>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/generate.h"
+#include "core/util/error.h"
+#include "core/util/fs.h"
 
 namespace qs::cli {
 namespace {
@@ -12,10 +16,18 @@ namespace {
 class GenerateCommand : public Command {
  public:
   CLI::App* setup(CLI::App& app) override {
-    auto* cmd = app.add_subcommand("generate", "Greedy text generation (to check a model or a quantized run)");
+    auto* cmd = app.add_subcommand("generate", "Greedy or sampled text generation (check a model; in-domain calibration text)");
     cmd->add_option("model", model_, "model folder (Hugging Face layout) or .gguf file")->required();
     cmd->add_option("--prompt", prompt_, "prompt text (empty: start from BOS)");
-    cmd->add_option("--max-new", maxNew_, "new tokens at most")->capture_default_str()->check(CLI::Range(0, 100000));
+    cmd->add_option("--max-new", maxNew_, "new tokens at most per sample")->capture_default_str()->check(CLI::Range(0, 100000));
+    cmd->add_option("--temperature", temperature_, "0 = greedy (argmax); > 0 samples from softmax(logits / T)")
+        ->capture_default_str()->check(CLI::Range(0.0, 1e6));
+    cmd->add_option("--top-k", topK_, "sample among the K most likely tokens (0 = all)")->capture_default_str()->check(CLI::Range(0, 100000000));
+    cmd->add_option("--seed", seed_, "sampling seed; sample i uses its own stream derived from (seed, i)")->capture_default_str();
+    cmd->add_option("--samples", samples_, "independent samples from the prompt, each ending at EOS, at a BOS "
+                    "(the start of a new document) or after --max-new tokens")
+        ->capture_default_str()->check(CLI::Range(1, 10000000));
+    cmd->add_option("-o,--output", output_, "write the samples (prompt + continuation, joined by blank lines) to FILE, atomically");
     addRunOptions(*cmd, run_);
     cmd->add_flag("--json", json_, "print prompt, ids and text as JSON on stdout");
     return cmd;
@@ -30,6 +42,11 @@ class GenerateCommand : public Command {
     model::GenerateOptions opts;
     opts.maxNewTokens = maxNew_;
     opts.eosId = tokenizer->eosId();
+    opts.temperature = temperature_;
+    opts.topK = topK_;
+    if (samples_ > 1 || !output_.empty()) return runSamples(*model, *tokenizer, prompt, opts);
+
+    opts.seed = model::sampleSeed(seed_, 0);
     std::vector<int32_t> soFar;
     std::string printed;
     if (!json_) std::printf("%s", prompt_.c_str());
@@ -46,7 +63,7 @@ class GenerateCommand : public Command {
       }
     };
     ProgressBar bar("generate", false);  // Ctrl-C still cancels; the text itself shows progress
-    auto ids = model::generateGreedy(*model, prompt, opts, onToken, bar);
+    auto ids = model::generate(*model, prompt, opts, onToken, bar);
     if (json_) {
       printJson({{"prompt", prompt_},
                  {"prompt_ids", prompt},
@@ -60,8 +77,57 @@ class GenerateCommand : public Command {
   }
 
  private:
-  std::string model_, prompt_;
+  // Many samples: each from the prompt with its own seed; a BOS also ends a sample (models trained
+  // on BOS-delimited documents, like llama2.c's TinyStories ones, start the next story with it).
+  int runSamples(model::Model& model, const io::Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
+                 model::GenerateOptions opts) {
+    if (tokenizer.bosId()) opts.extraStopIds.push_back(*tokenizer.bosId());
+    if (!output_.empty()) {  // fail before the generation, not after it
+      std::string parent = std::filesystem::path(output_).parent_path().string();
+      if (!parent.empty() && !fs::isDirectory(parent))
+        throw Error("-o " + output_ + ": folder " + parent + " does not exist; create it first");
+    }
+    ProgressBar bar("generate", !json_ || !output_.empty());
+    std::string joined;
+    nlohmann::json list = nlohmann::json::array();
+    int atEos = 0;
+    for (int i = 0; i < samples_; ++i) {
+      opts.seed = model::sampleSeed(seed_, static_cast<uint64_t>(i));
+      jobs::SubProgress sub(bar, static_cast<double>(i) / samples_, static_cast<double>(i + 1) / samples_);
+      auto ids = model::generate(model, prompt, opts, {}, sub);
+      bool stopped = !ids.empty() && ((opts.eosId && ids.back() == *opts.eosId) ||
+                                      (tokenizer.bosId() && ids.back() == *tokenizer.bosId()));
+      std::vector<int32_t> body(ids.begin(), ids.end() - (stopped ? 1 : 0));
+      std::string text = tokenizer.decode(body, true);
+      if (prompt_.empty() && !text.empty() && text[0] == ' ') text.erase(0, 1);
+      text = prompt_ + text;
+      atEos += stopped ? 1 : 0;
+      if (i > 0) joined += "\n\n";
+      joined += text;
+      if (json_) list.push_back({{"ids", ids}, {"text", text}, {"stopped", stopped}});
+      bar.update(static_cast<double>(i + 1) / samples_, "sample " + std::to_string(i + 1) + "/" + std::to_string(samples_));
+    }
+    bar.finish();
+    joined += "\n";
+    if (!output_.empty()) fs::writeAtomic(output_, joined);
+    if (json_) {
+      printJson({{"prompt", prompt_}, {"prompt_ids", prompt}, {"temperature", opts.temperature}, {"top_k", opts.topK},
+                 {"seed", seed_}, {"samples", list}, {"stopped", atEos}});
+    } else if (output_.empty()) {
+      std::printf("%s", joined.c_str());
+    } else {
+      std::fprintf(stderr, "%d samples (%d ended at EOS/BOS, %d at --max-new) written to %s\n", samples_, atEos,
+                   samples_ - atEos, output_.c_str());
+    }
+    return 0;
+  }
+
+  std::string model_, prompt_, output_;
   int maxNew_ = 64;
+  double temperature_ = 0.0;
+  int topK_ = 0;
+  uint64_t seed_ = 0;
+  int samples_ = 1;
   RunOptions run_;
   bool json_ = false;
 };

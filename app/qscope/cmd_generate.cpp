@@ -2,6 +2,7 @@
 // (--temperature, --top-k, --seed) of one or many independent samples (--samples, -o FILE).
 #include <cstdio>
 #include <filesystem>
+#include <string>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
@@ -12,6 +13,20 @@
 
 namespace qs::cli {
 namespace {
+
+// Sample i of n as the [i/n, (i+1)/n] part of the bar, its message naming the sample.
+class SampleProgress : public jobs::Progress {
+ public:
+  SampleProgress(jobs::Progress& parent, int i, int n) : parent_(parent), i_(i), n_(n) {}
+  void update(double fraction, const std::string& message) override {
+    parent_.update((i_ + fraction) / n_, "sample " + std::to_string(i_ + 1) + "/" + std::to_string(n_) + ", " + message);
+  }
+  bool cancelRequested() const override { return parent_.cancelRequested(); }
+
+ private:
+  jobs::Progress& parent_;
+  int i_, n_;
+};
 
 class GenerateCommand : public Command {
  public:
@@ -93,7 +108,7 @@ class GenerateCommand : public Command {
     int atEos = 0;
     for (int i = 0; i < samples_; ++i) {
       opts.seed = model::sampleSeed(seed_, static_cast<uint64_t>(i));
-      jobs::SubProgress sub(bar, static_cast<double>(i) / samples_, static_cast<double>(i + 1) / samples_);
+      SampleProgress sub(bar, i, samples_);
       auto ids = model::generate(model, prompt, opts, {}, sub);
       bool stopped = !ids.empty() && ((opts.eosId && ids.back() == *opts.eosId) ||
                                       (tokenizer.bosId() && ids.back() == *tokenizer.bosId()));

@@ -117,6 +117,7 @@ SearchPareto loadSearchPareto(const std::string& runsPath, int64_t runId) {
       s.configs.push_back(t.value("config", std::string()));
       s.ppl.push_back(ppl);
       s.acc.push_back(acc);
+      if (t.contains("acc_n") && t["acc_n"].is_number()) s.accN = std::max(s.accN, t["acc_n"].get<int64_t>());
     }
   } catch (const nlohmann::json::exception& e) {
     throw fileError(s.file, std::string("is not a pareto.json of qscope search: ") + e.what());

@@ -16,6 +16,7 @@ struct SearchPareto {
   int64_t summaryRunId = 0;
   std::string searchId, algo, dataset, model;
   std::string accTask;                  // "" = no accuracy objective
+  int64_t accN = 0;                     // examples behind each trial's acc (the largest acc_n)
   std::string file;                     // the pareto.json read
   std::vector<std::string> objectives;  // as searched ("acc:piqa", "bits")
   std::vector<ParetoPoint> points;      // one per trial, in trial order; ParetoPoint::ppl holds y

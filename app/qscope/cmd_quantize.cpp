@@ -114,7 +114,7 @@ class QuantizeCommand : public Command {
       if (project && configFile_.empty() && !project->defaultConfig("quantize").empty())
         cfg = algo::loadQuantizeConfig(project->defaultConfig("quantize"));
       if (!configFile_.empty()) cfg = algo::loadQuantizeConfig(configFile_, cfg);
-      if (!qconfig_.empty()) applyQConfig(cfg, quant::loadQConfig(qconfig_));
+      if (!qconfig_.empty()) algo::applyQConfig(cfg, quant::loadQConfig(qconfig_));
       applyFlags(cfg);
       o.configYaml = algo::toYaml(cfg);
       o.configName = "quantize options";
@@ -143,20 +143,6 @@ class QuantizeCommand : public Command {
   }
 
  private:
-  // OS+-style q-config: a_qconfig -> activations, w_qconfig -> the weight grid's bit/symmetric/
-  // ch_axis/observer, except_quantizer, and migrate: true -> OS+.
-  static void applyQConfig(algo::QuantizeConfig& c, const quant::QConfig& q) {
-    c.act = q.act;
-    const int group = c.layer.spec.groupSize;
-    const bool actOrder = c.layer.spec.actOrder, staticGroups = c.layer.spec.staticGroups;
-    c.layer.spec = q.weight;
-    if (q.weight.groupSize <= 0) c.layer.spec.groupSize = group;
-    c.layer.spec.actOrder = actOrder;
-    c.layer.spec.staticGroups = staticGroups;
-    c.exceptQuantizer = q.exceptQuantizer;
-    c.migrate = q.migrate ? algo::Migration::OsPlus : algo::Migration::None;
-  }
-
   static nlohmann::json migrationJson(const workflow::QuantizeReport& r) {
     nlohmann::json sites = nlohmann::json::array();
     for (const auto& m : r.migrationSites)

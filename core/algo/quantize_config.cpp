@@ -7,6 +7,7 @@
 #include "core/config/yaml_helpers.h"
 #include "core/eval/tasks.h"
 #include "core/quant/format_yaml.h"
+#include "core/quant/qconfig_yaml.h"
 #include "core/util/error.h"
 #include "core/util/strings.h"
 
@@ -317,6 +318,18 @@ std::string toYaml(const QuantizeConfig& c) {
     e << YAML::Value << YAML::Load(c.precision)["precision"];
   e << YAML::EndMap << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
+}
+
+void applyQConfig(QuantizeConfig& c, const quant::QConfig& q) {
+  c.act = q.act;
+  const int group = c.layer.spec.groupSize;
+  const bool actOrder = c.layer.spec.actOrder, staticGroups = c.layer.spec.staticGroups;
+  c.layer.spec = q.weight;
+  if (q.weight.groupSize <= 0) c.layer.spec.groupSize = group;
+  c.layer.spec.actOrder = actOrder;
+  c.layer.spec.staticGroups = staticGroups;
+  c.exceptQuantizer = q.exceptQuantizer;
+  c.migrate = q.migrate ? Migration::OsPlus : Migration::None;
 }
 
 }  // namespace qs::algo

@@ -26,6 +26,10 @@
 #include "core/algo/layer_quant.h"
 #include "core/quant/act_quant.h"
 
+namespace qs::quant {
+struct QConfig;
+}
+
 namespace qs::algo {
 
 // Outlier migration run on the FP model (calibrated on the quantize calibration set) before
@@ -102,5 +106,11 @@ QuantizeConfig loadQuantizeConfig(const std::string& path, const QuantizeConfig&
 
 // Every key, resolved, under `quantize:`.
 std::string toYaml(const QuantizeConfig& c);
+
+// An OS+-style q-config laid over `c` (`qscope quantize --qconfig`, the Tuning panel's q-config
+// presets): a_qconfig -> activations, w_qconfig -> the weight grid's bit/symmetric/ch_axis/
+// observer (c's group size when w_qconfig has none; c's act-order and static groups kept),
+// except_quantizer, and migrate: true -> OS+.
+void applyQConfig(QuantizeConfig& c, const quant::QConfig& q);
 
 }  // namespace qs::algo

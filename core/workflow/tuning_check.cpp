@@ -41,18 +41,8 @@ std::string applyTuningPreset(const std::string& yaml, const std::string& preset
   if (!preset.section("quantize").empty()) {
     c = algo::parseQuantizeConfig(preset.section("quantize"), file);
   } else if (!preset.section("quant").empty()) {
-    // As `qscope quantize --qconfig`: a_qconfig -> activations, w_qconfig -> the weight grid's
-    // bit/symmetric/ch_axis/observer, except_quantizer, and migrate: true -> OS+.
-    const quant::QConfig q = quant::parseQConfig(presetText, file);
-    c.act = q.act;
-    const int group = c.layer.spec.groupSize;
-    const bool actOrder = c.layer.spec.actOrder, staticGroups = c.layer.spec.staticGroups;
-    c.layer.spec = q.weight;
-    if (q.weight.groupSize <= 0) c.layer.spec.groupSize = group;
-    c.layer.spec.actOrder = actOrder;
-    c.layer.spec.staticGroups = staticGroups;
-    c.exceptQuantizer = q.exceptQuantizer;
-    c.migrate = q.migrate ? algo::Migration::OsPlus : algo::Migration::None;
+    // As `qscope quantize --qconfig`.
+    algo::applyQConfig(c, quant::parseQConfig(presetText, file));
     c.validate();
   } else {
     throw Error(file + ": a preset needs a 'quantize:' or 'quant:' section");

@@ -188,6 +188,19 @@ eval::OutlierMetrics engineOutlierMetrics(const CausalLm& m, const at::Tensor& v
 
 }  // namespace
 
+CausalLmShape modelShape(const TrainOptions& o, int64_t vocab) {
+  CausalLmShape shape;
+  shape.vocab = vocab;
+  shape.hidden = o.hidden;
+  shape.layers = o.layers;
+  shape.heads = o.heads;
+  shape.kvHeads = o.kvHeads;
+  shape.ffn = o.ffn;
+  shape.maxPositions = o.seqlen;
+  shape.attention = o.attention;
+  return shape;
+}
+
 void checkDeviceAndDtype(const TrainOptions& o) {
   check(o.dtype == "float32" || o.dtype == "bfloat16", "dtype", "expected float32 or bfloat16, got '" + o.dtype + "'");
   trainingDevice(o.device);
@@ -204,16 +217,7 @@ TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const Train
   if (all.max().item<int64_t>() >= vocab || all.min().item<int64_t>() < 0)
     throw Error("token ids fall outside the tokenizer's vocabulary of " + std::to_string(vocab));
 
-  CausalLmShape shape;
-  shape.vocab = vocab;
-  shape.hidden = o.hidden;
-  shape.layers = o.layers;
-  shape.heads = o.heads;
-  shape.kvHeads = o.kvHeads;
-  shape.ffn = o.ffn;
-  shape.maxPositions = o.seqlen;
-  shape.attention = o.attention;
-  std::unique_ptr<CausalLm> lm = makeCausalLm(o.architecture, shape, o.seed);
+  std::unique_ptr<CausalLm> lm = makeCausalLm(o.architecture, modelShape(o, vocab), o.seed);
   CausalLm& model = *lm;
   model.setComputeDtype(o.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat);
   model.toDevice(device);

@@ -11,6 +11,7 @@
 #include "core/eval/outlier_metrics.h"
 #include "core/jobs/progress.h"
 #include "core/model/config.h"
+#include "core/train/causal_lm.h"
 
 namespace qs::train {
 
@@ -95,6 +96,10 @@ struct TrainResult {
 // Throws qs::Cancelled when progress asks to stop, qs::Error for bad options naming the option.
 TrainResult train(const std::vector<int32_t>& tokens, int64_t vocab, const TrainOptions& options,
                   jobs::Progress& progress = jobs::Progress::none());
+
+// The model shape train() builds from the options (vocab from the tokenizer; positions = seqlen),
+// so a caller can rebuild the training model of a finished run (makeCausalLm + loadValues).
+CausalLmShape modelShape(const TrainOptions& options, int64_t vocab);
 
 // The checks of options.device and options.dtype that train() makes first (qs::Error naming the
 // option, e.g. CUDA asked of a CPU-only LibTorch), for callers that want them before reading text.

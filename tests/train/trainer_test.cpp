@@ -14,7 +14,6 @@
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/train/adamw.h"
-#include "core/train/llama_lm.h"
 #include "core/train/opt_lm.h"
 #include "core/train/trainer.h"
 #include "core/util/error.h"
@@ -146,27 +145,25 @@ TEST(Train, CancelKeepsTheLastCompleteCheckpoint) {
   EXPECT_TRUE(std::filesystem::exists(out + "/config.json"));
 }
 
+// Logits on ids of the training model that train(o) built (vocab 256), its values read back from
+// the run's output folder.
+namespace {
+at::Tensor trainedLogits(const TrainOptions& o, const std::string& out, const at::Tensor& ids) {
+  auto trained = qs::train::makeCausalLm(o.architecture, qs::train::modelShape(o, 256), 0);
+  trained->loadValues(readAll(out + "/model.safetensors"), out);
+  at::NoGradGuard noGrad;
+  return trained->forward(ids);
+}
+}  // namespace
+
 TEST(Train, OutputFolderLoadsWithTheTrainingModelsLogits) {
   for (bool variants : {false, true}) {
     const std::string out = qs::test::tempDir(variants ? "train_engine_v" : "train_engine");
     TrainOptions o = tiny(out);
     if (variants) o.withAttention(bothVariants());
     qs::train::train(byteTokens(), 256, o);
-    qs::train::CausalLmShape shape;
-    shape.hidden = 32;
-    shape.layers = 2;
-    shape.heads = 2;
-    shape.ffn = 64;
-    shape.maxPositions = 32;
-    shape.attention = o.attention;
-    qs::train::OptLm trained(shape, 0);
-    trained.loadValues(readAll(out + "/model.safetensors"), out);
     at::Tensor ids = at::randint(0, 256, {2, 32}, at::kLong);
-    at::Tensor want;
-    {
-      at::NoGradGuard noGrad;
-      want = trained.forward(ids);
-    }
+    at::Tensor want = trainedLogits(o, out, ids);
     auto m = qs::model::openModel(out);
     EXPECT_EQ(m->config().attention.clipped(), variants);
     EXPECT_EQ(m->config().attention.gated(), variants);
@@ -210,22 +207,8 @@ TEST(Train, LlamaStyleLossFallsAndEngineReloadsTheSameLogits) {
     for (size_t i = 25; i < 30; ++i) last += r.losses[i] / 5;
     EXPECT_LT(last, r.losses[0] - 1.0) << "first " << r.losses[0] << " last " << last;
 
-    qs::train::CausalLmShape shape;
-    shape.hidden = 32;
-    shape.layers = 2;
-    shape.heads = 2;
-    shape.kvHeads = 1;
-    shape.ffn = 64;
-    shape.maxPositions = 32;
-    shape.attention = o.attention;
-    qs::train::LlamaLm trained(shape, 0);
-    trained.loadValues(readAll(out + "/model.safetensors"), out);
     at::Tensor ids = at::randint(0, 256, {2, 32}, at::kLong);
-    at::Tensor want;
-    {
-      at::NoGradGuard noGrad;
-      want = trained.forward(ids);
-    }
+    at::Tensor want = trainedLogits(o, out, ids);
     auto m = qs::model::openModel(out);
     EXPECT_EQ(m->config().family, qs::model::Family::Llama);
     EXPECT_EQ(m->config().numKvHeads, 1);

@@ -51,22 +51,10 @@ int renderCompareSeries(QCustomPlot* plot, const CompareSeriesData& data, bool d
     y->setRange(y->range().lower / 1.5, y->range().upper * 1.5);
   }
   // The legend goes under the plot: the curves use the whole width of the axis rect.
-  if (drawn > 0) {
-    rect->insetLayout()->take(plot->legend);
-    plot->plotLayout()->addElement(1, 0, plot->legend);
-    plot->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-    plot->legend->setWrap(4);
-    plot->plotLayout()->setRowStretchFactor(1, 0.001);
-  }
+  if (drawn > 0) legendBelowPlot(plot, rect);
   plot->legend->setVisible(drawn > 0);
-  if (drawn == 0) {
-    auto* text = new QCPItemText(plot);
-    text->position->setType(QCPItemPosition::ptAxisRectRatio);
-    text->position->setCoords(0.5, 0.5);
-    text->setText(QObject::tr("None of the selected runs has %1").arg(QString::fromStdString(data.title)));
-    text->setColor(p.subtleText);
-    text->setFont(plotFont(11));
-  }
+  if (drawn == 0)
+    addAxisRectMessage(plot, rect, QObject::tr("None of the selected runs has %1").arg(QString::fromStdString(data.title)), p);
   return drawn;
 }
 
@@ -110,22 +98,14 @@ int renderChannelOverlay(QCustomPlot* plot, const ChannelOverlayData& data, bool
     zero->point1->setCoords(0, 0);
     zero->point2->setCoords(1, 0);
     zero->setPen(QPen(p.zeroLine, 1.0));
-    rect->insetLayout()->take(plot->legend);
-    plot->plotLayout()->addElement(1, 0, plot->legend);
-    plot->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-    plot->legend->setWrap(4);
-    plot->plotLayout()->setRowStretchFactor(1, 0.001);
+    legendBelowPlot(plot, rect);
   }
   plot->legend->setVisible(drawn > 0);
-  if (drawn == 0) {
-    auto* text = new QCPItemText(plot);
-    text->position->setType(QCPItemPosition::ptAxisRectRatio);
-    text->position->setCoords(0.5, 0.5);
-    text->setText(data.error.empty() ? QObject::tr("Select 2–4 analysis runs to overlay their channel ranges")
-                                     : QString::fromStdString(data.error));
-    text->setColor(p.subtleText);
-    text->setFont(plotFont(11));
-  }
+  if (drawn == 0)
+    addAxisRectMessage(plot, rect,
+                       data.error.empty() ? QObject::tr("Select 2–4 analysis runs to overlay their channel ranges")
+                                          : QString::fromStdString(data.error),
+                       p);
   return drawn;
 }
 

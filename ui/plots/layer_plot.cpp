@@ -131,14 +131,7 @@ LayerPlotResult renderLayers(QCustomPlot* plot, const std::vector<SitePoint>& po
       }
     } else {
       y->setRange(0, 1);
-      auto* none = new QCPItemText(plot);
-      none->setClipAxisRect(rect);
-      none->position->setAxisRect(rect);
-      none->position->setType(QCPItemPosition::ptAxisRectRatio);
-      none->position->setCoords(0.5, 0.5);
-      none->setText(QStringLiteral("not stored in this run"));
-      none->setColor(pal.subtleText);
-      none->setFont(plotFont(10));
+      addAxisRectMessage(plot, rect, QStringLiteral("not stored in this run"), pal, 10);
     }
     x->setRange(minLayer - 0.4, maxLayer + 0.4);
     x->grid()->setZeroLinePen(Qt::NoPen);  // layer 0 is no reference

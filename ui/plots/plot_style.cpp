@@ -111,6 +111,26 @@ QCPTextElement* addTitle(QCustomPlot* plot, const QString& title, const QString&
   return t;
 }
 
+void addAxisRectMessage(QCustomPlot* plot, QCPAxisRect* rect, const QString& text, const PlotPalette& p,
+                        int pointSize) {
+  auto* item = new QCPItemText(plot);
+  item->setClipAxisRect(rect);
+  item->position->setAxisRect(rect);
+  item->position->setType(QCPItemPosition::ptAxisRectRatio);
+  item->position->setCoords(0.5, 0.5);
+  item->setText(text);
+  item->setColor(p.subtleText);
+  item->setFont(plotFont(pointSize));
+}
+
+void legendBelowPlot(QCustomPlot* plot, QCPAxisRect* rect) {
+  rect->insetLayout()->take(plot->legend);
+  plot->plotLayout()->addElement(1, 0, plot->legend);
+  plot->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+  plot->legend->setWrap(4);
+  plot->plotLayout()->setRowStretchFactor(1, 0.001);
+}
+
 QString formatValue(double v) {
   if (std::isnan(v)) return QStringLiteral("–");
   const double a = std::fabs(v);

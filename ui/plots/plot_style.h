@@ -38,6 +38,13 @@ void styleLegend(QCPLegend* legend, const PlotPalette& p);
 // Puts a title row above the plot layout's first row; returns it.
 QCPTextElement* addTitle(QCustomPlot* plot, const QString& title, const QString& subtitle, const PlotPalette& p);
 
+// A message centred in `rect` (a plot with nothing to draw says why), in the subtle text colour.
+void addAxisRectMessage(QCustomPlot* plot, QCPAxisRect* rect, const QString& text, const PlotPalette& p,
+                        int pointSize = 11);
+// Moves the legend from inside `rect` to a row under the plot (the curves keep the whole width),
+// filled column by column, 4 entries a row.
+void legendBelowPlot(QCustomPlot* plot, QCPAxisRect* rect);
+
 // Compact number for labels: 3 significant digits, exponent for very large/small values.
 QString formatValue(double v);
 

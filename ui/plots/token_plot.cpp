@@ -93,15 +93,7 @@ TokenPlotResult renderTokens(QCustomPlot* plot, const runs::SiteStat& site, cons
     label->setFont(plotFont(8));
     label->setColor(pal.threshold);
   }
-  if (n == 0) {
-    auto* none = new QCPItemText(plot);
-    none->position->setType(QCPItemPosition::ptAxisRectRatio);
-    none->position->setAxisRect(rect);
-    none->position->setCoords(0.5, 0.5);
-    none->setText(QStringLiteral("no outlier tokens stored for this site"));
-    none->setColor(pal.subtleText);
-    none->setFont(plotFont(11));
-  }
+  if (n == 0) addAxisRectMessage(plot, rect, QStringLiteral("no outlier tokens stored for this site"), pal);
   if (options.title)
     addTitle(plot, siteTitle(site) + QStringLiteral(" — top outlier tokens"),
              QStringLiteral("%1 distinct tokens among the %2 token positions with the largest |x| (×n: positions of that token); "

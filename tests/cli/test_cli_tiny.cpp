@@ -18,39 +18,13 @@ namespace {
 
 qs::test::CliResult run(const std::string& args) { return qs::test::runQscope(args); }
 
-
-// GPT-2's byte -> printable-unicode map, encoded as UTF-8 (what vocab.json keys use).
-std::string byteToken(int b) {
-  static std::vector<int> cps = [] {
-    std::vector<int> map(256, -1);
-    int extra = 0;
-    for (int i = 0; i < 256; ++i) {
-      bool printable = (i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255);
-      map[i] = printable ? i : 256 + extra++;
-    }
-    return map;
-  }();
-  int cp = cps[b];
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
-
 // A folder with a 2-layer OPT (vocab 256) and a byte-level BPE tokenizer without merges.
 std::string tinyModel() {
   static std::string dir;
   if (!dir.empty()) return dir;
   dir = qs::test::tempDir("tinyopt");
   qs::test::writeTinyOpt(dir, qs::test::TinyModelOptions().setVocab(256));
-  nlohmann::json vocab;
-  for (int b = 0; b < 256; ++b) vocab[byteToken(b)] = b;
-  std::ofstream(dir + "/vocab.json") << vocab.dump();
-  std::ofstream(dir + "/merges.txt") << "#version: 0.2\n";
+  qs::test::writeByteTokenizer(dir);
   return dir;
 }
 

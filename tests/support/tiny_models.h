@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/io/safetensors.h"
 
 namespace qs::test {
@@ -141,6 +143,37 @@ inline std::string writeTinyLlama(const std::string& dir, const TinyModelOptions
                    "  \"tie_word_embeddings\": " + (o.tied ? "true" : "false") +
                    ", \"bos_token_id\": 1, \"eos_token_id\": 2, \"torch_dtype\": \"float32\"\n}\n");
   return dir;
+}
+
+// GPT-2's byte -> printable-unicode map, encoded as UTF-8 (what vocab.json keys use).
+inline std::string gpt2ByteToken(int b) {
+  static const std::vector<int> cps = [] {
+    std::vector<int> map(256, -1);
+    int extra = 0;
+    for (int i = 0; i < 256; ++i) {
+      bool printable = (i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255);
+      map[i] = printable ? i : 256 + extra++;
+    }
+    return map;
+  }();
+  const int cp = cps[b];
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+// A byte-level BPE tokenizer without merges (vocab.json + merges.txt, ids 0..255 = bytes) in
+// dir: one token per UTF-8 byte, so token counts are exact; fits the tiny models' vocab 256.
+inline void writeByteTokenizer(const std::string& dir) {
+  nlohmann::json vocab;
+  for (int b = 0; b < 256; ++b) vocab[gpt2ByteToken(b)] = b;
+  std::ofstream(dir + "/vocab.json") << vocab.dump();
+  std::ofstream(dir + "/merges.txt") << "#version: 0.2\n";
 }
 
 }  // namespace qs::test

@@ -45,28 +45,6 @@
 
 namespace {
 
-// GPT-2's byte -> printable-unicode map (vocab.json keys), as in tests/cli/test_cli_tiny.cpp.
-std::string byteToken(int b) {
-  static std::vector<int> cps = [] {
-    std::vector<int> map(256, -1);
-    int extra = 0;
-    for (int i = 0; i < 256; ++i) {
-      bool printable = (i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255);
-      map[i] = printable ? i : 256 + extra++;
-    }
-    return map;
-  }();
-  const int cp = cps[b];
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
-
 // A project folder around a 2-layer OPT (vocab 256, byte-level tokenizer) and a text file.
 struct TinyProject {
   std::string dir, text;
@@ -78,10 +56,7 @@ TinyProject makeProject(const std::string& tag) {
   const std::string model = root + "/model";
   std::filesystem::create_directories(model);
   qs::test::writeTinyOpt(model, qs::test::TinyModelOptions().setVocab(256));
-  nlohmann::json vocab;
-  for (int b = 0; b < 256; ++b) vocab[byteToken(b)] = b;
-  std::ofstream(model + "/vocab.json") << vocab.dump();
-  std::ofstream(model + "/merges.txt") << "#version: 0.2\n";
+  qs::test::writeByteTokenizer(model);
   p.text = root + "/text.txt";
   std::string text;
   for (int i = 0; i < 60; ++i) text += "The quick brown fox jumps over the lazy dog. ";

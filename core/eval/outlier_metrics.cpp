@@ -83,14 +83,7 @@ OutlierMetrics evaluateOutlierMetrics(model::Model& model, const std::vector<int
                                       const PerplexityOptions& options, jobs::Progress& progress) {
   OutlierMetrics r;
   PerplexityResult& p = r.perplexity;
-  p.seqlen = resolveSeqlen(model, options.seqlen);
-  if (options.batchSize < 1) throw Error("--batch-size: must be at least 1, got " + std::to_string(options.batchSize));
-  p.datasetTokens = static_cast<int64_t>(tokens.size());
-  p.totalWindows = p.datasetTokens / p.seqlen;
-  if (p.totalWindows == 0)
-    throw Error("the text has " + std::to_string(p.datasetTokens) + " tokens, fewer than one window of " +
-                std::to_string(p.seqlen) + "; use a longer text or a smaller --seqlen");
-  p.windows = options.limitWindows > 0 ? std::min(options.limitWindows, p.totalWindows) : p.totalWindows;
+  p = planWindows(model, static_cast<int64_t>(tokens.size()), options);
 
   const int L = model.numBlocks();
   std::vector<analysis::ChannelStats> blockOut(static_cast<size_t>(L), analysis::ChannelStats(plainStats()));

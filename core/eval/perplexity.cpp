@@ -24,20 +24,25 @@ int resolveSeqlen(const model::Model& model, int requested) {
   return requested;
 }
 
-namespace {
-
-PerplexityResult evaluatePerplexityImpl(model::Model& model, const std::vector<int32_t>& tokens,
-                                        const PerplexityOptions& options, jobs::Progress& progress) {
+PerplexityResult planWindows(const model::Model& model, int64_t datasetTokens, const PerplexityOptions& options) {
   PerplexityResult r;
   r.seqlen = resolveSeqlen(model, options.seqlen);
   if (options.batchSize < 1)
     throw Error("--batch-size: must be at least 1, got " + std::to_string(options.batchSize));
-  r.datasetTokens = static_cast<int64_t>(tokens.size());
+  r.datasetTokens = datasetTokens;
   r.totalWindows = r.datasetTokens / r.seqlen;
   if (r.totalWindows == 0)
     throw Error("the text has " + std::to_string(r.datasetTokens) + " tokens, fewer than one window of " +
                 std::to_string(r.seqlen) + "; use a longer text or a smaller --seqlen");
   r.windows = options.limitWindows > 0 ? std::min(options.limitWindows, r.totalWindows) : r.totalWindows;
+  return r;
+}
+
+namespace {
+
+PerplexityResult evaluatePerplexityImpl(model::Model& model, const std::vector<int32_t>& tokens,
+                                        const PerplexityOptions& options, jobs::Progress& progress) {
+  PerplexityResult r = planWindows(model, static_cast<int64_t>(tokens.size()), options);
 
   c10::InferenceMode guard;
   auto all = at::from_blob(const_cast<int32_t*>(tokens.data()), {r.windows * r.seqlen}, at::kInt)

@@ -43,6 +43,11 @@ struct PerplexityResult {
 // Resolves seqlen 0 and checks it against the model (message names --seqlen).
 int resolveSeqlen(const model::Model& model, int requested);
 
+// The windows a GPTQ-protocol pass over datasetTokens scores: seqlen (resolved), datasetTokens,
+// totalWindows and windows filled in; qs::Error for a bad --batch-size or a text shorter than one
+// window. Shared by evaluatePerplexity and evaluateOutlierMetrics.
+PerplexityResult planWindows(const model::Model& model, int64_t datasetTokens, const PerplexityOptions& options);
+
 // Throws qs::Error for texts shorter than one window, qs::Cancelled when cancelled.
 PerplexityResult evaluatePerplexity(model::Model& model, const std::vector<int32_t>& tokens,
                                     const PerplexityOptions& options,

@@ -53,6 +53,25 @@ std::string cudaDeviceDescription(int device) {
   return line + gib(freeBytes) + " free / " + gib(totalBytes) + " total";
 }
 
+bool cudaMemory(int device, int64_t* freeBytes, int64_t* totalBytes) {
+  int previous = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  size_t f = 0, t = 0;
+  cudaError_t err = cudaSetDevice(device);
+  if (err == cudaSuccess) err = cudaMemGetInfo(&f, &t);
+  cudaSetDevice(previous);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  *freeBytes = static_cast<int64_t>(f);
+  *totalBytes = static_cast<int64_t>(t);
+  return true;
+}
+
 std::string cudaSystemDescription() {
   int runtime = 0, driver = 0;
   cudaRuntimeGetVersion(&runtime);

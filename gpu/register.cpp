@@ -2,6 +2,8 @@
 
 #include "gpu/device.h"
 
+#include "core/util/memory.h"
+
 #ifdef QS_GPU_TORCH
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -230,6 +232,7 @@ bool formatCuda(const at::Tensor& x, const quant::NumberFormat& fmt, at::Tensor&
 #endif
 
 int registerKernels() {
+  if (cudaDeviceCount() > 0) registerDeviceMemoryQuery(&cudaMemory);
 #ifdef QS_GPU_TORCH
   if (cudaDeviceCount() == 0) return 0;
   quant::registerCudaFakeQuant(&fakeQuantCuda);

@@ -12,6 +12,7 @@
 
 #include "core/util/error.h"
 #include "core/util/log.h"
+#include "core/util/memory.h"
 
 namespace qs::cli {
 namespace {
@@ -93,6 +94,18 @@ void addRunOptions(CLI::App& cmd, RunOptions& o) {
   cmd.add_option("--dtype", o.dtype, "float32, bfloat16 or float16 (weights and compute)")
       ->capture_default_str();
   cmd.add_option("--threads", o.threads, "CPU threads for LibTorch (0 = all cores)")->capture_default_str();
+  cmd.add_option("--exec", o.exec, "auto: whole model when it fits the memory budget, else block by block; whole; "
+                                   "stream (block by block: peak memory one block + activations)")
+      ->capture_default_str();
+  cmd.add_option("--max-memory", o.maxMemory, "memory budget on the compute device, e.g. 24G or 3.5GiB (default: "
+                                              "85% of the free RAM / GPU memory)");
+}
+
+model::ExecOptions resolveExecOptions(const RunOptions& o) {
+  model::ExecOptions e;
+  e.mode = model::parseExecMode(o.exec, "--exec");
+  if (!o.maxMemory.empty()) e.maxMemoryBytes = parseMemorySize(o.maxMemory, "--max-memory");
+  return e;
 }
 
 model::LoadOptions resolveRunOptions(const RunOptions& o) {

@@ -36,10 +36,14 @@ struct RunOptions {
   std::string device = "cpu";
   std::string dtype = "float32";
   int threads = 0;
+  std::string exec = "auto";       // --exec auto|whole|stream
+  std::string maxMemory;           // --max-memory 24G ("" = from the free memory)
 };
 void addRunOptions(CLI::App& cmd, RunOptions& o);
 // Applies threads, validates device/dtype (messages name --device/--dtype).
 model::LoadOptions resolveRunOptions(const RunOptions& o);
+// --exec / --max-memory as the model's exec options (messages name the flag).
+model::ExecOptions resolveExecOptions(const RunOptions& o);
 
 // Prints JSON on stdout (pretty, 2 spaces).
 void printJson(const nlohmann::json& j);

@@ -82,6 +82,7 @@ class EvalCommand : public Command {
 
   int run() override {
     auto load = resolveRunOptions(run_);
+    const model::ExecOptions exec = resolveExecOptions(run_);
     std::optional<runs::Project> project;
     if (!project_.empty()) project = runs::Project::open(project_);
     // A run id: digits that name no file or folder.
@@ -133,10 +134,11 @@ class EvalCommand : public Command {
     std::unique_ptr<model::Model> opened;
     if (qrun) {
       ProgressBar bar("run " + model_, !noProgress_);
-      algo::loadQuantizedRunModel(*qrun, dataDir_, load.device, bar);
+      algo::loadQuantizedRunModel(*qrun, dataDir_, load.device, bar, exec);
       bar.finish();
     } else {
       opened = model::openModel(model_, load);
+      opened->setExecOptions(exec);
     }
     model::Model* const model = qrun ? qrun->model.get() : opened.get();
     std::unique_ptr<algo::PrecisionEmulator> emulator;
@@ -209,7 +211,9 @@ class EvalCommand : public Command {
                   {"tokens_evaluated", r.tokensEvaluated},
                   {"seconds", r.seconds},
                   {"tokens_per_second", r.tokensPerSecond},
-                  {"tokenize_seconds", tokSeconds}});
+                  {"tokenize_seconds", tokSeconds},
+                  {"streamed", r.streamed},
+                  {"execution", r.execution}});
       }
       if (doPpl && outliers_) {
         nlohmann::json o = {{"protocol", outlierResult_.protocol()}};
@@ -233,6 +237,7 @@ class EvalCommand : public Command {
                     formatThousands(r.tokensEvaluated).c_str(), formatThousands(r.datasetTokens).c_str());
         std::printf("  %s on %s, %.1f s, %.0f tokens/s, peak RSS %.0f MiB\n", run_.dtype.c_str(),
                     run_.device.c_str(), r.seconds, r.tokensPerSecond, rss / 1048576.0);
+        std::printf("  ran %s\n", r.execution.c_str());
         if (outliers_) {
           const auto& o = outlierResult_;
           std::printf("  max inf-norm %.2f (FFN output %.2f), kurtosis avg %.2f max %.2f (block outputs)\n",

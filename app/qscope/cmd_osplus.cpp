@@ -123,6 +123,7 @@ class MigrateCommand : public Command {
     auto evaluate = [&](const std::string& key, const std::string& label, auto&& prepare) {
       auto t0 = std::chrono::steady_clock::now();
       auto model = model::openModel(model_, load);
+      model->setExecOptions(resolveExecOptions(run_));
       Row r{key, label};
       ProgressBar bar(label, !noProgress_);
       r.maxAbs = prepare(*model, bar);

@@ -26,6 +26,7 @@
 #include "core/quant/qconfig_yaml.h"
 #include "core/runs/project.h"
 #include "core/util/error.h"
+#include "core/workflow/preflight.h"
 #include "core/workflow/project_jobs.h"
 
 namespace qs::cli {
@@ -87,6 +88,9 @@ class QuantizeCommand : public Command {
     addRunOptions(*cmd, run_);
     cmd->add_flag("--json", json_, "print the result as JSON on stdout");
     cmd->add_flag("--no-progress", noProgress_, "no progress bar on stderr");
+    cmd->add_flag("--dry-run", dryRun_, "print the pre-flight estimate (memory per stage, peak, time from a short "
+                                        "probe) and stop; nothing is written");
+    cmd->add_flag("--no-preflight", noPreflight_, "skip printing the pre-flight estimate (the memory check still runs)");
     return cmd;
   }
 
@@ -100,6 +104,7 @@ class QuantizeCommand : public Command {
     o.taskDir = taskDir_;
     o.device = run_.device;
     o.dtype = run_.dtype;
+    o.exec = resolveExecOptions(run_);
     o.toolVersion = QS_VERSION;
     if (resume_ > 0) {
       if (!project) throw Error("--resume needs a project folder (runs and checkpoints live there), got " + target_);
@@ -118,6 +123,21 @@ class QuantizeCommand : public Command {
       applyFlags(cfg);
       o.configYaml = algo::toYaml(cfg);
       o.configName = "quantize options";
+    }
+
+    if (dryRun_ || !noPreflight_) {
+      workflow::QuantizePreflight pre;
+      {
+        ProgressBar bar("pre-flight", !noProgress_);
+        pre = workflow::preflightQuantize(o, /*probe=*/true, bar);
+        bar.finish();
+      }
+      if (dryRun_) {
+        if (json_) printJson(preflightJson(pre));
+        else std::fputs(workflow::describePreflight(pre).c_str(), stdout);
+        return pre.fits ? 0 : 1;
+      }
+      std::fputs(workflow::describePreflight(pre).c_str(), stderr);
     }
 
     workflow::QuantizeReport r;
@@ -255,9 +275,28 @@ class QuantizeCommand : public Command {
                         {"resumed_blocks", r.resumedBlocks},
                         {"samples", r.samples}, {"seqlen", r.seqlen},
                         {"peak_memory_bytes", r.peakMemoryBytes}, {"peak_memory_source", r.peakMemorySource},
-                        {"working_set_bytes", r.workingSetBytes}};
+                        {"working_set_bytes", r.workingSetBytes},
+                        {"streamed", r.streamed}, {"execution", r.execution}};
     if (!r.tasksFp.empty()) j["tasks"] = {{"fp", tasksJson(r.tasksFp)}, {"quantized", tasksJson(r.tasksQuantized)}};
     if (r.runId > 0) j["run_id"] = r.runId;
+    return j;
+  }
+
+  static nlohmann::json preflightJson(const workflow::QuantizePreflight& p) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& it : p.items) items.push_back({{"what", it.what}, {"bytes", it.bytes}});
+    nlohmann::json j = {{"model", p.model},          {"label", p.label},
+                        {"blocks", p.blocks},        {"parameters", p.parameters},
+                        {"streaming", p.streaming},  {"execution", p.execution},
+                        {"budget_bytes", p.budgetBytes}, {"budget_source", p.budgetSource},
+                        {"peak_bytes", p.peakBytes}, {"peak_phase", p.peakPhase},
+                        {"items", items},            {"fits", p.fits},
+                        {"advice", p.advice}};
+    if (p.probed)
+      j["time"] = {{"total_seconds", p.totalSeconds},           {"load_seconds_per_block", p.loadSecondsPerBlock},
+                   {"calibration_seconds", p.calibrationSeconds}, {"quantizer_seconds", p.quantizerSeconds},
+                   {"evaluation_seconds", p.evaluationSeconds}, {"probe_seconds", p.probeSeconds},
+                   {"basis", p.timeBasis}};
     return j;
   }
 
@@ -269,9 +308,13 @@ class QuantizeCommand : public Command {
     for (const auto& s : r.sites)
       std::printf("%-6d %-28s %12.4e %8.3f %9.3f%s\n", s.block, s.site.c_str(), s.relError, s.bitsPerWeight,
                   s.hessianSeconds + s.quantSeconds, s.resumed ? "  (restored)" : "");
+    if (!r.sites.empty() && r.sites.front().errorOnWeights)
+      std::printf("(rel. error of RTN: ||W - W^||^2 / ||W||^2 on the weights, no calibration pass; "
+                  "calibrate_rtn: true measures it on calibration inputs)\n");
     std::printf("quantized in %.1f s; peak memory %.1f MiB (%s), working set %.1f MiB\n", r.seconds,
                 static_cast<double>(r.peakMemoryBytes) / 1048576.0, r.peakMemorySource.c_str(),
                 static_cast<double>(r.workingSetBytes) / 1048576.0);
+    std::printf("ran %s\n", r.execution.c_str());
     if (!r.perplexity.empty()) {
       std::printf("\n%-12s %-28s %12s %12s\n", "dataset", "protocol", "FP", r.label.c_str());
       for (const auto& e : r.perplexity)
@@ -313,6 +356,7 @@ class QuantizeCommand : public Command {
   int64_t evalLimit_ = 0, resume_ = 0;
   std::vector<CLI::Option*> configOptions_;
   RunOptions run_;
+  bool dryRun_ = false, noPreflight_ = false;
   bool json_ = false, noProgress_ = false;
 };
 

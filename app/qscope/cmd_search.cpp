@@ -106,6 +106,7 @@ class SearchCommand : public Command {
     auto tokenizer = io::loadTokenizer(modelPath);
     const std::vector<int32_t> tokens = tokenizer->encode(text.text, true);
     auto model = model::openModel(modelPath, load);
+    model->setExecOptions(resolveExecOptions(run_));
     std::vector<std::string> siteNames;
     for (const auto& s : model->sites()) siteNames.push_back(s.name);
     space.resolve(siteNames, spaceFile_);  // entries that match no site: an error before any trial

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "core/model/layerwise.h"
 #include "core/model/model.h"
 #include "core/quant/qconfig_yaml.h"
 #include "core/util/error.h"
@@ -81,13 +82,8 @@ void ActQuantSession::calibrate(const at::Tensor& samples, jobs::Progress& progr
   if (!anyStatic) return;
   c10::InferenceMode guard;
   state_->observing = true;
-  const int64_t n = samples.size(0);
   try {
-    for (int64_t i = 0; i < n; i += kCalibrationBatch) {
-      progress.checkCancel();
-      model_.forward(samples.narrow(0, i, std::min(kCalibrationBatch, n - i)));
-      progress.update(static_cast<double>(i + 1) / static_cast<double>(n), "activation calibration");
-    }
+    model::runBlocks(model_, samples, kCalibrationBatch, progress, "activation calibration");
   } catch (...) {
     state_->observing = false;
     throw;
@@ -155,11 +151,7 @@ std::map<std::string, SiteInputStats> captureSiteInputs(model::Model& model, con
   });
   try {
     c10::InferenceMode guard;
-    for (int64_t i = 0; i < n; i += kCalibrationBatch) {
-      progress.checkCancel();
-      model.forward(samples.narrow(0, i, std::min(kCalibrationBatch, n - i)));
-      progress.update(static_cast<double>(i + 1) / static_cast<double>(n), "channel ranges");
-    }
+    model::runBlocks(model, samples, kCalibrationBatch, progress, "channel ranges");
   } catch (...) {
     model.setInputHook({});
     throw;

@@ -18,6 +18,7 @@
 #include "core/util/error.h"
 #include "core/util/fs.h"
 #include "core/util/log.h"
+#include "core/util/memory.h"
 #include "core/util/oom_guard.h"
 
 // CUDA allocator statistics only where LibTorch itself has CUDA: Debian's CPU LibTorch ships the
@@ -58,15 +59,6 @@ class FixedMessageProgress : public jobs::Progress {
   std::string message_;
 };
 
-// Process peak resident set (VmHWM) in bytes; 0 when /proc is not there.
-int64_t processPeakRss() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return 0;
-}
-
 #ifdef QS_PIPELINE_CUDA_STATS
 int64_t cudaPeakBytes(c10::DeviceIndex index) {
   using namespace c10::cuda::CUDACachingAllocator;
@@ -106,7 +98,7 @@ nlohmann::json summaryJson(const SiteSummary& s) {
           {"site", s.site},          {"method", s.method},
           {"rel_error", s.relError}, {"bits", s.bitsPerWeight},
           {"outlier_bits", s.outlierBits}, {"hessian_seconds", s.hessianSeconds},
-          {"quant_seconds", s.quantSeconds}, {"tokens", s.tokens}};
+          {"quant_seconds", s.quantSeconds}, {"tokens", s.tokens}, {"error_on_weights", s.errorOnWeights}};
 }
 
 SiteSummary summaryFromJson(const nlohmann::json& j) {
@@ -121,24 +113,24 @@ SiteSummary summaryFromJson(const nlohmann::json& j) {
   s.hessianSeconds = j.at("hessian_seconds").get<double>();
   s.quantSeconds = j.at("quant_seconds").get<double>();
   s.tokens = j.at("tokens").get<int64_t>();
+  s.errorOnWeights = j.value("error_on_weights", false);
   s.resumed = true;
   return s;
 }
 
-void writeBlockCheckpoint(const std::string& dir, int block, const std::string& tag,
-                          const std::vector<std::pair<std::string, at::Tensor>>& weights,
-                          const std::vector<SiteSummary>& sites) {
+void writeBlockFile(const std::string& path, int block, const std::string& tag,
+                    const std::vector<std::pair<std::string, at::Tensor>>& weights, const std::vector<SiteSummary>& sites) {
   nlohmann::json results = nlohmann::json::array();
   for (const auto& s : sites)
     if (s.block == block) results.push_back(summaryJson(s));
-  io::writeSafetensors(blockFile(dir, block), weights,
-                       {{"tag", tag}, {"block", std::to_string(block)}, {"results", results.dump()}});
+  io::writeSafetensors(path, weights, {{"tag", tag}, {"block", std::to_string(block)}, {"results", results.dump()}});
 }
 
-// Written after the block file, so a state naming block N+1 always has block files 0..N.
+// Written after the block file, so a state naming block N+1 always has block files 0..N. A
+// data-free run (RTN) has no hidden states: an empty tensor stands for them.
 void writeState(const std::string& dir, int nextBlock, const std::string& tag, const at::Tensor& hidden,
                 const at::Tensor& ids) {
-  io::writeSafetensors(stateFile(dir), {{"hidden", hidden}, {"ids", ids}},
+  io::writeSafetensors(stateFile(dir), {{"hidden", hidden.defined() ? hidden : at::zeros({0})}, {"ids", ids}},
                        {{"tag", tag}, {"next_block", std::to_string(nextBlock)}});
 }
 
@@ -217,7 +209,61 @@ std::vector<std::vector<std::string>> siteGroups(model::Model& model, int block,
   return groups;
 }
 
+LayerQuantResult readBlockGrid(const std::string& blockFilePath, const std::string& site) {
+  auto f = io::SafetensorsFile::open(blockFilePath);
+  LayerQuantResult g;
+  const std::string p = std::string(kGridPrefix) + site + ":";
+  auto field = [&](const char* name) {
+    return f->find(p + name) ? f->load(p + name) : at::Tensor();
+  };
+  g.codes = field("codes");
+  g.scales = field("scales");
+  g.zeros = field("zeros");
+  g.gIdx = field("g_idx");
+  g.outlierIndices = field("outlier_indices");
+  g.outlierValues = field("outlier_values");
+  return g;
+}
+
 namespace {
+
+// Thrown by the Hessian hook once the current group's last site has seen its input: the rest of
+// the block is not needed for this group.
+struct GroupInputsSeen {};
+
+// The weight of a grid read from an open block file (the pipeline's own loader).
+at::Tensor gridFromFile(const io::SafetensorsFile& f, const std::string& site) {
+  const std::string p = std::string(kGridPrefix) + site + ":";
+  LayerQuantResult g;
+  g.codes = expandCodes(f.load(p + "codes"));
+  g.scales = f.load(p + "scales");
+  g.zeros = f.load(p + "zeros");
+  g.gIdx = f.load(p + "g_idx");
+  if (f.find(p + "outlier_indices")) {
+    g.outlierIndices = f.load(p + "outlier_indices");
+    g.outlierValues = f.load(p + "outlier_values");
+  }
+  return reconstructWeight(g);
+}
+
+// Points every site of a written block file at the file: grid sites rebuild their weight from
+// the grid, dense ones read it.
+void useBlockFile(model::Model& model, const std::string& path, const std::vector<std::string>& sites) {
+  std::shared_ptr<io::SafetensorsFile> f = io::SafetensorsFile::open(path);
+  for (const auto& site : sites) {
+    if (f->find(std::string(kGridPrefix) + site + ":codes"))
+      model.setSiteWeightLoader(site, [f, site] { return gridFromFile(*f, site); });
+    else if (f->find(site))
+      model.setSiteWeightLoader(site, [f, site] { return f->load(site); });
+  }
+}
+
+// ||W - W^||^2 / ||W||^2 in float64 (the error of data-free RTN).
+double weightError(const at::Tensor& w, const at::Tensor& wq) {
+  const at::Tensor a = w.to(at::kDouble);
+  const double den = a.pow(2).sum().item<double>();
+  return den > 0 ? (a - wq.to(at::kDouble)).pow(2).sum().item<double>() / den : 0.0;
+}
 
 PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, const at::Tensor& mask,
                                  const PipelineOptions& options, jobs::Progress& progress) {
@@ -240,12 +286,20 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
   result.blocks = blocks;
   result.samples = cal.ids.size(0);
   result.seqlen = cal.ids.size(1);
+  result.dataFree = options.layer.method == Method::Rtn && !options.calibrateRtn;
 #ifdef QS_PIPELINE_CUDA_STATS
   if (device.is_cuda()) cudaResetPeak(device.index() < 0 ? 0 : device.index());
 #endif
 
   const bool checkpoints = !options.checkpointDir.empty();
-  if (checkpoints) std::filesystem::create_directories(options.checkpointDir);
+  const std::string blockDir = checkpoints ? options.checkpointDir : options.workDir;
+  if (options.offloadWeights && blockDir.empty())
+    throw std::logic_error("quantizeModel: offloadWeights needs a checkpoint or work folder");
+  const bool writeBlocks = checkpoints || options.offloadWeights;
+  if (writeBlocks) std::filesystem::create_directories(blockDir);
+  const bool keepGridsInMemory = options.keepGrids && !options.offloadWeights;
+  std::map<int, std::vector<std::string>> sitesOfBlock;
+  for (const auto& s : model.sites()) sitesOfBlock[s.block].push_back(s.name);
 
   // Block-0 inputs, or the state of a previous run.
   at::Tensor hidden;
@@ -259,17 +313,21 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
     if (startBlock > blocks) throw fileError(state->path(), "checkpoint is for a model with more blocks");
     if (!state->find("ids") || !state->load("ids").equal(cal.ids))
       throw fileError(state->path(), "checkpoint was calibrated on different samples (nsamples/seqlen/seed/dataset)");
-    hidden = state->load("hidden").to(device);
+    if (!result.dataFree) hidden = state->load("hidden").to(device);
     for (int b = 0; b < startBlock; ++b) {
-      auto f = io::SafetensorsFile::open(blockFile(options.checkpointDir, b));
+      const std::string path = blockFile(options.checkpointDir, b);
+      auto f = io::SafetensorsFile::open(path);
       if (metaOr(*f, "tag") != options.checkpointTag) throw fileError(f->path(), "checkpoint tag differs from state.safetensors");
+      std::set<std::string> gridSites;
       for (const auto& meta : f->tensors()) {
         if (meta.name.rfind(kGridPrefix, 0) != 0) {
-          model.setSiteWeight(meta.name, f->load(meta.name));
+          if (!options.offloadWeights) model.setSiteWeight(meta.name, f->load(meta.name));
           continue;
         }
         const size_t colon = meta.name.rfind(':');
         const std::string site = meta.name.substr(5, colon - 5), field = meta.name.substr(colon + 1);
+        gridSites.insert(site);
+        if (!keepGridsInMemory) continue;
         LayerQuantResult& g = result.grids[site];
         const at::Tensor t = f->load(meta.name);
         if (field == "codes") g.codes = t;
@@ -279,6 +337,14 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
         else if (field == "outlier_indices") g.outlierIndices = t;
         else if (field == "outlier_values") g.outlierValues = t;
       }
+      if (options.offloadWeights) {
+        useBlockFile(model, path, sitesOfBlock[b]);
+      } else {
+        // Sites stored as grids only: their weight is the grid's (bit-identical to the run's).
+        for (const auto& site : gridSites)
+          if (!f->find(site)) model.setSiteWeight(site, gridFromFile(*f, site));
+      }
+      result.blockFiles.push_back(path);
       try {
         for (const auto& j : nlohmann::json::parse(metaOr(*f, "results", "[]"))) result.sites.push_back(summaryFromJson(j));
       } catch (const nlohmann::json::exception& e) {
@@ -288,27 +354,31 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
     result.resumedBlocks = startBlock;
     log::info("pipeline: resuming at block " + std::to_string(startBlock) + "/" + std::to_string(blocks) + " from " +
               options.checkpointDir);
-  } else {
+  } else if (!result.dataFree) {
     std::vector<at::Tensor> parts;
     for (int64_t c = 0; c < cal.chunks(); ++c) {
       progress.checkCancel();
       parts.push_back(model.embed(model.prepare(cal.idsChunk(c), cal.maskChunk(c))));
     }
     hidden = at::cat(parts, 0);
+    model.releaseEmbedding();
   }
 
-  // The hook accumulates the sites of the current group only; the current chunk's mask picks rows.
-  std::map<std::string, std::unique_ptr<HessianAccumulator>> acc;
+  // The hook accumulates the current group's input once (its sites read the same tensor); the
+  // current chunk's mask picks rows. After the group's last site it stops the block.
+  std::unique_ptr<HessianAccumulator> acc;
+  std::string accSite, lastSite;
   at::Tensor chunkMask;
   const auto accumulate = [&](const std::string& site, const at::Tensor& x) {
-    auto it = acc.find(site);
-    if (it == acc.end()) return;
-    if (chunkMask.defined()) {
-      const at::Tensor keep = chunkMask.to(x.device()).reshape({-1}).ne(0);
-      it->second->add(x.reshape({-1, x.size(-1)}).index({keep}));
-    } else {
-      it->second->add(x);
+    if (acc && site == accSite) {
+      if (chunkMask.defined()) {
+        const at::Tensor keep = chunkMask.to(x.device()).reshape({-1}).ne(0);
+        acc->add(x.reshape({-1, x.size(-1)}).index({keep}));
+      } else {
+        acc->add(x);
+      }
     }
+    if (site == lastSite) throw GroupInputsSeen{};
   };
   struct HookReset {
     model::Model& m;
@@ -321,8 +391,11 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
       progress.checkCancel();
       chunkMask = cal.maskChunk(c);
       const at::Tensor idsC = cal.idsChunk(c);
-      at::Tensor out = model.runBlock(b, cal.hiddenChunk(hidden, c), model.prepare(idsC, chunkMask));
-      if (keepOutputs) outs.push_back(out);
+      try {
+        at::Tensor out = model.runBlock(b, cal.hiddenChunk(hidden, c), model.prepare(idsC, chunkMask));
+        if (keepOutputs) outs.push_back(out);
+      } catch (const GroupInputsSeen&) {
+      }
     }
     chunkMask = at::Tensor();
     return keepOutputs ? at::cat(outs, 0) : at::Tensor();
@@ -333,42 +406,66 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
     const std::string where = "block " + std::to_string(b + 1) + "/" + std::to_string(blocks);
     progress.update(bBegin, where);
     progress.checkCancel();
-    model.materialize(b);
     int64_t blockWeightBytes = 0;
-    const std::vector<std::vector<std::string>> observed =
-        siteGroups(model, b, cal.hiddenChunk(hidden, 0).narrow(0, 0, 1), cal.idsChunk(0).narrow(0, 0, 1));
-    std::vector<std::vector<std::string>> groups = observed;
-    model.setInputHook(accumulate);  // siteGroups leaves no hook behind
-    if (!options.trueSequential) {
-      std::vector<std::string> all;
-      for (auto& g : groups) all.insert(all.end(), g.begin(), g.end());
-      groups = {all};
+    // Input groups (sites reading one tensor, in execution order) and quantization groups: the
+    // same with true-sequential, else one group of every site of the block.
+    std::vector<std::vector<std::string>> inputs, groups;
+    if (result.dataFree) {
+      groups = {sitesOfBlock[b]};
+    } else {
+      model.materialize(b);
+      inputs = siteGroups(model, b, cal.hiddenChunk(hidden, 0).narrow(0, 0, 1), cal.idsChunk(0).narrow(0, 0, 1));
+      model.setInputHook(accumulate);  // siteGroups leaves no hook behind
+      groups = inputs;
+      if (!options.trueSequential) {
+        std::vector<std::string> all;
+        for (auto& g : inputs) all.insert(all.end(), g.begin(), g.end());
+        groups = {all};
+      }
     }
     size_t nSites = 0;
     for (auto& g : groups) nSites += g.size();
+    std::map<std::string, int64_t> inFeatures;
+    for (const auto& si : model.sites()) {
+      inFeatures[si.name] = si.inFeatures;
+      if (si.block == b) blockWeightBytes += si.outFeatures * si.inFeatures * static_cast<int64_t>(c10::elementSize(model.dtype()));
+    }
 
-    std::vector<std::pair<std::string, at::Tensor>> quantized;
+    std::vector<std::pair<std::string, at::Tensor>> blockTensors;
     size_t done = 0;
     for (size_t gi = 0; gi < groups.size(); ++gi) {
       const auto& group = groups[gi];
       const auto tH = Clock::now();
-      acc.clear();
-      for (const auto& site : group) {
-        at::Tensor w = model.siteWeight(site);
-        blockWeightBytes += tensorBytes(w);
-        acc[site] = std::make_unique<HessianAccumulator>(w.size(1));
+      int64_t tokens = 0;
+      double hSeconds = 0;
+      std::map<std::string, at::Tensor> hessians;  // one per input group, shared by its sites
+      if (!result.dataFree) {
+        progress.update(bBegin + (bEnd - bBegin) * done / (nSites + 1), where + ": " + shortSite(group.front()));
+        const std::set<std::string> members(group.begin(), group.end());
+        for (const auto& in : inputs) {
+          if (!members.count(in.front())) continue;
+          accSite = in.front();
+          lastSite = in.back();
+          acc = std::make_unique<HessianAccumulator>(inFeatures.at(accSite));
+          runChunks(b, false);
+          tokens = acc->tokens();
+          const at::Tensor h = acc->hessian().to(device);
+          acc.reset();
+          for (const auto& site : in) hessians[site] = h;
+        }
+        accSite.clear();
+        lastSite.clear();
+        hSeconds = since(tH) / static_cast<double>(group.size());
       }
-      progress.update(bBegin + (bEnd - bBegin) * done / (nSites + 1), where + ": " + shortSite(group.front()));
-      runChunks(b, false);
-      const double hSeconds = since(tH) / static_cast<double>(group.size());
       for (const auto& site : group) {
         const double f0 = bBegin + (bEnd - bBegin) * done / (nSites + 1);
         const double f1 = bBegin + (bEnd - bBegin) * (done + 1) / (nSites + 1);
         FixedMessageProgress sp(progress, f0, f1, where + ": " + shortSite(site));
         sp.update(0, "");
         const at::Tensor w = model.siteWeight(site).to(device, at::kFloat);
-        const at::Tensor H = acc.at(site)->hessian().to(device);
+        const at::Tensor H = result.dataFree ? at::Tensor() : hessians.at(site);
         LayerQuantResult r = quantizeLayer(w, H, options.layer, sp);
+        if (result.dataFree) r.relError = weightError(w, r.weight);
         model.setSiteWeight(site, r.weight);
         SiteSummary s;
         s.block = b;
@@ -376,14 +473,14 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
         s.site = site;
         s.method = r.method;
         s.relError = r.relError;
+        s.errorOnWeights = result.dataFree;
         s.bitsPerWeight = r.bitsPerWeight;
         s.outlierBits = r.outlierBits;
         s.hessianSeconds = hSeconds;
         s.quantSeconds = r.quantSeconds;
-        s.tokens = acc.at(site)->tokens();
+        s.tokens = result.dataFree ? 0 : tokens;
         result.sites.push_back(s);
-        if (checkpoints) quantized.emplace_back(site, r.weight.to(at::kCPU));
-        if (options.keepGrids && r.codes.defined()) {
+        if (r.codes.defined()) {
           LayerQuantResult g;
           g.method = r.method;
           g.codes = compactCodes(r.codes.to(at::kCPU), options.layer.spec.symmetric);
@@ -393,23 +490,33 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
           if (r.outlierIndices.defined()) g.outlierIndices = r.outlierIndices.to(at::kCPU);
           if (r.outlierValues.defined()) g.outlierValues = r.outlierValues.to(at::kCPU);
           g.keptColumns = r.keptColumns.defined() ? r.keptColumns.to(at::kCPU) : at::Tensor();
-          if (checkpoints) appendGrid(quantized, site, g);
-          result.grids[site] = std::move(g);
+          if (writeBlocks) appendGrid(blockTensors, site, g);
+          if (keepGridsInMemory) result.grids[site] = std::move(g);
+        } else if (writeBlocks) {
+          blockTensors.emplace_back(site, r.weight.to(at::kCPU));
         }
         ++done;
       }
-      acc.clear();
     }
 
     // Next block's inputs through the quantized block.
-    progress.update(bBegin + (bEnd - bBegin) * nSites / (nSites + 1), where + ": outputs");
-    at::Tensor next = runChunks(b, true);
-    result.peakWorkingBytes = std::max(result.peakWorkingBytes, blockWeightBytes + tensorBytes(hidden) + tensorBytes(next));
-    hidden = next;
+    at::Tensor next;
+    if (!result.dataFree) {
+      progress.update(bBegin + (bEnd - bBegin) * nSites / (nSites + 1), where + ": outputs");
+      next = runChunks(b, true);
+      result.peakWorkingBytes =
+          std::max(result.peakWorkingBytes, blockWeightBytes + tensorBytes(hidden) + tensorBytes(next));
+      hidden = next;
+    } else {
+      result.peakWorkingBytes = std::max(result.peakWorkingBytes, blockWeightBytes);
+    }
     model.release(b);
-    if (checkpoints) {
-      writeBlockCheckpoint(options.checkpointDir, b, options.checkpointTag, quantized, result.sites);
-      writeState(options.checkpointDir, b + 1, options.checkpointTag, hidden, cal.ids);
+    if (writeBlocks) {
+      const std::string path = blockFile(blockDir, b);
+      writeBlockFile(path, b, options.checkpointTag, blockTensors, result.sites);
+      result.blockFiles.push_back(path);
+      if (options.offloadWeights) useBlockFile(model, path, sitesOfBlock[b]);
+      if (checkpoints) writeState(options.checkpointDir, b + 1, options.checkpointTag, hidden, cal.ids);
     }
     progress.update(bEnd, where + " done");
   }
@@ -422,7 +529,7 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
   }
 #endif
   if (result.peakMemorySource.empty()) {
-    result.peakMemoryBytes = processPeakRss();
+    result.peakMemoryBytes = qs::peakRssBytes();
     result.peakMemorySource = "process peak RSS (VmHWM)";
   }
   return result;
@@ -434,7 +541,7 @@ PipelineResult quantizeModel(model::Model& model, const at::Tensor& ids, const a
                              const PipelineOptions& options, jobs::Progress& progress) {
   // Device out-of-memory stops the job with what to lower (checkpoints of finished blocks stay,
   // as on cancel; nothing else is written before the pipeline returns).
-  OomContext oom{"quantization", model.device().str(), {}};
+  OomContext oom{"quantization", model.device().str(), {}, ""};
   if (ids.defined() && ids.dim() == 2)
     oom.add("calibration samples", "--nsamples", ids.size(0)).add("sequence length", "--seqlen", ids.size(1));
   oom.add("batch size", "--batch-size", options.batchSize);

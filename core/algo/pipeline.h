@@ -10,9 +10,15 @@
 // earlier groups. Groups are found by observing which sites receive the same input tensor, so
 // every family (fused QKV, parallel attention) is grouped without a per-family table.
 //
+// A group's sites share one Hessian (they read the same input), and the block forward that feeds a
+// group stops right after the group's last site has seen its input. RTN needs no data: unless
+// calibrateRtn is set it runs no forward at all. With offloadWeights the quantized weights of
+// finished blocks live in their block files as integer grids, so memory stays one block.
+//
 // Resumable: with a checkpoint folder, each finished block writes block-<i>.safetensors (its
-// quantized weights and per-site results) and then state.safetensors (the next block's inputs
-// and the calibration ids, atomically replaced). A resumed run restores the finished blocks and
+// quantized weights as integer grids, dense only where a site has no grid, and per-site results)
+// and then state.safetensors (the next block's inputs and the calibration ids, atomically
+// replaced). A resumed run restores the finished blocks and
 // continues from the next one; since every step is deterministic it reproduces an uninterrupted
 // run bit for bit (same device and thread count).
 #pragma once
@@ -40,6 +46,16 @@ struct PipelineOptions {
   std::string checkpointTag;      // stored with checkpoints; resuming with a different tag is an error
   bool resume = false;            // continue from checkpointDir's last finished block when it has one
   bool keepGrids = false;         // keep every site's integer grid (codes, scales, zeros, g_idx, outliers) in the result
+  // RTN needs no data: without this the pipeline runs no calibration pass for it (no block forward)
+  // and reports the weight-space error ||W - W^||^2 / ||W||^2 per site; with it, RTN's error is the
+  // calibration-output error the other methods report.
+  bool calibrateRtn = false;
+  // Finished blocks keep their quantized weights on disk (the block files, as integer grids) and
+  // the model reads them back on demand (Model::setSiteWeightLoader): memory stays one block
+  // however large the model. Needs checkpointDir or workDir. result.grids is then left empty and
+  // result.blockFiles lists where the grids are.
+  bool offloadWeights = false;
+  std::string workDir;            // block files when there is no checkpointDir (offloadWeights)
 
   PipelineOptions& withLayer(const LayerQuantOptions& v) { layer = v; return *this; }
   PipelineOptions& withBatchSize(int v) { batchSize = v; return *this; }
@@ -49,6 +65,8 @@ struct PipelineOptions {
   }
   PipelineOptions& withResume(bool v) { resume = v; return *this; }
   PipelineOptions& withKeepGrids(bool v) { keepGrids = v; return *this; }
+  PipelineOptions& withCalibrateRtn(bool v) { calibrateRtn = v; return *this; }
+  PipelineOptions& withOffload(bool v, const std::string& dir = "") { offloadWeights = v; workDir = dir; return *this; }
 };
 
 // One quantized site, as the run store and the summary table show it.
@@ -57,7 +75,9 @@ struct SiteSummary {
   int group = 0;                  // true-sequential group inside the block (0 = first)
   std::string site;               // "layers.3.self_attn.q_proj"
   std::string method;             // LayerQuantResult::method
-  double relError = 0;            // ||WX - W^X||^2 / ||WX||^2 on the calibration inputs
+  double relError = 0;            // ||WX - W^X||^2 / ||WX||^2 on the calibration inputs (data-free RTN:
+                                  // ||W - W^||^2 / ||W||^2, errorOnWeights)
+  bool errorOnWeights = false;    // relError is the weight-space error (RTN without calibration)
   double bitsPerWeight = 0;       // incl. scales/zeros/outliers
   double outlierBits = 0;         // extra bits of the full-precision part
   double hessianSeconds = 0;      // running the block and accumulating H for this site's group
@@ -72,6 +92,11 @@ struct PipelineResult {
   // symmetric, uint8 otherwise; scales, zeros, gIdx, outliers), restored from checkpoints too.
   // Empty for a site quantized at 16 bits.
   std::map<std::string, LayerQuantResult> grids;
+  // Block files (block-<i>.safetensors: the grids as "grid:<site>:<field>", dense weights of sites
+  // without a grid under the site's name), in block order, when they were written (checkpoints or
+  // offloadWeights). The artifact can be assembled from them without holding the grids.
+  std::vector<std::string> blockFiles;
+  bool dataFree = false;           // RTN without a calibration pass
   int blocks = 0;
   int resumedBlocks = 0;           // blocks restored from the checkpoint
   int64_t samples = 0, seqlen = 0;
@@ -96,6 +121,10 @@ at::Tensor expandCodes(const at::Tensor& compact);
 
 // Blocks finished in a checkpoint folder (0 when it holds none).
 int checkpointedBlocks(const std::string& checkpointDir);
+
+// Reads the grid of `site` from a block file (names "grid:<site>:<field>"); the codes as stored
+// (compact). Undefined codes when the file holds no grid for it.
+LayerQuantResult readBlockGrid(const std::string& blockFile, const std::string& site);
 
 // Groups of sites that read the same input, in execution order, for one block: runs the block
 // once on `h` (one sample is enough) with a recording hook.

@@ -3,8 +3,11 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <set>
+
 #include "core/algo/pipeline.h"
 #include "core/io/safetensors.h"
+#include "core/io/tensor_dtype.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
 
@@ -33,43 +36,86 @@ at::Tensor gridWeight(const LayerQuantResult& grid) {
 }
 
 void writeQuantArtifact(const std::string& path, const QuantArtifact& a) {
-  std::vector<std::pair<std::string, at::Tensor>> t;
+  std::vector<io::StreamedTensor> t;
+  auto held = [&](const std::string& name, const at::Tensor& v) {
+    const at::Tensor c = v.contiguous();
+    t.push_back({{name, c.scalar_type(), c.sizes().vec()}, [c] { return c; }});
+  };
   for (const auto& [site, g] : a.grids) {
     const std::string p = "grid." + site + ".";
-    t.emplace_back(p + "codes", g.codes);
-    t.emplace_back(p + "scales", g.scales.to(at::kFloat));
-    t.emplace_back(p + "zeros", g.zeros.to(at::kFloat));
-    t.emplace_back(p + "g_idx", g.gIdx.to(at::kInt));
+    held(p + "codes", g.codes);
+    held(p + "scales", g.scales.to(at::kFloat));
+    held(p + "zeros", g.zeros.to(at::kFloat));
+    held(p + "g_idx", g.gIdx.to(at::kInt));
     if (g.outlierIndices.defined() && g.outlierIndices.numel() > 0) {
-      t.emplace_back(p + "outlier_indices", g.outlierIndices.to(at::kLong));
-      t.emplace_back(p + "outlier_values", g.outlierValues.to(at::kFloat));
+      held(p + "outlier_indices", g.outlierIndices.to(at::kLong));
+      held(p + "outlier_values", g.outlierValues.to(at::kFloat));
+    }
+  }
+  // Grids still in the pipeline's block files: described from their headers, copied one by one.
+  static const std::map<std::string, at::ScalarType> kFieldDtype = {
+      {"codes", at::kByte},         {"scales", at::kFloat},          {"zeros", at::kFloat},
+      {"g_idx", at::kInt},          {"outlier_indices", at::kLong},  {"outlier_values", at::kFloat}};
+  for (const auto& file : a.gridFiles) {
+    std::shared_ptr<io::SafetensorsFile> f = io::SafetensorsFile::open(file);
+    for (const auto& m : f->tensors()) {
+      if (m.name.rfind("grid:", 0) != 0) continue;
+      const size_t colon = m.name.rfind(':');
+      const std::string site = m.name.substr(5, colon - 5), field = m.name.substr(colon + 1);
+      auto known = kFieldDtype.find(field);
+      if (known == kFieldDtype.end()) continue;
+      if (field == "outlier_indices" && m.numel() == 0) continue;
+      const at::ScalarType stored = io::toScalarType(m.dtype);
+      const at::ScalarType dtype = field == "codes" ? stored : known->second;
+      const std::string name = m.name;
+      t.push_back({{"grid." + site + "." + field, dtype, m.shape}, [f, name, dtype] { return f->load(name).to(dtype); }});
     }
   }
   nlohmann::json pairs = nlohmann::json::array();
   for (const auto& m : a.migrations) {
     pairs.push_back({{"pair", m.pair}, {"kind", m.kind}, {"consumers", m.consumers}, {"threshold", m.threshold},
                      {"shift", m.shift.defined()}, {"scale", m.scale.defined()}});
-    if (m.shift.defined()) t.emplace_back("migration." + m.pair + ".shift", m.shift);
-    if (m.scale.defined()) t.emplace_back("migration." + m.pair + ".scale", m.scale);
+    if (m.shift.defined()) held("migration." + m.pair + ".shift", m.shift);
+    if (m.scale.defined()) held("migration." + m.pair + ".scale", m.scale);
   }
   if (t.empty())  // safetensors needs no tensors, but an empty artifact is worth saying so
-    t.emplace_back("empty", at::zeros({0}, at::kFloat));
-  io::writeSafetensors(path, t,
-                       {{"format", kQuantArtifactFormat},
-                        {"config", a.configYaml},
-                        {"model", a.modelPath},
-                        {"model_fingerprint", a.modelFingerprint},
-                        {"dtype", a.dtype},
-                        {"method", a.method},
-                        {"bits", std::to_string(a.bits)},
-                        {"symmetric", a.symmetric ? "true" : "false"},
-                        {"group_size", std::to_string(a.groupSize)},
-                        {"act_order", a.actOrder ? "true" : "false"},
-                        {"migration", a.migration},
-                        {"migration_pairs", pairs.dump()}});
+    held("empty", at::zeros({0}, at::kFloat));
+  io::writeSafetensorsStreamed(path, t,
+                               {{"format", kQuantArtifactFormat},
+                                {"config", a.configYaml},
+                                {"model", a.modelPath},
+                                {"model_fingerprint", a.modelFingerprint},
+                                {"dtype", a.dtype},
+                                {"method", a.method},
+                                {"bits", std::to_string(a.bits)},
+                                {"symmetric", a.symmetric ? "true" : "false"},
+                                {"group_size", std::to_string(a.groupSize)},
+                                {"act_order", a.actOrder ? "true" : "false"},
+                                {"migration", a.migration},
+                                {"migration_pairs", pairs.dump()}});
 }
 
-QuantArtifact readQuantArtifact(const std::string& path) {
+LayerQuantResult artifactGrid(const QuantArtifact& a, const std::string& site) {
+  auto it = a.grids.find(site);
+  if (it != a.grids.end()) return it->second;
+  if (!a.file || !a.file->find("grid." + site + ".codes"))
+    throw Error("the quantized-run artifact has no grid for site '" + site + "'");
+  const io::SafetensorsFile& f = *a.file;
+  const std::string p = "grid." + site + ".";
+  LayerQuantResult g;
+  g.method = a.method;
+  g.codes = f.load(p + "codes");
+  g.scales = f.load(p + "scales");
+  g.zeros = f.load(p + "zeros");
+  g.gIdx = f.load(p + "g_idx");
+  if (f.find(p + "outlier_indices")) {
+    g.outlierIndices = f.load(p + "outlier_indices");
+    g.outlierValues = f.load(p + "outlier_values");
+  }
+  return g;
+}
+
+QuantArtifact readQuantArtifact(const std::string& path, bool loadGrids) {
   if (!fs::exists(path)) throw fileError(path, "quantized-run artifact not found");
   auto f = io::SafetensorsFile::open(path);
   if (meta(*f, "format") != kQuantArtifactFormat)
@@ -106,11 +152,14 @@ QuantArtifact readQuantArtifact(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw fileError(path, std::string("unreadable metadata 'migration_pairs': ") + e.what());
   }
+  std::map<std::string, std::set<std::string>> fields;  // site -> fields present
   for (const auto& tm : f->tensors()) {
     const std::string& n = tm.name;
     if (n.rfind("grid.", 0) != 0) continue;
     const size_t dot = n.rfind('.');
     const std::string site = n.substr(5, dot - 5), field = n.substr(dot + 1);
+    fields[site].insert(field);
+    if (!loadGrids) continue;
     LayerQuantResult& g = a.grids[site];
     g.method = a.method;
     const at::Tensor v = f->load(n);
@@ -121,9 +170,13 @@ QuantArtifact readQuantArtifact(const std::string& path) {
     else if (field == "outlier_indices") g.outlierIndices = v;
     else if (field == "outlier_values") g.outlierValues = v;
   }
-  for (const auto& [site, g] : a.grids)
-    if (!g.codes.defined() || !g.scales.defined() || !g.zeros.defined() || !g.gIdx.defined())
-      throw fileError(path, "site '" + site + "' lacks one of codes/scales/zeros/g_idx");
+  for (const auto& [site, present] : fields)
+    for (const char* need : {"codes", "scales", "zeros", "g_idx"})
+      if (!present.count(need)) throw fileError(path, "site '" + site + "' lacks one of codes/scales/zeros/g_idx");
+  if (!loadGrids) {
+    a.file = f;
+    for (const auto& [site, present] : fields) a.gridSites.push_back(site);
+  }
   return a;
 }
 
@@ -134,18 +187,54 @@ std::unique_ptr<model::Model> rebuildQuantizedModel(const QuantArtifact& a, bool
   lo.dtype = artifactDtype(a.dtype);
   lo.device = device;
   auto m = model::openModel(a.modelPath, lo);
-  applyMigrationRecords(*m, a.migrations);
+  std::vector<std::string> gridSites = a.gridSites;
+  for (const auto& [site, g] : a.grids) gridSites.push_back(site);
+  std::map<std::string, const model::SiteInfo*> sites;
+  for (const auto& s : m->sites()) sites[s.name] = &s;
+  std::set<std::string> withGrid;
   if (quantizedWeights) {
-    std::map<std::string, const model::SiteInfo*> sites;
-    for (const auto& s : m->sites()) sites[s.name] = &s;
-    for (const auto& [site, g] : a.grids) {
+    for (const auto& site : gridSites) {
       auto it = sites.find(site);
       if (it == sites.end()) throw Error("site '" + site + "' of the run does not exist in " + a.modelPath);
-      if (g.codes.size(0) != it->second->outFeatures || g.codes.size(1) != it->second->inFeatures)
-        throw Error("site '" + site + "': the run's codes do not have the shape of the model's weight");
-      m->setSiteWeight(site, gridWeight(g));
+      withGrid.insert(site);
     }
   }
+  // A grid site's weight is its grid's whatever was folded into it before quantization: with grids
+  // read on demand, each migration's weight changes to such sites are replaced at once, so no more
+  // than one pair's consumers are held in memory at a time (norms and biases keep the fold).
+  auto setGridWeight = [&](const std::string& site) {
+    if (a.grids.count(site)) {
+      const LayerQuantResult& g = a.grids.at(site);
+      const model::SiteInfo& si = *sites.at(site);
+      if (g.codes.size(0) != si.outFeatures || g.codes.size(1) != si.inFeatures)
+        throw Error("site '" + site + "': the run's codes do not have the shape of the model's weight");
+      m->setSiteWeight(site, gridWeight(g));
+      return;
+    }
+    const io::TensorMeta* meta = a.file->find("grid." + site + ".codes");
+    const model::SiteInfo& si = *sites.at(site);
+    if (!meta || meta->shape.size() != 2 || meta->shape[0] != si.outFeatures || meta->shape[1] != si.inFeatures)
+      throw Error("site '" + site + "': the run's codes do not have the shape of the model's weight");
+    m->setSiteWeightLoader(site, [file = a.file, method = a.method, site] {
+      QuantArtifact view;
+      view.method = method;
+      view.file = file;
+      return gridWeight(artifactGrid(view, site));
+    });
+  };
+  // Safe because every site consumes one pair at most, and the only later fold that can touch a
+  // replaced site (the value rows of v_out's producer) reads its bias, never its weight.
+  std::map<std::string, model::MigrationPair> pairs;
+  for (auto& p : m->migrationPairs()) pairs.emplace(p.name, p);
+  for (const auto& r : a.migrations) {
+    applyMigrationRecords(*m, {r});
+    auto it = pairs.find(r.pair);
+    std::vector<std::string> touched = it == pairs.end() ? r.consumers : it->second.consumers;
+    if (it != pairs.end() && !it->second.producer.empty()) touched.push_back(it->second.producer);
+    for (const auto& site : touched)
+      if (withGrid.count(site) && !a.grids.count(site)) setGridWeight(site);
+  }
+  for (const auto& site : withGrid) setGridWeight(site);
   return m;
 }
 

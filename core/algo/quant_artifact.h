@@ -22,6 +22,10 @@
 #include "core/algo/migration_run.h"
 #include "core/model/model.h"
 
+namespace qs::io {
+class SafetensorsFile;
+}
+
 namespace qs::algo {
 
 inline constexpr const char* kQuantArtifactFormat = "quantscope-quantized-run/1";
@@ -41,19 +45,31 @@ struct QuantArtifact {
   std::vector<MigrationRecord> migrations;
   // Per site: codes (compact int8/uint8), scales, zeros, gIdx, outliers; weight undefined.
   std::map<std::string, LayerQuantResult> grids;
+  // Writing without holding the grids: the pipeline's block files ("grid:<site>:<field>",
+  // PipelineResult::blockFiles) are streamed into the artifact one tensor at a time.
+  std::vector<std::string> gridFiles;
+  // Reading without holding them (readQuantArtifact with loadGrids false): the open artifact and
+  // the sites it has grids for; a grid is read when it is needed (lazyGrid, rebuildQuantizedModel).
+  std::shared_ptr<io::SafetensorsFile> file;
+  std::vector<std::string> gridSites;
 };
 
-// Atomic (temp file + rename). Throws qs::Error naming the file.
+// Atomic (temp file + rename); peak memory one tensor when the grids come from gridFiles. Throws
+// qs::Error naming the file.
 void writeQuantArtifact(const std::string& path, const QuantArtifact& a);
 // Throws qs::Error naming the file for a missing file, another format or missing tensors.
-QuantArtifact readQuantArtifact(const std::string& path);
+// loadGrids false: grids stay in the file (a.file, a.gridSites), for models larger than memory.
+QuantArtifact readQuantArtifact(const std::string& path, bool loadGrids = true);
+// One site's grid of an artifact read either way; qs::Error when it has none.
+LayerQuantResult artifactGrid(const QuantArtifact& a, const std::string& site);
 
 // The artifact's dtype string as a ScalarType ("float32" -> kFloat); qs::Error otherwise.
 at::ScalarType artifactDtype(const std::string& name);
 
 // Opens the source model with the run's dtype on `device`, folds the migrations and (when
 // quantizedWeights) sets every site with a grid to its dequantized weight: the model the run
-// evaluated, without activation quantization. quantizedWeights = false gives the migrated FP
+// evaluated, without activation quantization. Grids are read on demand (a weight loader per site)
+// when the artifact was read without them, so the rebuilt model costs one block at a time. quantizedWeights = false gives the migrated FP
 // model. Throws qs::Error when the source model is gone or does not match the grids.
 std::unique_ptr<model::Model> rebuildQuantizedModel(const QuantArtifact& a, bool quantizedWeights = true,
                                                     c10::Device device = c10::kCPU);

@@ -87,7 +87,7 @@ QuantizeConfig::QuantizeConfig() {
 const std::vector<std::string>& quantizeConfigKeys() {
   static const std::vector<std::string> keys = {
       "method", "wbits", "groupsize", "sym", "act_order", "static_groups", "observer", "percdamp", "blocksize",
-      "num_iter", "outlier", "structured_outlier", "alpha", "true_sequential", "batch_size", "nsamples", "seqlen",
+      "num_iter", "outlier", "structured_outlier", "alpha", "true_sequential", "calibrate_rtn", "batch_size", "nsamples", "seqlen",
       "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "eval_tasks", "eval_tasks_limit", "migrate", "a_bits", "a_quantizer",
       "a_group_size", "a_symmetric", "a_observer", "except_quantizer", "sq_alpha", "osplus_search_steps",
       "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold", "precision"};
@@ -163,7 +163,8 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   std::string prefix;
   YAML::Node n = root;
   if (root.IsMap() && root[kSection]) {
-    rejectUnknownKeys(root, {kSection}, file);
+    // `calibration:` is the record a run appends to its stored config (quantized_run.h): not an option.
+    rejectUnknownKeys(root, {kSection, "calibration"}, file);
     n = root[kSection];
     prefix = kSection;
     requireMap(n, file, prefix);
@@ -198,6 +199,7 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   l.structuredOutlier = readBool(n, "structured_outlier", file, prefix, l.structuredOutlier);
   l.alpha = readDouble(n, "alpha", file, prefix, l.alpha);
   c.trueSequential = readBool(n, "true_sequential", file, prefix, c.trueSequential);
+  c.calibrateRtn = readBool(n, "calibrate_rtn", file, prefix, c.calibrateRtn);
   c.batchSize = static_cast<int>(readInt(n, "batch_size", file, prefix, c.batchSize));
   c.nsamples = static_cast<int>(readInt(n, "nsamples", file, prefix, c.nsamples));
   c.seqlen = static_cast<int>(readInt(n, "seqlen", file, prefix, c.seqlen));
@@ -281,6 +283,7 @@ std::string toYaml(const QuantizeConfig& c) {
   e << YAML::Key << "structured_outlier" << YAML::Value << l.structuredOutlier;
   e << YAML::Key << "alpha" << YAML::Value << fmt(l.alpha);
   e << YAML::Key << "true_sequential" << YAML::Value << c.trueSequential;
+  e << YAML::Key << "calibrate_rtn" << YAML::Value << c.calibrateRtn;
   e << YAML::Key << "batch_size" << YAML::Value << c.batchSize;
   e << YAML::Key << "nsamples" << YAML::Value << c.nsamples;
   e << YAML::Key << "seqlen" << YAML::Value << c.seqlen;

@@ -41,6 +41,9 @@ Migration parseMigration(const std::string& name);  // throws qs::Error naming "
 struct QuantizeConfig {
   LayerQuantOptions layer;               // method, grid (wbits, groupsize, sym, ...), percdamp, num_iter, outliers
   bool trueSequential = true;            // "true_sequential": quantize q/k/v, o, up/gate, down in turn
+  // "calibrate_rtn": RTN needs no data, so by default it runs no calibration pass and reports the
+  // weight-space error per site; true measures its error on the calibration inputs instead.
+  bool calibrateRtn = false;
   int batchSize = 8;                     // "batch_size": calibration samples per block forward
   int nsamples = 128;                    // "nsamples": calibration sequences
   int seqlen = 2048;                     // "seqlen": tokens per calibration sequence

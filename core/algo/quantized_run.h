@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/algo/act_calibration.h"
 #include "core/algo/quant_artifact.h"
@@ -26,13 +27,21 @@ class Project;
 namespace qs::algo {
 
 // The config's calibration set (dataset, nsamples, seqlen, seed) as int64 tensors [N, L]; mask
-// undefined when no position is padding.
+// undefined when no position is padding. The text is eval::loadCalibrationDataset's: never an
+// evaluation split.
 struct CalibrationTensors {
   at::Tensor ids, mask;
-  std::string path;  // the calibration text file
+  std::string path;              // the calibration text file
+  std::string name;              // the set's name ("wikitext2") or the file's
+  std::vector<int64_t> offsets;  // each sample's first token in the tokenized text (or document index)
+  int64_t sourceTokens = 0;      // tokens in the text the samples were drawn from
 };
 CalibrationTensors calibrationTensors(const QuantizeConfig& config, const io::Tokenizer& tokenizer,
                                       const std::string& dataDir);
+// What a run stores of its calibration set, appended to its config document as a top-level
+// `calibration:` map (set, file, tokens, seed and every sample's offset); parseQuantizeConfig
+// skips it, so the stored config still reads back.
+std::string calibrationRecordYaml(const CalibrationTensors& cal, const QuantizeConfig& config);
 
 // The config's activation fake-quant (a_bits < 16) installed on `model` and calibrated on ids;
 // nullptr when activations stay floating point. The model must outlive the session.
@@ -57,9 +66,10 @@ struct QuantizedRun {
 // Reads the run's artifact and config (no model yet). Throws qs::Error naming the run for a run
 // that is not a finished quantize run, has no artifact, or whose source model changed.
 QuantizedRun findQuantizedRun(const runs::Project& project, int64_t runId);
-// Rebuilds run.model on `device` and, when the run quantized activations, installs run.act
-// calibrated on the run's calibration set (read from dataDir).
+// Rebuilds run.model on `device` (exec: how it runs, set before the activation calibration) and,
+// when the run quantized activations, installs run.act calibrated on the run's calibration set
+// (read from dataDir).
 void loadQuantizedRunModel(QuantizedRun& run, const std::string& dataDir, c10::Device device,
-                           jobs::Progress& progress);
+                           jobs::Progress& progress, const model::ExecOptions& exec = {});
 
 }  // namespace qs::algo

@@ -365,7 +365,7 @@ AnalysisResult analyzeModelImpl(model::Model& m, const CalibrationSet& cal, cons
 AnalysisResult analyzeModel(model::Model& m, const CalibrationSet& cal, const AnalysisOptions& o,
                             jobs::Progress& progress) {
   // Device out-of-memory stops the analysis with what to lower; nothing is stored before it returns.
-  OomContext oom{"analysis", m.device().str(), {}};
+  OomContext oom{"analysis", m.device().str(), {}, ""};
   oom.add("calibration samples", "--samples", cal.samples)
       .add("sequence length", "--seqlen", cal.seqlen)
       .add("batch size", "--batch-size", o.batchSize);

@@ -26,6 +26,16 @@ const Named kTraining[] = {
     {"austen", "text/austen.txt"},
 };
 
+// Calibration sets: the training names plus names that say the split.
+const Named kCalibration[] = {
+    {"wikitext2", "text/wikitext-2-valid.tokens"},
+    {"wikitext2-valid", "text/wikitext-2-valid.tokens"},
+    {"ptb", "text/ptb.valid.txt"},
+    {"ptb-valid", "text/ptb.valid.txt"},
+    {"brown", "text/brown.txt"},
+    {"austen", "text/austen.txt"},
+};
+
 // GPTQ joins the ptb_text_only "sentence" column with single spaces; those sentences are the
 // Mikolov file's lines without their surrounding whitespace.
 std::string joinPtb(const std::string& raw) {
@@ -100,6 +110,16 @@ DatasetText loadTrainingDataset(const std::string& nameOrPath, const std::string
 std::vector<std::pair<std::string, std::string>> knownTrainingDatasets() {
   std::vector<std::pair<std::string, std::string>> names;
   for (auto& n : kTraining) names.emplace_back(n.name, n.file);
+  return names;
+}
+
+DatasetText loadCalibrationDataset(const std::string& nameOrPath, const std::string& dataDir) {
+  return loadFrom(kCalibration, nameOrPath, dataDir);
+}
+
+std::vector<std::pair<std::string, std::string>> knownCalibrationDatasets() {
+  std::vector<std::pair<std::string, std::string>> names;
+  for (auto& n : kCalibration) names.emplace_back(n.name, n.file);
   return names;
 }
 

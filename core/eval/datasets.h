@@ -39,4 +39,11 @@ DatasetText loadTrainingDataset(const std::string& nameOrPath, const std::string
 // The names loadTrainingDataset understands, each with the file it reads (for help texts).
 std::vector<std::pair<std::string, std::string>> knownTrainingDatasets();
 
+// Calibration text by name (qscope quantize's `dataset`): never an evaluation split, like the
+// training names (wikitext2 = WikiText-2 validation, ptb = PTB validation, brown, austen), plus
+// wikitext2-valid and ptb-valid, which name the split. Any other value is a text or .jsonl file
+// (rows of {"text": ...}). Throws like loadDataset.
+DatasetText loadCalibrationDataset(const std::string& nameOrPath, const std::string& dataDir = "");
+std::vector<std::pair<std::string, std::string>> knownCalibrationDatasets();
+
 }  // namespace qs::eval

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "core/io/tokenizer/tokenizer.h"
+#include "core/model/layerwise.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
 #include "core/util/oom_guard.h"
@@ -38,6 +39,8 @@ LoglikelihoodStats& LoglikelihoodStats::operator+=(const LoglikelihoodStats& o) 
   paddedTokens += o.paddedTokens;
   truncated += o.truncated;
   seconds += o.seconds;
+  streamed = streamed || o.streamed;
+  if (execution.empty()) execution = o.execution;
   return *this;
 }
 
@@ -161,47 +164,73 @@ std::vector<LoglikelihoodResult> computeLoglikelihoodsImpl(model::Model& model,
   stats.rows = static_cast<int64_t>(rows.size());
 
   c10::InferenceMode guard;
-  size_t done = 0, scored = 0;
-  progress.update(0, "request 0/" + std::to_string(n));
-  while (done < rowOrder.size()) {
-    progress.checkCancel();
+  // Batches of rows of similar length, fixed before any forward pass so the streaming path
+  // (model/layerwise.h) runs exactly the batches the whole-model path runs.
+  struct Batch {
+    size_t first = 0;  // into rowOrder
+    int64_t rows = 0, tokens = 0;
+  };
+  std::vector<Batch> batches;
+  for (size_t done = 0; done < rowOrder.size();) {
     const int64_t T = static_cast<int64_t>(rows[rowOrder[done]].input.size());
     int64_t B = std::min<int64_t>(options.batchSize, static_cast<int64_t>(rowOrder.size() - done));
     if (options.maxBatchTokens > 0) B = std::max<int64_t>(1, std::min<int64_t>(B, options.maxBatchTokens / T));
-
-    auto ids = at::zeros({B, T}, at::kLong);
-    auto mask = at::zeros({B, T}, at::kLong);
-    auto idsA = ids.accessor<int64_t, 2>();
-    auto maskA = mask.accessor<int64_t, 2>();
-    // Scored positions of every member request, flattened for one gather.
-    std::vector<int64_t> rowIdx, posIdx, target;
-    std::vector<std::pair<size_t, size_t>> spans;  // request -> [begin, end) in the flat arrays
-    for (int64_t b = 0; b < B; ++b) {
-      const Row& row = rows[rowOrder[done + static_cast<size_t>(b)]];
+    batches.push_back({done, B, T});
+    done += static_cast<size_t>(B);
+  }
+  const auto makeIds = [&](const Batch& bt) {
+    model::BatchInput in{at::zeros({bt.rows, bt.tokens}, at::kLong), at::zeros({bt.rows, bt.tokens}, at::kLong)};
+    auto idsA = in.ids.accessor<int64_t, 2>();
+    auto maskA = in.mask.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < bt.rows; ++b) {
+      const Row& row = rows[rowOrder[bt.first + static_cast<size_t>(b)]];
       for (size_t t = 0; t < row.input.size(); ++t) {
         idsA[b][static_cast<int64_t>(t)] = row.input[t];
         maskA[b][static_cast<int64_t>(t)] = 1;
       }
+    }
+    return in;
+  };
+  model::Workload work;
+  work.batches = static_cast<int64_t>(batches.size());
+  for (const auto& bt : batches) {
+    work.rows = std::max(work.rows, bt.rows);
+    work.tokens = std::max(work.tokens, bt.tokens);
+  }
+  const model::ExecPlan plan = model::planExecution(model, work, model.execOptions());
+  stats.streamed = plan.streaming;
+  stats.execution = plan.describe();
+
+  size_t scored = 0;
+  model::LayerwiseCallbacks cb;
+  cb.input = [&](int64_t k) { return makeIds(batches[static_cast<size_t>(k)]); };
+  cb.output = [&](int64_t k, const model::BatchState&, const at::Tensor& hidden) {
+    const Batch& bt = batches[static_cast<size_t>(k)];
+    // Scored positions of every member request, flattened for one gather.
+    std::vector<int64_t> rowIdx, posIdx, target;
+    std::vector<std::pair<size_t, size_t>> spans;  // request -> [begin, end) in the flat arrays
+    for (int64_t b = 0; b < bt.rows; ++b) {
+      const Row& row = rows[rowOrder[bt.first + static_cast<size_t>(b)]];
       stats.tokens += static_cast<int64_t>(row.input.size());
       for (size_t i : row.members) {
         const auto& cont = requests[i].continuation;
         // The last `scored` positions of this request's own input predict the continuation's
         // last `scored` tokens.
-        const size_t scored = static_cast<size_t>(results[i].tokens);
-        int64_t first = static_cast<int64_t>(inputs[i].size() - scored);
+        const size_t nScored = static_cast<size_t>(results[i].tokens);
+        int64_t first = static_cast<int64_t>(inputs[i].size() - nScored);
         size_t begin = target.size();
-        for (size_t j = 0; j < scored; ++j) {
+        for (size_t j = 0; j < nScored; ++j) {
           rowIdx.push_back(b);
           posIdx.push_back(first + static_cast<int64_t>(j));
-          target.push_back(cont[cont.size() - scored + j]);
+          target.push_back(cont[cont.size() - nScored + j]);
         }
         spans.emplace_back(i, begin);
       }
     }
-    stats.paddedTokens += B * T;
+    stats.paddedTokens += bt.rows * bt.tokens;
     ++stats.forwards;
 
-    auto logits = model.forward(ids.to(model.device()), mask.to(model.device()));  // [B, T, V] float32
+    auto logits = model.head(hidden);  // [B, T, V] float32
     auto dev = logits.device();
     auto r = at::tensor(rowIdx, at::kLong).to(dev), p = at::tensor(posIdx, at::kLong).to(dev);
     auto y = at::tensor(target, at::kLong).to(dev);
@@ -220,14 +249,16 @@ std::vector<LoglikelihoodResult> computeLoglikelihoodsImpl(model::Model& model,
       results[i].logprob = sum;
       results[i].isGreedy = all;
     }
-
-    done += static_cast<size_t>(B);
     scored += spans.size();
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  cb.status = [&] {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     char msg[128];
     std::snprintf(msg, sizeof msg, "request %zu/%zu  %.0f req/s", scored, n, secs > 0 ? scored / secs : 0.0);
-    progress.update(static_cast<double>(scored) / static_cast<double>(n), msg);
-  }
+    return std::string(msg);
+  };
+  progress.update(0, "request 0/" + std::to_string(n));
+  model::runLayerwise(model, plan, static_cast<int64_t>(batches.size()), cb, progress, "batch");
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (statsOut) *statsOut = stats;
   return results;
@@ -238,7 +269,7 @@ std::vector<LoglikelihoodResult> computeLoglikelihoods(model::Model& model,
                                                        const std::vector<TokenizedRequest>& requests,
                                                        const LoglikelihoodOptions& options,
                                                        jobs::Progress& progress, LoglikelihoodStats* statsOut) {
-  OomContext oom{"task evaluation", model.device().str(), {}};
+  OomContext oom{"task evaluation", model.device().str(), {}, ""};
   int maxLength = options.maxLength;
   try {
     maxLength = resolveMaxLength(model, options.maxLength);
@@ -246,6 +277,7 @@ std::vector<LoglikelihoodResult> computeLoglikelihoods(model::Model& model,
     // reported by the evaluation itself, with its own message
   }
   oom.add("task batch size", "--task-batch-size", options.batchSize).add("maximum length", "", maxLength);
+  oom.hint = "or stream the model block by block (--exec stream, or a lower --max-memory)";
   return withOomMessage(oom, [&] { return computeLoglikelihoodsImpl(model, requests, options, progress, statsOut); });
 }
 

@@ -62,6 +62,8 @@ struct LoglikelihoodStats {
   int64_t paddedTokens = 0;     // tokens including padding
   int64_t truncated = 0;        // requests whose context was left-truncated
   double seconds = 0;
+  bool streamed = false;        // ran block by block (model/layerwise.h)
+  std::string execution;        // ExecPlan::describe() of the path that ran
 
   double requestsPerSecond() const { return seconds > 0 ? requests / seconds : 0; }
   LoglikelihoodStats& operator+=(const LoglikelihoodStats& o);

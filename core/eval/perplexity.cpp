@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/model/layerwise.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
 #include "core/util/oom_guard.h"
@@ -48,27 +49,45 @@ PerplexityResult evaluatePerplexityImpl(model::Model& model, const std::vector<i
   auto all = at::from_blob(const_cast<int32_t*>(tokens.data()), {r.windows * r.seqlen}, at::kInt)
                  .to(at::kLong)
                  .view({r.windows, r.seqlen});
+  const int64_t batch = options.batchSize;
+  const int64_t batches = (r.windows + batch - 1) / batch;
+  model::Workload work;
+  work.batches = batches;
+  work.rows = std::min<int64_t>(batch, r.windows);
+  work.tokens = r.seqlen;
+  const model::ExecPlan plan = model::planExecution(model, work, model.execOptions());
+  r.streamed = plan.streaming;
+  r.execution = plan.describe();
+
   double lossSum = 0;
+  int64_t scored = 0;
   auto start = std::chrono::steady_clock::now();
-  progress.update(0, "window 0/" + std::to_string(r.windows));
-  for (int64_t w = 0; w < r.windows; w += options.batchSize) {
-    progress.checkCancel();
-    int64_t n = std::min<int64_t>(options.batchSize, r.windows - w);
-    auto ids = all.narrow(0, w, n).to(model.device());
-    auto logits = model.forward(ids);  // [n, T, V] float32
+  model::LayerwiseCallbacks cb;
+  cb.input = [&](int64_t i) {
+    const int64_t w = i * batch;
+    return model::BatchInput{all.narrow(0, w, std::min<int64_t>(batch, r.windows - w)), at::Tensor()};
+  };
+  cb.output = [&](int64_t, const model::BatchState& s, const at::Tensor& hidden) {
+    const at::Tensor logits = model.head(hidden);  // [n, T, V] float32
+    const int64_t n = logits.size(0);
     auto pred = logits.narrow(1, 0, r.seqlen - 1).reshape({-1, logits.size(2)});
-    auto target = ids.narrow(1, 1, r.seqlen - 1).reshape({-1});
+    auto target = s.ids.narrow(1, 1, r.seqlen - 1).reshape({-1});
     // Per-window mean NLL, as the GPTQ loop computes loss one window at a time.
     auto nll = at::cross_entropy_loss(pred, target, {}, at::Reduction::None).view({n, r.seqlen - 1});
     lossSum += nll.mean(1).sum().item<double>();
-    int64_t done = w + n;
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    double ppl = std::exp(lossSum / static_cast<double>(done));
-    char msg[160];
-    std::snprintf(msg, sizeof msg, "window %lld/%lld  ppl %.3f  %.0f tok/s", static_cast<long long>(done),
-                  static_cast<long long>(r.windows), ppl, secs > 0 ? done * r.seqlen / secs : 0.0);
-    progress.update(static_cast<double>(done) / r.windows, msg);
-  }
+    scored += n;
+  };
+  cb.status = [&] {
+    if (scored == 0) return std::string();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    char msg[96];
+    std::snprintf(msg, sizeof msg, "ppl %.3f  %.0f tok/s", std::exp(lossSum / static_cast<double>(scored)),
+                  secs > 0 ? static_cast<double>(scored * r.seqlen) / secs : 0.0);
+    return std::string(msg);
+  };
+  progress.update(0, std::string(plan.streaming ? "streaming" : "whole model") + ", window 0/" +
+                         std::to_string(r.windows));
+  model::runLayerwise(model, plan, batches, cb, progress, batch == 1 ? "window" : "batch");
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.meanLoss = lossSum / static_cast<double>(r.windows);
   r.perplexity = std::exp(r.meanLoss);
@@ -81,7 +100,7 @@ PerplexityResult evaluatePerplexityImpl(model::Model& model, const std::vector<i
 
 PerplexityResult evaluatePerplexity(model::Model& model, const std::vector<int32_t>& tokens,
                                     const PerplexityOptions& options, jobs::Progress& progress) {
-  OomContext oom{"perplexity evaluation", model.device().str(), {}};
+  OomContext oom{"perplexity evaluation", model.device().str(), {}, ""};
   int seqlen = options.seqlen;
   try {
     seqlen = resolveSeqlen(model, options.seqlen);
@@ -89,6 +108,7 @@ PerplexityResult evaluatePerplexity(model::Model& model, const std::vector<int32
     // reported by the evaluation itself, with its own message
   }
   oom.add("batch size", "--batch-size", options.batchSize).add("window length", "--seqlen", seqlen);
+  oom.hint = "or stream the model block by block (--exec stream, or a lower --max-memory)";
   return withOomMessage(oom, [&] { return evaluatePerplexityImpl(model, tokens, options, progress); });
 }
 

@@ -38,6 +38,8 @@ struct PerplexityResult {
   int64_t tokensEvaluated = 0; // windows * seqlen (tokens pushed through the model)
   double seconds = 0;
   double tokensPerSecond = 0;  // tokensEvaluated / seconds
+  bool streamed = false;       // ran block by block (model/layerwise.h), else whole
+  std::string execution;       // ExecPlan::describe() of the path that ran
 };
 
 // Resolves seqlen 0 and checks it against the model (message names --seqlen).

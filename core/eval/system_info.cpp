@@ -12,6 +12,8 @@
 #include <fstream>
 #include <string>
 
+#include "core/util/memory.h"
+
 namespace qs::eval {
 namespace {
 
@@ -80,12 +82,6 @@ SystemInfo systemInfo() {
   return s;
 }
 
-long long peakRssBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024LL;
-  return 0;
-}
+long long peakRssBytes() { return qs::peakRssBytes(); }
 
 }  // namespace qs::eval

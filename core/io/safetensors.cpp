@@ -294,4 +294,25 @@ void writeSafetensors(const std::string& path,
   out.commit();
 }
 
+void writeSafetensorsStreamed(const std::string& path, const std::vector<StreamedTensor>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsEntry> entries;
+  entries.reserve(tensors.size());
+  for (const auto& t : tensors) entries.push_back(t.entry);
+  const std::string text = safetensorsHeader(path, entries, metadata);
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  TempFile out(path);
+  out.write(len, 8);
+  out.write(text.data(), text.size());
+  for (const auto& st : tensors) {
+    at::Tensor t = st.load();
+    if (!t.defined() || t.scalar_type() != st.entry.dtype || t.sizes().vec() != st.entry.shape)
+      throw fileError(path, "tensor '" + st.entry.name + "' changed its dtype or shape while being written");
+    t = t.detach().to(at::kCPU).contiguous();
+    out.write(t.data_ptr(), t.numel() * t.element_size());
+  }
+  out.commit();
+}
+
 }  // namespace qs::io

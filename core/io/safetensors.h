@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -75,6 +76,17 @@ struct SafetensorsEntry {
   at::ScalarType dtype = at::kFloat;
   std::vector<int64_t> shape;
 };
+
+// A tensor written by writeSafetensorsStreamed: described up front, produced when its turn comes.
+struct StreamedTensor {
+  SafetensorsEntry entry;
+  std::function<at::Tensor()> load;  // must return a tensor of entry's dtype and shape
+};
+// Like writeSafetensors, but holds one tensor in memory at a time: the header is written from the
+// descriptions, then each tensor is loaded, written and dropped (artifacts larger than memory).
+// Atomic likewise; a tensor whose dtype or shape differs from its description is a qs::Error.
+void writeSafetensorsStreamed(const std::string& path, const std::vector<StreamedTensor>& tensors,
+                              const std::map<std::string, std::string>& metadata = {});
 // The exact byte size writeSafetensors gives these tensors (8-byte length, padded JSON header,
 // data); throws like writeSafetensors for names or dtypes it would refuse.
 int64_t safetensorsFileSize(const std::vector<SafetensorsEntry>& entries,

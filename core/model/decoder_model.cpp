@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/io/safetensors.h"
 #include "core/io/weight_source.h"
 #include "core/model/attention.h"
 #include "core/model/rope.h"
@@ -168,7 +169,7 @@ void DecoderModel::materialize(int block) {
     auto ov = overrides_.find(si.name);
     auto bov = biasOverrides_.find(si.name);
     if (ov != overrides_.end()) {
-      l.w = ov->second.to(device_);
+      l.w = overrideWeight(ov->second, false).to(device_);
       if (si.hasBias && bov == biasOverrides_.end()) {
         const std::string base = si.hfWeight.substr(0, si.hfWeight.size() - 7);
         l.b = loadTensor(base + ".bias", {si.outFeatures}, storeDtype_);
@@ -225,6 +226,21 @@ void DecoderModel::release(int block) {
   b.loaded = false;
 }
 
+void DecoderModel::releaseEmbedding() {
+  embedTokens_ = at::Tensor();
+  embedPositions_ = at::Tensor();
+  embedNorm_ = {};
+  projectIn_ = {};
+  embedLoaded_ = false;
+}
+
+void DecoderModel::releaseHead() {
+  finalNorm_ = {};
+  projectOut_ = {};
+  lmHead_ = {};
+  headLoaded_ = false;
+}
+
 void DecoderModel::ensureEmbed() {
   if (embedLoaded_) return;
   c10::InferenceMode normalTensors(false);
@@ -276,8 +292,81 @@ at::Tensor DecoderModel::siteWeight(const std::string& site) {
   // Copies: callers may modify the result in place without touching the model.
   if (b.loaded) return b.lin[static_cast<size_t>(role)].w.clone();
   auto ov = overrides_.find(site);
-  if (ov != overrides_.end()) return ov->second.to(device_, storeDtype_, false, /*copy=*/true);
+  if (ov != overrides_.end()) return overrideWeight(ov->second, /*copy=*/true).to(device_);
   return loadTensor(si.hfWeight, {si.outFeatures, si.inFeatures}, storeDtype_, spec_.transposedWeights);
+}
+
+at::Tensor DecoderModel::overrideWeight(const Override& o, bool copy) const {
+  if (o.value.defined()) return copy ? o.value.clone() : o.value;
+  at::Tensor w = o.load();
+  return w.to(at::kCPU, storeDtype_).contiguous();
+}
+
+void DecoderModel::setSiteWeightLoader(const std::string& site, WeightLoader loader) {
+  int block = 0, role = 0;
+  siteInfo(site, block, role);
+  if (!loader) throw Error("setSiteWeightLoader('" + site + "'): empty loader");
+  overrides_[site] = Override{at::Tensor(), std::move(loader)};
+  // A loaded block keeps the weight it has; the loader serves the next materialize().
+}
+
+int64_t DecoderModel::offloadOverrides(int block, const std::string& dir) {
+  checkBlock(block);
+  std::vector<std::pair<std::string, at::Tensor>> held;
+  int64_t bytes = 0;
+  for (const auto& si : sites_) {
+    if (si.block != block) continue;
+    auto it = overrides_.find(si.name);
+    if (it == overrides_.end() || !it->second.value.defined()) continue;
+    held.emplace_back(si.name, it->second.value);
+    bytes += it->second.value.numel() * static_cast<int64_t>(it->second.value.element_size());
+  }
+  if (held.empty()) return 0;
+  const std::string path =
+      dir + "/overrides-" + std::to_string(block) + "-" + std::to_string(offloadFiles_++) + ".safetensors";
+  io::writeSafetensors(path, held);
+  std::shared_ptr<io::SafetensorsFile> file = io::SafetensorsFile::open(path);
+  for (const auto& [name, tensor] : held) {
+    (void)tensor;
+    overrides_[name] = Override{at::Tensor(), [file, name = name] { return file->load(name); }};
+  }
+  return bytes;
+}
+
+int64_t DecoderModel::overrideBytes() const {
+  int64_t bytes = 0;
+  for (const auto& [name, o] : overrides_)
+    if (o.value.defined()) bytes += o.value.numel() * static_cast<int64_t>(o.value.element_size());
+  return bytes;
+}
+
+Model::Footprint DecoderModel::footprint() const {
+  Footprint f;
+  f.blockBytes.assign(static_cast<size_t>(numBlocks()), 0);
+  const int64_t store = static_cast<int64_t>(c10::elementSize(storeDtype_));
+  auto bytesOf = [&](const io::TensorMeta& m) {
+    // Norm gains/biases are held in float32, matrices in the model's dtype.
+    return m.numel() * (m.shape.size() == 1 ? std::max<int64_t>(store, 4) : store);
+  };
+  auto startsWith = [](const std::string& s, const std::string& p) { return !p.empty() && s.rfind(p, 0) == 0; };
+  for (const auto& m : src_->tensors()) {
+    if (startsWith(m.name, spec_.blockPrefix)) {
+      const size_t begin = spec_.blockPrefix.size();
+      const size_t dot = m.name.find('.', begin);
+      try {
+        const int b = std::stoi(m.name.substr(begin, dot - begin));
+        if (b >= 0 && b < numBlocks()) f.blockBytes[static_cast<size_t>(b)] += bytesOf(m);
+      } catch (const std::exception&) {
+      }
+      continue;
+    }
+    for (const std::string* p : {&spec_.embedTokens, &spec_.embedPositions, &spec_.embedNorm, &spec_.projectIn})
+      if (startsWith(m.name, *p + ".")) f.embeddingBytes += bytesOf(m);
+    for (const std::string* p : {&spec_.finalNorm, &spec_.projectOut, &spec_.lmHead})
+      if (startsWith(m.name, *p + ".")) f.headBytes += bytesOf(m);
+    if (spec_.lmHead == spec_.embedTokens && startsWith(m.name, spec_.embedTokens + ".")) f.sharedBytes += bytesOf(m);
+  }
+  return f;
 }
 
 void DecoderModel::setSiteWeight(const std::string& site, const at::Tensor& w) {
@@ -290,7 +379,9 @@ void DecoderModel::setSiteWeight(const std::string& site, const at::Tensor& w) {
   c10::InferenceMode normalTensors(false);
   // Kept on the CPU so the change survives release() without holding device memory.
   at::Tensor cpu = w.detach().to(at::kCPU, storeDtype_, false, /*copy=*/true).contiguous();
-  overrides_[site] = cpu;
+  overrides_[site] = Override{cpu, {}};
+  if (overrideBudget_ > 0 && overrideBytes() > overrideBudget_)
+    for (int i = 0; i < numBlocks(); ++i) offloadOverrides(i, offloadDir_);
   Block& b = blocks_[static_cast<size_t>(block)];
   if (!b.loaded) return;
   LinearWeights& l = b.lin[static_cast<size_t>(role)];

@@ -39,6 +39,16 @@ class DecoderModel final : public Model {
 
   void materialize(int block) override;
   void release(int block) override;
+  void releaseEmbedding() override;
+  void releaseHead() override;
+  void setSiteWeightLoader(const std::string& site, WeightLoader loader) override;
+  int64_t offloadOverrides(int block, const std::string& dir) override;
+  int64_t overrideBytes() const override;
+  void setOverrideBudget(int64_t bytes, const std::string& dir) override {
+    overrideBudget_ = bytes;
+    offloadDir_ = dir;
+  }
+  Footprint footprint() const override;
 
   void setInputTransform(InputTransform fn) override { transform_ = std::move(fn); }
   at::Tensor siteBias(const std::string& site) override;
@@ -108,7 +118,18 @@ class DecoderModel final : public Model {
   std::vector<Block> blocks_;
   std::vector<SiteInfo> sites_;
   std::unordered_map<std::string, std::pair<int, int>> siteIndex_;  // site -> (block, role)
-  std::unordered_map<std::string, at::Tensor> overrides_;          // setSiteWeight, [out, in], CPU
+  // A site weight that is not the checkpoint's: held (setSiteWeight, [out, in], CPU, storeDtype_)
+  // or produced on demand (setSiteWeightLoader, offloadOverrides).
+  struct Override {
+    at::Tensor value;
+    WeightLoader load;
+  };
+  // The override as a CPU tensor in storeDtype_ (a fresh copy when copy is true).
+  at::Tensor overrideWeight(const Override& o, bool copy) const;
+  std::unordered_map<std::string, Override> overrides_;
+  int offloadFiles_ = 0;  // files written by offloadOverrides, for unique names
+  int64_t overrideBudget_ = 0;  // setOverrideBudget
+  std::string offloadDir_;
   std::function<void(const std::string&, const at::Tensor&)> hook_;
   InputTransform transform_;
   std::vector<std::string> matmulSites_;

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/io/gguf.h"
@@ -40,6 +41,32 @@ void Model::setMatmulTransform(InputTransform fn) {
 std::vector<std::string> Model::softmaxSites() const { return {}; }
 void Model::setSoftmaxHook(SoftmaxHook hook) {
   if (hook) throw Error("this model does not expose the softmax input");
+}
+
+void Model::releaseEmbedding() {}
+void Model::releaseHead() {}
+void Model::releaseAll() {
+  for (int i = 0; i < numBlocks(); ++i) release(i);
+  releaseEmbedding();
+  releaseHead();
+}
+void Model::setSiteWeightLoader(const std::string&, WeightLoader) {
+  throw Error("this model does not support weight loaders");
+}
+int64_t Model::offloadOverrides(int, const std::string&) { return 0; }
+int64_t Model::overrideBytes() const { return 0; }
+void Model::setOverrideBudget(int64_t, const std::string&) {}
+Model::Footprint Model::footprint() const { return {}; }
+
+int64_t Model::Footprint::maxBlockBytes() const {
+  int64_t m = 0;
+  for (int64_t b : blockBytes) m = std::max(m, b);
+  return m;
+}
+int64_t Model::Footprint::totalBytes() const {
+  int64_t t = embeddingBytes + headBytes - sharedBytes;
+  for (int64_t b : blockBytes) t += b;
+  return t;
 }
 
 std::unique_ptr<Model> openModel(const std::string& path, const LoadOptions& options) {

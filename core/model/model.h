@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/model/config.h"
+#include "core/model/exec_options.h"
 
 namespace qs::io {
 class WeightSource;
@@ -75,6 +76,11 @@ class Model {
   virtual int numBlocks() const = 0;
   virtual c10::Device device() const = 0;
   virtual at::ScalarType dtype() const = 0;
+
+  // How evaluations and calibration passes run this model (core/model/layerwise.h): whole, or
+  // block by block under a memory budget; a job sets it once from its options.
+  void setExecOptions(const ExecOptions& o) { exec_ = o; }
+  const ExecOptions& execOptions() const { return exec_; }
 
   // Whole forward. ids [B, T] int64; mask [B, T] (undefined = all ones). Logits [B, T, V] float32.
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask = {});
@@ -141,6 +147,44 @@ class Model {
   // a block's tensors so peak memory is one block when streaming (DESIGN.md seam 5).
   virtual void materialize(int block) = 0;
   virtual void release(int block) = 0;
+  // The embedding (token/position tables, input projection and norm) and the head (final norm,
+  // output projection, lm_head) are loaded on first use like blocks; these drop them again.
+  virtual void releaseEmbedding();
+  virtual void releaseHead();
+  // Every materialised tensor: all blocks, the embedding and the head.
+  void releaseAll();
+
+  // --- Weights that are not the checkpoint's (quantized, migrated) -------------------------------
+  // A site weight produced on demand: materialize() and siteWeight() call the loader (an [out, in]
+  // tensor on the CPU, any floating dtype; converted like setSiteWeight's argument), so a
+  // quantized model kept as integer grids on disk costs no memory until a block runs. Replaces
+  // an earlier setSiteWeight of the site (and vice versa).
+  using WeightLoader = std::function<at::Tensor()>;
+  virtual void setSiteWeightLoader(const std::string& site, WeightLoader loader);
+  // Writes the in-memory weight overrides of `block` (setSiteWeight) to a safetensors file in
+  // `dir` and replaces them by loaders of that file; returns the bytes moved out of memory.
+  virtual int64_t offloadOverrides(int block, const std::string& dir);
+  // Bytes of weight overrides held in memory (loaders excluded; biases and norms, vectors, are not
+  // counted).
+  virtual int64_t overrideBytes() const;
+  // Once the overrides held in memory exceed `bytes`, setSiteWeight offloads every block's to
+  // `dir` (offloadOverrides): a migration or format emulation over a model larger than memory then
+  // costs disk, not memory. 0 = no limit (the default).
+  virtual void setOverrideBudget(int64_t bytes, const std::string& dir);
+
+  // Bytes of the weights in the model's dtype, as materialised (norms in float32): per block,
+  // the embedding and the head. A tied lm_head is in both embeddingBytes and headBytes (each
+  // phase loads it) and in sharedBytes, so totalBytes counts it once.
+  struct Footprint {
+    std::vector<int64_t> blockBytes;
+    int64_t embeddingBytes = 0, headBytes = 0, sharedBytes = 0;
+    int64_t maxBlockBytes() const;
+    int64_t totalBytes() const;
+  };
+  virtual Footprint footprint() const;
+
+ private:
+  ExecOptions exec_;
 };
 
 // Opens a Hugging Face model folder or a .gguf file. Throws qs::Error naming the file for a

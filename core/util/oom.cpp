@@ -14,6 +14,7 @@ std::string outOfMemoryMessage(const OomContext& c, const std::string& detail) {
            std::to_string(k.now) + ")";
     }
   }
+  if (!c.hint.empty()) m += "; " + c.hint;
   const std::string first = detail.substr(0, detail.find('\n'));
   if (!first.empty()) m += " [" + first + "]";
   return m;
@@ -21,7 +22,7 @@ std::string outOfMemoryMessage(const OomContext& c, const std::string& detail) {
 
 bool isOutOfMemoryText(const std::string& what) {
   return what.find("out of memory") != std::string::npos || what.find("Out of memory") != std::string::npos ||
-         what.find("OutOfMemory") != std::string::npos;
+         what.find("OutOfMemory") != std::string::npos || what.find("can't allocate memory") != std::string::npos;
 }
 
 }  // namespace qs

@@ -18,6 +18,7 @@ struct OomContext {
     int64_t now = 0;   // the value the job ran with
   };
   std::vector<Knob> lower;
+  std::string hint;    // a further way out, after the knobs ("or stream the model block by block ...")
 
   OomContext& add(const std::string& name, const std::string& flag, int64_t now) {
     lower.push_back({name, flag, now});
@@ -31,7 +32,8 @@ struct OomContext {
 std::string outOfMemoryMessage(const OomContext& context, const std::string& detail);
 
 // Whether an exception text is an allocator's out-of-memory report (LibTorch versions before
-// c10::OutOfMemoryError threw plain c10::Error with "CUDA out of memory").
+// c10::OutOfMemoryError threw plain c10::Error with "CUDA out of memory"; the CPU allocator says
+// "DefaultCPUAllocator: can't allocate memory").
 bool isOutOfMemoryText(const std::string& what);
 
 }  // namespace qs

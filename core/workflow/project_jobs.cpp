@@ -10,7 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -31,6 +34,7 @@
 #include "core/eval/perplexity.h"
 #include "core/eval/tasks.h"
 #include "core/io/tokenizer/tokenizer.h"
+#include "core/model/layerwise.h"
 #include "core/model/model.h"
 #include "core/quant/format_yaml.h"
 #include "core/runs/fingerprint.h"
@@ -38,6 +42,8 @@
 #include "core/runs/run_store.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
+#include "core/workflow/preflight.h"
+#include "core/workflow/quantize_inputs.h"
 
 namespace qs::workflow {
 namespace {
@@ -100,7 +106,8 @@ void recordQuantizeRun(runs::RunWriter& w, const algo::PipelineResult& pr, const
                             {"hessian_seconds", s.hessianSeconds},
                             {"quant_seconds", s.quantSeconds},
                             {"outlier_bits", s.outlierBits},
-                            {"resumed", s.resumed}};
+                            {"resumed", s.resumed},
+                            {"error_on", s.errorOnWeights ? "weights" : "calibration inputs"}};
     w.addLayerResult({s.block, s.site, s.relError, s.hessianSeconds + s.quantSeconds, s.bitsPerWeight, extra.dump()});
     bits += s.bitsPerWeight;
     weights += 1;
@@ -171,7 +178,9 @@ std::string writeArtifact(runs::RunWriter& w, const std::string& dir, const algo
   a.migration = algo::migrationName(m.method);
   a.migrations = m.records;
   a.grids = pr.grids;
-  if (c.layer.spec.enabled() && pr.grids.size() != pr.sites.size())
+  // A streamed run keeps its grids in the pipeline's block files: copied over one by one.
+  if (pr.grids.empty()) a.gridFiles = pr.blockFiles;
+  if (c.layer.spec.enabled() && !pr.grids.empty() && pr.grids.size() != pr.sites.size())
     throw Error("quantize: " + std::to_string(pr.sites.size() - pr.grids.size()) +
                 " site(s) restored from a checkpoint written without integer grids; re-run without --resume to "
                 "get an exportable run");
@@ -182,19 +191,13 @@ std::string writeArtifact(runs::RunWriter& w, const std::string& dir, const algo
   return path;
 }
 
-// --device / --dtype strings as load options; the canonical dtype name goes with the run.
-model::LoadOptions loadOptions(const std::string& device, const std::string& dtype, std::string& dtypeName) {
-  model::LoadOptions lo;
-  if (dtype == "float32" || dtype == "fp32" || dtype == "f32") lo.dtype = at::kFloat, dtypeName = "float32";
-  else if (dtype == "bfloat16" || dtype == "bf16") lo.dtype = at::kBFloat16, dtypeName = "bfloat16";
-  else if (dtype == "float16" || dtype == "fp16" || dtype == "f16" || dtype == "half") lo.dtype = at::kHalf, dtypeName = "float16";
-  else throw Error("dtype: unknown value '" + dtype + "' (use float32, bfloat16 or float16)");
-  try {
-    lo.device = c10::Device(device);
-  } catch (const std::exception&) {
-    throw Error("device: unknown value '" + device + "' (use cpu, cuda or cuda:N)");
-  }
-  return lo;
+// A fresh folder under the system's temporary directory ("qscope-quantize-<pid>-<n>").
+std::string makeTempDir(const std::string& stem) {
+  static std::atomic<int> counter{0};
+  const std::filesystem::path p = std::filesystem::temp_directory_path() /
+                                  (stem + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  std::filesystem::create_directories(p);
+  return p.string();
 }
 
 QuantizeReport makeReport(const algo::PipelineResult& pr, const algo::MigrationOutcome& m,
@@ -202,7 +205,7 @@ QuantizeReport makeReport(const algo::PipelineResult& pr, const algo::MigrationO
   QuantizeReport r;
   for (const auto& s : pr.sites)
     r.sites.push_back({s.block, s.group, s.site, s.method, s.relError, s.bitsPerWeight, s.hessianSeconds,
-                       s.quantSeconds, s.tokens, s.resumed});
+                       s.quantSeconds, s.tokens, s.resumed, s.errorOnWeights});
   for (const auto& e : evals)
     r.perplexity.push_back({e.name, e.fp.protocol, e.fp.seqlen, e.fp.windows, e.fp.totalWindows, e.fp.perplexity,
                             e.quantized.perplexity});
@@ -334,20 +337,33 @@ std::string quantizeArtifactDir(const runs::Project& project, int64_t runId) {
   return project.dir() + "/exports/run-" + std::to_string(runId);
 }
 
-QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress) {
-  std::optional<runs::Project> project;
+model::LoadOptions loadOptions(const std::string& device, const std::string& dtype, std::string& dtypeName) {
+  model::LoadOptions lo;
+  if (dtype == "float32" || dtype == "fp32" || dtype == "f32") lo.dtype = at::kFloat, dtypeName = "float32";
+  else if (dtype == "bfloat16" || dtype == "bf16") lo.dtype = at::kBFloat16, dtypeName = "bfloat16";
+  else if (dtype == "float16" || dtype == "fp16" || dtype == "f16" || dtype == "half") lo.dtype = at::kHalf, dtypeName = "float16";
+  else throw Error("dtype: unknown value '" + dtype + "' (use float32, bfloat16 or float16)");
+  try {
+    lo.device = c10::Device(device);
+  } catch (const std::exception&) {
+    throw Error("device: unknown value '" + device + "' (use cpu, cuda or cuda:N)");
+  }
+  return lo;
+}
+
+QuantizeInputs resolveQuantizeInputs(const QuantizeJobOptions& o) {
+  QuantizeInputs in;
+  std::optional<runs::Project>& project = in.project;
   if (!o.projectDir.empty()) project = runs::Project::open(o.projectDir);
   else if (o.modelPath.empty()) throw Error("quantize: neither a project nor a model was given");
   if (o.resumeRunId > 0 && !project)
     throw Error("--resume needs a project folder (runs and checkpoints live there), got " + o.modelPath);
-  const std::string modelPath = project ? project->modelPath() : o.modelPath;
-  const std::string dataDir = !o.dataDir.empty() ? o.dataDir : project ? project->dataDir() : "";
-  std::string dtypeName;
-  const model::LoadOptions load = loadOptions(o.device, o.dtype, dtypeName);
+  in.modelPath = project ? project->modelPath() : o.modelPath;
+  in.dataDir = !o.dataDir.empty() ? o.dataDir : project ? project->dataDir() : "";
+  in.load = loadOptions(o.device, o.dtype, in.dtypeName);
 
   // The resolved config: defaults < project default < configYaml; or the resumed run's.
-  algo::QuantizeConfig cfg;
-  std::string resumeDir;
+  algo::QuantizeConfig& cfg = in.config;
   if (o.resumeRunId > 0) {
     const std::string rid = std::to_string(o.resumeRunId);
     if (!o.configYaml.empty()) throw Error("--resume continues run " + rid + " with its stored config; give no other config");
@@ -357,9 +373,9 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
       throw Error("run " + rid + " is a " + runs::toString(prev.kind) + " run, not quantize");
     if (prev.status == runs::RunStatus::Running) throw Error("run " + rid + " is still being written by another process");
     cfg = algo::parseQuantizeConfig(prev.configYaml, "run " + rid + " config");
-    resumeDir = quantizeCheckpointDir(*project, o.resumeRunId);
-    if (algo::checkpointedBlocks(resumeDir) == 0)
-      throw Error("run " + rid + " has no checkpoint to resume (" + resumeDir +
+    in.resumeDir = quantizeCheckpointDir(*project, o.resumeRunId);
+    if (algo::checkpointedBlocks(in.resumeDir) == 0)
+      throw Error("run " + rid + " has no checkpoint to resume (" + in.resumeDir +
                   "): it finished, was cancelled, or stopped before its first block");
   } else {
     if (project && !project->defaultConfig("quantize").empty())
@@ -368,6 +384,23 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
       cfg = algo::parseQuantizeConfig(o.configYaml, o.configName.empty() ? "quantize config" : o.configName, cfg);
   }
   cfg.validate();
+  return in;
+}
+
+QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress) {
+  // A job that cannot fit the memory budget stops here, before its run exists, saying what to change.
+  {
+    const QuantizePreflight pre = preflightQuantize(o, /*probe=*/false);
+    if (!pre.fits) throw Error("quantize: this job does not fit the memory budget\n" + describePreflight(pre));
+  }
+  QuantizeInputs in = resolveQuantizeInputs(o);
+  std::optional<runs::Project>& project = in.project;
+  const std::string& modelPath = in.modelPath;
+  const std::string& dataDir = in.dataDir;
+  const std::string& dtypeName = in.dtypeName;
+  const model::LoadOptions& load = in.load;
+  const algo::QuantizeConfig& cfg = in.config;
+  const std::string& resumeDir = in.resumeDir;
 
   // Inputs before the model and the run: file and dataset errors come first.
   progress.update(0, "reading " + cfg.dataset);
@@ -398,6 +431,15 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
   eval::PerplexityOptions ppl;
   ppl.seqlen = eval::resolveSeqlen(*model, cfg.evalSeqlen);
   ppl.limitWindows = cfg.evalLimitWindows;
+  // Whole or block by block: decided once for the job from its largest batch (an evaluation
+  // window or a calibration batch); streaming also keeps quantized and migrated weights on disk.
+  model->setExecOptions(o.exec);
+  model::Workload work;
+  work.rows = std::max(1, std::min(cfg.batchSize, cfg.nsamples));
+  work.tokens = std::max(ppl.seqlen, cfg.seqlen);
+  work.batches = std::max<int64_t>(1, (cfg.nsamples + work.rows - 1) / work.rows);
+  const model::ExecPlan execPlan = model::planExecution(*model, work, o.exec);
+  log::info("quantize: " + execPlan.describe());
 
   const std::string yaml = algo::toYaml(cfg);
   std::unique_ptr<runs::RunWriter> writer;
@@ -407,7 +449,7 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
     nr.kind = runs::RunKind::Quantize;
     nr.modelPath = modelPath;
     nr.modelFingerprint = runs::fingerprintModel(modelPath);
-    nr.configYaml = yaml;
+    nr.configYaml = yaml + algo::calibrationRecordYaml(cal, cfg);
     nr.toolVersion = o.toolVersion.empty() ? kToolVersion : o.toolVersion;
     nr.device = o.device;
     if (o.resumeRunId > 0) nr.notes = "resumed from run " + std::to_string(o.resumeRunId);
@@ -415,6 +457,26 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
   }
   const std::string ckptDir = writer ? quantizeCheckpointDir(*project, writer->id()) : "";
   const std::string exportDir = writer ? quantizeArtifactDir(*project, writer->id()) : "";
+  // Streaming: the block files of a project run are its checkpoints; a bare model gets a temporary
+  // folder. Migrated or format-emulated weights beyond a couple of blocks spill to disk (removed
+  // when the job ends, however it ends).
+  const std::string workDir = execPlan.streaming ? (writer ? ckptDir : makeTempDir("qscope-quantize")) : "";
+  struct WorkCleanup {
+    std::string spill, temp;
+    ~WorkCleanup() {
+      std::error_code ec;
+      if (!spill.empty()) std::filesystem::remove_all(spill, ec);
+      if (!temp.empty()) std::filesystem::remove_all(temp, ec);
+    }
+  } cleanup{!execPlan.streaming ? ""
+             : writer         ? project->exportsDir() + "/.spill-" + std::to_string(writer->id())
+                              : workDir + "/spill",
+             execPlan.streaming && !writer ? workDir : ""};
+  if (execPlan.streaming) {
+    std::filesystem::create_directories(cleanup.spill);
+    const int64_t spillAt = std::max<int64_t>(2 * model->footprint().maxBlockBytes(), int64_t{512} << 20);
+    model->setOverrideBudget(spillAt, cleanup.spill);
+  }
   const std::string tag = yaml + "model: " + modelPath + "\ndtype: " + dtypeName + "\n";
 
   // Stage weights: evaluation and migration are cheap next to calibration on the models this runs on.
@@ -463,7 +525,8 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
       StageProgress stage(progress, qBegin, qEnd, "quantize");
       algo::PipelineOptions po;
       po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential);
-      po.withKeepGrids(writer != nullptr);
+      po.withKeepGrids(writer != nullptr).withCalibrateRtn(cfg.calibrateRtn);
+      po.withOffload(execPlan.streaming, writer ? "" : workDir);
       if (writer) {
         // A resumed run continues in its predecessor's folder, then moves it under its own id.
         if (!resumeDir.empty()) std::filesystem::rename(resumeDir, ckptDir);
@@ -509,6 +572,8 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
   }
 
   QuantizeReport r = makeReport(pr, migration, evals);
+  r.streamed = execPlan.streaming;
+  r.execution = execPlan.describe();
   r.runId = writer ? writer->id() : 0;
   r.modelPath = modelPath;
   r.label = cfg.label();
@@ -529,6 +594,12 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
 }
 
 JobOutcome runQuantizeJob(const QuantizeJobOptions& o, jobs::Progress& progress) {
+  // The GUI's job: the pre-flight estimate (with its probe) goes to the log first, as the CLI
+  // prints it before `qscope quantize` starts.
+  {
+    StageProgress stage(progress, 0, 0, "pre-flight");
+    log::info(describePreflight(preflightQuantize(o, /*probe=*/true, stage)));
+  }
   const QuantizeReport r = runQuantize(o, progress);
   return {r.runId, r.summary};
 }

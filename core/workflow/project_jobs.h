@@ -14,6 +14,7 @@
 
 #include "core/eval/task_metrics.h"
 #include "core/jobs/progress.h"
+#include "core/model/exec_options.h"
 
 namespace qs::runs {
 class Project;
@@ -52,6 +53,7 @@ struct QuantizeJobOptions {
   std::string device = "cpu";    // load device: cpu, cuda, cuda:N
   std::string dtype = "float32";  // load dtype: float32, float16, bfloat16
   std::string toolVersion;       // stored with the run; "" = the library's
+  model::ExecOptions exec;       // whole model, or block by block under a memory budget (--exec, --max-memory)
 };
 
 struct JobOutcome {
@@ -66,6 +68,7 @@ struct QuantizeSiteReport {
   double relError = 0, bitsPerWeight = 0, hessianSeconds = 0, quantSeconds = 0;
   int64_t tokens = 0;
   bool resumed = false;          // restored from the checkpoint
+  bool errorOnWeights = false;   // relError is ||W - W^||^2 / ||W||^2 (RTN without a calibration pass)
 };
 struct PerplexityReport {
   std::string dataset, protocol;  // protocol: "gptq-nonoverlapping"
@@ -93,6 +96,8 @@ struct QuantizeReport {
   std::string migration = "none";
   double migrationSeconds = 0;
   std::vector<MigrationSiteReport> migrationSites;
+  bool streamed = false;         // the model ran block by block (larger than the memory budget)
+  std::string execution;         // which path ran and why (model/layerwise.h ExecPlan::describe)
   std::string summary;           // one line for a log
 };
 

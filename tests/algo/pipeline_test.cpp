@@ -276,6 +276,61 @@ TEST(Pipeline, GridsSurviveResumeAndRebuildTheWeights) {
   }
 }
 
+TEST(Pipeline, OffloadedWeightsEqualInMemoryOnesAndHoldNoMemory) {
+  // Issue 15: with offloadWeights every finished block's quantized weights live in its block file
+  // as an integer grid and are rebuilt on demand; the model holds none of them in memory, and
+  // they equal the in-memory run's bit for bit (act-order groups, QuantEase outliers, 16-bit).
+  const at::Tensor ids = calibrationIds();
+  const std::vector<LayerQuantOptions> methods = {
+      gptq3().withGroupSize(32).withActOrder(true),
+      LayerQuantOptions().withMethod(Method::QuantEase).withBits(3).withNumIter(2).withOutlier(0.02),
+      LayerQuantOptions().withMethod(Method::Gptq).withBits(16)};
+  for (const auto& layer : methods) {
+    auto held = model::openModel(tinyLlama());
+    const auto a = quantizeModel(*held, ids, {}, PipelineOptions().withLayer(layer).withKeepGrids(true));
+    auto offloaded = model::openModel(tinyLlama());
+    const std::string work = test::tempDir("pipe_offload");
+    const auto b = quantizeModel(*offloaded, ids, {},
+                                 PipelineOptions().withLayer(layer).withKeepGrids(true).withOffload(true, work));
+    EXPECT_EQ(offloaded->overrideBytes(), 0) << "quantized weights stay on disk";
+    EXPECT_TRUE(b.grids.empty());
+    ASSERT_EQ(b.blockFiles.size(), 2u);
+    for (const auto& f : b.blockFiles) EXPECT_TRUE(std::filesystem::exists(f)) << f;
+    expectSameWeights(weights(*held), weights(*offloaded));
+    for (size_t i = 0; i < a.sites.size(); ++i) EXPECT_EQ(a.sites[i].relError, b.sites[i].relError);
+    if (layer.spec.bits < 16)
+      for (const auto& [site, g] : a.grids) {
+        const LayerQuantResult fromFile = readBlockGrid(b.blockFiles.at(static_cast<size_t>(
+                                                            site.find("layers.1.") == 0 ? 1 : 0)),
+                                                        site);
+        EXPECT_TRUE(at::equal(g.codes, fromFile.codes)) << site;
+      }
+  }
+}
+
+TEST(Pipeline, RtnRunsNoCalibrationPassUnlessAsked) {
+  // RTN needs no data: the pipeline must not push a single token through the model (a 7B model's
+  // calibration forward would take hours on a CPU). Calibration ids outside the vocabulary would
+  // make any forward throw.
+  at::Tensor bad = calibrationIds();
+  bad[0][0] = 1000000;
+  const auto rtn = LayerQuantOptions().withMethod(Method::Rtn).withBits(4).withGroupSize(16);
+  auto m = model::openModel(tinyLlama());
+  const auto original = weights(*m);
+  PipelineResult r;
+  ASSERT_NO_THROW(r = quantizeModel(*m, bad, {}, PipelineOptions().withLayer(rtn)));
+  EXPECT_TRUE(r.dataFree);
+  for (const auto& s : r.sites) {
+    EXPECT_TRUE(s.errorOnWeights);
+    EXPECT_EQ(s.tokens, 0);
+    // ||W - W^||^2 / ||W||^2, in float64.
+    const at::Tensor w = original.at(s.site).to(at::kDouble), q = m->siteWeight(s.site).to(at::kDouble);
+    EXPECT_NEAR(s.relError, ((w - q).pow(2).sum() / w.pow(2).sum()).item<double>(), 1e-12) << s.site;
+  }
+  auto calibrated = model::openModel(tinyLlama());
+  EXPECT_THROW(quantizeModel(*calibrated, bad, {}, PipelineOptions().withLayer(rtn).withCalibrateRtn(true)), qs::Error);
+}
+
 TEST(Pipeline, RejectsBadInputs) {
   auto m = model::openModel(tinyLlama(1));
   EXPECT_THROW(quantizeModel(*m, at::zeros({0, 4}, at::kLong), {}, PipelineOptions()), qs::Error);

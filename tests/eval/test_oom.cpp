@@ -31,7 +31,7 @@ namespace {
 }
 
 OomContext calibration() {
-  return OomContext{"quantization", "cuda:0", {}}
+  return OomContext{"quantization", "cuda:0", {}, ""}
       .add("calibration samples", "--nsamples", 128)
       .add("sequence length", "--seqlen", 2048)
       .add("batch size", "--batch-size", 4);
@@ -56,6 +56,15 @@ TEST(OutOfMemory, CudaOomBecomesErrorNamingWhatToLower) {
 TEST(OutOfMemory, OlderLibTorchPlainErrorWithOomTextIsTranslated) {
   const std::string m = messageOf([] { C10_THROW_ERROR(Error, "CUDA out of memory. Tried to allocate 20 MiB"); });
   EXPECT_EQ(m.rfind("out of memory on cuda:0 during quantization; lower", 0), 0u) << m;
+}
+
+TEST(OutOfMemory, RealCpuAllocatorFailureIsTranslated) {
+  // Issue 15: `qscope eval` on a 7B model in float32 stopped with LibTorch's raw "[enforce fail at
+  // alloc_cpu.cpp:75] ... DefaultCPUAllocator: can't allocate memory". A real failed allocation
+  // (1 EiB: no address space has it) must become the message naming what to lower.
+  const std::string m = messageOf([] { (void)at::empty({int64_t{1} << 60}, at::kByte); });
+  EXPECT_EQ(m.rfind("out of memory on cuda:0 during quantization; lower the calibration samples", 0), 0u) << m;
+  EXPECT_NE(m.find("can't allocate memory"), std::string::npos) << "the allocator's own first line is kept: " << m;
 }
 
 TEST(OutOfMemory, HostBadAllocNamesTheHost) {
@@ -94,8 +103,8 @@ TEST(OutOfMemory, PerplexityEntryPointTranslatesInjectedOom) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()),
               "out of memory on cpu during perplexity evaluation; lower the batch size (--batch-size, now 2) or the "
-              "window length (--seqlen, now 32) [CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.11 GiB "
-              "total capacity)]");
+              "window length (--seqlen, now 32); or stream the model block by block (--exec stream, or a lower "
+              "--max-memory) [CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.11 GiB total capacity)]");
   }
 }
 

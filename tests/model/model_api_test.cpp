@@ -398,3 +398,50 @@ TEST(ModelMatmul, OperandsEqualTheirDefinitionFromTheProjections) {
     EXPECT_TRUE(at::allclose(ops.at(attn + ".v_matmul"), v, 1e-5, 1e-5));
   }
 }
+
+// Issue 15: weights that are not the checkpoint's can live on disk. A loader replaces an override,
+// offloadOverrides moves a block's overrides into a file, and an override budget offloads on its
+// own; the model computes exactly what it computes with the overrides in memory.
+TEST(ModelOverrides, LoadersOffloadAndBudgetKeepTheSameWeightsOutOfMemory) {
+  const std::string dir = qs::test::writeTinyLlama(qs::test::tempDir("ovr_llama"),
+                                                   qs::test::TinyModelOptions().setLayers(3).setSeed(41));
+  const at::Tensor ids = sampleIds(256);
+  auto reference = openModel(dir);
+  auto budgeted = openModel(dir);
+  auto offloaded = openModel(dir);
+  const std::string spill = qs::test::tempDir("ovr_spill");
+  // One block's q/k/v/o weights of the tiny model are 4 x 64 x 64 x 4 B = 64 KiB (k/v smaller).
+  budgeted->setOverrideBudget(40 * 1024, spill);
+  for (const auto& s : reference->sites()) {
+    const at::Tensor w = reference->siteWeight(s.name) * 0.5;  // any change the model must keep
+    reference->setSiteWeight(s.name, w);
+    budgeted->setSiteWeight(s.name, w);
+    offloaded->setSiteWeight(s.name, w);
+    EXPECT_LE(budgeted->overrideBytes(), 40 * 1024 + w.numel() * 4) << "spilled once over the budget";
+  }
+  EXPECT_GT(reference->overrideBytes(), 200 * 1024);
+  for (int b = 0; b < offloaded->numBlocks(); ++b) EXPECT_GT(offloaded->offloadOverrides(b, spill), 0);
+  EXPECT_EQ(offloaded->overrideBytes(), 0);
+  EXPECT_FALSE(fsys::is_empty(spill));
+  const at::Tensor expected = reference->forward(ids);
+  EXPECT_TRUE(at::equal(budgeted->forward(ids), expected));
+  EXPECT_TRUE(at::equal(offloaded->forward(ids), expected));
+  for (const auto& s : reference->sites())
+    EXPECT_TRUE(at::equal(offloaded->siteWeight(s.name), reference->siteWeight(s.name))) << s.name;
+
+  // A loader: the weight is produced when a block is materialised, and survives release.
+  auto lazy = openModel(dir);
+  int calls = 0;
+  const std::string site = reference->sites().front().name;
+  const at::Tensor w0 = reference->siteWeight(site);
+  lazy->setSiteWeightLoader(site, [&] {
+    ++calls;
+    return w0.to(at::kDouble);  // any floating dtype: converted to the model's
+  });
+  EXPECT_EQ(calls, 0) << "nothing is read until the block is used";
+  EXPECT_TRUE(at::equal(lazy->siteWeight(site), w0));
+  lazy->materialize(0);
+  lazy->release(0);
+  lazy->materialize(0);
+  EXPECT_EQ(calls, 3);
+}

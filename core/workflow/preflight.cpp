@@ -1,0 +1,252 @@
+#include "core/workflow/preflight.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "core/algo/layer_quant.h"
+#include "core/eval/datasets.h"
+#include "core/eval/perplexity.h"
+#include "core/io/tokenizer/tokenizer.h"
+#include "core/model/layerwise.h"
+#include "core/model/model.h"
+#include "core/model/model_summary.h"
+#include "core/util/error.h"
+#include "core/util/memory.h"
+#include "core/workflow/quantize_inputs.h"
+
+namespace qs::workflow {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Relative cost of the weight method on an [out, in] site (only ratios are used).
+double methodCost(const algo::QuantizeConfig& c, double out, double in) {
+  switch (c.layer.method) {
+    case algo::Method::Rtn: return out * in;
+    case algo::Method::Gptq: return out * in * in + in * in * in / 3;
+    case algo::Method::QuantEase: return c.layer.numIter * out * in * in + in * in * in / 3;
+    case algo::Method::GptqQuantEase: return (c.layer.numIter + 1) * out * in * in + in * in * in / 3;
+  }
+  return out * in;
+}
+
+// Memory the weight method needs for one site beyond its Hessian (float32 copies of the weight and
+// the method's own matrices), bytes.
+int64_t methodBytes(const algo::QuantizeConfig& c, int64_t out, int64_t in) {
+  const int64_t w = out * in * 4, h = in * in * 8;
+  switch (c.layer.method) {
+    case algo::Method::Rtn: return 3 * w;
+    case algo::Method::Gptq: return 4 * w + 2 * h;              // H copy, its Cholesky inverse
+    case algo::Method::QuantEase:
+    case algo::Method::GptqQuantEase: return 4 * w + 2 * h;     // float32 H and its scaled copy
+  }
+  return 3 * w;
+}
+
+std::string fmtSeconds(double s) {
+  char b[64];
+  if (s < 90) std::snprintf(b, sizeof b, "%.0f s", s);
+  else if (s < 5400) std::snprintf(b, sizeof b, "%.0f min", s / 60);
+  else std::snprintf(b, sizeof b, "%.1f h", s / 3600);
+  return b;
+}
+
+}  // namespace
+
+QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, jobs::Progress& progress) {
+  const QuantizeInputs in = resolveQuantizeInputs(o);
+  const algo::QuantizeConfig& cfg = in.config;
+  progress.update(0, "opening " + in.modelPath);
+  auto model = model::openModel(in.modelPath, in.load);
+  model->setExecOptions(o.exec);
+  QuantizePreflight p;
+  p.model = in.modelPath;
+  p.label = cfg.label();
+  p.blocks = model->numBlocks();
+  p.parameters = model::summarizeModel(in.modelPath).totalParams;
+
+  const model::Model::Footprint f = model->footprint();
+  const int64_t evalSeqlen = eval::resolveSeqlen(*model, cfg.evalSeqlen);
+  const int64_t rows = std::max(1, std::min(cfg.batchSize, cfg.nsamples));
+  model::Workload work;
+  work.rows = rows;
+  work.tokens = std::max<int64_t>(evalSeqlen, cfg.seqlen);
+  work.batches = std::max<int64_t>(1, (cfg.nsamples + rows - 1) / rows);
+  const model::ExecPlan plan = model::planExecution(*model, work, o.exec);
+  p.streaming = plan.streaming;
+  p.execution = plan.describe();
+  p.budgetBytes = plan.budgetBytes;
+  p.budgetSource = plan.budgetSource;
+
+  const bool dataFree = cfg.layer.method == algo::Method::Rtn && !cfg.calibrateRtn && cfg.layer.spec.enabled();
+  const std::string dt = in.dtypeName;
+  const int64_t calHidden = dataFree ? 0 : 2 * model::hiddenBytes(*model, cfg.nsamples, cfg.seqlen);
+  const int64_t blockAct = model::blockActivationBytes(*model, rows, cfg.seqlen);
+  // The widest site sets the Hessian and the method's working set.
+  int64_t widestIn = 0, widestOut = 0;
+  for (const auto& s : model->sites())
+    if (s.inFeatures > widestIn || (s.inFeatures == widestIn && s.outFeatures > widestOut)) {
+      widestIn = s.inFeatures;
+      widestOut = s.outFeatures;
+    }
+  const int64_t hessian = dataFree || !cfg.layer.spec.enabled() ? 0 : 2 * widestIn * widestIn * 8;
+  const int64_t method = cfg.layer.spec.enabled() ? methodBytes(cfg, widestOut, widestIn) : 0;
+  const int64_t weightsHeld = p.streaming ? 2 * f.maxBlockBytes() : f.totalBytes();
+
+  // Phases: quantizing a block, evaluation, migration; the peak is the largest.
+  std::vector<PreflightItem> quantItems = {
+      {p.streaming ? "one block, loaded and its quantized copy (" + dt + ")" : "the model's weights (" + dt + ")",
+       weightsHeld},
+      {"calibration hidden states, " + std::to_string(cfg.nsamples) + " x " + std::to_string(cfg.seqlen) +
+           " tokens (in + out)",
+       calHidden},
+      {"Hessian of the widest input (" + std::to_string(widestIn) + " columns, float64, accumulator + copy)", hessian},
+      {"weight method on the widest site (" + std::to_string(widestOut) + " x " + std::to_string(widestIn) + ")",
+       method},
+      {"activations of one calibration batch inside a block", dataFree ? 0 : blockAct}};
+  int64_t quantPeak = 0;
+  for (const auto& it : quantItems) quantPeak += it.bytes;
+  const bool evaluates = !cfg.eval.empty() || !cfg.evalTasks.empty();
+  const int64_t evalPeak = evaluates ? (p.streaming ? plan.streamingBytes : plan.wholeBytes) : 0;
+  int64_t migrationPeak = 0;
+  if (cfg.migrate != algo::Migration::None)
+    migrationPeak = weightsHeld + model::hiddenBytes(*model, 4, cfg.seqlen) + blockAct +
+                    cfg.osplusSearchTokens * widestIn * 4 * 2 * p.blocks;
+  p.peakBytes = std::max({quantPeak, evalPeak, migrationPeak});
+  if (p.peakBytes == quantPeak) {
+    p.peakPhase = "quantizing a block";
+    p.items = quantItems;
+  } else if (p.peakBytes == evalPeak) {
+    p.peakPhase = "evaluation";
+    p.items = {{p.streaming ? "one block + the embedding or head (" + dt + ")" : "the model's weights (" + dt + ")",
+                p.streaming ? f.maxBlockBytes() + std::max(f.embeddingBytes, f.headBytes) : f.totalBytes()},
+               {"hidden states and activations of the windows in flight",
+                evalPeak - (p.streaming ? f.maxBlockBytes() + std::max(f.embeddingBytes, f.headBytes) : f.totalBytes())}};
+  } else {
+    p.peakPhase = "migration (" + std::string(algo::migrationName(cfg.migrate)) + ")";
+    p.items = {{"weights and migrated copies (" + dt + ")", weightsHeld},
+               {"captured site inputs and activations", migrationPeak - weightsHeld}};
+  }
+  std::vector<PreflightItem> kept;
+  for (auto& it : p.items)
+    if (it.bytes > 0) kept.push_back(it);
+  p.items = kept;
+  p.fits = p.budgetBytes <= 0 || p.peakBytes <= p.budgetBytes;
+  if (!p.fits) {
+    if (!p.streaming)
+      p.advice.push_back("stream the model block by block (--exec stream): " + formatMemory(f.maxBlockBytes()) +
+                         " per block instead of " + formatMemory(f.totalBytes()));
+    if (calHidden > p.budgetBytes / 4)
+      p.advice.push_back("lower nsamples (now " + std::to_string(cfg.nsamples) + ") or seqlen (now " +
+                         std::to_string(cfg.seqlen) + "): the calibration hidden states take " + formatMemory(calHidden));
+    if (blockAct > p.budgetBytes / 4)
+      p.advice.push_back("lower batch_size (now " + std::to_string(cfg.batchSize) + "): one batch takes " +
+                         formatMemory(blockAct) + " inside a block");
+    if (in.dtypeName == "float32")
+      p.advice.push_back("--dtype bfloat16 halves the weights and activations");
+    p.advice.push_back("raise --max-memory (now " + formatMemory(p.budgetBytes) + ", " + p.budgetSource +
+                       ") if the machine has more");
+  }
+
+  if (!probe) return p;
+  // The probe: one block loaded, one short batch through it, the method on a crop of one weight.
+  const auto t0 = Clock::now();
+  c10::InferenceMode guard;
+  progress.update(0.2, "loading block 1");
+  auto tl = Clock::now();
+  model->materialize(0);
+  p.loadSecondsPerBlock = since(tl);
+  const int64_t probeTokens = std::max<int64_t>(2, std::min<int64_t>(cfg.seqlen, 256));
+  const at::Tensor ids = at::arange(probeTokens, at::kLong).remainder(model->config().vocabSize).unsqueeze(0);
+  progress.update(0.5, "one batch through block 1");
+  const model::BatchState s = model->prepare(ids, {});
+  const at::Tensor h = model->embed(s);
+  (void)model->runBlock(0, h, s);  // warm-up: first-call allocations and thread start-up
+  auto tf = Clock::now();
+  (void)model->runBlock(0, h, s);
+  const double perToken = since(tf) / static_cast<double>(probeTokens);  // one block, one token
+  double perSite = 0;
+  double cropCost = 1;
+  if (cfg.layer.spec.enabled()) {
+    progress.update(0.8, "the weight method on a crop of one site");
+    const model::SiteInfo& site = model->sites().front();
+    const int64_t co = std::min<int64_t>(site.outFeatures, 512), ci = std::min<int64_t>(site.inFeatures, 512);
+    const at::Tensor w = model->siteWeight(site.name).to(at::kFloat).narrow(0, 0, co).narrow(1, 0, ci).contiguous();
+    const at::Tensor x = at::randn({2 * ci, ci}, at::kDouble);
+    const at::Tensor H = at::matmul(x.t(), x) / static_cast<double>(ci);
+    algo::LayerQuantOptions lo = cfg.layer;
+    lo.spec.groupSize = lo.spec.groupSize > 0 ? std::min<int>(lo.spec.groupSize, static_cast<int>(ci)) : lo.spec.groupSize;
+    lo.outlierFraction = cfg.layer.outlierFraction;
+    auto tq = Clock::now();
+    (void)algo::quantizeLayer(w, H, lo);
+    perSite = since(tq);
+    cropCost = methodCost(cfg, static_cast<double>(co), static_cast<double>(ci));
+  }
+  model->release(0);
+  for (const auto& site : model->sites())
+    p.quantizerSeconds +=
+        perSite * methodCost(cfg, static_cast<double>(site.outFeatures), static_cast<double>(site.inFeatures)) / cropCost;
+  // Calibration: every token through every block, about three times with true-sequential (one
+  // partial pass per input group, stopped at the group, and the outputs), twice without.
+  if (!dataFree && cfg.layer.spec.enabled())
+    p.calibrationSeconds = static_cast<double>(cfg.nsamples) * static_cast<double>(cfg.seqlen) * perToken *
+                           p.blocks * (cfg.trueSequential ? 3.0 : 2.0);
+  // Evaluation: the FP and the quantized model over the windows scored.
+  if (!cfg.eval.empty()) {
+    auto tokenizer = io::loadTokenizer(in.modelPath);
+    double windows = 0;
+    for (const auto& name : cfg.eval) {
+      const auto text = eval::loadDataset(name, in.dataDir);
+      const double total = static_cast<double>(tokenizer->encode(text.text, true).size()) / static_cast<double>(evalSeqlen);
+      windows += cfg.evalLimitWindows > 0 ? std::min<double>(static_cast<double>(cfg.evalLimitWindows), std::floor(total))
+                                          : std::floor(total);
+    }
+    p.evaluationSeconds = 2 * windows * static_cast<double>(evalSeqlen) * perToken * p.blocks;
+  }
+  // Loading: once whole; streaming re-reads every block per pass (pipeline, the two evaluations).
+  const double passes = p.streaming ? 1.0 + (cfg.eval.empty() ? 0.0 : 2.0 * static_cast<double>(plan.groups)) : 1.0;
+  const double loadSeconds = passes * p.blocks * p.loadSecondsPerBlock;
+  p.totalSeconds = loadSeconds + p.calibrationSeconds + p.quantizerSeconds + p.evaluationSeconds;
+  p.probed = true;
+  p.probeSeconds = since(t0);
+  char basis[320];
+  std::snprintf(basis, sizeof basis,
+                "measured: block 1 loaded in %.2f s, %lld tokens through it in %.2f s, %s on a %s crop in %.2f s; "
+                "loading %s, calibration %s, weight method %s, evaluation %s%s",
+                p.loadSecondsPerBlock, static_cast<long long>(probeTokens), perToken * probeTokens,
+                algo::methodName(cfg.layer.method), "512x512", perSite, fmtSeconds(loadSeconds).c_str(),
+                fmtSeconds(p.calibrationSeconds).c_str(), fmtSeconds(p.quantizerSeconds).c_str(),
+                fmtSeconds(p.evaluationSeconds).c_str(), cfg.evalTasks.empty() ? "" : " (zero-shot tasks not included)");
+  p.timeBasis = basis;
+  progress.update(1, "done");
+  return p;
+}
+
+std::string describePreflight(const QuantizePreflight& p) {
+  std::string s = "pre-flight: " + p.label + " on " + p.model + " (" + std::to_string(p.blocks) + " blocks, " +
+                  model::formatCount(p.parameters) + " parameters)\n";
+  s += "  runs " + p.execution + "\n";
+  s += "  memory: peak about " + formatMemory(p.peakBytes) + " while " + p.peakPhase + ", budget " +
+       (p.budgetBytes > 0 ? formatMemory(p.budgetBytes) + " (" + p.budgetSource + ")" : std::string("unknown")) +
+       (p.fits ? "" : " -- does NOT fit") + "\n";
+  for (const auto& it : p.items) s += "    " + formatMemory(it.bytes) + "  " + it.what + "\n";
+  for (const auto& a : p.advice) s += "  to fit: " + a + "\n";
+  if (p.probed) s += "  time: about " + fmtSeconds(p.totalSeconds) + " (" + p.timeBasis + ")\n";
+  return s;
+}
+
+std::string preflightSummary(const QuantizePreflight& p) {
+  std::string s = "peak ~" + formatMemory(p.peakBytes) + " of " +
+                  (p.budgetBytes > 0 ? formatMemory(p.budgetBytes) : std::string("?")) +
+                  (p.streaming ? ", block by block" : ", whole model");
+  if (!p.fits) s += " -- does not fit";
+  if (p.probed) s += ", ~" + fmtSeconds(p.totalSeconds);
+  return s;
+}
+
+}  // namespace qs::workflow

@@ -575,6 +575,7 @@ QString MainWindow::openProject(const QString& dir) {
     if (!summary_ && !loading() && QFileInfo::exists(model)) openModel(model);
     const std::string dataset = qs::workflow::projectDataset(project);
     tuning_->setPreviewSource(model, QString::fromStdString(dataset), QString::fromStdString(project.dataDir()));
+    tuning_->setResourceProject(dir);
   } catch (const std::exception&) {
   }
   return QString();

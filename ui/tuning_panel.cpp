@@ -8,6 +8,7 @@
 #include <QFile>
 #include <QFileDialog>
 #include <QFormLayout>
+#include <QFutureWatcher>
 #include <QFrame>
 #include <QGridLayout>
 #include <QGroupBox>
@@ -23,7 +24,9 @@
 #include <QTabWidget>
 #include <QTimer>
 #include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
 
+#include "core/workflow/preflight.h"
 #include "core/workflow/tuning_check.h"
 #include "ui/plots/preview_plot.h"
 #include "ui/plots/plot_style.h"
@@ -92,6 +95,11 @@ TuningPanel::TuningPanel(QWidget* parent)
   // Both group columns stay readable; the splitter gives the rest to the YAML / preview tabs.
   scroll->setMinimumWidth(groups->minimumSizeHint().width() + scroll->verticalScrollBar()->sizeHint().width());
   cv->addWidget(errorLabel_);
+  resourceLabel_ = new QLabel(tr("Resources: open a project to estimate the job's memory."), this);
+  resourceLabel_->setObjectName(QStringLiteral("tuningResources"));
+  resourceLabel_->setWordWrap(true);
+  resourceLabel_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  cv->addWidget(resourceLabel_);
 
   auto* yamlBox = new QWidget(this);
   auto* yv = new QVBoxLayout(yamlBox);
@@ -142,6 +150,13 @@ TuningPanel::TuningPanel(QWidget* parent)
   previewTimer_->setInterval(120);
   connect(previewTimer_, &QTimer::timeout, this, &TuningPanel::requestPreview);
   connect(this, &TuningPanel::configChanged, this, &TuningPanel::schedulePreview);
+  resourceTimer_ = new QTimer(this);
+  resourceTimer_->setSingleShot(true);
+  resourceTimer_->setInterval(300);
+  connect(resourceTimer_, &QTimer::timeout, this, &TuningPanel::requestResources);
+  connect(this, &TuningPanel::configChanged, this, [this] {
+    if (!resourceProject_.isEmpty()) resourceTimer_->start();
+  });
   connect(runner_, &PreviewRunner::ready, this, &TuningPanel::onPreview);
   connect(runner_, &PreviewRunner::failed, this, [this](const QString& m) {
     previewInfo_->setText(m);
@@ -214,6 +229,48 @@ void TuningPanel::setPreviewSource(const QString& modelPath, const QString& data
   previewDataset_ = dataset;
   previewDataDir_ = dataDir;
   schedulePreview();
+}
+
+void TuningPanel::setResourceProject(const QString& projectDir) {
+  resourceProject_ = projectDir;
+  if (projectDir.isEmpty()) {
+    resourceLabel_->setText(tr("Resources: open a project to estimate the job's memory."));
+    return;
+  }
+  resourceTimer_->start();
+}
+
+void TuningPanel::requestResources() {
+  if (resourceProject_.isEmpty()) return;
+  if (!error_.isEmpty()) {
+    resourceLabel_->setText(tr("Resources: fix the config to estimate."));
+    return;
+  }
+  workflow::QuantizeJobOptions o;
+  o.projectDir = resourceProject_.toStdString();
+  o.configYaml = doc_.section("quantize");
+  o.configName = "tuning panel";
+  const quint64 generation = ++resourceGeneration_;
+  // Opening a model's headers takes milliseconds, but a slow disk must not freeze the window.
+  auto* watcher = new QFutureWatcher<std::pair<QString, QString>>(this);
+  connect(watcher, &QFutureWatcher<std::pair<QString, QString>>::finished, this, [this, watcher, generation] {
+    const auto [text, detail] = watcher->result();
+    watcher->deleteLater();
+    if (generation != resourceGeneration_) return;  // a newer config is being estimated
+    resourceLabel_->setText(text);
+    resourceLabel_->setToolTip(detail);
+    ++resourceEstimates_;
+  });
+  watcher->setFuture(QtConcurrent::run([o]() -> std::pair<QString, QString> {
+    try {
+      const workflow::QuantizePreflight p = workflow::preflightQuantize(o, /*probe=*/false);
+      const QString line = QObject::tr("Resources: %1").arg(QString::fromStdString(workflow::preflightSummary(p)));
+      return {p.fits ? line : QStringLiteral("<span style=\"color:#d03030\">%1</span>").arg(line.toHtmlEscaped()),
+              QString::fromStdString(workflow::describePreflight(p))};
+    } catch (const std::exception& e) {
+      return {QObject::tr("Resources: %1").arg(QString::fromUtf8(e.what())), QString()};
+    }
+  }));
 }
 
 void TuningPanel::setPreviewLayer(int layer) {

@@ -60,6 +60,11 @@ class TuningPanel : public QWidget {
 
   // Live preview: the model and calibration text it runs on ("" model = no preview).
   void setPreviewSource(const QString& modelPath, const QString& dataset, const QString& dataDir);
+  // The project whose quantize job the "Resources" line estimates (memory per stage, peak against
+  // the budget, whole model or block by block) as the config changes; "" = none.
+  void setResourceProject(const QString& projectDir);
+  QLabel* resourceLabel() const { return resourceLabel_; }
+  int resourceEstimates() const { return resourceEstimates_; }
   // Preview controls (the widgets do the same): block, pair of the block, OS+ shift/scale, and
   // a fixed threshold (0 = searched as migrate: osplus does). Shift, scale and threshold are the
   // config's quantize.osplus_shift / osplus_scale / osplus_threshold keys, so what the preview
@@ -98,6 +103,7 @@ class TuningPanel : public QWidget {
   QString osPlusValue(const std::string& key) const;  // the document's value, else the default
   void recheck(bool rewriteText);
   void saveSection(const QString& section, const QString& title);
+  void requestResources();
 
   workflow::TuningDocument doc_;
   workflow::TuningDocument defaults_;  // what an absent key means (core defaults)
@@ -123,6 +129,12 @@ class TuningPanel : public QWidget {
   int previewsShown_ = 0;
   bool dark_ = false;
   bool updating_ = false;
+  // Resources line: pre-flight (memory only) on a worker thread after a pause in editing.
+  QLabel* resourceLabel_ = nullptr;
+  QTimer* resourceTimer_ = nullptr;
+  QString resourceProject_;
+  quint64 resourceGeneration_ = 0;
+  int resourceEstimates_ = 0;
 };
 
 }  // namespace qs::ui

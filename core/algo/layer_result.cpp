@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "core/algo/weight_grid.h"
+
 namespace qs::algo {
 
 double quadraticError(const at::Tensor& d, const at::Tensor& hessian) {
@@ -11,11 +13,18 @@ double quadraticError(const at::Tensor& d, const at::Tensor& hessian) {
 }
 
 double relativeError(const at::Tensor& w, const at::Tensor& wq, const at::Tensor& hessian) {
-  // One GEMM for numerator and denominator: [dW; W] H, then row-wise dot products.
+  // One GEMM for numerator and denominator: [dW; W] H, then row-wise dot products. Layers up to
+  // about 2^35 multiply-adds (3072 x 3072 inputs and below) in float64; larger ones (a 7B model's
+  // 4096 x 11008 projections: 0.5 TFLOP) in float32 with float64 sums, about 3x faster on a CPU and
+  // still within ~1e-6 relative, since H is positive semi-definite (no cancellation to amplify).
+  const bool large = static_cast<double>(w.size(0)) * static_cast<double>(w.size(1)) * static_cast<double>(w.size(1)) >
+                     34359738368.0;
+  const at::ScalarType gemm = large ? at::kFloat : at::kDouble;
   const at::Tensor w64 = w.to(at::kDouble);
   const at::Tensor d64 = at::sub(w64, wq.to(at::kDouble));
-  const at::Tensor both = at::cat({d64, w64}, 0);
-  const at::Tensor prod = at::sum(at::mul(at::matmul(both, hessian.to(at::kDouble)), both), 1);
+  const at::Tensor both = at::cat({d64, w64}, 0).to(gemm);
+  const at::Tensor prod =
+      at::sum(at::mul(at::matmul(both, hessian.to(gemm)), both).to(at::kDouble), 1);
   const int64_t out = w.size(0);
   const double num = prod.narrow(0, 0, out).sum().item<double>();
   const double den = prod.narrow(0, out, out).sum().item<double>();
@@ -28,10 +37,16 @@ at::Tensor reconstructWeight(const LayerQuantResult& r) {
     w = r.weight.clone();
     return w;
   }
-  const at::Tensor idx = r.gIdx.to(at::kLong);
-  const at::Tensor s = r.scales.index_select(1, idx);
-  const at::Tensor z = r.zeros.index_select(1, idx);
-  w = at::mul(at::sub(r.codes.to(at::kFloat), z), s);
+  const int64_t g = naturalGroupSize(r.gIdx, r.scales.size(1));
+  if (g > 0) {
+    w = applyPerGroup(r.codes.to(at::kFloat), r.scales, r.zeros, g,
+                      [](const at::Tensor& c, const at::Tensor& s, const at::Tensor& z) { return at::sub(c, z).mul_(s); });
+  } else {
+    const at::Tensor idx = r.gIdx.to(at::kLong);
+    const at::Tensor s = r.scales.index_select(1, idx);
+    const at::Tensor z = r.zeros.index_select(1, idx);
+    w = at::mul(at::sub(r.codes.to(at::kFloat), z), s);
+  }
   if (r.outlierIndices.defined() && r.outlierIndices.numel() > 0) {
     const at::Tensor flat = at::add(at::mul(r.outlierIndices.select(1, 0), w.size(1)), r.outlierIndices.select(1, 1));
     w = w.flatten().index_add(0, flat, r.outlierValues.to(at::kFloat)).view(w.sizes());

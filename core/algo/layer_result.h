@@ -30,7 +30,7 @@ struct LayerQuantResult {
   at::Tensor outlierIndices;  // [k, 2] int64 (row, column) of the sparse full-precision part
   at::Tensor outlierValues;   // [k] float32, added to the dense part at outlierIndices
   at::Tensor keptColumns;     // [c] int64 input columns kept in full precision (structured)
-  double relError = 0;        // ||WX - W^X||^2 / ||WX||^2 = tr(dW H dW^T) / tr(W H W^T), float64
+  double relError = 0;        // ||WX - W^X||^2 / ||WX||^2 = tr(dW H dW^T) / tr(W H W^T) (relativeError)
   double denseBits = 0;       // bits per weight of the dense codes
   double paramBits = 0;       // bits per weight spent on scales, zeros and g_idx
   double outlierBits = 0;     // extra bits per weight of the sparse part
@@ -42,7 +42,8 @@ struct LayerQuantResult {
   std::vector<double> objectiveTrace;  // QuantEase: tr(dW H dW^T) after init and after each sweep
 };
 
-// tr((W - Wq) H (W - Wq)^T) / tr(W H W^T) in float64. H [in, in]; 0 when W H W^T is 0.
+// tr((W - Wq) H (W - Wq)^T) / tr(W H W^T), float64 sums (the GEMM in float32 above 2^35 multiply-
+// adds, see layer_result.cpp). H [in, in]; 0 when W H W^T is 0.
 double relativeError(const at::Tensor& w, const at::Tensor& wq, const at::Tensor& hessian);
 
 // tr(D H D^T) in float64 for D [out, in].

@@ -258,11 +258,11 @@ void useBlockFile(model::Model& model, const std::string& path, const std::vecto
   }
 }
 
-// ||W - W^||^2 / ||W||^2 in float64 (the error of data-free RTN).
+// ||W - W^||^2 / ||W||^2 (the error of data-free RTN): float32 squares summed in float64, without
+// float64 copies of a weight (a 4096 x 11008 projection would take 360 MB twice).
 double weightError(const at::Tensor& w, const at::Tensor& wq) {
-  const at::Tensor a = w.to(at::kDouble);
-  const double den = a.pow(2).sum().item<double>();
-  return den > 0 ? (a - wq.to(at::kDouble)).pow(2).sum().item<double>() / den : 0.0;
+  const double den = at::sum(at::square(w), at::kDouble).item<double>();
+  return den > 0 ? at::sum(at::sub(w, wq).square_(), at::kDouble).item<double>() / den : 0.0;
 }
 
 PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, const at::Tensor& mask,
@@ -466,7 +466,9 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
         const at::Tensor H = result.dataFree ? at::Tensor() : hessians.at(site);
         LayerQuantResult r = quantizeLayer(w, H, options.layer, sp);
         if (result.dataFree) r.relError = weightError(w, r.weight);
-        model.setSiteWeight(site, r.weight);
+        // Data-free and offloaded, nothing reads the weight before the block file exists: the loader
+        // set then is all the model needs (no float32 copy of the block in memory meanwhile).
+        if (!(result.dataFree && options.offloadWeights)) model.setSiteWeight(site, r.weight);
         SiteSummary s;
         s.block = b;
         s.group = static_cast<int>(gi);

@@ -18,8 +18,15 @@ LayerQuantResult quantizeRtn(const at::Tensor& wIn, const quant::QuantSpec& spec
   const auto t0 = std::chrono::steady_clock::now();
   const at::Tensor w = wIn.to(at::kFloat);
   const WeightGrid grid = observeWeight(w, spec);
+  // RTN's groups are in natural order: the parameters broadcast over them.
+  const int64_t g = naturalGroupSize(grid.gIdx, grid.scales.size(1));
   const at::Tensor codes =
-      quant::quantizeCodes(w, expandToColumns(grid.scales, grid.gIdx), expandToColumns(grid.zeros, grid.gIdx), spec);
+      g > 0 ? applyPerGroup(w, grid.scales, grid.zeros, g,
+                            [&](const at::Tensor& x, const at::Tensor& sc, const at::Tensor& z) {
+                              return quant::quantizeCodes(x, sc, z, spec);
+                            })
+            : quant::quantizeCodes(w, expandToColumns(grid.scales, grid.gIdx), expandToColumns(grid.zeros, grid.gIdx),
+                                   spec);
   LayerQuantResult r;
   r.method = "rtn";
   r.quantSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

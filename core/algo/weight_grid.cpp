@@ -15,6 +15,28 @@ at::Tensor expandToColumns(const at::Tensor& perGroup, const at::Tensor& gIdx) {
   return perGroup.index_select(1, gIdx.to(at::kLong)).contiguous();
 }
 
+int64_t naturalGroupSize(const at::Tensor& gIdx, int64_t groups) {
+  const int64_t in = gIdx.numel();
+  if (in == 0 || groups < 1) return 0;
+  const at::Tensor idx = gIdx.to(at::kLong).contiguous();
+  const int64_t g = groups == 1 ? in : (idx == 0).sum().item<int64_t>();
+  if (g < 1) return 0;
+  return at::equal(idx, at::div(at::arange(in, at::kLong), g, "floor")) ? g : 0;
+}
+
+at::Tensor applyPerGroup(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero, int64_t g,
+                         const std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>& f) {
+  const int64_t out = x.size(0), in = x.size(1), full = in / g, rest = in - full * g;
+  std::vector<at::Tensor> parts;
+  if (full > 0) {
+    const at::Tensor xs = x.narrow(1, 0, full * g).reshape({out, full, g});
+    parts.push_back(f(xs, scale.narrow(1, 0, full).unsqueeze(2), zero.narrow(1, 0, full).unsqueeze(2))
+                        .reshape({out, full * g}));
+  }
+  if (rest > 0) parts.push_back(f(x.narrow(1, full * g, rest), scale.narrow(1, full, 1), zero.narrow(1, full, 1)));
+  return parts.size() == 1 ? parts.front() : at::cat(parts, 1);
+}
+
 void finishResult(LayerQuantResult& r, const at::Tensor& w, const at::Tensor& codes, const WeightGrid& grid,
                   const at::Tensor& hessian, const quant::QuantSpec& spec) {
   r.codes = codes.to(at::kInt);

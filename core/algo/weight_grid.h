@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 
 #include "core/algo/layer_result.h"
@@ -23,6 +24,16 @@ WeightGrid observeWeight(const at::Tensor& w, const quant::QuantSpec& spec);
 
 // Per-element [out, in] scale and zero (columns pick their group through gIdx).
 at::Tensor expandToColumns(const at::Tensor& perGroup, const at::Tensor& gIdx);
+
+// Group size g when gIdx is the natural order (column j in group j / g, the last group possibly
+// shorter), else 0. O(in).
+int64_t naturalGroupSize(const at::Tensor& gIdx, int64_t groups);
+
+// f(x, scale, zero) element-wise with per-group parameters [out, groups] broadcast over natural
+// groups of g columns, without materialising [out, in] copies of them (the same float operations
+// as on expanded parameters, so the same bits; a 7B model's RTN is mostly such passes).
+at::Tensor applyPerGroup(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero, int64_t g,
+                         const std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>& f);
 
 // Fills weight, codes (int32), params, relError (against the ORIGINAL w and H, when H is
 // defined) and bit accounting. codes are float [out, in] holding integers of the dense part.

@@ -80,10 +80,13 @@ std::string ExecPlan::describe() const {
                                              : "no known budget";
   if (!streaming)
     return "whole model (est. " + formatMemory(wholeBytes) + " of " + budget + ")";
-  return "streaming block by block: " + std::to_string(blocks) + " blocks, " + std::to_string(groups) +
-         (groups == 1 ? " pass" : " passes") + " over the weights, " + std::to_string(batchesPerGroup) +
-         (batchesPerGroup == 1 ? " batch" : " batches") + " per pass (est. " + formatMemory(streamingBytes) +
-         " of " + budget + "; whole model est. " + formatMemory(wholeBytes) + ")";
+  const std::string passes = groups == 1 ? std::string()
+                                         : ", " + std::to_string(groups) + " passes over the weights of " +
+                                               std::to_string(batchesPerGroup) +
+                                               (batchesPerGroup == 1 ? " batch" : " batches") + " each";
+  return "streaming block by block (" + std::to_string(blocks) + " blocks" + passes + "; est. " +
+         formatMemory(streamingBytes) + " of " + budget + "; the whole model would need " +
+         formatMemory(wholeBytes) + ")";
 }
 
 ExecPlan planExecution(const Model& model, const Workload& work, const ExecOptions& options) {

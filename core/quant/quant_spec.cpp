@@ -206,8 +206,10 @@ at::Tensor naturalGroupIndex(int64_t inFeatures, const QuantSpec& spec) {
 at::Tensor quantizeCodes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero,
                          const QuantSpec& spec) {
   const IntGrid g = intGrid(spec.bits, spec.symmetric);
-  const at::Tensor q = at::add(at::round(at::div(x, scale)), zero);
-  return at::clamp(q, static_cast<double>(g.qmin), static_cast<double>(g.qmax));
+  // One allocation, then in place: the same operations and bits as round(x / s) + z, clamped.
+  at::Tensor q = at::div(x, scale);
+  q.round_().add_(zero);
+  return q.clamp_(static_cast<double>(g.qmin), static_cast<double>(g.qmax));
 }
 
 at::Tensor dequantizeCodes(const at::Tensor& codes, const at::Tensor& scale, const at::Tensor& zero) {

@@ -73,17 +73,13 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
   const model::Model::Footprint f = model->footprint();
   const int64_t evalSeqlen = eval::resolveSeqlen(*model, cfg.evalSeqlen);
   const int64_t rows = std::max(1, std::min(cfg.batchSize, cfg.nsamples));
-  model::Workload work;
-  work.rows = rows;
-  work.tokens = std::max<int64_t>(evalSeqlen, cfg.seqlen);
-  work.batches = std::max<int64_t>(1, (cfg.nsamples + rows - 1) / rows);
-  const model::ExecPlan plan = model::planExecution(*model, work, o.exec);
+  const bool dataFree = cfg.layer.method == algo::Method::Rtn && !cfg.calibrateRtn && cfg.layer.spec.enabled();
+  const model::ExecPlan plan = model::planExecution(*model, quantizeWorkload(*model, cfg), o.exec);
   p.streaming = plan.streaming;
   p.execution = plan.describe();
   p.budgetBytes = plan.budgetBytes;
   p.budgetSource = plan.budgetSource;
 
-  const bool dataFree = cfg.layer.method == algo::Method::Rtn && !cfg.calibrateRtn && cfg.layer.spec.enabled();
   const std::string dt = in.dtypeName;
   const int64_t calHidden = dataFree ? 0 : 2 * model::hiddenBytes(*model, cfg.nsamples, cfg.seqlen);
   const int64_t blockAct = model::blockActivationBytes(*model, rows, cfg.seqlen);
@@ -175,7 +171,10 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
   if (cfg.layer.spec.enabled()) {
     progress.update(0.8, "the weight method on a crop of one site");
     const model::SiteInfo& site = model->sites().front();
-    const int64_t co = std::min<int64_t>(site.outFeatures, 512), ci = std::min<int64_t>(site.inFeatures, 512);
+    // RTN is cheap enough to time on the whole site; the others on a crop (fixed overheads of a
+    // tiny crop would inflate the scaled estimate, a full 4096-wide GPTQ would make the probe long).
+    const int64_t crop = cfg.layer.method == algo::Method::Rtn ? int64_t{1} << 40 : 1024;
+    const int64_t co = std::min<int64_t>(site.outFeatures, crop), ci = std::min<int64_t>(site.inFeatures, crop);
     const at::Tensor w = model->siteWeight(site.name).to(at::kFloat).narrow(0, 0, co).narrow(1, 0, ci).contiguous();
     const at::Tensor x = at::randn({2 * ci, ci}, at::kDouble);
     const at::Tensor H = at::matmul(x.t(), x) / static_cast<double>(ci);
@@ -183,11 +182,17 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
     lo.spec.groupSize = lo.spec.groupSize > 0 ? std::min<int>(lo.spec.groupSize, static_cast<int>(ci)) : lo.spec.groupSize;
     lo.outlierFraction = cfg.layer.outlierFraction;
     auto tq = Clock::now();
-    (void)algo::quantizeLayer(w, H, lo);
+    (void)algo::quantizeLayer(w, dataFree ? at::Tensor() : H, lo);  // data-free RTN reports no H error
     perSite = since(tq);
     cropCost = methodCost(cfg, static_cast<double>(co), static_cast<double>(ci));
   }
   model->release(0);
+  std::string cropText = "-";
+  if (cfg.layer.spec.enabled()) {
+    const model::SiteInfo& site = model->sites().front();
+    const int64_t crop = cfg.layer.method == algo::Method::Rtn ? int64_t{1} << 40 : 1024;
+    cropText = std::to_string(std::min(site.outFeatures, crop)) + "x" + std::to_string(std::min(site.inFeatures, crop));
+  }
   for (const auto& site : model->sites())
     p.quantizerSeconds +=
         perSite * methodCost(cfg, static_cast<double>(site.outFeatures), static_cast<double>(site.inFeatures)) / cropCost;
@@ -216,10 +221,10 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
   p.probeSeconds = since(t0);
   char basis[320];
   std::snprintf(basis, sizeof basis,
-                "measured: block 1 loaded in %.2f s, %lld tokens through it in %.2f s, %s on a %s crop in %.2f s; "
+                "measured: block 1 loaded in %.2f s, %lld tokens through it in %.2f s, %s on %s of a weight in %.2f s; "
                 "loading %s, calibration %s, weight method %s, evaluation %s%s",
                 p.loadSecondsPerBlock, static_cast<long long>(probeTokens), perToken * probeTokens,
-                algo::methodName(cfg.layer.method), "512x512", perSite, fmtSeconds(loadSeconds).c_str(),
+                algo::methodName(cfg.layer.method), cropText.c_str(), perSite, fmtSeconds(loadSeconds).c_str(),
                 fmtSeconds(p.calibrationSeconds).c_str(), fmtSeconds(p.quantizerSeconds).c_str(),
                 fmtSeconds(p.evaluationSeconds).c_str(), cfg.evalTasks.empty() ? "" : " (zero-shot tasks not included)");
   p.timeBasis = basis;

@@ -351,6 +351,17 @@ model::LoadOptions loadOptions(const std::string& device, const std::string& dty
   return lo;
 }
 
+model::Workload quantizeWorkload(const model::Model& model, const algo::QuantizeConfig& cfg) {
+  const bool dataFree = cfg.layer.method == algo::Method::Rtn && !cfg.calibrateRtn;
+  const bool evaluates = !cfg.eval.empty() || !cfg.evalTasks.empty();
+  model::Workload w;
+  w.batches = 1;
+  w.rows = dataFree ? 1 : std::max(1, std::min(cfg.batchSize, cfg.nsamples));
+  w.tokens = std::max<int64_t>(evaluates ? eval::resolveSeqlen(model, cfg.evalSeqlen) : 1, dataFree ? 1 : cfg.seqlen);
+  w.head = evaluates;
+  return w;
+}
+
 QuantizeInputs resolveQuantizeInputs(const QuantizeJobOptions& o) {
   QuantizeInputs in;
   std::optional<runs::Project>& project = in.project;
@@ -434,11 +445,7 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
   // Whole or block by block: decided once for the job from its largest batch (an evaluation
   // window or a calibration batch); streaming also keeps quantized and migrated weights on disk.
   model->setExecOptions(o.exec);
-  model::Workload work;
-  work.rows = std::max(1, std::min(cfg.batchSize, cfg.nsamples));
-  work.tokens = std::max(ppl.seqlen, cfg.seqlen);
-  work.batches = std::max<int64_t>(1, (cfg.nsamples + work.rows - 1) / work.rows);
-  const model::ExecPlan execPlan = model::planExecution(*model, work, o.exec);
+  const model::ExecPlan execPlan = model::planExecution(*model, quantizeWorkload(*model, cfg), o.exec);
   log::info("quantize: " + execPlan.describe());
 
   const std::string yaml = algo::toYaml(cfg);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/algo/quantize_config.h"
+#include "core/model/layerwise.h"
 #include "core/model/model.h"
 #include "core/runs/project.h"
 #include "core/workflow/project_jobs.h"
@@ -25,6 +26,10 @@ struct QuantizeInputs {
 
 // Throws qs::Error naming the option, run or file that is wrong.
 QuantizeInputs resolveQuantizeInputs(const QuantizeJobOptions& o);
+
+// The largest batch the job runs through the model, for its whole-or-stream decision: a
+// calibration batch (none for data-free RTN) or an evaluation window.
+model::Workload quantizeWorkload(const model::Model& model, const algo::QuantizeConfig& config);
 
 // --device / --dtype strings as load options; the canonical dtype name goes with the run.
 model::LoadOptions loadOptions(const std::string& device, const std::string& dtype, std::string& dtypeName);

@@ -323,9 +323,9 @@ TEST(Pipeline, RtnRunsNoCalibrationPassUnlessAsked) {
   for (const auto& s : r.sites) {
     EXPECT_TRUE(s.errorOnWeights);
     EXPECT_EQ(s.tokens, 0);
-    // ||W - W^||^2 / ||W||^2, in float64.
+    // ||W - W^||^2 / ||W||^2, against a float64 computation (the pipeline sums float32 squares).
     const at::Tensor w = original.at(s.site).to(at::kDouble), q = m->siteWeight(s.site).to(at::kDouble);
-    EXPECT_NEAR(s.relError, ((w - q).pow(2).sum() / w.pow(2).sum()).item<double>(), 1e-12) << s.site;
+    EXPECT_NEAR(s.relError, ((w - q).pow(2).sum() / w.pow(2).sum()).item<double>(), 1e-6 * s.relError) << s.site;
   }
   auto calibrated = model::openModel(tinyLlama());
   EXPECT_THROW(quantizeModel(*calibrated, bad, {}, PipelineOptions().withLayer(rtn).withCalibrateRtn(true)), qs::Error);

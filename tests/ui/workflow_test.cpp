@@ -26,6 +26,7 @@
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
 #include "core/util/error.h"
+#include "core/util/log.h"
 #include "core/workflow/export_job.h"
 #include "core/workflow/layer_preview.h"
 #include "core/workflow/project_jobs.h"
@@ -450,3 +451,38 @@ TEST_F(WorkflowTest, TuningPanelLivePreview) {
 }
 
 }  // namespace
+
+// Issue 15: the Tuning panel estimates the quantize job's memory as the config changes (the
+// pre-flight, memory part), and the Quantize job logs the whole pre-flight (with its time probe)
+// before it starts.
+TEST_F(WorkflowTest, TuningPanelShowsTheJobsMemoryAndTheJobLogsItsPreflight) {
+  const TinyProject p = makeProject("ui_resources");
+  qs::ui::MainWindow w;
+  w.setErrorDialogsEnabled(false);
+  w.show();
+  ASSERT_EQ(w.tuningPanel()->setYaml(quantizeYaml(p, 4)), "");
+  ASSERT_EQ(w.openProject(QString::fromStdString(p.dir)), "");
+  qs::ui::TuningPanel* t = w.tuningPanel();
+  ASSERT_TRUE(qs::test::waitUntil([&] { return t->resourceEstimates() > 0; }, 30000));
+  const QString first = t->resourceLabel()->text();
+  EXPECT_TRUE(first.startsWith("Resources: peak ~")) << first.toStdString();
+  EXPECT_TRUE(first.contains("whole model")) << first.toStdString();
+  EXPECT_TRUE(t->resourceLabel()->toolTip().contains("memory: peak about")) << t->resourceLabel()->toolTip().toStdString();
+  // More calibration samples: a new estimate with a larger peak.
+  const int before = t->resourceEstimates();
+  ASSERT_EQ(t->setYaml(quantizeYaml(p, 4).replace("nsamples: 4", "nsamples: 64")), "");
+  ASSERT_TRUE(qs::test::waitUntil([&] { return t->resourceEstimates() > before; }, 30000));
+  EXPECT_NE(t->resourceLabel()->text(), first);
+
+  // The job's log starts with its pre-flight (info level; the test main logs warnings only).
+  const qs::log::Level level = qs::log::level();
+  qs::log::setLevel(qs::log::Level::Info);
+  const int id = w.startQuantize();
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(w.jobQueue()->waitForIdle(120000));
+  ASSERT_EQ(w.jobQueue()->job(id)->state, qs::ui::JobQueue::State::Finished) << w.jobQueue()->job(id)->result.toStdString();
+  ASSERT_TRUE(qs::test::waitUntil([&] { return w.logPanel()->toPlainText().contains("pre-flight: gptq w4"); }))
+      << w.logPanel()->toPlainText().toStdString();
+  EXPECT_TRUE(w.logPanel()->toPlainText().contains("time: about"));
+  qs::log::setLevel(level);
+}

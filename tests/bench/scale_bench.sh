@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The scale benchmark (issue 15, docs/BENCHMARKS.md "Real-size models"): writes seeded random-weight
+# folders of real shapes and measures qscope on them with /usr/bin/time -v (wall time, peak RSS).
+# Each step prints one markdown row; run the steps you need (the 7B quantize steps take hours on
+# two cores). The folders are written under $SCALE_DIR (default /tmp/scale) and never committed.
+#
+#   bash tests/bench/scale_bench.sh info eval rtn rtn-eval gptq quantease ratio
+#
+# Needs a built tree (build/) and ../shared/data (tokenizers, WikiText-2).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+Q=${Q:-build/app/qscope}
+MAKE=${MAKE_MODEL:-build/tests/bench/make_scale_model}
+DIR=${SCALE_DIR:-/tmp/scale}
+SHARED=${SHARED_DATA:-../shared/data}
+LLAMA=$DIR/llama2-7b
+OPT13=$DIR/opt-1.3b
+
+need() {  # need SHAPE FOLDER
+  [ -f "$2/model.safetensors.index.json" ] || "$MAKE" --shape "$1" -o "$2" --shared "$SHARED" >&2
+}
+
+# measure NAME COMMAND...: runs it under /usr/bin/time -v, prints "| NAME | wall | peak RSS | command |".
+measure() {
+  local name=$1; shift
+  local log; log=$(mktemp)
+  /usr/bin/time -v "$@" > "$log.out" 2> "$log"
+  local wall rss
+  wall=$(grep "Elapsed (wall clock)" "$log" | awk '{print $NF}')
+  rss=$(grep "Maximum resident set size" "$log" | awk '{printf "%.2f GiB", $NF / 1048576}')
+  echo "| $name | $wall | $rss | \`$*\` |"
+  grep -E "^  (ran|  ran)|perplexity:|quantized in|tokens/s" "$log.out" "$log" 2>/dev/null | sed 's/^/    /' >&2 || true
+  rm -f "$log" "$log.out"
+}
+
+for step in "$@"; do
+  case $step in
+    info)
+      need llama2-7b "$LLAMA"
+      measure "info, LLaMA-2-7B shape" "$Q" info "$LLAMA" ;;
+    eval)
+      need llama2-7b "$LLAMA"
+      measure "eval fp32, seqlen 2048, 4 windows (streams)" \
+        "$Q" eval "$LLAMA" --dataset wikitext2 --seqlen 2048 --limit-windows 4 --no-progress ;;
+    rtn)
+      need llama2-7b "$LLAMA"
+      measure "quantize RTN w4 g128, eval off" \
+        "$Q" quantize "$LLAMA" --method rtn --wbits 4 --groupsize 128 --eval none --no-progress ;;
+    rtn-eval)
+      need llama2-7b "$LLAMA"
+      measure "quantize RTN w4 g128, eval 2 x 2048" \
+        "$Q" quantize "$LLAMA" --method rtn --wbits 4 --groupsize 128 --eval-seqlen 2048 --eval-limit-windows 2 --no-progress ;;
+    gptq)
+      need llama2-7b "$LLAMA"
+      measure "quantize GPTQ w4 g128, 16 x 512 calibration, eval off" \
+        "$Q" quantize "$LLAMA" --method gptq --wbits 4 --groupsize 128 --nsamples 16 --seqlen 512 --eval none --no-progress ;;
+    quantease)
+      need llama2-7b "$LLAMA"
+      measure "quantize QuantEase w4 g128, 10 iterations, 16 x 512, eval off" \
+        "$Q" quantize "$LLAMA" --method quantease --num-iter 10 --wbits 4 --groupsize 128 --nsamples 16 --seqlen 512 \
+        --eval none --no-progress ;;
+    ratio)
+      need opt-1.3b "$OPT13"
+      measure "OPT-1.3B eval fp32, whole model" \
+        "$Q" eval "$OPT13" --dataset wikitext2 --seqlen 2048 --limit-windows 4 --exec whole --no-progress
+      measure "OPT-1.3B eval fp32, streamed" \
+        "$Q" eval "$OPT13" --dataset wikitext2 --seqlen 2048 --limit-windows 4 --exec stream --no-progress ;;
+    *) echo "unknown step $step (info eval rtn rtn-eval gptq quantease ratio)" >&2; exit 2 ;;
+  esac
+done

@@ -10,6 +10,7 @@
 
 #include "core/jobs/eta.h"
 #include "core/util/error.h"
+#include "core/util/oom.h"
 
 namespace qs::ui {
 
@@ -144,6 +145,10 @@ QString JobQueue::errorMessage(const std::exception& e, bool userError) {
   // LibTorch messages carry a C++ stack trace after the first line; the user needs the first line.
   const int nl = text.indexOf('\n');
   if (nl >= 0) text = text.left(nl).trimmed();
+  if (qs::isOutOfMemoryText(text.toStdString()))
+    return tr("out of memory (%1): lower the calibration samples, sequence length or batch size in the Tuning panel, "
+              "or use bfloat16")
+        .arg(text);
   return tr("computation failed: %1").arg(text);
 }
 

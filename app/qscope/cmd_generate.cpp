@@ -8,8 +8,10 @@
 #include "app/qscope/commands.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/generate.h"
+#include "core/model/layerwise.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
+#include "core/util/memory.h"
 
 namespace qs::cli {
 namespace {
@@ -51,6 +53,19 @@ class GenerateCommand : public Command {
   int run() override {
     auto load = resolveRunOptions(run_);
     auto model = model::openModel(model_, load);  // first: an unknown architecture is the bigger news
+    {
+      // Decoding runs the whole model once per token: streaming it block by block per token would
+      // re-read every weight each time, so a model over the budget is refused up front.
+      model::Workload work;
+      work.tokens = std::min<int64_t>(model->config().maxPositions > 0 ? model->config().maxPositions : 2048, 2048);
+      model::ExecOptions exec = resolveExecOptions(run_);
+      exec.mode = model::ExecMode::Auto;  // --exec stream does not apply to decoding
+      const model::ExecPlan plan = model::planExecution(*model, work, exec);
+      if (plan.streaming)
+        throw Error("generate needs the whole model in memory (" + formatMemory(plan.wholeBytes) + " in " + run_.dtype +
+                    "), more than the budget of " + formatMemory(plan.budgetBytes) + " (" + plan.budgetSource +
+                    "); try --dtype bfloat16");
+    }
     auto tokenizer = io::loadTokenizer(model_);
     std::vector<int32_t> prompt = tokenizer->encode(prompt_, true);
     if (prompt.empty() && tokenizer->bosId()) prompt.push_back(*tokenizer->bosId());

@@ -53,7 +53,11 @@ class QuantizeCommand : public Command {
     add(cmd->add_option("--nsamples", nsamples_, "calibration sequences"));
     add(cmd->add_option("--seqlen", seqlen_, "tokens per calibration sequence"));
     add(cmd->add_option("--seed", seed_, "seed of the calibration windows"));
-    add(cmd->add_option("--dataset", dataset_, "calibration text: wikitext2, ptb, or a file"));
+    add(cmd->add_option("--dataset", dataset_, "calibration text, never an evaluation split: wikitext2 (= "
+                                               "wikitext2-valid, the validation split), ptb (= ptb-valid), brown, austen, "
+                                               "or a text/.jsonl file"));
+    add(cmd->add_flag("--calibrate-rtn", calibrateRtn_, "RTN: measure the error on calibration inputs (a calibration "
+                                                         "pass; by default RTN runs none and reports the weight error)"));
     add(cmd->add_option("--batch-size", batchSize_, "calibration samples per block forward"));
     add(cmd->add_option("--eval", eval_, "perplexity datasets, comma-separated (\"none\" = skip)"));
     add(cmd->add_option("--eval-seqlen", evalSeqlen_, "perplexity window (0 = min(2048, model max positions))"));
@@ -207,6 +211,7 @@ class QuantizeCommand : public Command {
     if (given("--seqlen")) c.seqlen = seqlen_;
     if (given("--seed")) c.seed = seed_;
     if (given("--dataset")) c.dataset = dataset_;
+    if (given("--calibrate-rtn")) c.calibrateRtn = calibrateRtn_;
     if (given("--batch-size")) c.batchSize = batchSize_;
     if (given("--eval")) {
       c.eval.clear();
@@ -356,7 +361,7 @@ class QuantizeCommand : public Command {
   int64_t evalLimit_ = 0, resume_ = 0;
   std::vector<CLI::Option*> configOptions_;
   RunOptions run_;
-  bool dryRun_ = false, noPreflight_ = false;
+  bool dryRun_ = false, noPreflight_ = false, calibrateRtn_ = false;
   bool json_ = false, noProgress_ = false;
 };
 

@@ -8,6 +8,7 @@
 #include "app/qscope/cli_support.h"
 #include "app/qscope/commands.h"
 #include "core/util/error.h"
+#include "core/util/oom.h"
 #include "core/util/log.h"
 #ifdef QS_HAVE_GPU
 #include "gpu/register.h"
@@ -21,9 +22,7 @@ std::string firstLine(const std::string& s) {
   return n == std::string::npos ? s : s.substr(0, n);
 }
 
-bool looksLikeOom(const std::string& s) {
-  return s.find("out of memory") != std::string::npos || s.find("CUDA error: out of memory") != std::string::npos;
-}
+bool looksLikeOom(const std::string& s) { return qs::isOutOfMemoryText(s); }
 
 }  // namespace
 
@@ -79,13 +78,14 @@ int main(int argc, char** argv) {
   } catch (const c10::Error& e) {
     std::string msg = firstLine(e.what_without_backtrace());
     if (looksLikeOom(msg))
-      std::fprintf(stderr, "qscope: error: out of device memory (%s); try --batch-size 1, a smaller --seqlen "
-                   "or --dtype bfloat16\n", msg.c_str());
+      std::fprintf(stderr, "qscope: error: out of memory (%s); stream the model block by block (--exec stream, or "
+                   "a lower --max-memory), or try --batch-size 1, a smaller --seqlen or --dtype bfloat16\n", msg.c_str());
     else
       std::fprintf(stderr, "qscope: error: computation failed: %s\n", msg.c_str());
     return 2;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "qscope: error: out of memory; try a smaller --seqlen/--batch-size or --dtype bfloat16\n");
+    std::fprintf(stderr, "qscope: error: out of memory; stream the model block by block (--exec stream, or a lower "
+                         "--max-memory), or try a smaller --seqlen/--batch-size or --dtype bfloat16\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qscope: error: %s\n", firstLine(e.what()).c_str());

@@ -62,18 +62,21 @@ PrecisionSummary PrecisionEmulator::apply(const quant::LayerPrecision& lp, jobs:
   const auto& sites = model_.sites();
   PrecisionSummary summary = summarizePrecision(sites, lp);
   model_.setInputTransform({});
-  for (size_t i = 0; i < sites.size(); ++i) {
-    progress.checkCancel();
-    const auto& site = summary.sites[i];
-    auto orig = originals_.find(site.name);
-    if (!site.weight.enabled()) {
-      if (orig != originals_.end()) model_.setSiteWeight(site.name, orig->second);
-    } else {
-      if (orig == originals_.end()) orig = originals_.emplace(site.name, model_.siteWeight(site.name)).first;
-      model_.setSiteWeight(site.name, quant::quantize(orig->second, site.weight));
-    }
-    progress.update(static_cast<double>(i + 1) / static_cast<double>(sites.size()), "weights " + site.name);
+  // Weights are quantized as their block is materialised (a weight transform), so no copy of the
+  // model is held and a model larger than memory streams with its formats.
+  std::map<std::string, quant::NumberFormat> weights;
+  for (const auto& site : summary.sites)
+    if (site.weight.enabled()) weights.emplace(site.name, site.weight);
+  progress.checkCancel();
+  if (weights.empty()) {
+    model_.setWeightTransform({});
+  } else {
+    model_.setWeightTransform([weights = std::move(weights)](const std::string& name, const at::Tensor& w) {
+      const auto it = weights.find(name);
+      return it == weights.end() ? w : quant::quantize(w, it->second);
+    });
   }
+  progress.update(1.0, "weight formats");
   // Input formats by site; sites sharing one input tensor and one format get the very same
   // quantized tensor back, so the engine keeps their fused GEMM.
   std::map<std::string, quant::NumberFormat> inputs;
@@ -101,8 +104,7 @@ PrecisionSummary PrecisionEmulator::apply(const quant::LayerPrecision& lp, jobs:
 
 void PrecisionEmulator::restore() {
   model_.setInputTransform({});
-  for (const auto& [name, w] : originals_) model_.setSiteWeight(name, w);
-  originals_.clear();
+  model_.setWeightTransform({});
 }
 
 }  // namespace qs::algo

@@ -64,7 +64,6 @@ class PrecisionEmulator {
 
  private:
   model::Model& model_;
-  std::map<std::string, at::Tensor> originals_;  // float copies of the weights apply() replaced
 };
 
 }  // namespace qs::algo

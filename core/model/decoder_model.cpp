@@ -180,6 +180,7 @@ void DecoderModel::materialize(int block) {
       l = loadLinear(si, si.hfWeight, spec_.transposedWeights);
     }
     if (bov != biasOverrides_.end()) l.b = bov->second.to(device_);
+    if (weightTransform_) l.w = weightTransform_(si.name, l.w).to(device_, storeDtype_).contiguous();
   }
   if (spec_.qkv == QkvLayout::Separate) fuseQkv(b);
   if (cfg_.attention.gated()) {
@@ -292,8 +293,15 @@ at::Tensor DecoderModel::siteWeight(const std::string& site) {
   // Copies: callers may modify the result in place without touching the model.
   if (b.loaded) return b.lin[static_cast<size_t>(role)].w.clone();
   auto ov = overrides_.find(site);
-  if (ov != overrides_.end()) return overrideWeight(ov->second, /*copy=*/true).to(device_);
-  return loadTensor(si.hfWeight, {si.outFeatures, si.inFeatures}, storeDtype_, spec_.transposedWeights);
+  at::Tensor w = ov != overrides_.end()
+                     ? overrideWeight(ov->second, /*copy=*/true).to(device_)
+                     : loadTensor(si.hfWeight, {si.outFeatures, si.inFeatures}, storeDtype_, spec_.transposedWeights);
+  return weightTransform_ ? weightTransform_(site, w).to(device_, storeDtype_).contiguous() : w;
+}
+
+void DecoderModel::setWeightTransform(WeightTransform fn) {
+  weightTransform_ = std::move(fn);
+  for (int i = 0; i < numBlocks(); ++i) release(i);
 }
 
 at::Tensor DecoderModel::overrideWeight(const Override& o, bool copy) const {

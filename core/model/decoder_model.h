@@ -42,6 +42,7 @@ class DecoderModel final : public Model {
   void releaseEmbedding() override;
   void releaseHead() override;
   void setSiteWeightLoader(const std::string& site, WeightLoader loader) override;
+  void setWeightTransform(WeightTransform fn) override;
   int64_t offloadOverrides(int block, const std::string& dir) override;
   int64_t overrideBytes() const override;
   void setOverrideBudget(int64_t bytes, const std::string& dir) override {
@@ -129,6 +130,7 @@ class DecoderModel final : public Model {
   std::unordered_map<std::string, Override> overrides_;
   int offloadFiles_ = 0;  // files written by offloadOverrides, for unique names
   int64_t overrideBudget_ = 0;  // setOverrideBudget
+  WeightTransform weightTransform_;
   std::string offloadDir_;
   std::function<void(const std::string&, const at::Tensor&)> hook_;
   InputTransform transform_;

@@ -54,6 +54,9 @@ void Model::setSiteWeightLoader(const std::string&, WeightLoader) {
   throw Error("this model does not support weight loaders");
 }
 int64_t Model::offloadOverrides(int, const std::string&) { return 0; }
+void Model::setWeightTransform(WeightTransform fn) {
+  if (fn) throw Error("this model does not support weight transforms");
+}
 int64_t Model::overrideBytes() const { return 0; }
 void Model::setOverrideBudget(int64_t, const std::string&) {}
 Model::Footprint Model::footprint() const { return {}; }

@@ -161,6 +161,11 @@ class Model {
   // an earlier setSiteWeight of the site (and vice versa).
   using WeightLoader = std::function<at::Tensor()>;
   virtual void setSiteWeightLoader(const std::string& site, WeightLoader loader);
+  // A function applied to every site weight as it is materialised (and to siteWeight()): number
+  // format emulation without holding a copy of the model. Setting or clearing it releases the
+  // loaded blocks, so the next use sees the change. The result is converted to the model's dtype.
+  using WeightTransform = std::function<at::Tensor(const std::string& site, const at::Tensor& w)>;
+  virtual void setWeightTransform(WeightTransform fn);
   // Writes the in-memory weight overrides of `block` (setSiteWeight) to a safetensors file in
   // `dir` and replaces them by loaders of that file; returns the bytes moved out of memory.
   virtual int64_t offloadOverrides(int block, const std::string& dir);

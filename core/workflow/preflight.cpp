@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <tuple>
 
 #include "core/algo/layer_quant.h"
 #include "core/eval/datasets.h"
@@ -90,21 +91,34 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
       widestIn = s.inFeatures;
       widestOut = s.outFeatures;
     }
-  const int64_t hessian = dataFree || !cfg.layer.spec.enabled() ? 0 : 2 * widestIn * widestIn * 8;
+  const bool hessianMethod = !dataFree && cfg.layer.spec.enabled();
+  const int64_t h64 = widestIn * widestIn * 8;
   const int64_t method = cfg.layer.spec.enabled() ? methodBytes(cfg, widestOut, widestIn) : 0;
-  const int64_t weightsHeld = p.streaming ? 2 * f.maxBlockBytes() : f.totalBytes();
+  // Streaming holds the block being quantized (its quantized weights replace the loaded ones in
+  // place); the whole path holds every block.
+  const int64_t weightsHeld = p.streaming ? f.maxBlockBytes() : f.totalBytes();
 
-  // Phases: quantizing a block, evaluation, migration; the peak is the largest.
+  // Phases: quantizing a block (accumulating a Hessian while the block runs, then the method on
+  // it), evaluation, migration; the peak is the largest.
+  const int64_t accumulate = hessianMethod ? 2 * h64 + blockAct : 0;  // float64 sum + the copy made of it
+  const int64_t solve = (hessianMethod ? h64 : 0) + method;
   std::vector<PreflightItem> quantItems = {
-      {p.streaming ? "one block, loaded and its quantized copy (" + dt + ")" : "the model's weights (" + dt + ")",
-       weightsHeld},
+      {p.streaming ? "the block being quantized (" + dt + ")" : "the model's weights (" + dt + ")", weightsHeld},
       {"calibration hidden states, " + std::to_string(cfg.nsamples) + " x " + std::to_string(cfg.seqlen) +
            " tokens (in + out)",
-       calHidden},
-      {"Hessian of the widest input (" + std::to_string(widestIn) + " columns, float64, accumulator + copy)", hessian},
-      {"weight method on the widest site (" + std::to_string(widestOut) + " x " + std::to_string(widestIn) + ")",
-       method},
-      {"activations of one calibration batch inside a block", dataFree ? 0 : blockAct}};
+       calHidden}};
+  if (accumulate >= solve && hessianMethod) {
+    quantItems.push_back({"Hessian of the widest input (" + std::to_string(widestIn) +
+                              " columns, float64 accumulator + copy)",
+                          2 * h64});
+    quantItems.push_back({"activations of one calibration batch inside the block", blockAct});
+  } else {
+    if (hessianMethod)
+      quantItems.push_back({"Hessian of the widest input (" + std::to_string(widestIn) + " columns, float64)", h64});
+    quantItems.push_back({std::string(algo::methodName(cfg.layer.method)) + " on the widest site (" +
+                              std::to_string(widestOut) + " x " + std::to_string(widestIn) + ")",
+                          method});
+  }
   int64_t quantPeak = 0;
   for (const auto& it : quantItems) quantPeak += it.bytes;
   const bool evaluates = !cfg.eval.empty() || !cfg.evalTasks.empty();
@@ -166,36 +180,50 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
   auto tf = Clock::now();
   (void)model->runBlock(0, h, s);
   const double perToken = since(tf) / static_cast<double>(probeTokens);  // one block, one token
-  double perSite = 0;
-  double cropCost = 1;
-  if (cfg.layer.spec.enabled()) {
-    progress.update(0.8, "the weight method on a crop of one site");
-    const model::SiteInfo& site = model->sites().front();
-    // RTN is cheap enough to time on the whole site; the others on a crop (fixed overheads of a
-    // tiny crop would inflate the scaled estimate, a full 4096-wide GPTQ would make the probe long).
-    const int64_t crop = cfg.layer.method == algo::Method::Rtn ? int64_t{1} << 40 : 1024;
-    const int64_t co = std::min<int64_t>(site.outFeatures, crop), ci = std::min<int64_t>(site.inFeatures, crop);
-    const at::Tensor w = model->siteWeight(site.name).to(at::kFloat).narrow(0, 0, co).narrow(1, 0, ci).contiguous();
-    const at::Tensor x = at::randn({2 * ci, ci}, at::kDouble);
-    const at::Tensor H = at::matmul(x.t(), x) / static_cast<double>(ci);
-    algo::LayerQuantOptions lo = cfg.layer;
-    lo.spec.groupSize = lo.spec.groupSize > 0 ? std::min<int>(lo.spec.groupSize, static_cast<int>(ci)) : lo.spec.groupSize;
-    lo.outlierFraction = cfg.layer.outlierFraction;
-    auto tq = Clock::now();
-    (void)algo::quantizeLayer(w, dataFree ? at::Tensor() : H, lo);  // data-free RTN reports no H error
-    perSite = since(tq);
-    cropCost = methodCost(cfg, static_cast<double>(co), static_cast<double>(ci));
-  }
-  model->release(0);
+  // The method's time on a site is a * cost(out, in) + b * out * in (the per-column work), fitted
+  // from two crops of the first site (512 and 1024 wide; RTN: the whole site, b only).
+  double a = 0, b = 0;
   std::string cropText = "-";
   if (cfg.layer.spec.enabled()) {
+    progress.update(0.8, "the weight method on crops of one site");
     const model::SiteInfo& site = model->sites().front();
-    const int64_t crop = cfg.layer.method == algo::Method::Rtn ? int64_t{1} << 40 : 1024;
-    cropText = std::to_string(std::min(site.outFeatures, crop)) + "x" + std::to_string(std::min(site.inFeatures, crop));
+    const at::Tensor full = model->siteWeight(site.name).to(at::kFloat);
+    auto timeOn = [&](int64_t n) {
+      const int64_t co = std::min<int64_t>(site.outFeatures, n), ci = std::min<int64_t>(site.inFeatures, n);
+      const at::Tensor w = full.narrow(0, 0, co).narrow(1, 0, ci).contiguous();
+      const at::Tensor x = at::randn({2 * ci, ci}, at::kDouble);
+      const at::Tensor H = at::matmul(x.t(), x) / static_cast<double>(ci);
+      algo::LayerQuantOptions lo = cfg.layer;
+      if (lo.spec.groupSize > 0) lo.spec.groupSize = std::min<int>(lo.spec.groupSize, static_cast<int>(ci));
+      auto tq = Clock::now();
+      (void)algo::quantizeLayer(w, dataFree ? at::Tensor() : H, lo);  // data-free RTN reports no H error
+      return std::make_tuple(since(tq), static_cast<double>(co), static_cast<double>(ci));
+    };
+    if (cfg.layer.method == algo::Method::Rtn) {
+      const auto [t, co, ci] = timeOn(int64_t{1} << 40);
+      b = t / (co * ci);
+      cropText = std::to_string(static_cast<int64_t>(co)) + "x" + std::to_string(static_cast<int64_t>(ci));
+    } else {
+      const auto [t1, o1, i1] = timeOn(512);
+      const auto [t2, o2, i2] = timeOn(1024);
+      const double c1 = methodCost(cfg, o1, i1), c2 = methodCost(cfg, o2, i2), e1 = o1 * i1, e2 = o2 * i2;
+      const double det = c2 * e1 - c1 * e2;
+      if (det != 0) {
+        a = (t2 * e1 - t1 * e2) / det;
+        b = (t1 * c2 - t2 * c1) / det;
+      }
+      if (a < 0 || b < 0) {  // noise: one term explains it
+        a = t2 / c2;
+        b = 0;
+      }
+      cropText = "512- and 1024-wide crops";
+    }
   }
-  for (const auto& site : model->sites())
-    p.quantizerSeconds +=
-        perSite * methodCost(cfg, static_cast<double>(site.outFeatures), static_cast<double>(site.inFeatures)) / cropCost;
+  model->release(0);
+  for (const auto& site : model->sites()) {
+    const double out = static_cast<double>(site.outFeatures), in = static_cast<double>(site.inFeatures);
+    p.quantizerSeconds += a * methodCost(cfg, out, in) + b * out * in;
+  }
   // Calibration: every token through every block, about three times with true-sequential (one
   // partial pass per input group, stopped at the group, and the outputs), twice without.
   if (!dataFree && cfg.layer.spec.enabled())
@@ -221,10 +249,10 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
   p.probeSeconds = since(t0);
   char basis[320];
   std::snprintf(basis, sizeof basis,
-                "measured: block 1 loaded in %.2f s, %lld tokens through it in %.2f s, %s on %s of a weight in %.2f s; "
+                "measured: block 1 loaded in %.2f s, %lld tokens through it in %.2f s, %s timed on %s; "
                 "loading %s, calibration %s, weight method %s, evaluation %s%s",
                 p.loadSecondsPerBlock, static_cast<long long>(probeTokens), perToken * probeTokens,
-                algo::methodName(cfg.layer.method), cropText.c_str(), perSite, fmtSeconds(loadSeconds).c_str(),
+                algo::methodName(cfg.layer.method), cropText.c_str(), fmtSeconds(loadSeconds).c_str(),
                 fmtSeconds(p.calibrationSeconds).c_str(), fmtSeconds(p.quantizerSeconds).c_str(),
                 fmtSeconds(p.evaluationSeconds).c_str(), cfg.evalTasks.empty() ? "" : " (zero-shot tasks not included)");
   p.timeBasis = basis;

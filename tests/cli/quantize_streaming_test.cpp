@@ -143,6 +143,21 @@ TEST(QuantizeStreaming, QuantEaseOutliersAndDataFreeRtnStreamLikeWhole) {
   }
 }
 
+TEST(QuantizeStreaming, NumberFormatsStreamLikeWhole) {
+  // The formats are a weight transform applied as each block is materialised: no copy of the
+  // model is held, and the streamed evaluation equals the whole-model one.
+  const std::string dir = qs::test::tempDir("qstream_fmt");
+  const std::string proj = makeProject(dir);
+  const std::string preset = std::string(QS_SOURCE_DIR) + "/resources/presets/precision/w6a6_bfp16.yaml";
+  const std::string yaml = config("  precision: \"" + preset + "\"\n").replace(config("").find("wbits: 4"), 8, "wbits: 16");
+  const auto whole = quantize(proj, yaml, qs::model::ExecMode::Whole);
+  const auto streamed = quantize(proj, yaml, qs::model::ExecMode::Streaming);
+  EXPECT_TRUE(streamed.streamed);
+  ASSERT_EQ(whole.perplexity.size(), 1u);
+  EXPECT_NE(whole.perplexity[0].quantized, whole.perplexity[0].fp) << "the formats change the model";
+  EXPECT_EQ(whole.perplexity[0].quantized, streamed.perplexity[0].quantized);
+}
+
 TEST(QuantizeStreaming, AJobThatCannotFitStopsBeforeItsRunExists) {
   const std::string dir = qs::test::tempDir("qstream_fit");
   const std::string proj = makeProject(dir);
@@ -184,14 +199,15 @@ TEST(QuantizeStreaming, DefaultCalibrationIsNotTheEvaluationTextAndIsRecorded) {
   qs::algo::QuantizeConfig c = defaults;
   c.nsamples = 4;
   c.seqlen = 64;
-  const auto cal = qs::algo::calibrationTensors(c, *tokenizer, "");
+  const std::string data = qs::test::sharedDataDir();
+  const auto cal = qs::algo::calibrationTensors(c, *tokenizer, data);
   for (const auto& e : defaults.eval) {
-    const auto text = qs::eval::loadDataset(e);
+    const auto text = qs::eval::loadDataset(e, data);
     EXPECT_NE(cal.path, text.path) << "calibration must not read the evaluation split " << text.path;
   }
   EXPECT_NE(cal.path.find("valid"), std::string::npos) << cal.path;
   // None of the drawn windows occurs in the test split's tokens.
-  const auto test = tokenizer->encode(qs::eval::loadDataset("wikitext2").text, true);
+  const auto test = tokenizer->encode(qs::eval::loadDataset("wikitext2", data).text, true);
   const std::string haystack(reinterpret_cast<const char*>(test.data()), test.size() * sizeof(int32_t));
   for (int64_t i = 0; i < cal.ids.size(0); ++i) {
     std::vector<int32_t> w(static_cast<size_t>(cal.ids.size(1)));

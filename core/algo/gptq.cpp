@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -21,13 +22,14 @@ void checkShapes(const at::Tensor& w, const at::Tensor& h) {
                 "] for a weight with in_features " + std::to_string(w.size(1)));
 }
 
-// Upper Cholesky factor U of H^-1 (H^-1 = U^T U), float32 when that factorizes, else float64.
-at::Tensor upperCholeskyOfInverse(const at::Tensor& h, double percdamp) {
-  // Each [in, in] intermediate is dropped as soon as the next exists: for a 7B model's down
-  // projection (in = 11008) that is two 485 MB float32 matrices at a time instead of four.
+// Upper Cholesky factor U of H^-1 (H^-1 = U^T U), float32 when that factorizes, else float64;
+// dampened(dt) gives the dampened H in dtype dt. Each [in, in] intermediate is dropped as soon as
+// the next exists: for a 7B model's down projection (in = 11008) two 485 MB float32 matrices at a
+// time.
+at::Tensor upperCholeskyOfInverse(const std::function<at::Tensor(at::ScalarType)>& dampened, double percdamp) {
   for (at::ScalarType dt : {at::kFloat, at::kDouble}) {
     at::Tensor l, info;
-    std::tie(l, info) = at::linalg_cholesky_ex(h.to(dt), false, false);
+    std::tie(l, info) = at::linalg_cholesky_ex(dampened(dt), false, false);
     if (info.item<int>() != 0) continue;
     at::Tensor inv = at::cholesky_inverse(l, false);
     l = at::Tensor();
@@ -67,9 +69,12 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t out = wIn.size(0), in = wIn.size(1);
   at::Tensor w = wIn.to(at::kFloat).clone().contiguous();
-  at::Tensor h = hessian.to(at::kDouble).clone();
-  const at::Tensor dead = deadColumns(h);
-  h.diagonal().masked_fill_(dead, 1.0);
+  // Only H's diagonal changes (dead columns get 1, then the dampening): it is kept apart in float64
+  // and written into a copy of H made in the Cholesky's dtype, so no float64 copy of the whole H
+  // is made next to the caller's (the same values as modifying a float64 copy, then converting).
+  at::Tensor diag = at::diagonal(hessian).to(at::kDouble).clone();
+  const at::Tensor dead = diag == 0;
+  diag.masked_fill_(dead, 1.0);
   w.masked_fill_(dead.unsqueeze(0), 0.0);
 
   const bool grouped = spec.grouped() && spec.chAxis != -1;
@@ -87,17 +92,24 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
 
   at::Tensor perm = at::arange(in, at::kLong);
   if (spec.actOrder) {
-    perm = std::get<1>(at::sort(at::diagonal(h), /*stable=*/true, /*dim=*/0, /*descending=*/true));
+    perm = std::get<1>(at::sort(diag, /*stable=*/true, /*dim=*/0, /*descending=*/true));
     w = w.index_select(1, perm).contiguous();
-    h = h.index_select(0, perm).index_select(1, perm);
+    diag = diag.index_select(0, perm);
   }
   const at::Tensor invperm = at::argsort(perm);
   const auto permAcc = perm.accessor<int64_t, 1>();
 
-  const double damp = opts.percdamp * at::mean(at::diagonal(h)).item<double>();
-  h.diagonal().add_(damp);
-  const at::Tensor u = upperCholeskyOfInverse(h, opts.percdamp);
-  h = at::Tensor();  // not needed past the factor (float64 [in, in])
+  const double damp = opts.percdamp * at::mean(diag).item<double>();
+  diag.add_(damp);
+  at::Tensor u = upperCholeskyOfInverse(
+      [&](at::ScalarType dt) {
+        at::Tensor m = hessian.to(dt);
+        if (spec.actOrder) m = m.index_select(0, perm).index_select(1, perm);
+        else if (m.is_same(hessian) || m.data_ptr() == hessian.data_ptr()) m = m.clone();
+        m.diagonal().copy_(diag.to(dt));
+        return m;
+      },
+      opts.percdamp);
 
   at::Tensor codesT = at::empty({in, out}, at::kFloat);  // row = permuted position
   at::Tensor curScale = grid.scales.select(1, 0), curZero = grid.zeros.select(1, 0);
@@ -144,7 +156,12 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
     progress.update(static_cast<double>(i2) / static_cast<double>(in), "gptq");
   }
 
+  // The factor and the working copies are not needed for the result: freed before the error
+  // evaluation allocates (on a 7B down projection they are over 800 MB).
+  u = at::Tensor();
+  w = at::Tensor();
   at::Tensor codes = codesT.t().index_select(1, invperm).contiguous();
+  codesT = at::Tensor();
   if (grouped && !spec.staticGroups && spec.actOrder)
     grid.gIdx = at::div(invperm, g, "floor").to(at::kInt);
   else if (grouped)

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "core/algo/weight_grid.h"
 
 namespace qs::algo {
@@ -13,21 +15,26 @@ double quadraticError(const at::Tensor& d, const at::Tensor& hessian) {
 }
 
 double relativeError(const at::Tensor& w, const at::Tensor& wq, const at::Tensor& hessian) {
-  // One GEMM for numerator and denominator: [dW; W] H, then row-wise dot products. Layers up to
-  // about 2^35 multiply-adds (3072 x 3072 inputs and below) in float64; larger ones (a 7B model's
-  // 4096 x 11008 projections: 0.5 TFLOP) in float32 with float64 sums, about 3x faster on a CPU and
-  // still within ~1e-6 relative, since H is positive semi-definite (no cancellation to amplify).
-  const bool large = static_cast<double>(w.size(0)) * static_cast<double>(w.size(1)) * static_cast<double>(w.size(1)) >
-                     34359738368.0;
+  // [dW; W] H then row-wise dot products, a chunk of rows at a time (about 32 MiB of rows), so the
+  // error of a 4096 x 11008 projection needs a few hundred MiB beyond H, not float64 copies of the
+  // whole weight. Layers up to about 2^35 multiply-adds (3072 x 3072 inputs and below) multiply in
+  // float64; larger ones in float32 with float64 sums, about 3x faster on a CPU and still within
+  // ~1e-6 relative, since H is positive semi-definite (no cancellation to amplify).
+  const int64_t out = w.size(0), in = w.size(1);
+  const bool large = static_cast<double>(out) * static_cast<double>(in) * static_cast<double>(in) > 34359738368.0;
   const at::ScalarType gemm = large ? at::kFloat : at::kDouble;
-  const at::Tensor w64 = w.to(at::kDouble);
-  const at::Tensor d64 = at::sub(w64, wq.to(at::kDouble));
-  const at::Tensor both = at::cat({d64, w64}, 0).to(gemm);
-  const at::Tensor prod =
-      at::sum(at::mul(at::matmul(both, hessian.to(gemm)), both).to(at::kDouble), 1);
-  const int64_t out = w.size(0);
-  const double num = prod.narrow(0, 0, out).sum().item<double>();
-  const double den = prod.narrow(0, out, out).sum().item<double>();
+  const at::Tensor h = hessian.to(gemm);
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{32} << 20) / (in * 8));
+  double num = 0, den = 0;
+  for (int64_t r0 = 0; r0 < out; r0 += chunk) {
+    const int64_t n = std::min(chunk, out - r0);
+    const at::Tensor w64 = w.narrow(0, r0, n).to(at::kDouble);
+    const at::Tensor d64 = at::sub(w64, wq.narrow(0, r0, n).to(at::kDouble));
+    const at::Tensor both = at::cat({d64, w64}, 0).to(gemm);
+    const at::Tensor prod = at::sum(at::mul(at::matmul(both, h), both).to(at::kDouble), 1);
+    num += prod.narrow(0, 0, n).sum().item<double>();
+    den += prod.narrow(0, n, n).sum().item<double>();
+  }
   return den > 0 ? num / den : 0.0;
 }
 

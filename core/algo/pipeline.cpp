@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/algo/hessian.h"
+#include "core/algo/quant_artifact.h"
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
@@ -211,18 +212,7 @@ std::vector<std::vector<std::string>> siteGroups(model::Model& model, int block,
 
 LayerQuantResult readBlockGrid(const std::string& blockFilePath, const std::string& site) {
   auto f = io::SafetensorsFile::open(blockFilePath);
-  LayerQuantResult g;
-  const std::string p = std::string(kGridPrefix) + site + ":";
-  auto field = [&](const char* name) {
-    return f->find(p + name) ? f->load(p + name) : at::Tensor();
-  };
-  g.codes = field("codes");
-  g.scales = field("scales");
-  g.zeros = field("zeros");
-  g.gIdx = field("g_idx");
-  g.outlierIndices = field("outlier_indices");
-  g.outlierValues = field("outlier_values");
-  return g;
+  return loadGridFields(*f, [&](const char* field) { return std::string(kGridPrefix) + site + ":" + field; });
 }
 
 namespace {
@@ -233,17 +223,7 @@ struct GroupInputsSeen {};
 
 // The weight of a grid read from an open block file (the pipeline's own loader).
 at::Tensor gridFromFile(const io::SafetensorsFile& f, const std::string& site) {
-  const std::string p = std::string(kGridPrefix) + site + ":";
-  LayerQuantResult g;
-  g.codes = expandCodes(f.load(p + "codes"));
-  g.scales = f.load(p + "scales");
-  g.zeros = f.load(p + "zeros");
-  g.gIdx = f.load(p + "g_idx");
-  if (f.find(p + "outlier_indices")) {
-    g.outlierIndices = f.load(p + "outlier_indices");
-    g.outlierValues = f.load(p + "outlier_values");
-  }
-  return reconstructWeight(g);
+  return gridWeight(loadGridFields(f, [&](const char* field) { return std::string(kGridPrefix) + site + ":" + field; }));
 }
 
 // Points every site of a written block file at the file: grid sites rebuild their weight from
@@ -451,6 +431,8 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
           tokens = acc->tokens();
           const at::Tensor h = acc->hessian().to(device);
           acc.reset();
+          log::debug("pipeline: " + where + " " + shortSite(accSite) + " Hessian done, RSS " +
+                     formatMemory(currentRssBytes()) + ", peak " + formatMemory(peakRssBytes()));
           for (const auto& site : in) hessians[site] = h;
         }
         accSite.clear();
@@ -469,6 +451,8 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
         // Data-free and offloaded, nothing reads the weight before the block file exists: the loader
         // set then is all the model needs (no float32 copy of the block in memory meanwhile).
         if (!(result.dataFree && options.offloadWeights)) model.setSiteWeight(site, r.weight);
+        log::debug("pipeline: " + where + " " + shortSite(site) + " quantized, RSS " + formatMemory(currentRssBytes()) +
+                   ", peak " + formatMemory(peakRssBytes()));
         SiteSummary s;
         s.block = b;
         s.group = static_cast<int>(gi);
@@ -519,6 +503,14 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
       result.blockFiles.push_back(path);
       if (options.offloadWeights) useBlockFile(model, path, sitesOfBlock[b]);
       if (checkpoints) writeState(options.checkpointDir, b + 1, options.checkpointTag, hidden, cal.ids);
+    }
+    releaseFreedMemory();
+    if (log::level() <= log::Level::Debug) {
+      std::ifstream st("/proc/self/status");
+      std::string line, detail;
+      while (std::getline(st, line))
+        if (line.rfind("RssAnon", 0) == 0 || line.rfind("RssFile", 0) == 0) detail += " " + line;
+      log::debug("pipeline: " + where + " done, RSS " + formatMemory(currentRssBytes()) + detail);
     }
     progress.update(bEnd, where + " done");
   }

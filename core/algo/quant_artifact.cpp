@@ -100,18 +100,23 @@ LayerQuantResult artifactGrid(const QuantArtifact& a, const std::string& site) {
   if (it != a.grids.end()) return it->second;
   if (!a.file || !a.file->find("grid." + site + ".codes"))
     throw Error("the quantized-run artifact has no grid for site '" + site + "'");
-  const io::SafetensorsFile& f = *a.file;
-  const std::string p = "grid." + site + ".";
-  LayerQuantResult g;
+  LayerQuantResult g = loadGridFields(*a.file, [&](const char* field) { return "grid." + site + "." + field; });
   g.method = a.method;
-  g.codes = f.load(p + "codes");
-  g.scales = f.load(p + "scales");
-  g.zeros = f.load(p + "zeros");
-  g.gIdx = f.load(p + "g_idx");
-  if (f.find(p + "outlier_indices")) {
-    g.outlierIndices = f.load(p + "outlier_indices");
-    g.outlierValues = f.load(p + "outlier_values");
-  }
+  return g;
+}
+
+LayerQuantResult loadGridFields(const io::SafetensorsFile& f, const std::function<std::string(const char*)>& name) {
+  LayerQuantResult g;
+  auto field = [&](const char* n) {
+    const std::string full = name(n);
+    return f.find(full) ? f.load(full) : at::Tensor();
+  };
+  g.codes = field("codes");
+  g.scales = field("scales");
+  g.zeros = field("zeros");
+  g.gIdx = field("g_idx");
+  g.outlierIndices = field("outlier_indices");
+  g.outlierValues = field("outlier_values");
   return g;
 }
 

@@ -13,6 +13,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,6 +61,11 @@ void writeQuantArtifact(const std::string& path, const QuantArtifact& a);
 // Throws qs::Error naming the file for a missing file, another format or missing tensors.
 // loadGrids false: grids stay in the file (a.file, a.gridSites), for models larger than memory.
 QuantArtifact readQuantArtifact(const std::string& path, bool loadGrids = true);
+// A site's grid from an open safetensors file whose tensor for each field is name(field)
+// ("grid.<site>.codes" in an artifact, "grid:<site>:codes" in a pipeline block file); codes as
+// stored (compact). Fields the file lacks stay undefined.
+LayerQuantResult loadGridFields(const io::SafetensorsFile& file, const std::function<std::string(const char*)>& name);
+
 // One site's grid of an artifact read either way; qs::Error when it has none.
 LayerQuantResult artifactGrid(const QuantArtifact& a, const std::string& site);
 

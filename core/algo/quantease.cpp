@@ -28,7 +28,8 @@ std::string num(double v) {
 QuantEaseStart prepare(const at::Tensor& wIn, const at::Tensor& hessian, const QuantEaseOptions& opts,
                        jobs::Progress& progress) {
   QuantEaseStart s;
-  at::Tensor h = hessian.to(at::kFloat).clone();
+  at::Tensor h = hessian.to(at::kFloat);
+  if (h.data_ptr() == hessian.data_ptr()) h = h.clone();  // a float32 H is the caller's: copy before editing
   const at::Tensor dead = deadColumns(h);
   h.diagonal().masked_fill_(dead, 1.0);
   s.h = h.contiguous();
@@ -91,7 +92,18 @@ void CoordinateDescent::setTarget(const at::Tensor& target) {
 }
 
 double CoordinateDescent::objective() const {
-  return at::sum(at::mul(at::sub(target_, wq_).to(at::kDouble), p_.to(at::kDouble))).item<double>();
+  // In float64, a chunk of rows at a time (float64 copies of three whole [out, in] matrices would be
+  // 1 GB on a 7B down projection).
+  const int64_t out = wq_.size(0), in = wq_.size(1);
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{16} << 20) / std::max<int64_t>(1, in * 8));
+  double sum = 0;
+  for (int64_t r0 = 0; r0 < out; r0 += chunk) {
+    const int64_t n = std::min(chunk, out - r0);
+    sum += at::sum(at::mul(at::sub(target_.narrow(0, r0, n), wq_.narrow(0, r0, n)).to(at::kDouble),
+                           p_.narrow(0, r0, n).to(at::kDouble)))
+               .item<double>();
+  }
+  return sum;
 }
 
 void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, double end) {
@@ -177,7 +189,7 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
   if (!opts.spec.enabled()) return unquantized(method, wIn, hessian);
 
   const auto t0 = std::chrono::steady_clock::now();
-  const QuantEaseStart start = prepare(wIn, hessian, opts, progress);
+  QuantEaseStart start = prepare(wIn, hessian, opts, progress);
   LayerQuantResult r;
   r.method = method;
   at::Tensor codes;
@@ -186,6 +198,8 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
   } else {
     CoordinateDescent cd(start.target, start.wq, start.codes, start.h, start.scale, start.zero, opts.spec,
                          opts.blockSize);
+    start.wq = at::Tensor();     // the descent holds its own copies
+    start.codes = at::Tensor();
     r.objectiveTrace.push_back(cd.objective());
     const double b = opts.gptqInit ? 0.1 : 0.0;
     for (int it = 0; it < opts.numIter; ++it) {
@@ -196,6 +210,8 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
     codes = cd.codes();
   }
   r.quantSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // The working set goes before the error evaluation allocates (on a 7B down projection, over 1 GB).
+  start.h = start.target = start.scale = start.zero = start.wq = start.codes = at::Tensor();
   // act_order only shapes a GPTQ initialisation's groups; plain QuantEase keeps the identity g_idx.
   quant::QuantSpec accounting = opts.spec;
   accounting.actOrder = opts.gptqInit && opts.spec.actOrder;

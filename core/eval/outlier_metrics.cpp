@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/analysis/channel_stats.h"
+#include "core/eval/window_pass.h"
 #include "core/model/layerwise.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
@@ -134,55 +135,13 @@ OutlierMetrics evaluateOutlierMetrics(model::Model& model, const std::vector<int
   });
 
   c10::InferenceMode guard;
-  at::Tensor all = at::from_blob(const_cast<int32_t*>(tokens.data()), {p.windows * p.seqlen}, at::kInt)
-                       .to(at::kLong)
-                       .view({p.windows, p.seqlen});
-  double lossSum = 0;
-  int64_t scored = 0;
-  const auto start = std::chrono::steady_clock::now();
-  const int64_t batch = options.batchSize;
-  const int64_t batches = (p.windows + batch - 1) / batch;
-  model::Workload work;
-  work.batches = batches;
-  work.rows = std::min<int64_t>(batch, p.windows);
-  work.tokens = p.seqlen;
-  const model::ExecPlan plan = model::planExecution(model, work, model.execOptions());
-  p.streamed = plan.streaming;
-  p.execution = plan.describe();
-  model::LayerwiseCallbacks cb;
-  cb.input = [&](int64_t i) {
-    const int64_t w = i * batch;
-    return model::BatchInput{all.narrow(0, w, std::min<int64_t>(batch, p.windows - w)), at::Tensor()};
-  };
-  cb.blockOutput = [&](int i, int64_t, const model::BatchState&, const at::Tensor& h) {
+  runWindowPass(model, tokens, options.batchSize, p, progress, [&](int i, const at::Tensor& h) {
     blockOut[static_cast<size_t>(i)].update(h);
     const auto [ksum, kmax, n] = tokenKurtosis(h);
     kurtSum[static_cast<size_t>(i)] += ksum;
     kurtMax[static_cast<size_t>(i)] = std::max(kurtMax[static_cast<size_t>(i)], kmax);
     if (i == 0) kurtTokens += n;
-  };
-  cb.output = [&](int64_t, const model::BatchState& s, const at::Tensor& h) {
-    const int64_t n = h.size(0);
-    at::Tensor logits = model.head(h);
-    at::Tensor pred = logits.narrow(1, 0, p.seqlen - 1).reshape({-1, logits.size(2)});
-    at::Tensor target = s.ids.narrow(1, 1, p.seqlen - 1).reshape({-1});
-    at::Tensor nll = at::cross_entropy_loss(pred, target, {}, at::Reduction::None).view({n, p.seqlen - 1});
-    lossSum += nll.mean(1).sum().item<double>();
-    scored += n;
-  };
-  cb.status = [&] {
-    if (scored == 0) return std::string();
-    char msg[64];
-    std::snprintf(msg, sizeof msg, "ppl %.3f", std::exp(lossSum / static_cast<double>(scored)));
-    return std::string(msg);
-  };
-  progress.update(0, "window 0/" + std::to_string(p.windows));
-  model::runLayerwise(model, plan, batches, cb, progress, batch == 1 ? "window" : "batch");
-  p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  p.meanLoss = lossSum / static_cast<double>(p.windows);
-  p.perplexity = std::exp(p.meanLoss);
-  p.tokensEvaluated = p.windows * p.seqlen;
-  p.tokensPerSecond = p.seconds > 0 ? static_cast<double>(p.tokensEvaluated) / p.seconds : 0;
+  });
 
   double kurtTotal = 0, ffnKurtTotal = 0, attnKurtTotal = 0;
   int ffnLayers = 0, attnLayers = 0;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/eval/window_pass.h"
 #include "core/model/layerwise.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
@@ -45,11 +46,19 @@ PerplexityResult evaluatePerplexityImpl(model::Model& model, const std::vector<i
                                         const PerplexityOptions& options, jobs::Progress& progress) {
   PerplexityResult r = planWindows(model, static_cast<int64_t>(tokens.size()), options);
 
+  runWindowPass(model, tokens, options.batchSize, r, progress);
+  return r;
+}
+
+}  // namespace
+
+void runWindowPass(model::Model& model, const std::vector<int32_t>& tokens, int batchSize, PerplexityResult& r,
+                   jobs::Progress& progress, const std::function<void(int, const at::Tensor&)>& blockOutput) {
   c10::InferenceMode guard;
   auto all = at::from_blob(const_cast<int32_t*>(tokens.data()), {r.windows * r.seqlen}, at::kInt)
                  .to(at::kLong)
                  .view({r.windows, r.seqlen});
-  const int64_t batch = options.batchSize;
+  const int64_t batch = batchSize;
   const int64_t batches = (r.windows + batch - 1) / batch;
   model::Workload work;
   work.batches = batches;
@@ -67,6 +76,8 @@ PerplexityResult evaluatePerplexityImpl(model::Model& model, const std::vector<i
     const int64_t w = i * batch;
     return model::BatchInput{all.narrow(0, w, std::min<int64_t>(batch, r.windows - w)), at::Tensor()};
   };
+  if (blockOutput)
+    cb.blockOutput = [&](int block, int64_t, const model::BatchState&, const at::Tensor& h) { blockOutput(block, h); };
   cb.output = [&](int64_t, const model::BatchState& s, const at::Tensor& hidden) {
     const at::Tensor logits = model.head(hidden);  // [n, T, V] float32
     const int64_t n = logits.size(0);
@@ -92,11 +103,8 @@ PerplexityResult evaluatePerplexityImpl(model::Model& model, const std::vector<i
   r.meanLoss = lossSum / static_cast<double>(r.windows);
   r.perplexity = std::exp(r.meanLoss);
   r.tokensEvaluated = r.windows * r.seqlen;
-  r.tokensPerSecond = r.seconds > 0 ? r.tokensEvaluated / r.seconds : 0;
-  return r;
+  r.tokensPerSecond = r.seconds > 0 ? static_cast<double>(r.tokensEvaluated) / r.seconds : 0;
 }
-
-}  // namespace
 
 PerplexityResult evaluatePerplexity(model::Model& model, const std::vector<int32_t>& tokens,
                                     const PerplexityOptions& options, jobs::Progress& progress) {

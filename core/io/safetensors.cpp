@@ -273,25 +273,14 @@ int64_t safetensorsFileSize(const std::vector<SafetensorsEntry>& entries,
 void writeSafetensors(const std::string& path,
                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
-  std::vector<SafetensorsEntry> entries;
-  std::vector<at::Tensor> data;
-  entries.reserve(tensors.size());
-  data.reserve(tensors.size());
+  std::vector<StreamedTensor> held;
+  held.reserve(tensors.size());
   for (const auto& [name, tensor] : tensors) {
     if (!tensor.defined()) throw fileError(path, "tensor '" + name + "' is undefined");
     at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
-    entries.push_back({name, t.scalar_type(), t.sizes().vec()});
-    data.push_back(std::move(t));
+    held.push_back({{name, t.scalar_type(), t.sizes().vec()}, [t] { return t; }});
   }
-  const std::string text = safetensorsHeader(path, entries, metadata);
-  uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
-
-  TempFile out(path);
-  out.write(len, 8);
-  out.write(text.data(), text.size());
-  for (const auto& t : data) out.write(t.data_ptr(), t.numel() * t.element_size());
-  out.commit();
+  writeSafetensorsStreamed(path, held, metadata);
 }
 
 void writeSafetensorsStreamed(const std::string& path, const std::vector<StreamedTensor>& tensors,

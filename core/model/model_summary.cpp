@@ -16,6 +16,7 @@
 #include "core/io/weight_source.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
+#include "core/util/memory.h"
 #include "core/util/strings.h"
 
 namespace qs::model {
@@ -352,15 +353,6 @@ std::string formatCount(int64_t n) {
   return buf;
 }
 
-std::string formatBytes(int64_t bytes) {
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  static const char* const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes) / 1024.0;
-  int u = 0;
-  while (v >= 1024.0 && u < 4) v /= 1024.0, ++u;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  return buf;
-}
+std::string formatBytes(int64_t bytes) { return formatMemory(bytes); }
 
 }  // namespace qs::model

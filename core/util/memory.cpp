@@ -1,5 +1,7 @@
 #include "core/util/memory.h"
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cctype>
 #include <cmath>
@@ -94,6 +96,12 @@ bool deviceMemory(int index, int64_t& freeBytes, int64_t& totalBytes) {
 }
 
 int64_t peakRssBytes() { return statusField("VmHWM"); }
+
+void releaseFreedMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
 int64_t currentRssBytes() { return statusField("VmRSS"); }
 
 int64_t parseMemorySize(const std::string& text, const std::string& key) {

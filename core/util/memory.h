@@ -20,6 +20,10 @@ HostMemory hostMemory();
 int64_t peakRssBytes();
 int64_t currentRssBytes();
 
+// Hands memory the allocator keeps after frees back to the system (glibc: malloc_trim), so a job
+// that streams blocks keeps its resident set near what it uses; a no-op elsewhere.
+void releaseFreedMemory();
+
 // "24G", "3.5GiB", "800M", "512MB", "1024" (bytes): binary units (K = 1024). Throws qs::Error
 // naming `key` for anything else or a value <= 0.
 int64_t parseMemorySize(const std::string& text, const std::string& key);

@@ -16,17 +16,16 @@
 #include "core/runs/run_store.h"
 #include "core/util/error.h"
 #include "core/workflow/project_jobs.h"
+#include "tests/support/demo_project.h"
 #include "tests/support/test_paths.h"
 
 namespace {
 
-std::string demoModel() { return std::string(QS_SOURCE_DIR) + "/projects/demo/model"; }
-std::string demoText() { return std::string(QS_SOURCE_DIR) + "/projects/demo/sample.txt"; }
+using qs::test::demoModel;
+using qs::test::demoText;
 
 std::string makeProject(const std::string& dir) {
-  const std::string proj = dir + "/p";
-  std::filesystem::create_directories(proj);
-  std::ofstream(proj + "/project.yaml") << "name: job\nmodel: " << demoModel() << "\n";
+  const std::string proj = qs::test::makeDemoProject(dir, "job");
   std::ofstream(dir + "/piqa.jsonl")
       << R"({"query": "Question: How do you open a door?\nAnswer:", "choices": [" turn the handle", " kick it"], "gold": 0})" << "\n"
       << R"({"query": "Question: How do you dry a shirt?\nAnswer:", "choices": [" hang it up", " wet it"], "gold": 0})" << "\n";

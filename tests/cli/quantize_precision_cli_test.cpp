@@ -11,14 +11,15 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/support/demo_project.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/test_paths.h"
 
 namespace {
 
 std::string quote(const std::string& s) { return qs::test::shellQuote(s); }
-std::string demoModel() { return std::string(QS_SOURCE_DIR) + "/projects/demo/model"; }
-std::string demoText() { return std::string(QS_SOURCE_DIR) + "/projects/demo/sample.txt"; }
+using qs::test::demoModel;
+using qs::test::demoText;
 std::string preset(const std::string& name) {
   return std::string(QS_SOURCE_DIR) + "/resources/presets/precision/" + name;
 }

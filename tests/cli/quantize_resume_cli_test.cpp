@@ -14,14 +14,15 @@
 
 #include "core/io/safetensors.h"
 #include "core/util/fs.h"
+#include "tests/support/demo_project.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/test_paths.h"
 
 namespace {
 
 std::string quote(const std::string& s) { return qs::test::shellQuote(s); }
-std::string demoModel() { return std::string(QS_SOURCE_DIR) + "/projects/demo/model"; }
-std::string demoText() { return std::string(QS_SOURCE_DIR) + "/projects/demo/sample.txt"; }
+using qs::test::demoModel;
+using qs::test::demoText;
 
 // QuantEase with enough sweeps that a block takes far longer than the kill loop's 5 ms poll.
 std::string quantizeArgs() {

@@ -25,19 +25,15 @@
 #include "core/util/error.h"
 #include "core/workflow/preflight.h"
 #include "core/workflow/project_jobs.h"
+#include "tests/support/demo_project.h"
 #include "tests/support/test_paths.h"
 
 namespace {
 
-std::string demoModel() { return std::string(QS_SOURCE_DIR) + "/projects/demo/model"; }
-std::string demoText() { return std::string(QS_SOURCE_DIR) + "/projects/demo/sample.txt"; }
+using qs::test::demoModel;
+using qs::test::demoText;
 
-std::string makeProject(const std::string& dir) {
-  const std::string proj = dir + "/p";
-  std::filesystem::create_directories(proj);
-  std::ofstream(proj + "/project.yaml") << "name: stream\nmodel: " << demoModel() << "\n";
-  return proj;
-}
+std::string makeProject(const std::string& dir) { return qs::test::makeDemoProject(dir, "stream"); }
 
 std::string config(const std::string& extra = "") {
   return "quantize:\n  method: gptq\n  wbits: 4\n  groupsize: 64\n  nsamples: 6\n  seqlen: 64\n  batch_size: 4\n"

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 
+#include "tests/support/demo_project.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/test_paths.h"
 
@@ -24,8 +25,8 @@ namespace {
 qs::test::CliResult qscope(const std::string& args) { return qs::test::runQscope(args); }
 std::string quote(const std::string& s) { return qs::test::shellQuote(s); }
 
-std::string demoModel() { return std::string(QS_SOURCE_DIR) + "/projects/demo/model"; }
-std::string demoText() { return std::string(QS_SOURCE_DIR) + "/projects/demo/sample.txt"; }
+using qs::test::demoModel;
+using qs::test::demoText;
 
 // A PIQA-layout file: docs 1, 2 and 4 have gold 0, doc 3 gold 1, each with two identical
 // choices (so the model's scores tie and the argmax is choice 0); doc 5 has distinct choices.

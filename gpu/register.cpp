@@ -121,7 +121,8 @@ analysis::BatchMoments channelMomentsCuda(const at::Tensor& xIn, const at::Tenso
 // The column loop of one QuantEase block on the device (the caller's GEMMs do the rest). All
 // tensors are float32 contiguous on one device (CoordinateDescent keeps them so).
 bool sweepBlockCuda(algo::SweepBlock& b) {
-  if (b.cnt > kMaxSweepBlock) return false;
+  // The kernel rounds every weight: relaxed sweeps and free (outlier) weights take the reference.
+  if (b.cnt > kMaxSweepBlock || !b.quantize || b.free.defined()) return false;
   const c10::cuda::CUDAGuard guard(b.p.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(b.p.device().index()).stream();
   const cudaError_t err = quantEaseSweepBlockF32(

@@ -44,6 +44,8 @@ QuantEaseOptions LayerQuantOptions::quantEase() const {
   q.outlierFraction = outlierFraction;
   q.structuredOutlier = structuredOutlier;
   q.alpha = alpha;
+  q.init = quanteaseInit;
+  q.relaxedSweeps = relaxedSweeps;
   return q;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 
@@ -25,6 +26,25 @@ std::string num(double v) {
   return s.str();
 }
 
+// The outlier support a run starts from: the `keep` largest |W| over the whole matrix (as the
+// reference chooses it: what stretches the grid), or the `keep` columns of largest output energy
+// ||W_col||^2 H_jj (structured; the reference takes ||W_col|| alone, which misses the activation
+// outlier channels a kept column is for). hDiag undefined: ||W_col||^2. Float32 mask.
+at::Tensor initialSupport(const at::Tensor& w, int64_t keep, bool structured, const at::Tensor& hDiag = {}) {
+  at::Tensor mask = at::zeros_like(w);
+  if (keep <= 0) return mask;
+  if (structured) {
+    at::Tensor energy = at::sum(at::mul(w, w), 0);
+    if (hDiag.defined() && !std::getenv("QS_QE_REF_COLUMNS")) energy = at::mul(energy, hDiag);
+    const at::Tensor cols = std::get<1>(at::topk(energy, keep));
+    mask.index_fill_(1, cols, 1.0);
+  } else {
+    const at::Tensor idx = std::get<1>(at::topk(at::abs(w).flatten(), keep));
+    mask.view({-1}).index_fill_(0, idx, 1.0);
+  }
+  return mask;
+}
+
 QuantEaseStart prepare(const at::Tensor& wIn, const at::Tensor& hessian, const QuantEaseOptions& opts,
                        jobs::Progress& progress) {
   QuantEaseStart s;
@@ -34,6 +54,14 @@ QuantEaseStart prepare(const at::Tensor& wIn, const at::Tensor& hessian, const Q
   h.diagonal().masked_fill_(dead, 1.0);
   s.h = h.contiguous();
   s.target = wIn.to(at::kFloat).clone().masked_fill_(dead.unsqueeze(0), 0.0).contiguous();
+  if (opts.outlierFraction > 0) {
+    const int64_t out = s.target.size(0), in = s.target.size(1);
+    const double universe = opts.structuredOutlier ? static_cast<double>(in) : static_cast<double>(out) * in;
+    const int64_t keep = std::min<int64_t>(static_cast<int64_t>(std::llround(opts.outlierFraction * universe)),
+                                           static_cast<int64_t>(universe));
+    s.free = initialSupport(s.target, keep, opts.structuredOutlier, at::diagonal(s.h));
+    s.keep = keep;
+  }
   if (opts.gptqInit) {
     jobs::SubProgress sub(progress, 0.0, 0.1);
     GptqOptions g;
@@ -44,16 +72,33 @@ QuantEaseStart prepare(const at::Tensor& wIn, const at::Tensor& hessian, const Q
     s.grid = {init.scales, init.zeros, init.gIdx};
     s.codes = init.codes.to(at::kFloat).contiguous();
   } else {
-    s.grid = observeWeight(s.target, opts.spec);
+    // The grid covers the weights that stay on it: kept (outlier) weights are left out of the
+    // range, so keeping 1% of them in full precision narrows the step for all the others.
+    s.grid = observeWeight(s.free.defined() ? s.target.masked_fill(s.free != 0, 0.0) : s.target, opts.spec);
   }
   s.scale = expandToColumns(s.grid.scales, s.grid.gIdx);
   s.zero = expandToColumns(s.grid.zeros, s.grid.gIdx);
   if (!opts.gptqInit) s.codes = quant::quantizeCodes(s.target, s.scale, s.zero, opts.spec).contiguous();
   s.wq = quant::dequantizeCodes(s.codes, s.scale, s.zero).contiguous();
+  if (s.free.defined()) {  // kept weights start at their full value, their codes at the zero point
+    const at::Tensor f = s.free != 0;
+    s.wq = at::where(f, s.target, s.wq).contiguous();
+    s.codes = at::where(f, s.zero, s.codes).contiguous();
+  }
   return s;
 }
 
 }  // namespace
+
+const char* quantEaseInitName(QuantEaseInit v) { return v == QuantEaseInit::Rtn ? "rtn" : "weights"; }
+
+QuantEaseInit parseQuantEaseInit(const std::string& text) {
+  if (text == "weights" || text == "w") return QuantEaseInit::Weights;
+  if (text == "rtn") return QuantEaseInit::Rtn;
+  throw Error("quantease_init: expected weights or rtn, got '" + text + "'");
+}
+
+bool relaxedSweep(int it, int numIter) { return it % 3 == 1 && it < numIter - 4; }
 
 void QuantEaseOptions::validate() const {
   spec.validate();
@@ -67,6 +112,8 @@ void QuantEaseOptions::validate() const {
     throw Error("alpha: " + num(alpha) + " must lie in (0, 1] (IHT step as a fraction of 1/L)");
   if (structuredOutlier && outlierFraction == 0)
     throw Error("structured_outlier: needs an outlier fraction > 0");
+  if (outlierFraction > 0 && numIter < 1)
+    throw Error("num_iter: the outlier-aware variant needs at least 1 iteration");
 }
 
 CoordinateDescent::CoordinateDescent(const at::Tensor& target, const at::Tensor& init, const at::Tensor& initCodes,
@@ -106,9 +153,14 @@ double CoordinateDescent::objective() const {
   return sum;
 }
 
-void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, double end) {
+void CoordinateDescent::setFree(const at::Tensor& mask) {
+  free_ = mask.defined() ? mask.to(wq_.device(), at::kFloat).contiguous() : at::Tensor();
+}
+
+void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, double end, bool quantize) {
   const int64_t in = wq_.size(1);
-  SweepBlock blk{p_, wq_, codes_, h_, scale_, zero_, {}, 0, 0, quant::intGrid(spec_.bits, spec_.symmetric)};
+  SweepBlock blk{p_, wq_, codes_, h_, scale_, zero_, {}, 0, 0, quant::intGrid(spec_.bits, spec_.symmetric),
+                 quantize, free_};
   for (int64_t b0 = 0; b0 < in; b0 += blockSize_) {
     progress.checkCancel();
     const int64_t cnt = std::min<int64_t>(blockSize_, in - b0), b1 = b0 + cnt;
@@ -122,9 +174,9 @@ void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, dou
   }
 }
 
-void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end) {
+void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end, bool quantize) {
   if (!p_.device().is_cpu()) {
-    sweepBlocked(progress, begin, end);
+    sweepBlocked(progress, begin, end, quantize);
     return;
   }
   const int64_t out = wq_.size(0), in = wq_.size(1);
@@ -136,6 +188,7 @@ void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end
   const float* h = h_.data_ptr<float>();
   const float* sc = scale_.data_ptr<float>();
   const float* ze = zero_.data_ptr<float>();
+  const float* fr = free_.defined() ? free_.data_ptr<float>() : nullptr;
   for (int64_t b0 = 0; b0 < in; b0 += blockSize_) {
     progress.checkCancel();
     const int64_t cnt = std::min<int64_t>(blockSize_, in - b0), b1 = b0 + cnt;
@@ -149,20 +202,28 @@ void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end
         float* cr = codes + o * in;
         const float* sr = sc + o * in;
         const float* zr = ze + o * in;
+        const float* frr = fr ? fr + o * in : nullptr;
         float* dr = dd + o * cnt;
         for (int64_t j = 0; j < cnt; ++j) {
           const int64_t c = b0 + j;
           const float* hc = h + c * in + b0;
-          // The exact minimiser over column c given all others, projected onto the grid; the
-          // correction P/H_cc is what makes it a coordinate step (without the division the
-          // iteration diverges).
+          // The exact minimiser over column c given all others, projected onto the grid (unless
+          // the sweep is relaxed or the weight free); the correction P/H_cc is what makes it a
+          // coordinate step (without the division the iteration diverges).
           const float beta = wr[c] + pr[j] / h[c * in + c];
-          float q = std::nearbyint(beta / sr[c]) + zr[c];
-          q = std::min(std::max(q, qmin), qmax);
-          const float nw = (q - zr[c]) * sr[c];
+          float nw = beta;
+          if (quantize) {
+            if (frr && frr[c] != 0.0f) {
+              cr[c] = zr[c];
+            } else {
+              float q = std::nearbyint(beta / sr[c]) + zr[c];
+              q = std::min(std::max(q, qmin), qmax);
+              nw = (q - zr[c]) * sr[c];
+              cr[c] = q;
+            }
+          }
           const float delta = wr[c] - nw;
           wr[c] = nw;
-          cr[c] = q;
           dr[j] = delta;
           if (delta != 0.0f)
             for (int64_t k = 0; k < cnt; ++k) pr[k] += delta * hc[k];
@@ -192,27 +253,89 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
   QuantEaseStart start = prepare(wIn, hessian, opts, progress);
   LayerQuantResult r;
   r.method = method;
-  at::Tensor codes;
-  if (opts.outlierFraction > 0) {
-    runOutlierQuantEase(start, opts, r, codes, progress);
-  } else {
-    CoordinateDescent cd(start.target, start.wq, start.codes, start.h, start.scale, start.zero, opts.spec,
-                         opts.blockSize);
-    start.wq = at::Tensor();     // the descent holds its own copies
-    start.codes = at::Tensor();
-    r.objectiveTrace.push_back(cd.objective());
+  // act_order: sweep the columns by decreasing H diagonal (the largest-input channels first); the
+  // groups stay those of the original columns, so nothing extra is stored.
+  at::Tensor perm;
+  if (opts.spec.actOrder && !opts.gptqInit) {
+    perm = std::get<1>(at::sort(at::diagonal(start.h), /*stable=*/true, /*dim=*/0, /*descending=*/true));
+    auto cols = [&](at::Tensor& t) {
+      if (t.defined()) t = t.index_select(1, perm).contiguous();
+    };
+    for (at::Tensor* t : {&start.target, &start.wq, &start.codes, &start.scale, &start.zero, &start.free}) cols(*t);
+    start.h = start.h.index_select(0, perm).index_select(1, perm).contiguous();
+  }
+  // The start is a quantized iterate when it lies on the grid (GPTQ, round to nearest); from W
+  // itself the first rounding sweep makes the first one.
+  const bool fromWeights = !opts.gptqInit && opts.init == QuantEaseInit::Weights;
+  at::Tensor best, bestCodes, bestFree;
+  double bestObjective = 0;
+  const double lambda = start.free.defined() ? largestEigenvalue(start.h) : 0.0;
+  {
+    CoordinateDescent cd(start.target, fromWeights ? start.target : start.wq, start.codes, start.h, start.scale,
+                         start.zero, opts.spec, opts.blockSize);
+    cd.setFree(start.free);
+    const at::Tensor rtnWeight = fromWeights ? start.wq : at::Tensor();  // the fallback of a run with no rounding sweep
+    start.wq = at::Tensor();  // the descent holds its own copy
+    auto consider = [&] {
+      const double f = cd.objective();
+      r.objectiveTrace.push_back(f);
+      if (!bestCodes.defined() || f < bestObjective) {
+        bestObjective = f;
+        bestCodes = cd.codes().clone();
+        if (start.free.defined()) {  // the kept weights' values and where they are
+          best = cd.weight().clone();
+          bestFree = cd.freeMask().clone();
+        }
+      }
+    };
+    if (!fromWeights) consider();
     const double b = opts.gptqInit ? 0.1 : 0.0;
     for (int it = 0; it < opts.numIter; ++it) {
-      cd.sweep(progress, b + (1 - b) * it / opts.numIter, b + (1 - b) * (it + 1) / opts.numIter);
-      r.objectiveTrace.push_back(cd.objective());
+      const bool quantize = !(opts.relaxedSweeps && relaxedSweep(it, opts.numIter));
+      cd.sweep(progress, b + (1 - b) * it / opts.numIter, b + (1 - b) * (it + 1) / opts.numIter, quantize);
+      if (quantize) consider();
+      if (start.free.defined() && quantize && it + 1 < opts.numIter) {
+        // Algorithm 3's support step: one iterative-hard-thresholding step on the kept part
+        // (S + step P, the `keep` largest; step alpha / lambda_max(H), i.e. alpha / L on f(S)).
+        const at::Tensor s = at::mul(cd.weight(), cd.freeMask());
+        const at::Tensor y = at::add(s, cd.residualProduct(), lambda > 0 ? opts.alpha / lambda : 0.0);
+        cd.setFree(initialSupport(y, start.keep, opts.structuredOutlier));
+      }
       r.iterations = it + 1;
     }
-    codes = cd.codes();
+    if (!bestCodes.defined()) {  // num_iter 0 from W: round to nearest
+      bestCodes = start.codes;
+      best = rtnWeight;
+      bestFree = start.free;
+    }
+  }
+  if (perm.defined()) {  // back to the original column order
+    const at::Tensor inv = at::argsort(perm);
+    for (at::Tensor* t : {&bestCodes, &best, &bestFree, &start.scale, &start.zero})
+      if (t->defined()) *t = t->index_select(1, inv).contiguous();
+  }
+  const at::Tensor codes = bestCodes;
+  if (bestFree.defined()) {
+    // The kept weights of the best iterate: their codes are the zero point (the dense part is
+    // exactly 0 there) and their full value goes to the sparse part.
+    const int64_t out = codes.size(0), in = codes.size(1);
+    if (opts.structuredOutlier) {
+      const at::Tensor kept = at::nonzero(bestFree.select(0, 0) != 0).flatten();  // sorted
+      const int64_t nc = kept.numel();
+      r.outlierIndices = at::stack({at::arange(out, at::kLong).repeat_interleave(nc), kept.repeat({out})}, 1);
+      r.outlierValues = best.index_select(1, kept).reshape({-1}).contiguous();
+      r.keptColumns = kept;
+    } else {
+      const at::Tensor kept = at::nonzero(bestFree.flatten() != 0).flatten();  // sorted
+      r.outlierIndices = at::stack({at::div(kept, in, "floor"), at::remainder(kept, in)}, 1);
+      r.outlierValues = best.flatten().index_select(0, kept);
+    }
   }
   r.quantSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // The working set goes before the error evaluation allocates (on a 7B down projection, over 1 GB).
-  start.h = start.target = start.scale = start.zero = start.wq = start.codes = at::Tensor();
-  // act_order only shapes a GPTQ initialisation's groups; plain QuantEase keeps the identity g_idx.
+  start.h = start.target = start.scale = start.zero = start.wq = start.free = at::Tensor();
+  // act_order reorders a GPTQ initialisation's groups (g_idx stored); plain QuantEase only sweeps in
+  // that order and keeps the identity g_idx.
   quant::QuantSpec accounting = opts.spec;
   accounting.actOrder = opts.gptqInit && opts.spec.actOrder;
   finishResult(r, wIn, codes, start.grid, hessian, accounting);

@@ -7,11 +7,24 @@
 // block, and one GEMM per block brings the rest of P up to date, so a sweep costs about one
 // out x in x in GEMM and needs no matrix inverse.
 //
+// The iteration follows the reference implementation's schedule, which matters more than any
+// other detail (issue 16, docs/BENCHMARKS.md "QuantEase against its reference"):
+//  - it starts from W itself, off the grid, so the first sweep rounds column by column with the
+//    error of the columns already rounded fed forward (a GPTQ-like pass with H instead of H^-1);
+//    starting from round-to-nearest instead ends in a worse local minimum;
+//  - every third sweep (1, 4, 7, ...; not in the last four) is relaxed: each weight moves to its
+//    unconstrained optimum, which pulls W^ back towards W and lets the next rounding sweep leave
+//    the local minimum the previous ones settled in;
+//  - the result is the best quantized iterate (the reference returns the last one), so it is never
+//    worse than any rounding sweep it made, a GPTQ start included.
+//
 // `gptq_quantease` starts from GPTQ's codes and grid; the objective stays the distance to the
 // ORIGINAL W (not to GPTQ's output, which would make the sweeps a no-op). The outlier-aware
 // variant (Algorithm 3) is in quantease_outlier.h.
 #pragma once
 #include <ATen/core/Tensor.h>
+
+#include <string>
 
 #include "core/algo/layer_result.h"
 #include "core/jobs/progress.h"
@@ -19,10 +32,21 @@
 
 namespace qs::algo {
 
+// Where plain QuantEase starts ("quantease_init"): W itself (off the grid) or its round to nearest.
+enum class QuantEaseInit { Weights, Rtn };
+const char* quantEaseInitName(QuantEaseInit v);                 // "weights", "rtn"
+QuantEaseInit parseQuantEaseInit(const std::string& text);      // throws qs::Error naming "quantease_init"
+
+// Whether sweep `it` of `numIter` is relaxed under the reference schedule: it % 3 == 1, not in the
+// last four sweeps.
+bool relaxedSweep(int it, int numIter);
+
 struct QuantEaseOptions {
   quant::QuantSpec spec;           // bit, symmetric, group_size, act_order (GPTQ init), observer
   int numIter = 30;                // "num_iter": full cyclic sweeps over all columns
   bool gptqInit = false;           // "gptq_quantease": start from GPTQ's result and grid
+  QuantEaseInit init = QuantEaseInit::Weights;  // "quantease_init": start of plain QuantEase
+  bool relaxedSweeps = true;       // "relaxed_sweeps": every third sweep unconstrained (the reference's)
   double percdamp = 0.01;          // "percdamp": GPTQ initialisation only
   int blockSize = 128;             // "blocksize": columns per GEMM update of the residual product
   double outlierFraction = 0;      // "outlier": fraction of weights kept in full precision; 0 = off
@@ -42,6 +66,8 @@ struct QuantEaseOptions {
     outlierFraction = fraction; structuredOutlier = structured; return *this;
   }
   QuantEaseOptions& withAlpha(double v) { alpha = v; return *this; }
+  QuantEaseOptions& withInit(QuantEaseInit v) { init = v; return *this; }
+  QuantEaseOptions& withRelaxedSweeps(bool v) { relaxedSweeps = v; return *this; }
 
   // Throws qs::Error naming the key (spec keys, num_iter, percdamp, blocksize, outlier, alpha).
   void validate() const;
@@ -51,18 +77,23 @@ struct QuantEaseOptions {
 // T is the target (W, or W minus the outlier part); all tensors float32 [out, in] except H.
 class CoordinateDescent {
  public:
-  // h: [in, in] with a positive diagonal (dead columns already set to 1); init/initCodes lie on
-  // the grid (scale, zero) given per element.
+  // h: [in, in] with a positive diagonal (dead columns already set to 1); initCodes are the codes
+  // of init when init lies on the grid (scale, zero) given per element; init may also be off the
+  // grid (W itself): the first rounding sweep then sets every code.
   CoordinateDescent(const at::Tensor& target, const at::Tensor& init, const at::Tensor& initCodes,
                     const at::Tensor& h, const at::Tensor& scale, const at::Tensor& zero,
                     const quant::QuantSpec& spec, int blockSize);
   // One cyclic pass over all columns; progress fractions map onto [begin, end]. Cancellable.
-  // CPU tensors take the row-parallel scalar loop; tensors on a CUDA device take sweepBlocked.
-  void sweep(jobs::Progress& progress, double begin, double end);
+  // quantize: each weight goes to the grid point nearest its optimum; else (a relaxed sweep) to the
+  // optimum itself, codes untouched. Free weights (setFree) always take their optimum and the zero
+  // point as code. CPU tensors take the row-parallel scalar loop; CUDA tensors sweepBlocked.
+  void sweep(jobs::Progress& progress, double begin, double end, bool quantize = true);
   // The same pass in the device form (quantease_sweep.h): per block, the column updates for all
   // rows at once (the registered CUDA kernel, else ATen ops), then the GEMMs. No host round trip
   // per column. Exactly equal to sweep() on the CPU (the test checks it there).
-  void sweepBlocked(jobs::Progress& progress, double begin, double end);
+  void sweepBlocked(jobs::Progress& progress, double begin, double end, bool quantize = true);
+  // Weights kept in full precision (outliers): mask [out, in], nonzero = free; undefined = none.
+  void setFree(const at::Tensor& mask);
   // Moves the target (P follows with one GEMM).
   void setTarget(const at::Tensor& target);
   // tr((T - W^) H (T - W^)^T) in float64, from the maintained residual product.
@@ -72,16 +103,19 @@ class CoordinateDescent {
   const at::Tensor& codes() const { return codes_; }
   const at::Tensor& target() const { return target_; }
   const at::Tensor& residualProduct() const { return p_; }  // (T - W^) H
+  const at::Tensor& freeMask() const { return free_; }
 
  private:
   at::Tensor target_, wq_, codes_, h_, scale_, zero_, p_;
+  at::Tensor free_;  // float32 [out, in]: 1 = free (full precision), or undefined
   quant::QuantSpec spec_;
   int blockSize_;
 };
 
 // w [out, in], hessian [in, in]. Plain QuantEase, or the outlier-aware variant when
-// opts.outlierFraction > 0. relError against w and the given hessian; objectiveTrace holds f
-// after the initialisation and after every sweep.
+// opts.outlierFraction > 0. relError against w and the given hessian; objectiveTrace holds f of
+// every quantized iterate (the start when it is on the grid, then each rounding sweep), and the
+// result is the one with the smallest.
 LayerQuantResult quantizeQuantEase(const at::Tensor& w, const at::Tensor& hessian, const QuantEaseOptions& opts,
                                    jobs::Progress& progress = jobs::Progress::none());
 

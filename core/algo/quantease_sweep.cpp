@@ -20,11 +20,19 @@ void sweepBlockReference(SweepBlock& b) {
     const at::Tensor s = b.scale.select(1, c), z = b.zero.select(1, c);
     // H_cc as a 0-d tensor view: dividing by it keeps the work on the device (no .item()).
     const at::Tensor beta = at::add(w, at::div(pBlock.select(1, j), b.h.select(0, c).select(0, c)));
-    const at::Tensor q = at::clamp(at::add(at::round(at::div(beta, s)), z), qmin, qmax);  // half to even
-    const at::Tensor nw = at::mul(at::sub(q, z), s);
+    at::Tensor nw = beta;
+    if (b.quantize) {
+      at::Tensor q = at::clamp(at::add(at::round(at::div(beta, s)), z), qmin, qmax);  // half to even
+      nw = at::mul(at::sub(q, z), s);
+      if (b.free.defined()) {
+        const at::Tensor f = b.free.select(1, c) != 0;
+        nw = at::where(f, beta, nw);
+        q = at::where(f, z, q);
+      }
+      b.codes.select(1, c).copy_(q);
+    }
     const at::Tensor delta = at::sub(w, nw);
     w.copy_(nw);
-    b.codes.select(1, c).copy_(q);
     b.delta.select(1, j).copy_(delta);
     // Product then sum (no fused multiply-add), as the scalar loop rounds it.
     pBlock.add_(at::mul(delta.unsqueeze(1), b.h.select(0, c).narrow(0, b.b0, b.cnt).unsqueeze(0)));

@@ -22,15 +22,18 @@ struct SweepBlock {
   at::Tensor delta;        // [out, cnt]: old - new per column (written), for the GEMMs
   int64_t b0 = 0, cnt = 0;
   quant::IntGrid grid;
+  bool quantize = true;    // false: a relaxed sweep (every weight to its optimum, codes untouched)
+  at::Tensor free;         // [out, in] float32, 1 = free (optimum, zero-point code); or undefined
 };
 
 // The reference: for j in block, all rows: beta = W^_c + P_j / H_cc, q = clamp(round(beta/s) + z),
-// new = (q - z) s, P[:, block] += (old - new) H_c,block. Same float32 operations, in the same
-// order per row, as the CPU sweep's scalar loop, so the two agree exactly on the CPU.
+// new = (q - z) s (relaxed or free: new = beta), P[:, block] += (old - new) H_c,block. Same
+// float32 operations, in the same order per row, as the CPU sweep's scalar loop, so the two agree
+// exactly on the CPU.
 void sweepBlockReference(SweepBlock& b);
 
-// A CUDA kernel for the block; returns false when it cannot take this block (size), and the
-// caller then uses the reference.
+// A CUDA kernel for the block; returns false when it cannot take this block (size, a relaxed
+// sweep or free weights), and the caller then uses the reference.
 using SweepBlockImpl = bool (*)(SweepBlock& b);
 void registerCudaSweepBlock(SweepBlockImpl impl);  // nullptr removes; thread-safe
 SweepBlockImpl cudaSweepBlock();

@@ -87,7 +87,7 @@ QuantizeConfig::QuantizeConfig() {
 const std::vector<std::string>& quantizeConfigKeys() {
   static const std::vector<std::string> keys = {
       "method", "wbits", "groupsize", "sym", "act_order", "static_groups", "observer", "percdamp", "blocksize",
-      "num_iter", "outlier", "structured_outlier", "alpha", "true_sequential", "calibrate_rtn", "batch_size", "nsamples", "seqlen",
+      "num_iter", "outlier", "structured_outlier", "alpha", "quantease_init", "relaxed_sweeps", "true_sequential", "calibrate_rtn", "batch_size", "nsamples", "seqlen",
       "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "eval_tasks", "eval_tasks_limit", "migrate", "a_bits", "a_quantizer",
       "a_group_size", "a_symmetric", "a_observer", "except_quantizer", "sq_alpha", "osplus_search_steps",
       "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold", "precision"};
@@ -198,6 +198,9 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   l.outlierFraction = readDouble(n, "outlier", file, prefix, l.outlierFraction);
   l.structuredOutlier = readBool(n, "structured_outlier", file, prefix, l.structuredOutlier);
   l.alpha = readDouble(n, "alpha", file, prefix, l.alpha);
+  if (n["quantease_init"])
+    keyed("quantease_init", [&] { l.quanteaseInit = parseQuantEaseInit(readString(n, "quantease_init", file, prefix)); });
+  l.relaxedSweeps = readBool(n, "relaxed_sweeps", file, prefix, l.relaxedSweeps);
   c.trueSequential = readBool(n, "true_sequential", file, prefix, c.trueSequential);
   c.calibrateRtn = readBool(n, "calibrate_rtn", file, prefix, c.calibrateRtn);
   c.batchSize = static_cast<int>(readInt(n, "batch_size", file, prefix, c.batchSize));
@@ -282,6 +285,8 @@ std::string toYaml(const QuantizeConfig& c) {
   e << YAML::Key << "outlier" << YAML::Value << fmt(l.outlierFraction);
   e << YAML::Key << "structured_outlier" << YAML::Value << l.structuredOutlier;
   e << YAML::Key << "alpha" << YAML::Value << fmt(l.alpha);
+  e << YAML::Key << "quantease_init" << YAML::Value << quantEaseInitName(l.quanteaseInit);
+  e << YAML::Key << "relaxed_sweeps" << YAML::Value << l.relaxedSweeps;
   e << YAML::Key << "true_sequential" << YAML::Value << c.trueSequential;
   e << YAML::Key << "calibrate_rtn" << YAML::Value << c.calibrateRtn;
   e << YAML::Key << "batch_size" << YAML::Value << c.batchSize;

@@ -63,6 +63,10 @@ class BenchLayerCommand : public Command {
     cmd->add_option("--observer", observer_, "range: minmax, mse (GPTQ --mse grid) or percentile")
         ->capture_default_str();
     cmd->add_option("--num-iter", opts_.numIter, "QuantEase sweeps")->capture_default_str();
+    cmd->add_option("--quantease-init", quanteaseInit_,
+                    "QuantEase start: best (from W and from GPTQ's rounding, the better kept), weights (the "
+                    "reference's), rtn or gptq")
+        ->capture_default_str();
     cmd->add_option("--outlier", opts_.outlierFraction, "QuantEase: fraction of weights kept in full precision")
         ->capture_default_str();
     cmd->add_flag("--structured-outlier", opts_.structuredOutlier, "keep whole input columns as outliers");
@@ -83,6 +87,7 @@ class BenchLayerCommand : public Command {
     if (threads_ > 0) at::set_num_threads(threads_);
     if (batchTokens_ <= 0) throw Error("--batch-tokens: must be positive");
     opts_.method = algo::parseMethod(method_);
+    opts_.quanteaseInit = algo::parseQuantEaseInit(quanteaseInit_);
     opts_.spec.set("observer", observer_);
     opts_.validate();
     const at::Tensor w = loadTensorArg(weight_, "--weight").to(at::kFloat);
@@ -152,7 +157,7 @@ class BenchLayerCommand : public Command {
   }
 
  private:
-  std::string weight_, inputs_, method_ = "gptq", observer_ = "minmax";
+  std::string weight_, inputs_, method_ = "gptq", observer_ = "minmax", quanteaseInit_ = "best";
   algo::LayerQuantOptions opts_;
   int64_t batchTokens_ = 8192;
   bool hessianFp64_ = false, json_ = false, noProgress_ = false;

@@ -26,6 +26,7 @@
 #include "core/quant/qconfig_yaml.h"
 #include "core/runs/project.h"
 #include "core/util/error.h"
+#include "core/util/log.h"
 #include "core/workflow/preflight.h"
 #include "core/workflow/project_jobs.h"
 
@@ -48,6 +49,9 @@ class QuantizeCommand : public Command {
     add(cmd->add_flag("--sym", sym_, "symmetric grid (zero point 0)"));
     add(cmd->add_option("--percdamp", percdamp_, "GPTQ dampening as a fraction of the mean Hessian diagonal"));
     add(cmd->add_option("--num-iter", numIter_, "QuantEase sweeps"));
+    add(cmd->add_option("--quantease-init", quanteaseInit_,
+                        "QuantEase start: best (from W and from GPTQ's rounding, the better kept; default), weights "
+                        "(the reference's), rtn or gptq"));
     add(cmd->add_option("--outlier", outlier_, "QuantEase: fraction of weights kept in full precision (0.01 = 1%)"));
     add(cmd->add_flag("--structured-outlier", structured_, "outliers as whole input columns"));
     add(cmd->add_option("--nsamples", nsamples_, "calibration sequences"));
@@ -129,7 +133,8 @@ class QuantizeCommand : public Command {
       o.configName = "quantize options";
     }
 
-    if (dryRun_ || !noPreflight_) {
+    // -q (warnings and errors only) skips the printed estimate as --no-preflight does.
+    if (dryRun_ || (!noPreflight_ && log::level() <= log::Level::Info)) {
       workflow::QuantizePreflight pre;
       {
         ProgressBar bar("pre-flight", !noProgress_);
@@ -205,6 +210,7 @@ class QuantizeCommand : public Command {
     if (given("--sym")) c.layer.spec.symmetric = sym_;
     if (given("--percdamp")) c.layer.percdamp = percdamp_;
     if (given("--num-iter")) c.layer.numIter = numIter_;
+    if (given("--quantease-init")) c.layer.quanteaseInit = algo::parseQuantEaseInit(quanteaseInit_);
     if (given("--outlier")) c.layer.outlierFraction = outlier_;
     if (given("--structured-outlier")) c.layer.structuredOutlier = structured_;
     if (given("--nsamples")) c.nsamples = nsamples_;
@@ -344,7 +350,7 @@ class QuantizeCommand : public Command {
                   target_.c_str());
   }
 
-  std::string target_, configFile_, method_, dataset_, eval_, dataDir_, migrate_, aQuantizer_, aObserver_, qconfig_;
+  std::string target_, configFile_, method_, quanteaseInit_, dataset_, eval_, dataDir_, migrate_, aQuantizer_, aObserver_, qconfig_;
   std::string evalTasks_, taskDir_;
   int64_t evalTasksLimit_ = 0;
   int aBits_ = 16, aGroupSize_ = 128, searchSteps_ = 100;

@@ -82,9 +82,14 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
   const int64_t numGroups = spec.numGroups(in);  // a ragged last group when g does not divide in
   // Params known before the loop: whole-row (or per-tensor) grid, or static groups on the
   // original column order.
+  at::Tensor kept;  // float32 [out, in] 1 = kept in full precision, or undefined
+  if (opts.keep.defined()) {
+    if (opts.keep.sizes() != wIn.sizes()) throw Error("gptq: the kept-weight mask must have the weight's shape");
+    kept = (opts.keep != 0).to(at::kFloat).contiguous();
+  }
   WeightGrid grid;
   if (!grouped || spec.staticGroups) {
-    grid = observeWeight(w, spec);
+    grid = observeWeight(kept.defined() ? w.masked_fill(kept != 0, 0.0) : w, spec);
   } else {
     grid.scales = at::zeros({out, numGroups}, at::kFloat);
     grid.zeros = at::zeros({out, numGroups}, at::kFloat);
@@ -94,6 +99,7 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
   if (spec.actOrder) {
     perm = std::get<1>(at::sort(diag, /*stable=*/true, /*dim=*/0, /*descending=*/true));
     w = w.index_select(1, perm).contiguous();
+    if (kept.defined()) kept = kept.index_select(1, perm).contiguous();
     diag = diag.index_select(0, perm);
   }
   const at::Tensor invperm = at::argsort(perm);
@@ -112,6 +118,8 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
       opts.percdamp);
 
   at::Tensor codesT = at::empty({in, out}, at::kFloat);  // row = permuted position
+  const at::Tensor keptT = kept.defined() ? kept.t().contiguous() : at::Tensor();
+  at::Tensor keptValT = kept.defined() ? at::zeros({in, out}, at::kFloat) : at::Tensor();
   at::Tensor curScale = grid.scales.select(1, 0), curZero = grid.zeros.select(1, 0);
   const int64_t bs = opts.blockSize;
   for (int64_t i1 = 0; i1 < in; i1 += bs) {
@@ -135,6 +143,7 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
           const int64_t inBlock = std::min(len, cnt - i);
           at::Tensor cols = w1t.narrow(0, i, inBlock).t();
           if (inBlock < len) cols = at::cat({cols, w.narrow(1, i2, len - inBlock)}, 1);
+          if (kept.defined()) cols = cols.masked_fill(kept.narrow(1, pos, len) != 0, 0.0);
           const quant::QuantParams p = quant::observeRows(cols.contiguous(), spec);
           grid.scales.select(1, pos / g).copy_(p.scale);
           grid.zeros.select(1, pos / g).copy_(p.zero);
@@ -143,9 +152,16 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
         }
       }
       const at::Tensor col = w1t[i];
-      const at::Tensor q = quant::quantizeCodes(col, curScale, curZero, spec);
+      at::Tensor q = quant::quantizeCodes(col, curScale, curZero, spec);
+      at::Tensor deq = quant::dequantizeCodes(q, curScale, curZero);
+      if (kept.defined()) {  // a kept weight keeps its (updated) value: no error to spread
+        const at::Tensor k = keptT[pos] != 0;
+        q = at::where(k, curZero.expand_as(q), q);
+        deq = at::where(k, col, deq);
+        keptValT[pos].copy_(at::where(k, col, at::zeros_like(col)));
+      }
       codesT[pos].copy_(q);
-      const at::Tensor err = at::div(at::sub(col, quant::dequantizeCodes(q, curScale, curZero)), u1[i][i]);
+      const at::Tensor err = at::div(at::sub(col, deq), u1[i][i]);
       w1t.narrow(0, i, cnt - i).addr_(u1[i].narrow(0, i, cnt - i), err, 1.0, -1.0);
       err1t[i].copy_(err);
     }
@@ -171,6 +187,13 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
 
   LayerQuantResult r;
   r.method = "gptq";
+  if (kept.defined()) {  // the sparse part, in the original column order
+    const at::Tensor vals = keptValT.t().index_select(1, invperm);
+    const at::Tensor mask = kept.index_select(1, invperm);
+    const at::Tensor idx = at::nonzero(mask.flatten() != 0).flatten();
+    r.outlierIndices = at::stack({at::div(idx, in, "floor"), at::remainder(idx, in)}, 1);
+    r.outlierValues = vals.flatten().index_select(0, idx).contiguous();
+  }
   r.quantSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   finishResult(r, wIn, codes, grid, hessian, spec);
   return r;

@@ -15,6 +15,11 @@ struct GptqOptions {
   quant::QuantSpec spec;  // bit, symmetric, group_size, act_order, static_groups, observer
   double percdamp = 0.01;  // "percdamp": added to H's diagonal as a fraction of its mean
   int blockSize = 128;     // "blocksize": columns per lazy batch update
+  // Weights kept in full precision ([out, in], nonzero = kept; undefined = none): they are not
+  // rounded (their error is zero, so nothing is spread from them), the grid is fitted to the other
+  // weights, their codes are the zero point and their final values the sparse part of the result
+  // (outlierIndices / outlierValues). QuantEase's outlier variant starts from this.
+  at::Tensor keep;
 
   GptqOptions& withSpec(const quant::QuantSpec& v) { spec = v; return *this; }
   GptqOptions& withBits(int v) { spec.bits = v; return *this; }

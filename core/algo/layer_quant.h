@@ -28,7 +28,7 @@ struct LayerQuantOptions {
   double outlierFraction = 0;      // "outlier": QuantEase methods only; fraction kept in full precision
   bool structuredOutlier = false;  // "structured_outlier": whole input columns
   double alpha = 1.0;              // "alpha": outlier IHT step as a fraction of 1/L
-  QuantEaseInit quanteaseInit = QuantEaseInit::Weights;  // "quantease_init": weights | rtn
+  QuantEaseInit quanteaseInit = QuantEaseInit::Best;  // "quantease_init": best | weights | rtn | gptq
   bool relaxedSweeps = true;       // "relaxed_sweeps": QuantEase's every third sweep unconstrained
 
   LayerQuantOptions& withMethod(Method v) { method = v; return *this; }

@@ -35,7 +35,7 @@ at::Tensor initialSupport(const at::Tensor& w, int64_t keep, bool structured, co
   if (keep <= 0) return mask;
   if (structured) {
     at::Tensor energy = at::sum(at::mul(w, w), 0);
-    if (hDiag.defined() && !std::getenv("QS_QE_REF_COLUMNS")) energy = at::mul(energy, hDiag);
+    if (hDiag.defined()) energy = at::mul(energy, hDiag);
     const at::Tensor cols = std::get<1>(at::topk(energy, keep));
     mask.index_fill_(1, cols, 1.0);
   } else {
@@ -45,8 +45,9 @@ at::Tensor initialSupport(const at::Tensor& w, int64_t keep, bool structured, co
   return mask;
 }
 
-QuantEaseStart prepare(const at::Tensor& wIn, const at::Tensor& hessian, const QuantEaseOptions& opts,
-                       jobs::Progress& progress) {
+// What every start shares: H (float32, dead diagonals 1), the target (dead columns zeroed) and the
+// outlier support it starts with.
+QuantEaseStart prepareCommon(const at::Tensor& wIn, const at::Tensor& hessian, const QuantEaseOptions& opts) {
   QuantEaseStart s;
   at::Tensor h = hessian.to(at::kFloat);
   if (h.data_ptr() == hessian.data_ptr()) h = h.clone();  // a float32 H is the caller's: copy before editing
@@ -62,40 +63,150 @@ QuantEaseStart prepare(const at::Tensor& wIn, const at::Tensor& hessian, const Q
     s.free = initialSupport(s.target, keep, opts.structuredOutlier, at::diagonal(s.h));
     s.keep = keep;
   }
-  if (opts.gptqInit) {
-    jobs::SubProgress sub(progress, 0.0, 0.1);
+  return s;
+}
+
+// The grid, codes and W^ of one start: GPTQ's result (kept weights unrounded, grid fitted to the
+// rest), or round to nearest on the grid of the weights that stay on it (kept weights are left out
+// of the range, so keeping 1% of them in full precision narrows the step for all the others).
+void prepareStart(QuantEaseStart& s, const at::Tensor& hessian, const QuantEaseOptions& opts, bool gptq,
+                  jobs::Progress& progress) {
+  if (gptq) {
     GptqOptions g;
     g.spec = opts.spec;
     g.percdamp = opts.percdamp;
     g.blockSize = opts.blockSize;
-    const LayerQuantResult init = quantizeGptq(s.target, hessian, g, sub);
+    g.keep = s.free;
+    LayerQuantResult init = quantizeGptq(s.target, hessian, g, progress);
     s.grid = {init.scales, init.zeros, init.gIdx};
     s.codes = init.codes.to(at::kFloat).contiguous();
+    s.wq = init.weight.contiguous();  // kept weights at GPTQ's updated values
   } else {
-    // The grid covers the weights that stay on it: kept (outlier) weights are left out of the
-    // range, so keeping 1% of them in full precision narrows the step for all the others.
     s.grid = observeWeight(s.free.defined() ? s.target.masked_fill(s.free != 0, 0.0) : s.target, opts.spec);
   }
   s.scale = expandToColumns(s.grid.scales, s.grid.gIdx);
   s.zero = expandToColumns(s.grid.zeros, s.grid.gIdx);
-  if (!opts.gptqInit) s.codes = quant::quantizeCodes(s.target, s.scale, s.zero, opts.spec).contiguous();
+  if (gptq) return;
+  s.codes = quant::quantizeCodes(s.target, s.scale, s.zero, opts.spec).contiguous();
   s.wq = quant::dequantizeCodes(s.codes, s.scale, s.zero).contiguous();
   if (s.free.defined()) {  // kept weights start at their full value, their codes at the zero point
     const at::Tensor f = s.free != 0;
     s.wq = at::where(f, s.target, s.wq).contiguous();
     s.codes = at::where(f, s.zero, s.codes).contiguous();
   }
-  return s;
+}
+
+// The best rounded iterate of one descent, in the original column order, with its grid.
+struct Descent {
+  double objective = 0;
+  at::Tensor codes, weight, free;  // weight and free only with outliers
+  WeightGrid grid;
+  bool fromGptq = false;
+  std::vector<double> trace;
+  int iterations = 0;
+};
+
+// One descent from a start: the reference's schedule (relaxed sweeps), one IHT step on the support
+// after each rounding sweep but the last, the best rounded iterate kept. polish: rounding sweeps
+// only, stopped once a sweep no longer lowers the objective (at most num_iter); from GPTQ's
+// rounding this reaches the nearest point no single weight can improve in a few sweeps, and
+// relaxed sweeps would only pull it back towards W, which the descent from W explores. `common`
+// holds H and the target (not modified); act_order sweeps a W start's columns by decreasing H
+// diagonal (the groups stay those of the original columns, so nothing extra is stored).
+Descent descend(const QuantEaseStart& common, const at::Tensor& hessian, const QuantEaseOptions& opts,
+                QuantEaseInit kind, bool polish, jobs::Progress& progress) {
+  const bool gptq = kind == QuantEaseInit::Gptq;
+  QuantEaseStart s = common;  // shares H and the target; the start's own tensors are set below
+  {
+    jobs::SubProgress sub(progress, 0.0, gptq ? 0.1 : 0.0);
+    prepareStart(s, hessian, opts, gptq, sub);
+  }
+  Descent d;
+  d.fromGptq = gptq;
+  d.grid = s.grid;
+  at::Tensor perm;
+  if (opts.spec.actOrder && !gptq) {
+    perm = std::get<1>(at::sort(at::diagonal(s.h), /*stable=*/true, /*dim=*/0, /*descending=*/true));
+    auto cols = [&](at::Tensor& t) {
+      if (t.defined()) t = t.index_select(1, perm).contiguous();
+    };
+    for (at::Tensor* t : {&s.target, &s.wq, &s.codes, &s.scale, &s.zero, &s.free}) cols(*t);
+    s.h = s.h.index_select(0, perm).index_select(1, perm).contiguous();
+  }
+  // The start is a quantized iterate when it lies on the grid (GPTQ, round to nearest); from W
+  // itself the first rounding sweep makes the first one.
+  const bool fromWeights = kind == QuantEaseInit::Weights;
+  const double lambda = s.free.defined() ? largestEigenvalue(s.h) : 0.0;
+  {
+    CoordinateDescent cd(s.target, fromWeights ? s.target : s.wq, s.codes, s.h, s.scale, s.zero, opts.spec,
+                         opts.blockSize);
+    cd.setFree(s.free);
+    const at::Tensor rtnWeight = fromWeights ? s.wq : at::Tensor();  // the fallback of a run with no rounding sweep
+    s.wq = at::Tensor();  // the descent holds its own copy
+    auto consider = [&] {
+      const double f = cd.objective();
+      d.trace.push_back(f);
+      if (!d.codes.defined() || f < d.objective) {
+        d.objective = f;
+        d.codes = cd.codes().clone();
+        if (s.free.defined()) {  // the kept weights' values and where they are
+          d.weight = cd.weight().clone();
+          d.free = cd.freeMask().clone();
+        }
+      }
+    };
+    if (!fromWeights) consider();
+    const double b = gptq ? 0.1 : 0.0;
+    for (int it = 0; it < opts.numIter; ++it) {
+      const bool quantize = polish || !(opts.relaxedSweeps && relaxedSweep(it, opts.numIter));
+      cd.sweep(progress, b + (1 - b) * it / opts.numIter, b + (1 - b) * (it + 1) / opts.numIter, quantize);
+      if (quantize) consider();
+      const size_t n = d.trace.size();
+      if (polish && n >= 2 && d.trace[n - 2] - d.trace[n - 1] <= 1e-7 * std::abs(d.trace[n - 2])) {
+        d.iterations = it + 1;
+        break;
+      }
+      if (s.free.defined() && quantize && it + 1 < opts.numIter) {
+        // Algorithm 3's support step: one iterative-hard-thresholding step on the kept part
+        // (S + step P, the `keep` largest; step alpha / lambda_max(H), i.e. alpha / L on f(S)).
+        const at::Tensor sp = at::mul(cd.weight(), cd.freeMask());
+        const at::Tensor y = at::add(sp, cd.residualProduct(), lambda > 0 ? opts.alpha / lambda : 0.0);
+        cd.setFree(initialSupport(y, s.keep, opts.structuredOutlier));
+      }
+      d.iterations = it + 1;
+    }
+    if (!d.codes.defined()) {  // num_iter 0 from W: round to nearest
+      d.codes = s.codes;
+      d.weight = rtnWeight;
+      d.free = s.free;
+    }
+  }
+  if (perm.defined()) {  // back to the original column order
+    const at::Tensor inv = at::argsort(perm);
+    for (at::Tensor* t : {&d.codes, &d.weight, &d.free})
+      if (t->defined()) *t = t->index_select(1, inv).contiguous();
+  }
+  return d;
 }
 
 }  // namespace
 
-const char* quantEaseInitName(QuantEaseInit v) { return v == QuantEaseInit::Rtn ? "rtn" : "weights"; }
+const char* quantEaseInitName(QuantEaseInit v) {
+  switch (v) {
+    case QuantEaseInit::Weights: return "weights";
+    case QuantEaseInit::Rtn: return "rtn";
+    case QuantEaseInit::Gptq: return "gptq";
+    case QuantEaseInit::Best: return "best";
+  }
+  return "best";
+}
 
 QuantEaseInit parseQuantEaseInit(const std::string& text) {
   if (text == "weights" || text == "w") return QuantEaseInit::Weights;
   if (text == "rtn") return QuantEaseInit::Rtn;
-  throw Error("quantease_init: expected weights or rtn, got '" + text + "'");
+  if (text == "gptq") return QuantEaseInit::Gptq;
+  if (text == "best") return QuantEaseInit::Best;
+  throw Error("quantease_init: expected best, weights, rtn or gptq, got '" + text + "'");
 }
 
 bool relaxedSweep(int it, int numIter) { return it % 3 == 1 && it < numIter - 4; }
@@ -158,6 +269,7 @@ void CoordinateDescent::setFree(const at::Tensor& mask) {
 }
 
 void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, double end, bool quantize) {
+  ++seconds_.sweeps;
   const int64_t in = wq_.size(1);
   SweepBlock blk{p_, wq_, codes_, h_, scale_, zero_, {}, 0, 0, quant::intGrid(spec_.bits, spec_.symmetric),
                  quantize, free_};
@@ -167,9 +279,14 @@ void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, dou
     blk.b0 = b0;
     blk.cnt = cnt;
     blk.delta = at::zeros({wq_.size(0), cnt}, wq_.options());
+    const auto t0 = std::chrono::steady_clock::now();
     sweepBlockDispatch(blk);
+    const auto t1 = std::chrono::steady_clock::now();
     if (b0 > 0) p_.narrow(1, 0, b0).addmm_(blk.delta, h_.narrow(0, b0, cnt).narrow(1, 0, b0));
     if (b1 < in) p_.narrow(1, b1, in - b1).addmm_(blk.delta, h_.narrow(0, b0, cnt).narrow(1, b1, in - b1));
+    // (on a device the times are those of the launches unless the caller synchronises)
+    seconds_.columns += std::chrono::duration<double>(t1 - t0).count();
+    seconds_.updates += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     progress.update(begin + (end - begin) * static_cast<double>(b1) / static_cast<double>(in), "quantease");
   }
 }
@@ -179,6 +296,7 @@ void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end
     sweepBlocked(progress, begin, end, quantize);
     return;
   }
+  ++seconds_.sweeps;
   const int64_t out = wq_.size(0), in = wq_.size(1);
   const quant::IntGrid grid = quant::intGrid(spec_.bits, spec_.symmetric);
   const float qmin = static_cast<float>(grid.qmin), qmax = static_cast<float>(grid.qmax);
@@ -194,6 +312,7 @@ void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end
     const int64_t cnt = std::min<int64_t>(blockSize_, in - b0), b1 = b0 + cnt;
     at::Tensor d = at::zeros({out, cnt}, at::kFloat);  // per column: old - new (residual change)
     float* dd = d.data_ptr<float>();
+    const auto t0 = std::chrono::steady_clock::now();
     // Rows are independent: each walks the block's columns in order, keeping its slice of P exact.
     at::parallel_for(0, out, 16, [&](int64_t r0, int64_t r1) {
       for (int64_t o = r0; o < r1; ++o) {
@@ -230,8 +349,11 @@ void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end
         }
       }
     });
+    const auto t1 = std::chrono::steady_clock::now();
     if (b0 > 0) p_.narrow(1, 0, b0).addmm_(d, h_.narrow(0, b0, cnt).narrow(1, 0, b0));
     if (b1 < in) p_.narrow(1, b1, in - b1).addmm_(d, h_.narrow(0, b0, cnt).narrow(1, b1, in - b1));
+    seconds_.columns += std::chrono::duration<double>(t1 - t0).count();
+    seconds_.updates += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     progress.update(begin + (end - begin) * static_cast<double>(b1) / static_cast<double>(in), "quantease");
   }
 }
@@ -250,71 +372,29 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
   if (!opts.spec.enabled()) return unquantized(method, wIn, hessian);
 
   const auto t0 = std::chrono::steady_clock::now();
-  QuantEaseStart start = prepare(wIn, hessian, opts, progress);
+  // The starts: GPTQ's rounding for gptq_quantease; for plain QuantEase W (the reference's), its
+  // round to nearest, GPTQ's rounding, or (best, the default) the reference's descent from W and a
+  // polish of GPTQ's rounding, the better kept. QuantEase's descent is local: from W on strongly
+  // correlated inputs it settles above GPTQ, from GPTQ's rounding it only goes down (issue 16,
+  // docs/BENCHMARKS.md).
+  std::vector<QuantEaseInit> starts;
+  if (opts.gptqInit || opts.init == QuantEaseInit::Gptq) starts = {QuantEaseInit::Gptq};
+  else if (opts.init == QuantEaseInit::Best) starts = {QuantEaseInit::Weights, QuantEaseInit::Gptq};
+  else starts = {opts.init};
+  const bool best2 = starts.size() == 2;
+  QuantEaseStart common = prepareCommon(wIn, hessian, opts);
   LayerQuantResult r;
   r.method = method;
-  // act_order: sweep the columns by decreasing H diagonal (the largest-input channels first); the
-  // groups stay those of the original columns, so nothing extra is stored.
-  at::Tensor perm;
-  if (opts.spec.actOrder && !opts.gptqInit) {
-    perm = std::get<1>(at::sort(at::diagonal(start.h), /*stable=*/true, /*dim=*/0, /*descending=*/true));
-    auto cols = [&](at::Tensor& t) {
-      if (t.defined()) t = t.index_select(1, perm).contiguous();
-    };
-    for (at::Tensor* t : {&start.target, &start.wq, &start.codes, &start.scale, &start.zero, &start.free}) cols(*t);
-    start.h = start.h.index_select(0, perm).index_select(1, perm).contiguous();
+  Descent best;
+  for (size_t i = 0; i < starts.size(); ++i) {
+    const double split = 0.8;  // the polish is a few sweeps against the descent's num_iter
+    jobs::SubProgress sub(progress, best2 && i == 1 ? split : 0.0, best2 && i == 0 ? split : 1.0);
+    Descent d = descend(common, hessian, opts, starts[i], /*polish=*/best2 && i == 1, sub);
+    r.objectiveTrace.insert(r.objectiveTrace.end(), d.trace.begin(), d.trace.end());
+    r.iterations += d.iterations;
+    if (i == 0 || d.objective < best.objective) best = std::move(d);
   }
-  // The start is a quantized iterate when it lies on the grid (GPTQ, round to nearest); from W
-  // itself the first rounding sweep makes the first one.
-  const bool fromWeights = !opts.gptqInit && opts.init == QuantEaseInit::Weights;
-  at::Tensor best, bestCodes, bestFree;
-  double bestObjective = 0;
-  const double lambda = start.free.defined() ? largestEigenvalue(start.h) : 0.0;
-  {
-    CoordinateDescent cd(start.target, fromWeights ? start.target : start.wq, start.codes, start.h, start.scale,
-                         start.zero, opts.spec, opts.blockSize);
-    cd.setFree(start.free);
-    const at::Tensor rtnWeight = fromWeights ? start.wq : at::Tensor();  // the fallback of a run with no rounding sweep
-    start.wq = at::Tensor();  // the descent holds its own copy
-    auto consider = [&] {
-      const double f = cd.objective();
-      r.objectiveTrace.push_back(f);
-      if (!bestCodes.defined() || f < bestObjective) {
-        bestObjective = f;
-        bestCodes = cd.codes().clone();
-        if (start.free.defined()) {  // the kept weights' values and where they are
-          best = cd.weight().clone();
-          bestFree = cd.freeMask().clone();
-        }
-      }
-    };
-    if (!fromWeights) consider();
-    const double b = opts.gptqInit ? 0.1 : 0.0;
-    for (int it = 0; it < opts.numIter; ++it) {
-      const bool quantize = !(opts.relaxedSweeps && relaxedSweep(it, opts.numIter));
-      cd.sweep(progress, b + (1 - b) * it / opts.numIter, b + (1 - b) * (it + 1) / opts.numIter, quantize);
-      if (quantize) consider();
-      if (start.free.defined() && quantize && it + 1 < opts.numIter) {
-        // Algorithm 3's support step: one iterative-hard-thresholding step on the kept part
-        // (S + step P, the `keep` largest; step alpha / lambda_max(H), i.e. alpha / L on f(S)).
-        const at::Tensor s = at::mul(cd.weight(), cd.freeMask());
-        const at::Tensor y = at::add(s, cd.residualProduct(), lambda > 0 ? opts.alpha / lambda : 0.0);
-        cd.setFree(initialSupport(y, start.keep, opts.structuredOutlier));
-      }
-      r.iterations = it + 1;
-    }
-    if (!bestCodes.defined()) {  // num_iter 0 from W: round to nearest
-      bestCodes = start.codes;
-      best = rtnWeight;
-      bestFree = start.free;
-    }
-  }
-  if (perm.defined()) {  // back to the original column order
-    const at::Tensor inv = at::argsort(perm);
-    for (at::Tensor* t : {&bestCodes, &best, &bestFree, &start.scale, &start.zero})
-      if (t->defined()) *t = t->index_select(1, inv).contiguous();
-  }
-  const at::Tensor codes = bestCodes;
+  const at::Tensor codes = best.codes, bestFree = best.free;
   if (bestFree.defined()) {
     // The kept weights of the best iterate: their codes are the zero point (the dense part is
     // exactly 0 there) and their full value goes to the sparse part.
@@ -323,22 +403,23 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
       const at::Tensor kept = at::nonzero(bestFree.select(0, 0) != 0).flatten();  // sorted
       const int64_t nc = kept.numel();
       r.outlierIndices = at::stack({at::arange(out, at::kLong).repeat_interleave(nc), kept.repeat({out})}, 1);
-      r.outlierValues = best.index_select(1, kept).reshape({-1}).contiguous();
+      r.outlierValues = best.weight.index_select(1, kept).reshape({-1}).contiguous();
       r.keptColumns = kept;
     } else {
       const at::Tensor kept = at::nonzero(bestFree.flatten() != 0).flatten();  // sorted
       r.outlierIndices = at::stack({at::div(kept, in, "floor"), at::remainder(kept, in)}, 1);
-      r.outlierValues = best.flatten().index_select(0, kept);
+      r.outlierValues = best.weight.flatten().index_select(0, kept);
     }
   }
   r.quantSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // The working set goes before the error evaluation allocates (on a 7B down projection, over 1 GB).
-  start.h = start.target = start.scale = start.zero = start.wq = start.free = at::Tensor();
-  // act_order reorders a GPTQ initialisation's groups (g_idx stored); plain QuantEase only sweeps in
-  // that order and keeps the identity g_idx.
+  common = QuantEaseStart();
+  best.weight = best.free = at::Tensor();
+  // act_order reorders a GPTQ start's groups (g_idx stored); a descent from W only sweeps in that
+  // order and keeps the identity g_idx.
   quant::QuantSpec accounting = opts.spec;
-  accounting.actOrder = opts.gptqInit && opts.spec.actOrder;
-  finishResult(r, wIn, codes, start.grid, hessian, accounting);
+  accounting.actOrder = best.fromGptq && opts.spec.actOrder;
+  finishResult(r, wIn, codes, best.grid, hessian, accounting);
   return r;
 }
 

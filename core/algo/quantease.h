@@ -16,7 +16,10 @@
 //    unconstrained optimum, which pulls W^ back towards W and lets the next rounding sweep leave
 //    the local minimum the previous ones settled in;
 //  - the result is the best quantized iterate (the reference returns the last one), so it is never
-//    worse than any rounding sweep it made, a GPTQ start included.
+//    worse than any rounding sweep it made, a GPTQ start included;
+//  - by default (quantease_init best) GPTQ's rounding is polished too (rounding sweeps until one
+//    no longer lowers the objective) and the better of the two is kept: from W on strongly
+//    correlated inputs the descent settles above GPTQ; from GPTQ's rounding it can only go lower.
 //
 // `gptq_quantease` starts from GPTQ's codes and grid; the objective stays the distance to the
 // ORIGINAL W (not to GPTQ's output, which would make the sweeps a no-op). The outlier-aware
@@ -32,9 +35,11 @@
 
 namespace qs::algo {
 
-// Where plain QuantEase starts ("quantease_init"): W itself (off the grid) or its round to nearest.
-enum class QuantEaseInit { Weights, Rtn };
-const char* quantEaseInitName(QuantEaseInit v);                 // "weights", "rtn"
+// Where plain QuantEase starts ("quantease_init"): W itself (off the grid, the reference's start),
+// its round to nearest, GPTQ's rounding, or best: the descent from W, then GPTQ's rounding polished
+// by rounding sweeps until one no longer lowers the objective (typically 3-6), the better kept.
+enum class QuantEaseInit { Weights, Rtn, Gptq, Best };
+const char* quantEaseInitName(QuantEaseInit v);                 // "weights", "rtn", "gptq", "best"
 QuantEaseInit parseQuantEaseInit(const std::string& text);      // throws qs::Error naming "quantease_init"
 
 // Whether sweep `it` of `numIter` is relaxed under the reference schedule: it % 3 == 1, not in the
@@ -45,7 +50,7 @@ struct QuantEaseOptions {
   quant::QuantSpec spec;           // bit, symmetric, group_size, act_order (GPTQ init), observer
   int numIter = 30;                // "num_iter": full cyclic sweeps over all columns
   bool gptqInit = false;           // "gptq_quantease": start from GPTQ's result and grid
-  QuantEaseInit init = QuantEaseInit::Weights;  // "quantease_init": start of plain QuantEase
+  QuantEaseInit init = QuantEaseInit::Best;  // "quantease_init": start(s) of plain QuantEase
   bool relaxedSweeps = true;       // "relaxed_sweeps": every third sweep unconstrained (the reference's)
   double percdamp = 0.01;          // "percdamp": GPTQ initialisation only
   int blockSize = 128;             // "blocksize": columns per GEMM update of the residual product
@@ -105,7 +110,16 @@ class CoordinateDescent {
   const at::Tensor& residualProduct() const { return p_; }  // (T - W^) H
   const at::Tensor& freeMask() const { return free_; }
 
+  // Where the sweeps' time went: the column updates inside each block (the scalar loop or the
+  // device kernel) and the GEMMs that bring the rest of P up to date, summed over all sweeps.
+  struct SweepSeconds {
+    double columns = 0, updates = 0;
+    int sweeps = 0;
+  };
+  const SweepSeconds& sweepSeconds() const { return seconds_; }
+
  private:
+  SweepSeconds seconds_;
   at::Tensor target_, wq_, codes_, h_, scale_, zero_, p_;
   at::Tensor free_;  // float32 [out, in]: 1 = free (full precision), or undefined
   quant::QuantSpec spec_;
@@ -114,8 +128,9 @@ class CoordinateDescent {
 
 // w [out, in], hessian [in, in]. Plain QuantEase, or the outlier-aware variant when
 // opts.outlierFraction > 0. relError against w and the given hessian; objectiveTrace holds f of
-// every quantized iterate (the start when it is on the grid, then each rounding sweep), and the
-// result is the one with the smallest.
+// every quantized iterate (per descent: the start when it is on the grid, then each rounding sweep;
+// the descents of quantease_init best one after the other), and the result is the one with the
+// smallest. iterations counts the sweeps of all descents.
 LayerQuantResult quantizeQuantEase(const at::Tensor& w, const at::Tensor& hessian, const QuantEaseOptions& opts,
                                    jobs::Progress& progress = jobs::Progress::none());
 

@@ -67,6 +67,10 @@ const std::vector<TuningControl>& tuningControls() {
       {"quantize.act_order", "Weights", "Act-order", T::Bool, {}, {}, 0, 0,
        "GPTQ: quantize columns by decreasing Hessian diagonal"},
       {"quantize.num_iter", "Weights", "Iterations", T::Int, {}, {}, 1, 1000, "QuantEase coordinate-descent sweeps"},
+      {"quantize.quantease_init", "Weights", "QuantEase start", T::Choice, {"best", "weights", "rtn", "gptq"},
+       {"best of W and GPTQ", "W (reference)", "round to nearest", "GPTQ"}, 0, 0,
+       "Where QuantEase's descent starts: best runs one from W and one from GPTQ's rounding and keeps the better "
+       "(twice the sweeps); W is the reference implementation's start"},
       {"quantize.outlier", "Weights", "Outliers %", T::Percent, {}, {}, 0, 50,
        "QuantEase: share of weights kept in full precision (1 = 1%)"},
       {"quantize.structured_outlier", "Weights", "Structured", T::Bool, {}, {}, 0, 0,

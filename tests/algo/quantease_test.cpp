@@ -8,6 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/algo/gptq.h"
@@ -65,7 +66,7 @@ TEST(QuantEase, StartsFromTheWeightsNotTheirRounding) {
   // equals a dense loop that rounds column j at W_j + sum_{k<j} (W_k - Q_k) H_kj / H_jj.
   const auto s = makeLayer(4, 12, 64, 3);
   const LayerQuantResult one =
-      quantizeQuantEase(s.w, s.h, QuantEaseOptions().withBits(3).withNumIter(1).withBlockSize(5));
+      quantizeQuantEase(s.w, s.h, QuantEaseOptions().withBits(3).withNumIter(1).withBlockSize(5).withInit(QuantEaseInit::Weights));
   const at::Tensor h = s.h.to(at::kFloat);
   const at::Tensor scale = one.scales.expand({4, 12}), zero = one.zeros.expand({4, 12});
   at::Tensor q = s.w.clone();
@@ -84,7 +85,7 @@ TEST(QuantEase, StartsFromTheWeightsNotTheirRounding) {
 TEST(QuantEase, RelaxedSweepsLeaveTheLocalMinimum) {
   const auto l = makeLayer();
   for (int bits : {3, 4}) {
-    const auto base = QuantEaseOptions().withBits(bits).withNumIter(30);
+    const auto base = QuantEaseOptions().withBits(bits).withNumIter(30).withInit(QuantEaseInit::Weights);
     const LayerQuantResult relaxed = quantizeQuantEase(l.w, l.h, base);
     const LayerQuantResult rounded = quantizeQuantEase(l.w, l.h, QuantEaseOptions(base).withRelaxedSweeps(false));
     EXPECT_LT(relaxed.relError, rounded.relError) << bits << " bits";
@@ -129,7 +130,8 @@ TEST(QuantEase, ResultIsTheBestRoundedIterate) {
 
 TEST(QuantEase, GroupsAndSymmetricGridHold) {
   const auto l = makeLayer();
-  const auto opts = QuantEaseOptions().withBits(4).withGroupSize(32).withSymmetric(true).withNumIter(4);
+  const auto opts =
+      QuantEaseOptions().withBits(4).withGroupSize(32).withSymmetric(true).withNumIter(4).withInit(QuantEaseInit::Weights);
   const LayerQuantResult r = quantizeQuantEase(l.w, l.h, opts);
   EXPECT_LE(test::maxDistinctPerGroup(r.weight, 32), 16);
   EXPECT_GE(r.codes.min().item<int>(), -8);
@@ -181,7 +183,8 @@ TEST(QuantEase, OutlierCorrectionIsDividedByHessianDiagonal) {
   l.x = l.x * 30.0;
   l.h = hessianFromInputs(l.x, jobs::Progress::none());
   for (bool structured : {false, true}) {
-    const auto opts = QuantEaseOptions().withBits(3).withNumIter(6).withOutlier(0.02, structured);
+    const auto opts =
+        QuantEaseOptions().withBits(3).withNumIter(6).withOutlier(0.02, structured).withInit(QuantEaseInit::Weights);
     const LayerQuantResult r = quantizeQuantEase(l.w, l.h, opts);
     expectNonIncreasing(r.objectiveTrace);
     EXPECT_TRUE(std::isfinite(r.relError));
@@ -272,6 +275,95 @@ TEST(QuantEase, StructuredKeepsTheHighEnergyInputChannels) {
   EXPECT_TRUE(at::any(r.keptColumns == 3).item<bool>());
   EXPECT_TRUE(at::any(r.keptColumns == 77).item<bool>());
   EXPECT_LT(r.relError, quantizeQuantEase(l.w, l.h, QuantEaseOptions().withBits(3).withNumIter(6)).relError * 0.9);
+}
+
+// Inputs like a layer after a norm with a few shifted (asymmetric) outlier channels: a shared
+// low-rank part and channels with a large mean, so H is dominated by a few directions.
+test::Layer shiftedLayer(int64_t out = 64, int64_t in = 512, int64_t tokens = 2048) {
+  at::Generator g = at::detail::createCPUGenerator(23);
+  test::Layer l;
+  l.w = at::randn({out, in}, g, at::kFloat) * 0.02;
+  const at::Tensor mix = at::randn({16, in}, g, at::kFloat);
+  l.x = at::randn({tokens, in}, g, at::kFloat) + at::matmul(at::randn({tokens, 16}, g, at::kFloat), mix) * 0.5;
+  for (int64_t c : {int64_t{5}, int64_t{100}, int64_t{201}}) l.x.select(1, c).mul_(20.0).add_(40.0);
+  l.h = hessianFromInputs(l.x, jobs::Progress::none());
+  return l;
+}
+
+// Issue 16, "and better": the reference's descent from W is local; on strongly correlated inputs
+// it settles above GPTQ (2.241% vs 1.988% w3 on bench_quantease's first layer, the reference the
+// same). QuantEase's default (quantease_init best) also descends from GPTQ's rounding and keeps the
+// better result, so it is below GPTQ and never above the descent from W.
+TEST(QuantEase, DefaultKeepsTheBetterOfTheDescentsFromWAndFromGptq) {
+  const auto l = shiftedLayer();
+  for (int bits : {3, 4}) {
+    const auto spec = quant::QuantSpec().withBits(bits);
+    const double gptq = quantizeGptq(l.w, l.h, GptqOptions().withSpec(spec)).relError;
+    const auto base = QuantEaseOptions().withSpec(spec).withNumIter(30);
+    const LayerQuantResult fromW = quantizeQuantEase(l.w, l.h, QuantEaseOptions(base).withInit(QuantEaseInit::Weights));
+    const LayerQuantResult best = quantizeQuantEase(l.w, l.h, base);
+    EXPECT_GT(fromW.relError, gptq) << bits << " bits: the fixture is the case where the descent from W loses";
+    EXPECT_LT(best.relError, gptq) << bits << " bits";
+    EXPECT_LE(best.relError, fromW.relError * (1 + 1e-6)) << bits << " bits: the descent from W is one of the two";
+    EXPECT_EQ(best.method, "quantease");
+    // 30 sweeps from W (21 of them rounding), then GPTQ's start polished by rounding sweeps until
+    // one no longer lowers the objective: a few, far from another 30.
+    EXPECT_GE(best.iterations, 32);
+    EXPECT_LE(best.iterations, 45);
+    EXPECT_EQ(best.objectiveTrace.size(), 21u + 1u + static_cast<size_t>(best.iterations - 30));
+    const double polished = *std::min_element(best.objectiveTrace.begin() + 21, best.objectiveTrace.end());
+    EXPECT_LT(polished, best.objectiveTrace[21]) << "the polish improves GPTQ's rounding";
+    EXPECT_TRUE(at::equal(reconstructWeight(best), best.weight));
+  }
+  EXPECT_EQ(parseQuantEaseInit("best"), QuantEaseInit::Best);
+  EXPECT_EQ(parseQuantEaseInit("gptq"), QuantEaseInit::Gptq);
+  EXPECT_STREQ(quantEaseInitName(QuantEaseInit::Best), "best");
+  test::expectError([] { parseQuantEaseInit("zero"); }, "quantease_init:");
+}
+
+// Issue 16: outliers must always lower the error. Started from W, structured 1% on the 768x3072
+// ReLU layer ended above plain QuantEase (5.337% vs 5.292% w3): more freedom, a different greedy
+// path. The outlier variant now also starts from GPTQ with the kept weights left unrounded.
+TEST(QuantEase, OutliersAlwaysLowerTheError) {
+  const test::Layer layers[] = {makeLayer(), reluLayer(), shiftedLayer()};
+  for (const auto& l : layers) {
+    for (int bits : {3, 4}) {
+      const auto base = QuantEaseOptions().withBits(bits).withNumIter(12);
+      const double plain = quantizeQuantEase(l.w, l.h, base).relError;
+      const int64_t cols = std::max<int64_t>(1, std::llround(0.01 * l.w.size(1)));
+      const double unstructured = quantizeQuantEase(l.w, l.h, QuantEaseOptions(base).withOutlier(0.01)).relError;
+      const double structured =
+          quantizeQuantEase(l.w, l.h, QuantEaseOptions(base).withOutlier(static_cast<double>(cols) / l.w.size(1), true))
+              .relError;
+      EXPECT_LT(unstructured, plain) << l.w.sizes() << " " << bits << " bits";
+      EXPECT_LT(structured, plain) << l.w.sizes() << " " << bits << " bits";
+    }
+  }
+}
+
+TEST(Gptq, KeptWeightsAreNotRoundedAndLeaveTheGrid) {
+  const auto l = reluLayer();
+  const auto spec = quant::QuantSpec().withBits(3);
+  const LayerQuantResult plain = quantizeGptq(l.w, l.h, GptqOptions().withSpec(spec));
+  const int64_t k = 82;
+  at::Tensor keep = at::zeros_like(l.w);
+  keep.view({-1}).index_fill_(0, std::get<1>(at::topk(at::abs(l.w).flatten(), k)), 1.0);
+  GptqOptions o = GptqOptions().withSpec(spec);
+  o.keep = keep;
+  const LayerQuantResult r = quantizeGptq(l.w, l.h, o);
+  ASSERT_EQ(r.outlierValues.numel(), k);
+  const at::Tensor flat = r.outlierIndices.select(1, 0) * l.w.size(1) + r.outlierIndices.select(1, 1);
+  EXPECT_TRUE(at::equal(std::get<0>(at::sort(flat)), at::nonzero(keep.flatten()).flatten()));
+  // Codes at the kept weights are the zero point, so the dense part is 0 there and the weight is
+  // the sparse value; the grid is fitted to the other weights.
+  const at::Tensor zeroPts = r.zeros.expand_as(l.w).flatten().index_select(0, flat);
+  EXPECT_TRUE(at::equal(r.codes.flatten().index_select(0, flat).to(at::kFloat), zeroPts));
+  EXPECT_TRUE(at::allclose(r.weight.flatten().index_select(0, flat), r.outlierValues));
+  EXPECT_TRUE(at::all(r.scales <= plain.scales).item<bool>());
+  EXPECT_LT(r.relError, 0.7 * plain.relError);
+  EXPECT_TRUE(at::allclose(reconstructWeight(r), r.weight));
+  o.keep = at::ones({3, 3});
+  test::expectError([&] { quantizeGptq(l.w, l.h, o); }, "kept-weight mask");
 }
 
 TEST(QuantEase, DeadColumnsStayFinite) {

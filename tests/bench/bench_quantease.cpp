@@ -5,12 +5,16 @@
 //   - a re-implementation of the reference QuantEase loop (linkedin/QuantEase method/quantease.py,
 //     quantease_outlier.py, gptq_quantease.py with its three known defects fixed): written here from
 //     the algorithm, column by column with LibTorch vector ops as the reference does with PyTorch;
-//   - QuantScope's QuantEase, GPTQ+QuantEase and QuantEase with 1% outliers (unstructured and
-//     structured),
-// and the seconds of each (QuantScope's and the reference's per sweep). Not a Google Benchmark:
-// one run prints a markdown table.
+//   - QuantScope's QuantEase from W (the reference's start and schedule: equal to the reference
+//     loop up to float rounding), QuantEase (default start "best": that descent and GPTQ's rounding
+//     polished, the better kept), GPTQ+QuantEase and QuantEase with 1% outliers (unstructured and
+//     structured; both with the default start),
+// and the seconds of the reference, of QuantEase from W and of QuantEase, with the seconds per
+// sweep of the reference and of QuantEase from W. Not a Google Benchmark: one run prints a
+// markdown table. QS_QE_ABLATION=1 adds one line per grid with the causes taken one at a time.
 //
-//   bench_quantease [--iters 30] [--tokens 16384] [--quick]
+//   bench_quantease [--iters 30] [--tokens 16384] [--layer A|B|C] [--no-ref]
+// (--no-ref leaves the reference columns empty: the reference loop is the slow part.)
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -27,6 +31,7 @@
 #include "core/algo/hessian.h"
 #include "core/algo/layer_result.h"
 #include "core/algo/quantease.h"
+#include "core/algo/weight_grid.h"
 #include "core/quant/quant_spec.h"
 
 namespace {
@@ -123,6 +128,7 @@ std::pair<at::Tensor, at::Tensor> refGrid(const at::Tensor& w, const RefOptions&
 struct RefResult {
   at::Tensor weight;
   double seconds = 0, secondsPerSweep = 0;
+  double gemmSeconds = 0, columnSeconds = 0;  // P and P-hat GEMMs; the column loop (all sweeps)
 };
 
 // The reference loop: W^ starts at W (minus the outlier start), P = W normSigma per sweep
@@ -164,7 +170,7 @@ RefResult referenceQuantEase(const at::Tensor& wIn, const at::Tensor& h, const R
   at::Tensor target = w - sparse;
   auto [scale, zero] = refGrid(o.structured && o.outlier > 0 ? target : w, o);
   at::Tensor wq = o.gptqInit ? start.clone() : target.clone();
-  double sweepSeconds = 0;
+  double sweepSeconds = 0, gemmSeconds = 0, columnSeconds = 0;
   for (int it = 0; it < o.iters; ++it) {
     const auto ts = Clock::now();
     const bool quant = it % 3 != 1 || it == o.iters - 1 || it > 25;
@@ -172,6 +178,8 @@ RefResult referenceQuantEase(const at::Tensor& wIn, const at::Tensor& h, const R
     // P = T normSigma with normSigma's unit diagonal: P_j = T_j + sum_{k != j} T_k Sigma_kj / Sigma_jj.
     const at::Tensor p = at::matmul(target, norm) + target;
     const at::Tensor pHat = at::matmul(wq, norm);
+    const auto tl = Clock::now();
+    gemmSeconds += since(ts);
     at::Tensor delta = at::zeros_like(wq);
     for (int64_t j = 0; j < in; ++j) {
       at::Tensor u = p.select(1, j) - pHat.select(1, j);
@@ -180,6 +188,7 @@ RefResult referenceQuantEase(const at::Tensor& wIn, const at::Tensor& h, const R
       delta.select(1, j).copy_(wq.select(1, j) - u);
       wq.select(1, j).copy_(u);
     }
+    columnSeconds += since(tl);
     if (o.outlier > 0) {
       sparse = sparse + step * at::matmul(w - wq - sparse, sigma);
       at::Tensor projected = at::zeros_like(sparse);
@@ -199,10 +208,13 @@ RefResult referenceQuantEase(const at::Tensor& wIn, const at::Tensor& h, const R
   r.weight = wq + sparse;
   r.seconds = since(t0);
   r.secondsPerSweep = sweepSeconds / std::max(1, o.iters);
+  r.gemmSeconds = gemmSeconds;
+  r.columnSeconds = columnSeconds;
   return r;
 }
 
-std::string pct(double e) {
+std::string pct(double e) {  // negative: not measured
+  if (e < 0) return "-";
   char b[32];
   std::snprintf(b, sizeof b, "%.3f%%", 100 * e);
   return b;
@@ -213,19 +225,54 @@ std::string pct(double e) {
 int main(int argc, char** argv) {
   int iters = 30;
   int64_t tokens = 16384;
-  bool quick = false;
+  bool ref = true;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) iters = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--layer") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--no-ref")) ref = false;
   }
-  std::vector<BenchLayer> layers = {correlatedAsymmetric(tokens), reluDown(tokens), gaussian(tokens)};
-  if (quick) layers.resize(1);
+  std::vector<BenchLayer> layers;
+  if (only.empty() || only == "A") layers.push_back(correlatedAsymmetric(tokens));
+  if (only.empty() || only == "B") layers.push_back(reluDown(tokens));
+  if (only.empty() || only == "C") layers.push_back(gaussian(tokens));
   for (auto& l : layers) l.h = qs::algo::hessianFromInputs(l.x, qs::jobs::Progress::none());
 
-  std::printf("| layer | grid | GPTQ | ref QE | QE | ref GPTQ+QE | GPTQ+QE | ref QE 1%% | QE 1%% | ref QE 1%% cols | QE 1%% cols | s: ref QE / QE (per sweep) |\n");
-  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  std::printf("| layer | grid | GPTQ | ref QE | QE from W | QE | ref GPTQ+QE | GPTQ+QE | ref QE 1%% | QE 1%% | ref QE 1%% cols | QE 1%% cols | s: ref QE / QE from W / QE (per sweep) |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  std::vector<std::string> notes;
   for (const auto& l : layers) {
+    {  // where a sweep's time goes: QuantScope's descent from W (w3 per channel) and the reference's
+      const auto spec = qs::quant::QuantSpec().withBits(3).withSymmetric(false);
+      const at::Tensor h = l.h.to(at::kFloat);
+      const qs::algo::WeightGrid grid = qs::algo::observeWeight(l.w, spec);
+      const at::Tensor sc = qs::algo::expandToColumns(grid.scales, grid.gIdx);
+      const at::Tensor ze = qs::algo::expandToColumns(grid.zeros, grid.gIdx);
+      at::Tensor hd = h.clone();
+      hd.diagonal().masked_fill_(hd.diagonal() == 0, 1.0);
+      qs::algo::CoordinateDescent cd(l.w, l.w, ze, hd, sc, ze, spec, 128);
+      for (int it = 0; it < iters; ++it) cd.sweep(qs::jobs::Progress::none(), 0, 1, !qs::algo::relaxedSweep(it, iters));
+      const auto& t = cd.sweepSeconds();
+      const double macs = static_cast<double>(l.w.size(0)) * l.w.size(1) * l.w.size(1);
+      char b[512];
+      std::snprintf(b, sizeof b,
+                    "%s, per sweep: QuantScope %.3f s = column updates inside the 128-column blocks %.3f s + "
+                    "GEMM updates of P %.3f s (%.1f GFLOP/s over the out x in x in multiply-adds)",
+                    l.name.c_str(), (t.columns + t.updates) / t.sweeps, t.columns / t.sweeps, t.updates / t.sweeps,
+                    2 * macs / ((t.columns + t.updates) / t.sweeps) / 1e9);
+      std::string note = b;
+      if (ref) {
+        RefOptions ro;
+        ro.bits = 3;
+        ro.iters = iters;
+        const RefResult rr = referenceQuantEase(l.w, l.h, ro);
+        std::snprintf(b, sizeof b, "; reference %.3f s = P and P-hat GEMMs %.3f s + column loop %.3f s",
+                      rr.secondsPerSweep, rr.gemmSeconds / iters, rr.columnSeconds / iters);
+        note += b;
+      }
+      notes.push_back(note);
+    }
     for (int bits : {3, 4}) {
       for (int group : {-1, 128}) {
         const auto spec = qs::quant::QuantSpec().withBits(bits).withGroupSize(group).withSymmetric(false);
@@ -237,7 +284,8 @@ int main(int argc, char** argv) {
         ro.bits = bits;
         ro.group = group;
         ro.iters = iters;
-        const RefResult refQe = referenceQuantEase(l.w, l.h, ro);
+        const RefResult refQe = ref ? referenceQuantEase(l.w, l.h, ro) : RefResult{};
+        auto refErr = [&](const RefOptions& o) { return ref ? err(referenceQuantEase(l.w, l.h, o).weight) : -1.0; };
         auto ours = [&](qs::algo::QuantEaseOptions q) {
           const bool actOrder = q.spec.actOrder;
           q.spec = spec;
@@ -248,38 +296,42 @@ int main(int argc, char** argv) {
           return std::make_pair(r.relError, since(t));
         };
         const auto qe = ours(qs::algo::QuantEaseOptions());
-        if (std::getenv("QS_QE_ABLATION")) {
+        const auto qeW = ours(qs::algo::QuantEaseOptions().withInit(qs::algo::QuantEaseInit::Weights));
+        if (std::getenv("QS_QE_ABLATION")) {  // the causes of issue 16, one at a time (from W, from RTN; relaxed or not)
           const auto a = ours(qs::algo::QuantEaseOptions().withInit(qs::algo::QuantEaseInit::Rtn).withRelaxedSweeps(false));
-          const auto b = ours(qs::algo::QuantEaseOptions().withRelaxedSweeps(false));
+          const auto b = ours(qs::algo::QuantEaseOptions().withInit(qs::algo::QuantEaseInit::Weights).withRelaxedSweeps(false));
           const auto c = ours(qs::algo::QuantEaseOptions().withInit(qs::algo::QuantEaseInit::Rtn));
-          const auto d = ours(qs::algo::QuantEaseOptions().withActOrder(true));
-          std::printf("ablation act-order: %s\n", pct(d.first).c_str());
-          std::printf("ablation %s w%d %s: rtn-init all-rounded %s, W-init all-rounded %s, rtn-init relaxed %s, W-init relaxed %s\n",
+          const auto d = ours(qs::algo::QuantEaseOptions().withInit(qs::algo::QuantEaseInit::Weights).withActOrder(true));
+          std::printf("ablation %s w%d %s: rtn-init all-rounded %s, W-init all-rounded %s, rtn-init relaxed %s, "
+                      "W-init relaxed %s, W-init act-order %s\n",
                       l.name.c_str(), bits, group > 0 ? "g128" : "ch", pct(a.first).c_str(), pct(b.first).c_str(),
-                      pct(c.first).c_str(), pct(qe.first).c_str());
+                      pct(c.first).c_str(), pct(qeW.first).c_str(), pct(d.first).c_str());
         }
         RefOptions rg = ro;
         rg.gptqInit = true;
-        const double refGq = err(referenceQuantEase(l.w, l.h, rg).weight);
+        const double refGq = refErr(rg);
         const auto gq = ours(qs::algo::QuantEaseOptions().withGptqInit(true));
         RefOptions rou = ro;
         rou.outlier = 0.01;
-        const double refOu = err(referenceQuantEase(l.w, l.h, rou).weight);
+        const double refOu = refErr(rou);
         const auto ou = ours(qs::algo::QuantEaseOptions().withOutlier(0.01));
         RefOptions ros = rou;
         ros.structured = true;
-        const double refOs = err(referenceQuantEase(l.w, l.h, ros).weight);
+        const double refOs = refErr(ros);
         const auto os = ours(qs::algo::QuantEaseOptions().withOutlier(0.01, true));
-        char secs[96];
-        std::snprintf(secs, sizeof secs, "%.1f / %.1f (%.3f / %.3f)", refQe.seconds, qe.second,
-                      refQe.secondsPerSweep, qe.second / iters);
-        std::printf("| %s | w%d %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.name.c_str(), bits,
-                    group > 0 ? "g128" : "ch", pct(gptq).c_str(), pct(err(refQe.weight)).c_str(), pct(qe.first).c_str(),
+        char secs[128];
+        std::snprintf(secs, sizeof secs, "%.1f / %.1f / %.1f (%.3f / %.3f)", refQe.seconds, qeW.second, qe.second,
+                      refQe.secondsPerSweep, qeW.second / iters);
+        std::printf("| %s | w%d %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.name.c_str(), bits,
+                    group > 0 ? "g128" : "ch", pct(gptq).c_str(), pct(ref ? err(refQe.weight) : -1.0).c_str(),
+                    pct(qeW.first).c_str(), pct(qe.first).c_str(),
                     pct(refGq).c_str(), pct(gq.first).c_str(), pct(refOu).c_str(), pct(ou.first).c_str(),
                     pct(refOs).c_str(), pct(os.first).c_str(), secs);
         std::fflush(stdout);
       }
     }
   }
+  std::printf("\n");
+  for (const auto& n : notes) std::printf("- %s\n", n.c_str());
   return 0;
 }

@@ -195,7 +195,7 @@ LayerQuantResult quantizeGptq(const at::Tensor& wIn, const at::Tensor& hessian, 
     r.outlierValues = vals.flatten().index_select(0, idx).contiguous();
   }
   r.quantSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  finishResult(r, wIn, codes, grid, hessian, spec);
+  finishResult(r, wIn, codes, grid, opts.measureError ? hessian : at::Tensor(), spec);
   return r;
 }
 

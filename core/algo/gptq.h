@@ -20,6 +20,7 @@ struct GptqOptions {
   // weights, their codes are the zero point and their final values the sparse part of the result
   // (outlierIndices / outlierValues). QuantEase's outlier variant starts from this.
   at::Tensor keep;
+  bool measureError = true;  // false: relError left 0 (a caller that goes on from the result, e.g. QuantEase's start)
 
   GptqOptions& withSpec(const quant::QuantSpec& v) { spec = v; return *this; }
   GptqOptions& withBits(int v) { spec.bits = v; return *this; }

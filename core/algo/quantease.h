@@ -17,8 +17,8 @@
 //    the local minimum the previous ones settled in;
 //  - the result is the best quantized iterate (the reference returns the last one), so it is never
 //    worse than any rounding sweep it made, a GPTQ start included;
-//  - by default (quantease_init best) GPTQ's rounding is polished too (rounding sweeps until one
-//    no longer lowers the objective) and the better of the two is kept: from W on strongly
+//  - by default (quantease_init best) GPTQ's rounding is polished too (num_iter / 10 rounding
+//    sweeps) and the better of the two is kept: from W on strongly
 //    correlated inputs the descent settles above GPTQ; from GPTQ's rounding it can only go lower.
 //
 // `gptq_quantease` starts from GPTQ's codes and grid; the objective stays the distance to the
@@ -37,7 +37,7 @@ namespace qs::algo {
 
 // Where plain QuantEase starts ("quantease_init"): W itself (off the grid, the reference's start),
 // its round to nearest, GPTQ's rounding, or best: the descent from W, then GPTQ's rounding polished
-// by rounding sweeps until one no longer lowers the objective (typically 3-6), the better kept.
+// by up to polishSweeps(num_iter) rounding sweeps, the better kept.
 enum class QuantEaseInit { Weights, Rtn, Gptq, Best };
 const char* quantEaseInitName(QuantEaseInit v);                 // "weights", "rtn", "gptq", "best"
 QuantEaseInit parseQuantEaseInit(const std::string& text);      // throws qs::Error naming "quantease_init"
@@ -45,6 +45,10 @@ QuantEaseInit parseQuantEaseInit(const std::string& text);      // throws qs::Er
 // Whether sweep `it` of `numIter` is relaxed under the reference schedule: it % 3 == 1, not in the
 // last four sweeps.
 bool relaxedSweep(int it, int numIter);
+
+// The most rounding sweeps quantease_init best spends polishing GPTQ's rounding: num_iter / 10, at
+// least 1 (the whole run then costs about 10 % more than the descent from W, plus one GPTQ).
+int polishSweeps(int numIter);
 
 struct QuantEaseOptions {
   quant::QuantSpec spec;           // bit, symmetric, group_size, act_order (GPTQ init), observer

@@ -286,16 +286,18 @@ int main(int argc, char** argv) {
         ro.iters = iters;
         const RefResult refQe = ref ? referenceQuantEase(l.w, l.h, ro) : RefResult{};
         auto refErr = [&](const RefOptions& o) { return ref ? err(referenceQuantEase(l.w, l.h, o).weight) : -1.0; };
+        int sweeps = 0;
         auto ours = [&](qs::algo::QuantEaseOptions q) {
           const bool actOrder = q.spec.actOrder;
           q.spec = spec;
           q.spec.actOrder = actOrder;
           q.numIter = iters;
-          const auto t = Clock::now();
-          qs::algo::LayerQuantResult r = qs::algo::quantizeQuantEase(l.w, l.h, q);
-          return std::make_pair(r.relError, since(t));
+          const qs::algo::LayerQuantResult r = qs::algo::quantizeQuantEase(l.w, l.h, q);
+          sweeps = r.iterations;
+          return std::make_pair(r.relError, r.quantSeconds);  // the algorithm, error evaluation excluded (as the reference's)
         };
         const auto qe = ours(qs::algo::QuantEaseOptions());
+        const int qeSweeps = sweeps;
         const auto qeW = ours(qs::algo::QuantEaseOptions().withInit(qs::algo::QuantEaseInit::Weights));
         if (std::getenv("QS_QE_ABLATION")) {  // the causes of issue 16, one at a time (from W, from RTN; relaxed or not)
           const auto a = ours(qs::algo::QuantEaseOptions().withInit(qs::algo::QuantEaseInit::Rtn).withRelaxedSweeps(false));
@@ -320,8 +322,8 @@ int main(int argc, char** argv) {
         const double refOs = refErr(ros);
         const auto os = ours(qs::algo::QuantEaseOptions().withOutlier(0.01, true));
         char secs[128];
-        std::snprintf(secs, sizeof secs, "%.1f / %.1f / %.1f (%.3f / %.3f)", refQe.seconds, qeW.second, qe.second,
-                      refQe.secondsPerSweep, qeW.second / iters);
+        std::snprintf(secs, sizeof secs, "%.1f / %.1f / %.1f (%.3f / %.3f; QE %d sweeps)", refQe.seconds, qeW.second,
+                      qe.second, refQe.secondsPerSweep, qeW.second / iters, qeSweeps);
         std::printf("| %s | w%d %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.name.c_str(), bits,
                     group > 0 ? "g128" : "ch", pct(gptq).c_str(), pct(ref ? err(refQe.weight) : -1.0).c_str(),
                     pct(qeW.first).c_str(), pct(qe.first).c_str(),

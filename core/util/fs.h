@@ -12,4 +12,10 @@ bool exists(const std::string& path);
 bool isDirectory(const std::string& path);
 std::string join(const std::string& a, const std::string& b);
 
+// A fresh folder "<stem>-<pid>-<n>" under `parent` (default: the system's temporary directory) for
+// one job's scratch files. The job removes it when it ends, however it ends, short of being killed
+// outright (SIGKILL, a second Ctrl-C); so first the folders "<stem>-<pid>-*" of processes that no
+// longer exist are removed (a killed 7B quantize leaves gigabytes there). Returns the path.
+std::string makeJobTempDir(const std::string& stem, const std::string& parent = "");
+
 }  // namespace qs::fs

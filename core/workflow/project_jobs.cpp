@@ -40,6 +40,7 @@
 #include "core/runs/fingerprint.h"
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
+#include "core/util/fs.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
 #include "core/workflow/preflight.h"
@@ -189,15 +190,6 @@ std::string writeArtifact(runs::RunWriter& w, const std::string& dir, const algo
   algo::writeQuantArtifact(path, a);
   w.addArtifact({"quantized", dir, 0, ""});
   return path;
-}
-
-// A fresh folder under the system's temporary directory ("qscope-quantize-<pid>-<n>").
-std::string makeTempDir(const std::string& stem) {
-  static std::atomic<int> counter{0};
-  const std::filesystem::path p = std::filesystem::temp_directory_path() /
-                                  (stem + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  std::filesystem::create_directories(p);
-  return p.string();
 }
 
 QuantizeReport makeReport(const algo::PipelineResult& pr, const algo::MigrationOutcome& m,
@@ -467,7 +459,7 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
   // Streaming: the block files of a project run are its checkpoints; a bare model gets a temporary
   // folder. Migrated or format-emulated weights beyond a couple of blocks spill to disk (removed
   // when the job ends, however it ends).
-  const std::string workDir = execPlan.streaming ? (writer ? ckptDir : makeTempDir("qscope-quantize")) : "";
+  const std::string workDir = execPlan.streaming ? (writer ? ckptDir : qs::fs::makeJobTempDir("qscope-quantize")) : "";
   struct WorkCleanup {
     std::string spill, temp;
     ~WorkCleanup() {

@@ -13,8 +13,9 @@
 // sweep of the reference and of QuantEase from W. Not a Google Benchmark: one run prints a
 // markdown table. QS_QE_ABLATION=1 adds one line per grid with the causes taken one at a time.
 //
-//   bench_quantease [--iters 30] [--tokens 16384] [--layer A|B|C] [--no-ref]
-// (--no-ref leaves the reference columns empty: the reference loop is the slow part.)
+//   bench_quantease [--iters 30] [--tokens 16384] [--layer A|B|C] [--no-ref] [--times]
+// (--no-ref leaves the reference columns empty: the reference loop is the slow part; --times prints
+// only the time lines, w3 per channel, for a measurement on an otherwise idle machine.)
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -225,13 +226,14 @@ std::string pct(double e) {  // negative: not measured
 int main(int argc, char** argv) {
   int iters = 30;
   int64_t tokens = 16384;
-  bool ref = true;
+  bool ref = true, timesOnly = false;
   std::string only;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) iters = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--layer") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--no-ref")) ref = false;
+    else if (!std::strcmp(argv[i], "--times")) timesOnly = true;
   }
   std::vector<BenchLayer> layers;
   if (only.empty() || only == "A") layers.push_back(correlatedAsymmetric(tokens));
@@ -239,8 +241,10 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "C") layers.push_back(gaussian(tokens));
   for (auto& l : layers) l.h = qs::algo::hessianFromInputs(l.x, qs::jobs::Progress::none());
 
-  std::printf("| layer | grid | GPTQ | ref QE | QE from W | QE | ref GPTQ+QE | GPTQ+QE | ref QE 1%% | QE 1%% | ref QE 1%% cols | QE 1%% cols | s: ref QE / QE from W / QE (per sweep) |\n");
-  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  if (!timesOnly) {
+    std::printf("| layer | grid | GPTQ | ref QE | QE from W | QE | ref GPTQ+QE | GPTQ+QE | ref QE 1%% | QE 1%% | ref QE 1%% cols | QE 1%% cols | s: ref QE / QE from W / QE (per sweep) |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  }
   std::vector<std::string> notes;
   for (const auto& l : layers) {
     {  // where a sweep's time goes: QuantScope's descent from W (w3 per channel) and the reference's
@@ -262,14 +266,33 @@ int main(int argc, char** argv) {
                     l.name.c_str(), (t.columns + t.updates) / t.sweeps, t.columns / t.sweeps, t.updates / t.sweeps,
                     2 * macs / ((t.columns + t.updates) / t.sweeps) / 1e9);
       std::string note = b;
+      auto whole = [&](qs::algo::QuantEaseInit init) {
+        qs::algo::QuantEaseOptions q = qs::algo::QuantEaseOptions().withInit(init);
+        q.spec = spec;
+        q.numIter = iters;
+        return qs::algo::quantizeQuantEase(l.w, l.h, q).quantSeconds;
+      };
+      const double fromW = whole(qs::algo::QuantEaseInit::Weights), best = whole(qs::algo::QuantEaseInit::Best);
       if (ref) {
         RefOptions ro;
         ro.bits = 3;
         ro.iters = iters;
         const RefResult rr = referenceQuantEase(l.w, l.h, ro);
-        std::snprintf(b, sizeof b, "; reference %.3f s = P and P-hat GEMMs %.3f s + column loop %.3f s",
-                      rr.secondsPerSweep, rr.gemmSeconds / iters, rr.columnSeconds / iters);
-        note += b;
+        std::snprintf(b, sizeof b,
+                      "; reference %.3f s = P and P-hat GEMMs %.3f s + column loop %.3f s. Whole run of %d "
+                      "iterations: reference %.2f s, QuantEase from W %.2f s (%.2f of the reference's), QuantEase "
+                      "%.2f s (%.2f)",
+                      rr.secondsPerSweep, rr.gemmSeconds / iters, rr.columnSeconds / iters, iters, rr.seconds, fromW,
+                      fromW / rr.seconds, best, best / rr.seconds);
+      } else {
+        std::snprintf(b, sizeof b, ". Whole run of %d iterations: QuantEase from W %.2f s, QuantEase %.2f s", iters,
+                      fromW, best);
+      }
+      note += b;
+      if (timesOnly) {
+        std::printf("- %s\n", note.c_str());
+        std::fflush(stdout);
+        continue;
       }
       notes.push_back(note);
     }
@@ -333,7 +356,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::printf("\n");
+  if (!timesOnly) std::printf("\n");
   for (const auto& n : notes) std::printf("- %s\n", n.c_str());
   return 0;
 }

@@ -1,5 +1,7 @@
 // core/util and core/jobs: atomic writes, mapped files, progress plumbing.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -57,4 +59,29 @@ TEST(Progress, SubProgressMapsRangeAndForwardsCancel) {
   EXPECT_TRUE(sub.cancelRequested());
   EXPECT_THROW(sub.checkCancel(), qs::Cancelled);
   EXPECT_NO_THROW(qs::jobs::Progress::none().checkCancel());
+}
+
+// Issue 15: a 7B quantize killed outright (SIGKILL, a second Ctrl-C) left gigabytes of scratch files
+// under /tmp; the next job removes the folders of processes that no longer exist, and only those.
+TEST(Fs, JobTempDirRemovesTheScratchOfKilledProcessesOnly) {
+  const std::string parent = qs::test::tempDir("jobtmp");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);  // reaped: the pid no longer exists
+  const auto dead = std::filesystem::path(parent) / ("qscope-quantize-" + std::to_string(child) + "-0");
+  const auto alive = std::filesystem::path(parent) / ("qscope-quantize-" + std::to_string(::getppid()) + "-0");
+  const auto other = std::filesystem::path(parent) / "qscope-quantize-notapid";
+  for (const auto& d : {dead, alive, other}) {
+    std::filesystem::create_directories(d / "spill");
+    qs::fs::writeAtomic((d / "spill" / "block0.bin").string(), "x");
+  }
+  const std::string mine = qs::fs::makeJobTempDir("qscope-quantize", parent);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::exists(alive)) << "a running process keeps its folder";
+  EXPECT_TRUE(std::filesystem::exists(other));
+  EXPECT_TRUE(std::filesystem::is_directory(mine));
+  EXPECT_EQ(std::filesystem::path(mine).filename().string().rfind("qscope-quantize-" + std::to_string(::getpid()) + "-", 0), 0u);
+  EXPECT_NE(qs::fs::makeJobTempDir("qscope-quantize", parent), mine);  // a second job of the process gets its own
 }

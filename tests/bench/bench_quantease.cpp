@@ -147,10 +147,12 @@ RefResult referenceQuantEase(const at::Tensor& wIn, const at::Tensor& h, const R
   at::Tensor norm = sigma / diag.unsqueeze(0);  // column j / Sigma_jj
   norm.fill_diagonal_(0.0);
   at::Tensor start;
+  qs::algo::LayerQuantResult gptq;
   if (o.gptqInit) {
     qs::algo::GptqOptions g;
     g.spec = qs::quant::QuantSpec().withBits(o.bits).withGroupSize(o.group).withSymmetric(false);
-    start = qs::algo::quantizeGptq(wIn, h, g).weight;
+    gptq = qs::algo::quantizeGptq(wIn, h, g);
+    start = gptq.weight;
   }
   at::Tensor sparse = at::zeros_like(w);
   at::Tensor topIdx;
@@ -170,6 +172,13 @@ RefResult referenceQuantEase(const at::Tensor& wIn, const at::Tensor& h, const R
   }
   at::Tensor target = w - sparse;
   auto [scale, zero] = refGrid(o.structured && o.outlier > 0 ? target : w, o);
+  if (o.gptqInit && o.group > 0) {
+    // gptq_quantease.py fits each group's grid to GPTQ_W, the weights as GPTQ last updated them;
+    // with groups aligned to GPTQ's 128-column blocks those are the values GPTQ fitted its own
+    // group grids to, so the descent runs on GPTQ's grid (per channel both are W's).
+    scale = qs::algo::expandToColumns(gptq.scales, gptq.gIdx);
+    zero = qs::algo::expandToColumns(gptq.zeros, gptq.gIdx);
+  }
   at::Tensor wq = o.gptqInit ? start.clone() : target.clone();
   double sweepSeconds = 0, gemmSeconds = 0, columnSeconds = 0;
   for (int it = 0; it < o.iters; ++it) {

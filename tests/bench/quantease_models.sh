@@ -7,11 +7,13 @@
 # "Perplexity after weight quantization"):
 #   stories260K  text sampled from the model itself (generate, temperature 1): calibration file
 #                seed 1, evaluation file seed 2 (disjoint draws), first 128 windows of 256;
-#   demo         calibration on Brown (part of its training text), evaluation on the last 400 KB of
-#                austen.txt (inside the 5 % tail held out of its training; holds sample.txt), 256.
+#   demo         evaluation on the last 400 KB of austen.txt (inside the 5 % tail held out of its
+#                training; holds sample.txt), all windows of 256; calibration on the rest of
+#                austen.txt (its training text, same author: the train/test split analogue) and,
+#                as a cross-domain case, on Brown (also training text).
 # Prints one markdown row per model and seed. The sampled files are written once under $OUT.
 #
-#   bash tests/bench/quantease_models.sh [SEEDS...]     (default seeds 0 1 2)
+#   bash tests/bench/quantease_models.sh [SEEDS...]     (default seeds 0 1 2; ONLY=stories|austen|brown)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Q=${Q:-build/app/qscope}
@@ -25,6 +27,7 @@ STORIES=$SHARED/models/stories260K/stories260K.gguf
 [ -f "$OUT/stories_eval.txt" ] ||
   "$Q" -q generate "$STORIES" --temperature 1 --samples 120 --max-new 512 --seed 2 -o "$OUT/stories_eval.txt"
 [ -f "$OUT/austen_tail.txt" ] || tail -c 400000 "$SHARED/text/austen.txt" > "$OUT/austen_tail.txt"
+[ -f "$OUT/austen_head.txt" ] || head -c -400000 "$SHARED/text/austen.txt" > "$OUT/austen_head.txt"
 
 ppl() {  # ppl MODEL SEED CALIB EVAL WINDOWS ARGS... -> "FP quantized" perplexity
   local model=$1 seed=$2 calib=$3 eval=$4 windows=$5; shift 5
@@ -35,9 +38,11 @@ ppl() {  # ppl MODEL SEED CALIB EVAL WINDOWS ARGS... -> "FP quantized" perplexit
 
 echo "| model (calibration → evaluation) | seed | FP | GPTQ w3 | QuantEase w3 | QuantEase w3 from W (reference start) |"
 echo "|---|---:|---:|---:|---:|---:|"
-for spec in "stories260K (own samples):$STORIES:$OUT/stories_calib.txt:$OUT/stories_eval.txt:128" \
-            "demo (Brown → Austen tail):projects/demo/model:brown:$OUT/austen_tail.txt:0"; do
-  IFS=: read -r name model calib eval windows <<< "$spec"
+for spec in "stories:stories260K (own samples):$STORIES:$OUT/stories_calib.txt:$OUT/stories_eval.txt:128" \
+            "austen:demo (Austen → Austen tail):projects/demo/model:$OUT/austen_head.txt:$OUT/austen_tail.txt:0" \
+            "brown:demo (Brown → Austen tail):projects/demo/model:brown:$OUT/austen_tail.txt:0"; do
+  IFS=: read -r key name model calib eval windows <<< "$spec"
+  [ -z "${ONLY:-}" ] || [ "$ONLY" = "$key" ] || continue
   for seed in $SEEDS; do
     read -r fp gptq < <(ppl "$model" "$seed" "$calib" "$eval" "$windows" --method gptq)
     read -r _ qe < <(ppl "$model" "$seed" "$calib" "$eval" "$windows" --method quantease)

@@ -126,6 +126,20 @@ std::pair<at::Tensor, at::Tensor> refGrid(const at::Tensor& w, const RefOptions&
   return {s, z};
 }
 
+// The reference's projection onto the support: m's `keep` largest entries by |value| (or its
+// `keep` columns of largest norm), everything else zero.
+at::Tensor keepLargest(const at::Tensor& m, int64_t keep, bool structured) {
+  at::Tensor out = at::zeros_like(m);
+  if (structured) {
+    const at::Tensor idx = std::get<1>(at::topk(at::norm(m, 2, {0}), keep));
+    out.index_copy_(1, idx, m.index_select(1, idx));
+  } else {
+    const at::Tensor idx = std::get<1>(at::topk(at::abs(m).flatten(), keep));
+    out.view({-1}).index_copy_(0, idx, m.flatten().index_select(0, idx));
+  }
+  return out;
+}
+
 struct RefResult {
   at::Tensor weight;
   double seconds = 0, secondsPerSweep = 0;
@@ -155,18 +169,11 @@ RefResult referenceQuantEase(const at::Tensor& wIn, const at::Tensor& h, const R
     start = gptq.weight;
   }
   at::Tensor sparse = at::zeros_like(w);
-  at::Tensor topIdx;
   int64_t keep = 0;
   double step = 0;
   if (o.outlier > 0) {
     keep = static_cast<int64_t>(std::llround(o.outlier * (o.structured ? in : out * in)));
-    if (o.structured) {
-      topIdx = std::get<1>(at::topk(at::norm(w, 2, {0}), keep));
-      sparse.index_copy_(1, topIdx, w.index_select(1, topIdx));
-    } else {
-      topIdx = std::get<1>(at::topk(at::abs(w).flatten(), keep));
-      sparse.view({-1}).index_copy_(0, topIdx, w.flatten().index_select(0, topIdx));
-    }
+    sparse = keepLargest(w, keep, o.structured);
     const double lmax = at::linalg_eigvalsh(sigma.to(at::kDouble), "L").max().item<double>();
     step = 1.0 / lmax / 2.0;
   }
@@ -201,15 +208,7 @@ RefResult referenceQuantEase(const at::Tensor& wIn, const at::Tensor& h, const R
     columnSeconds += since(tl);
     if (o.outlier > 0) {
       sparse = sparse + step * at::matmul(w - wq - sparse, sigma);
-      at::Tensor projected = at::zeros_like(sparse);
-      if (o.structured) {
-        topIdx = std::get<1>(at::topk(at::norm(sparse, 2, {0}), keep));
-        projected.index_copy_(1, topIdx, sparse.index_select(1, topIdx));
-      } else {
-        topIdx = std::get<1>(at::topk(at::abs(sparse).flatten(), keep));
-        projected.view({-1}).index_copy_(0, topIdx, sparse.flatten().index_select(0, topIdx));
-      }
-      sparse = projected;
+      sparse = keepLargest(sparse, keep, o.structured);
       target = w - sparse;
     }
     sweepSeconds += since(ts);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -28,14 +29,14 @@ const char* torchDtypeName(at::ScalarType t) {
   return t == at::kHalf ? "float16" : t == at::kBFloat16 ? "bfloat16" : "float32";
 }
 
-void checkFormat(const QuantArtifact& a, const ExportOptions& o) {
+void checkFormat(const QuantArtifact& a, const std::map<std::string, GridShape>& grids, const ExportOptions& o) {
   if (o.dtype != at::kHalf && o.dtype != at::kBFloat16 && o.dtype != at::kFloat)
     throw Error("--dtype: export writes float16, bfloat16 or float32");
   if (o.outDir.empty()) throw Error("-o: an output folder is required");
   switch (o.format) {
     case ExportFormat::HfFp16: break;
     case ExportFormat::FakeFp16:
-      if (a.bits >= 16 || a.grids.empty())
+      if (a.bits >= 16 || grids.empty())
         throw Error("--format fake-fp16: the run did not quantize weights (wbits 16); use --format hf-fp16");
       break;
     case ExportFormat::ScaleShift:
@@ -44,16 +45,16 @@ void checkFormat(const QuantArtifact& a, const ExportOptions& o) {
                     "); quantize with --migrate osplus or smoothquant");
       break;
     case ExportFormat::Gptq:
-      if (a.bits >= 16 || a.grids.empty())
+      if (a.bits >= 16 || grids.empty())
         throw Error("--format gptq: the run did not quantize weights (wbits 16)");
       if (a.bits != 2 && a.bits != 3 && a.bits != 4 && a.bits != 8)
         throw Error("--format gptq: the GPTQ layout holds 2, 3, 4 or 8 bits; this run used " + std::to_string(a.bits) +
                     " (use --format fake-fp16)");
-      for (const auto& [site, g] : a.grids) {
-        if (g.outlierIndices.defined() && g.outlierIndices.numel() > 0)
+      for (const auto& [site, g] : grids) {
+        if (g.outliers > 0)
           throw Error("--format gptq: site '" + site + "' keeps full-precision outliers (QuantEase --outlier), which "
                       "the GPTQ layout cannot hold (use --format fake-fp16)");
-        const int64_t out = g.codes.size(0), in = g.codes.size(1);
+        const int64_t out = g.out, in = g.in;
         if (!o.allowPadding && (in % 32 != 0 || out % 32 != 0))
           throw Error("--format gptq: site '" + site + "' is [" + std::to_string(out) + ", " + std::to_string(in) +
                       "]; GPTQ runtimes need in and out features divisible by 32. --allow-padding packs it anyway "
@@ -77,6 +78,45 @@ nlohmann::json readConfig(const std::string& modelPath) {
 at::Tensor cast(const at::Tensor& t, at::ScalarType dtype) {
   return at::isFloatingType(t.scalar_type()) ? t.to(dtype) : t;
 }
+
+// The dtype a tensor of dtype t is written in.
+at::ScalarType exportedDtype(at::ScalarType t, at::ScalarType floatDtype) {
+  return at::isFloatingType(t) ? floatDtype : t;
+}
+
+// A tensor of the export known by dtype and shape, produced when its shard is written: peak memory
+// is one tensor (and its conversions), whatever the model's size.
+struct Planned {
+  at::ScalarType dtype = at::kFloat;
+  std::vector<int64_t> shape;
+  std::function<at::Tensor()> make;
+};
+
+// The four GPTQ tensors of a site, packed once when the first is written and dropped after the last.
+class GptqPacker {
+ public:
+  GptqPacker(const QuantArtifact& a, const ExportOptions& o, std::string site) : a_(a), o_(o), site_(std::move(site)) {}
+  at::Tensor take(at::Tensor io::GptqLinear::*field) {
+    if (taken_ == 0) {
+      const LayerQuantResult g = artifactGrid(a_, site_);
+      q_ = io::packGptq(expandCodes(g.codes), g.scales, g.zeros, g.gIdx, a_.bits, a_.symmetric, o_.dtype, o_.gptqV1, site_);
+    }
+    at::Tensor t = q_.*field;
+    if (++taken_ == 4) {
+      q_ = {};
+      taken_ = 0;
+    }
+    return t;
+  }
+
+ private:
+  const QuantArtifact& a_;
+  const ExportOptions& o_;
+  std::string site_;
+  io::GptqLinear q_;
+  int taken_ = 0;
+};
+
 
 }  // namespace
 
@@ -119,7 +159,8 @@ ExportReport finishReport(ExportReport rep, const io::HfFolderWriter& out, const
 
 // exportRun and planExport: one sequence of writer calls, so the plan cannot drift from the export.
 ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Progress& progress, bool plan) {
-  checkFormat(a, o);
+  const std::map<std::string, GridShape> grids = artifactGridShapes(a);
+  checkFormat(a, grids, o);
   ExportReport rep;
   std::unique_ptr<io::HfFolderWriter> writer =
       plan ? std::make_unique<io::HfFolderWriter>(io::HfFolderWriter::Plan{}, o.outDir, o.maxShardBytes)
@@ -151,36 +192,52 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   const bool fake = o.format == ExportFormat::FakeFp16;
   const bool gptq = o.format == ExportFormat::Gptq;
   nlohmann::json config = readConfig(a.modelPath);
+  // Migrated weights of a model larger than memory spill beside the export (removed at the end).
+  fs::ScopedDir spill;
+  if (!a.migrations.empty())
+    spill = fs::ScopedDir(fs::makeJobTempDir(".qscope-export-spill", std::filesystem::path(rep.dir).parent_path().string()));
   // A plan needs only shapes: the dequantized weights have those of the FP ones.
-  auto model = rebuildQuantizedModel(a, /*quantizedWeights=*/fake && !plan);
+  auto model = rebuildQuantizedModel(a, /*quantizedWeights=*/fake && !plan, c10::kCPU, spill.path());
   auto src = io::openWeights(a.modelPath);
   const model::FamilySpec spec = model::makeFamilySpec(model->config(), *src);
   const bool llama = model->config().family == model::Family::Llama;
 
-  // Everything the run changed, by Hugging Face name; GPTQ layers replace their ".weight".
-  std::map<std::string, at::Tensor> overrides;
+  // Everything the run changed, by Hugging Face name; GPTQ layers replace their ".weight". Weights
+  // are produced when written (held: only the vectors, biases and norms).
+  std::map<std::string, Planned> overrides;
   std::set<std::string> dropped;
   std::vector<std::string> added;  // names absent from the source, in order
-  auto put = [&](const std::string& name, const at::Tensor& t) {
+  auto putLazy = [&](const std::string& name, at::ScalarType dtype, std::vector<int64_t> shape,
+                     std::function<at::Tensor()> make) {
     if (!src->has(name) && !overrides.count(name)) added.push_back(name);
-    overrides[name] = t;
+    overrides[name] = Planned{dtype, std::move(shape), std::move(make)};
+  };
+  auto put = [&](const std::string& name, const at::Tensor& t) {
+    putLazy(name, t.scalar_type(), t.sizes().vec(), [t] { return t; });
   };
   bool attnBias = false, mlpBias = false, rmsNormBias = false;
   for (const auto& si : model->sites()) {
     progress.checkCancel();
     const std::string base = baseOf(si.hfWeight);
-    auto g = a.grids.find(si.name);
-    if (gptq && g != a.grids.end()) {
-      const io::GptqLinear q = io::packGptq(expandCodes(g->second.codes), g->second.scales, g->second.zeros,
-                                            g->second.gIdx, a.bits, a.symmetric, o.dtype, o.gptqV1, si.name);
+    auto g = grids.find(si.name);
+    if (gptq && g != grids.end()) {
+      const int64_t in = g->second.in, out = g->second.out, groups = g->second.groups;
+      auto words = [&](int64_t n) { return (n * a.bits + 31) / 32; };
+      auto packer = std::make_shared<GptqPacker>(a, o, si.name);
       dropped.insert(si.hfWeight);
-      put(base + ".qweight", q.qweight);
-      put(base + ".qzeros", q.qzeros);
-      put(base + ".scales", q.scales);
-      put(base + ".g_idx", q.gIdx);
+      putLazy(base + ".qweight", at::kInt, {words(in), out}, [packer] { return packer->take(&io::GptqLinear::qweight); });
+      putLazy(base + ".qzeros", at::kInt, {groups, words(out)}, [packer] { return packer->take(&io::GptqLinear::qzeros); });
+      putLazy(base + ".scales", o.dtype, {groups, out}, [packer] { return packer->take(&io::GptqLinear::scales); });
+      putLazy(base + ".g_idx", at::kInt, {in}, [packer] { return packer->take(&io::GptqLinear::gIdx); });
     } else {
-      const at::Tensor w = model->siteWeight(si.name).to(at::kCPU);
-      put(si.hfWeight, spec.transposedWeights ? w.t().contiguous() : w);
+      const bool transposed = spec.transposedWeights;
+      putLazy(si.hfWeight, model->dtype(),
+              transposed ? std::vector<int64_t>{si.inFeatures, si.outFeatures}
+                         : std::vector<int64_t>{si.outFeatures, si.inFeatures},
+              [m = model.get(), site = si.name, transposed] {
+                const at::Tensor w = m->siteWeight(site).to(at::kCPU);
+                return transposed ? w.t().contiguous() : w;
+              });
     }
     const at::Tensor b = model->siteBias(si.name);
     if (b.defined()) {
@@ -214,27 +271,38 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     if (mlpBias) config["mlp_bias"] = true;
   }
 
-  // Tensors in the source's order, then the new ones.
+  // Tensors in the source's order, then the new ones; each is produced, converted and written
+  // when its shard is written (progress and cancel per tensor).
   std::vector<std::string> order;
   for (const auto& m : src->tensors())
     if (!dropped.count(m.name)) order.push_back(m.name);
   order.insert(order.end(), added.begin(), added.end());
   std::map<std::string, const io::TensorMeta*> metas;
   for (const auto& m : src->tensors()) metas[m.name] = &m;
-  for (size_t i = 0; i < order.size(); ++i) {
+  size_t written = 0;
+  const std::string what = exportFormatName(o.format);
+  for (const std::string& n : order) {
     progress.checkCancel();
-    const std::string& n = order[i];
     auto it = overrides.find(n);
-    if (plan && it == overrides.end()) {
+    std::function<at::Tensor()> make;
+    at::ScalarType dtype;
+    std::vector<int64_t> shape;
+    if (it != overrides.end()) {
+      dtype = exportedDtype(it->second.dtype, o.dtype);
+      shape = it->second.shape;
+      make = it->second.make;
+    } else {
       const io::TensorMeta& m = *metas.at(n);
-      const at::ScalarType st = io::toScalarType(m.dtype);
-      out.addTensorDescription(n, at::isFloatingType(st) ? o.dtype : st, m.shape);
-      continue;
+      dtype = exportedDtype(io::toScalarType(m.dtype), o.dtype);
+      shape = m.shape;
+      make = [s = src.get(), n] { return s->load(n); };
     }
-    at::Tensor t = it != overrides.end() ? it->second : src->load(n);
-    out.addTensor(n, cast(t, o.dtype));
-    progress.update(static_cast<double>(i + 1) / static_cast<double>(order.size() + 1),
-                    std::string(exportFormatName(o.format)) + " " + n);
+    out.addLazyTensor(n, dtype, shape, [&, n, dtype, make = std::move(make)] {
+      progress.checkCancel();
+      at::Tensor t = cast(make(), dtype);
+      progress.update(static_cast<double>(++written) / static_cast<double>(order.size() + 1), what + " " + n);
+      return t;
+    });
   }
 
   config["torch_dtype"] = torchDtypeName(o.dtype);
@@ -267,8 +335,8 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     config["quantization_config"] = q;
     out.writeJson("quantize_config.json", q);
     if (o.allowPadding)
-      for (const auto& [site, g] : a.grids)
-        if (g.codes.size(0) % 32 != 0 || g.codes.size(1) % 32 != 0) {
+      for (const auto& [site, g] : grids)
+        if (g.out % 32 != 0 || g.in % 32 != 0) {
           rep.notes.push_back("padded GPTQ packing (--allow-padding): some layers have in/out features not divisible "
                               "by 32; QuantScope reloads them, AutoGPTQ kernels do not");
           break;

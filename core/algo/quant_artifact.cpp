@@ -185,13 +185,32 @@ QuantArtifact readQuantArtifact(const std::string& path, bool loadGrids) {
   return a;
 }
 
-std::unique_ptr<model::Model> rebuildQuantizedModel(const QuantArtifact& a, bool quantizedWeights, c10::Device device) {
+std::map<std::string, GridShape> artifactGridShapes(const QuantArtifact& a) {
+  std::map<std::string, GridShape> shapes;
+  for (const auto& [site, g] : a.grids)
+    shapes[site] = {g.codes.size(0), g.codes.size(1), g.scales.size(1),
+                    g.outlierIndices.defined() ? g.outlierIndices.size(0) : 0};
+  for (const auto& site : a.gridSites) {
+    const io::TensorMeta* codes = a.file->find("grid." + site + ".codes");
+    const io::TensorMeta* scales = a.file->find("grid." + site + ".scales");
+    const io::TensorMeta* outliers = a.file->find("grid." + site + ".outlier_indices");
+    if (!codes || !scales || codes->shape.size() != 2 || scales->shape.size() != 2)
+      throw Error("the quantized-run artifact's grid of site '" + site + "' is not [out, in] codes with [out, groups] scales");
+    shapes[site] = {codes->shape[0], codes->shape[1], scales->shape[1],
+                    outliers && !outliers->shape.empty() ? outliers->shape[0] : 0};
+  }
+  return shapes;
+}
+
+std::unique_ptr<model::Model> rebuildQuantizedModel(const QuantArtifact& a, bool quantizedWeights, c10::Device device,
+                                                    const std::string& spillDir) {
   if (!fs::exists(a.modelPath))
     throw fileError(a.modelPath, "the run's source model is gone; export needs it (the artifact stores no FP weights)");
   model::LoadOptions lo;
   lo.dtype = artifactDtype(a.dtype);
   lo.device = device;
   auto m = model::openModel(a.modelPath, lo);
+  if (!spillDir.empty()) m->setOverrideBudget(m->defaultOverrideBudget(), spillDir);
   std::vector<std::string> gridSites = a.gridSites;
   for (const auto& [site, g] : a.grids) gridSites.push_back(site);
   std::map<std::string, const model::SiteInfo*> sites;

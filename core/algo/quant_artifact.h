@@ -69,6 +69,14 @@ LayerQuantResult loadGridFields(const io::SafetensorsFile& file, const std::func
 // One site's grid of an artifact read either way; qs::Error when it has none.
 LayerQuantResult artifactGrid(const QuantArtifact& a, const std::string& site);
 
+// The shape of a site's grid, read from the tensor descriptions (grids in memory or in the file):
+// codes [out, in], `groups` scale columns, `outliers` kept full-precision weights.
+struct GridShape {
+  int64_t out = 0, in = 0, groups = 0, outliers = 0;
+};
+// Every site with a grid, by name.
+std::map<std::string, GridShape> artifactGridShapes(const QuantArtifact& a);
+
 // The artifact's dtype string as a ScalarType ("float32" -> kFloat); qs::Error otherwise.
 at::ScalarType artifactDtype(const std::string& name);
 
@@ -76,9 +84,12 @@ at::ScalarType artifactDtype(const std::string& name);
 // quantizedWeights) sets every site with a grid to its dequantized weight: the model the run
 // evaluated, without activation quantization. Grids are read on demand (a weight loader per site)
 // when the artifact was read without them, so the rebuilt model costs one block at a time. quantizedWeights = false gives the migrated FP
-// model. Throws qs::Error when the source model is gone or does not match the grids.
+// model. spillDir (optional): migrated weights beyond Model::defaultOverrideBudget() are written
+// there instead of held (a model larger than memory; the caller removes the folder). Throws
+// qs::Error when the source model is gone or does not match the grids.
 std::unique_ptr<model::Model> rebuildQuantizedModel(const QuantArtifact& a, bool quantizedWeights = true,
-                                                    c10::Device device = c10::kCPU);
+                                                    c10::Device device = c10::kCPU,
+                                                    const std::string& spillDir = {});
 
 // The dequantized weight of a grid (codes compact or int32): (codes - zeros[g]) * scales[g] + outliers.
 at::Tensor gridWeight(const LayerQuantResult& grid);

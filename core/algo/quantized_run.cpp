@@ -92,7 +92,12 @@ void loadQuantizedRunModel(QuantizedRun& r, const std::string& dataDir, c10::Dev
   }
   progress.update(0, "rebuilding run " + std::to_string(r.runId));
   r.act.reset();
-  r.model = rebuildQuantizedModel(r.artifact, /*quantizedWeights=*/true, device);
+  r.model.reset();
+  // A migrated model larger than memory spills its folded weights beside the run's artifact.
+  if (!r.artifact.migrations.empty())
+    r.spill = fs::ScopedDir(fs::makeJobTempDir(
+        ".spill-eval", std::filesystem::path(r.artifactPath).parent_path().parent_path().string()));
+  r.model = rebuildQuantizedModel(r.artifact, /*quantizedWeights=*/true, device, r.spill.path());
   r.model->setExecOptions(exec);
   if (r.config.act.enabled()) r.act = installActQuant(*r.model, r.config, cal.ids, progress);
 }

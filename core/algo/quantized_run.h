@@ -16,6 +16,7 @@
 #include "core/algo/quantize_config.h"
 #include "core/jobs/progress.h"
 #include "core/model/model.h"
+#include "core/util/fs.h"
 
 namespace qs::io {
 class Tokenizer;
@@ -54,6 +55,7 @@ struct QuantizedRun {
   std::string artifactPath;
   QuantArtifact artifact;
   QuantizeConfig config;          // parsed from the artifact's config
+  fs::ScopedDir spill;            // migrated weights beyond memory (removed after the model)
   std::unique_ptr<model::Model> model;  // rebuilt: migrations folded, weights dequantized
   std::unique_ptr<ActQuantSession> act;  // after model: destroyed first
 

@@ -73,9 +73,20 @@ void HfFolderWriter::addTensor(const std::string& name, const at::Tensor& t) {
     addTensorDescription(name, t.scalar_type(), t.sizes().vec());
     return;
   }
-  const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+  at::Tensor held = t.to(at::kCPU).contiguous();
+  addLazyTensor(name, held.scalar_type(), held.sizes().vec(), [held] { return held; });
+}
+
+void HfFolderWriter::addLazyTensor(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape,
+                                   std::function<at::Tensor()> make) {
+  if (plan_) {
+    addTensorDescription(name, dtype, shape);
+    return;
+  }
+  int64_t bytes = static_cast<int64_t>(c10::elementSize(dtype));
+  for (int64_t d : shape) bytes *= d;
   if (!pending_.empty() && shardBytes_ + bytes > maxShard_) flushShard();
-  pending_.emplace_back(name, t.to(at::kCPU).contiguous());
+  pending_.push_back({{name, dtype, shape}, std::move(make)});
   shardBytes_ += bytes;
   totalBytes_ += bytes;
 }
@@ -104,10 +115,10 @@ void HfFolderWriter::flushShard() {
   }
   if (pending_.empty()) return;
   const std::string file = tmp_ + "/shard-" + std::to_string(shardNames_.size()) + ".safetensors";
-  writeSafetensors(file, pending_, {{"format", "pt"}});
+  writeSafetensorsStreamed(file, pending_, {{"format", "pt"}});
   shardSizes_.push_back(static_cast<int64_t>(stdfs::file_size(file)));
   std::vector<std::string> names;
-  for (const auto& [n, t] : pending_) names.push_back(n);
+  for (const auto& t : pending_) names.push_back(t.entry.name);
   shardNames_.push_back(std::move(names));
   pending_.clear();
   shardBytes_ = 0;

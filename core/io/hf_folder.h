@@ -3,6 +3,8 @@
 // commit (an error, a cancelled job) removes the temporary folder, so <dir> is either complete or
 // absent. Tensors are written as model.safetensors, or as model-0000i-of-0000N.safetensors shards
 // plus model.safetensors.index.json once they exceed maxShardBytes (transformers' layout).
+// Tensors given lazily (addLazyTensor) are produced one at a time while their shard is written,
+// so an export of a model larger than memory holds one tensor, not a shard.
 // A planning writer (HfFolderWriter::Plan) goes through the same calls without touching the disk
 // and reports the files, with their exact sizes, that the real writer would produce.
 #pragma once
@@ -11,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -44,8 +47,14 @@ class HfFolderWriter {
   HfFolderWriter(const HfFolderWriter&) = delete;
   HfFolderWriter& operator=(const HfFolderWriter&) = delete;
 
-  // Adds a tensor to the current shard (written when it would grow past maxShardBytes).
+  // Adds a tensor to the current shard (written when it would grow past maxShardBytes); it is
+  // held until then.
   void addTensor(const std::string& name, const at::Tensor& t);
+  // A tensor known by dtype and shape, produced by `make` only when its shard is written (a
+  // planning writer never calls it). make must return exactly that dtype and shape; what it
+  // throws (qs::Error, qs::Cancelled) propagates and leaves no output.
+  void addLazyTensor(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape,
+                     std::function<at::Tensor()> make);
   // Planning writers only: a tensor known by dtype and shape (a source tensor not loaded).
   void addTensorDescription(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape);
   void writeJson(const std::string& fileName, const nlohmann::json& j);
@@ -72,7 +81,7 @@ class HfFolderWriter {
   std::string dir_, tmp_;
   bool force_ = false, committed_ = false, plan_ = false, dirExists_ = false;
   int64_t maxShard_ = 0, shardBytes_ = 0, totalBytes_ = 0;
-  std::vector<std::pair<std::string, at::Tensor>> pending_;
+  std::vector<StreamedTensor> pending_;  // the current shard's tensors (lazy or held)
   std::vector<std::vector<std::string>> shardNames_;  // tensor names of each written shard
   std::vector<int64_t> shardSizes_;                   // file size of each written shard
   std::vector<SafetensorsEntry> pendingPlan_;         // planning: the current shard's tensors

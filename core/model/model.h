@@ -176,6 +176,8 @@ class Model {
   // `dir` (offloadOverrides): a migration or format emulation over a model larger than memory then
   // costs disk, not memory. 0 = no limit (the default).
   virtual void setOverrideBudget(int64_t bytes, const std::string& dir);
+  // The budget jobs use when streaming: two blocks' weights, at least 512 MiB.
+  int64_t defaultOverrideBudget() const;
 
   // Bytes of the weights in the model's dtype, as materialised (norms in float32): per block,
   // the embedding and the head. A tied lm_head is in both embeddingBytes and headBytes (each

@@ -87,4 +87,18 @@ std::string makeJobTempDir(const std::string& stem, const std::string& parent) {
   return p.string();
 }
 
+ScopedDir& ScopedDir::operator=(ScopedDir&& o) noexcept {
+  if (this != &o) {
+    ScopedDir old(std::move(*this));
+    path_ = std::move(o.path_);
+    o.path_.clear();
+  }
+  return *this;
+}
+
+ScopedDir::~ScopedDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
+
 }  // namespace qs::fs

@@ -1,6 +1,7 @@
 // Small filesystem helpers shared by readers and writers.
 #pragma once
 #include <string>
+#include <utility>
 
 namespace qs::fs {
 
@@ -17,5 +18,22 @@ std::string join(const std::string& a, const std::string& b);
 // outright (SIGKILL, a second Ctrl-C); so first the folders "<stem>-<pid>-*" of processes that no
 // longer exist are removed (a killed 7B quantize leaves gigabytes there). Returns the path.
 std::string makeJobTempDir(const std::string& stem, const std::string& parent = "");
+
+// A folder removed with its contents when this goes out of scope (however the job ends); an empty
+// path owns nothing. Move-only.
+class ScopedDir {
+ public:
+  ScopedDir() = default;
+  explicit ScopedDir(std::string path) : path_(std::move(path)) {}
+  ScopedDir(ScopedDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  ScopedDir& operator=(ScopedDir&& o) noexcept;
+  ScopedDir(const ScopedDir&) = delete;
+  ScopedDir& operator=(const ScopedDir&) = delete;
+  ~ScopedDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace qs::fs

@@ -63,7 +63,8 @@ LoadedRun loadRun(const ExportJobOptions& j) {
   if (artifactPath.empty())
     throw Error("run " + id + " has no quantized artifact (it was stored before export existed, or by `qscope "
                 "migrate`); re-run it with qscope quantize " + j.projectDir + " ...");
-  LoadedRun r{rec.info, algo::readQuantArtifact(artifactPath)};
+  // Grids stay in the artifact file and are read one site at a time while the export is written.
+  LoadedRun r{rec.info, algo::readQuantArtifact(artifactPath, /*loadGrids=*/false)};
   const algo::QuantArtifact& art = r.artifact;
   if (!art.modelFingerprint.empty() && std::filesystem::exists(art.modelPath) &&
       runs::fingerprintModel(art.modelPath) != art.modelFingerprint)

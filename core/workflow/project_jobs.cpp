@@ -460,21 +460,13 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
   // folder. Migrated or format-emulated weights beyond a couple of blocks spill to disk (removed
   // when the job ends, however it ends).
   const std::string workDir = execPlan.streaming ? (writer ? ckptDir : qs::fs::makeJobTempDir("qscope-quantize")) : "";
-  struct WorkCleanup {
-    std::string spill, temp;
-    ~WorkCleanup() {
-      std::error_code ec;
-      if (!spill.empty()) std::filesystem::remove_all(spill, ec);
-      if (!temp.empty()) std::filesystem::remove_all(temp, ec);
-    }
-  } cleanup{!execPlan.streaming ? ""
-             : writer         ? project->exportsDir() + "/.spill-" + std::to_string(writer->id())
-                              : workDir + "/spill",
-             execPlan.streaming && !writer ? workDir : ""};
+  const qs::fs::ScopedDir spillDir(!execPlan.streaming ? ""
+                                   : writer         ? project->exportsDir() + "/.spill-" + std::to_string(writer->id())
+                                                    : workDir + "/spill");
+  const qs::fs::ScopedDir tempDir(execPlan.streaming && !writer ? workDir : "");
   if (execPlan.streaming) {
-    std::filesystem::create_directories(cleanup.spill);
-    const int64_t spillAt = std::max<int64_t>(2 * model->footprint().maxBlockBytes(), int64_t{512} << 20);
-    model->setOverrideBudget(spillAt, cleanup.spill);
+    std::filesystem::create_directories(spillDir.path());
+    model->setOverrideBudget(model->defaultOverrideBudget(), spillDir.path());
   }
   const std::string tag = yaml + "model: " + modelPath + "\ndtype: " + dtypeName + "\n";
 

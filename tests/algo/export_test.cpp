@@ -19,6 +19,7 @@
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/util/fs.h"
+#include "tests/support/counting_allocator.h"
 #include "tests/support/expect_error.h"
 #include "tests/support/tensor_checks.h"
 #include "tests/support/test_paths.h"
@@ -229,6 +230,64 @@ TEST(Export, FormatsTheRunCannotProvideAreClearErrors) {
                     "no OS+/SmoothQuant migration");
   EXPECT_TRUE(std::filesystem::is_empty(root));
   test::expectError([&] { parseExportFormat("onnx"); }, "--format: 'onnx'");
+}
+
+// A run of a model larger than memory exports one tensor at a time: the artifact is read without
+// its grids (as `qscope export` reads it), each site's grid is read, dequantized or packed and
+// written when its turn in the shard comes, and the shard is streamed, not assembled. 12 blocks
+// of 2.4 MiB (float32): the whole-model export held every weight twice (30+ MiB).
+TEST(Export, ALargeRunIsExportedOneTensorAtATime) {
+  auto& counter = test::CountingCpuAllocator::install();
+  test::TinyModelOptions o;
+  o.layers = 12;
+  o.hidden = 256;
+  o.heads = 4;
+  o.kvHeads = 2;
+  o.ffn = 512;
+  o.seed = 31;
+  const std::string dir = test::writeTinyLlama(test::tempDir("exp-large"), o);
+  QuantArtifact a;
+  {
+    auto m = model::openModel(dir);
+    QuantizeConfig cfg;
+    cfg.layer.method = Method::Rtn;
+    cfg.layer.spec.bits = 4;
+    cfg.layer.spec.groupSize = 64;
+    const PipelineResult pr =
+        quantizeModel(*m, randomTokens(2, 16, 3), {}, PipelineOptions().withLayer(cfg.layer).withKeepGrids(true));
+    a.configYaml = toYaml(cfg);
+    a.modelPath = dir;
+    a.method = "rtn";
+    a.bits = 4;
+    a.groupSize = 64;
+    a.grids = pr.grids;
+  }
+  const std::string artifact = dir + "/run/" + kQuantArtifactFile;
+  std::filesystem::create_directories(dir + "/run");
+  writeQuantArtifact(artifact, a);
+  a = {};
+  const int64_t largest = int64_t{512} * 256 * 4, model = 12 * int64_t{2} * 1024 * 1024;  // float32 bytes
+  const std::string root = test::tempDir("exp-large-out");
+  for (ExportFormat f : {ExportFormat::FakeFp16, ExportFormat::Gptq}) {
+    const std::string name = exportFormatName(f);
+    const QuantArtifact lazy = readQuantArtifact(artifact, /*loadGrids=*/false);
+    ASSERT_TRUE(lazy.grids.empty());
+    counter.resetPeak();
+    const int64_t before = counter.current();
+    exportRun(lazy, ExportOptions().withFormat(f).withOutDir(root + "/lazy-" + name).withMaxShardBytes(2 << 20));
+    const int64_t peak = counter.peak() - before;
+    EXPECT_LT(peak, 8 * largest) << name << ": peak " << peak << " bytes, largest tensor " << largest;
+    EXPECT_LT(peak, model / 4) << name;
+    // The same files, byte for byte, as the export of the artifact read whole.
+    exportRun(readQuantArtifact(artifact), ExportOptions().withFormat(f).withOutDir(root + "/whole-" + name)
+                                                .withMaxShardBytes(2 << 20));
+    for (const auto& e : std::filesystem::directory_iterator(root + "/whole-" + name)) {
+      const std::string file = e.path().filename().string();
+      if (file == "config.json") continue;  // names its own folder nowhere, but compare the rest exactly
+      EXPECT_EQ(fs::readText(e.path().string()), fs::readText(root + "/lazy-" + name + "/" + file)) << name << " " << file;
+    }
+    EXPECT_TRUE(fs::exists(root + "/lazy-" + name + "/model.safetensors.index.json")) << name << ": sharded";
+  }
 }
 
 TEST(QuantizeConfigMigration, KeysRoundTripAndBadValuesNameTheKey) {

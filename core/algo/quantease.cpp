@@ -12,13 +12,23 @@
 
 #include "core/algo/gptq.h"
 #include "core/algo/hessian.h"
+#include "core/algo/pipeline.h"
 #include "core/algo/quantease_outlier.h"
 #include "core/algo/quantease_sweep.h"
 #include "core/algo/weight_grid.h"
 #include "core/util/error.h"
+#include "core/util/log.h"
+#include "core/util/memory.h"
 
 namespace qs::algo {
 namespace {
+
+// `qscope -v`: the resident set at each phase of a layer (where a 7B layer's peak comes from).
+void logPhase(const char* phase) {
+  if (log::level() <= log::Level::Debug)
+    log::debug(std::string("quantease: ") + phase + ", RSS " + formatMemory(currentRssBytes()) + ", peak " +
+               formatMemory(peakRssBytes()));
+}
 
 std::string num(double v) {
   std::ostringstream s;
@@ -45,15 +55,20 @@ at::Tensor initialSupport(const at::Tensor& w, int64_t keep, bool structured, co
   return mask;
 }
 
-// What every start shares: H (float32, dead diagonals 1), the target (dead columns zeroed) and the
-// outlier support it starts with.
-QuantEaseStart prepareCommon(const at::Tensor& wIn, const at::Tensor& hessian, const QuantEaseOptions& opts) {
-  QuantEaseStart s;
+// The descent's H: float32, dead diagonals 1 (a copy; the caller's H is not modified).
+at::Tensor descentHessian(const at::Tensor& hessian) {
   at::Tensor h = hessian.to(at::kFloat);
   if (h.data_ptr() == hessian.data_ptr()) h = h.clone();  // a float32 H is the caller's: copy before editing
-  const at::Tensor dead = deadColumns(h);
-  h.diagonal().masked_fill_(dead, 1.0);
-  s.h = h.contiguous();
+  h.diagonal().masked_fill_(deadColumns(h), 1.0);
+  return h.contiguous();
+}
+
+// What every start shares: H (descentHessian), the target (dead columns zeroed) and the outlier
+// support it starts with.
+QuantEaseStart prepareCommon(const at::Tensor& wIn, const at::Tensor& hessian, const QuantEaseOptions& opts) {
+  QuantEaseStart s;
+  s.h = descentHessian(hessian);
+  const at::Tensor dead = deadColumns(hessian);
   s.target = wIn.to(at::kFloat).clone().masked_fill_(dead.unsqueeze(0), 0.0).contiguous();
   if (opts.outlierFraction > 0) {
     const int64_t out = s.target.size(0), in = s.target.size(1);
@@ -85,22 +100,34 @@ void prepareStart(QuantEaseStart& s, const at::Tensor& hessian, const QuantEaseO
   } else {
     s.grid = observeWeight(s.free.defined() ? s.target.masked_fill(s.free != 0, 0.0) : s.target, opts.spec);
   }
-  s.scale = expandToColumns(s.grid.scales, s.grid.gIdx);
-  s.zero = expandToColumns(s.grid.zeros, s.grid.gIdx);
+  s.column = s.grid.gIdx.to(at::kLong);
   if (gptq) return;
-  s.codes = quant::quantizeCodes(s.target, s.scale, s.zero, opts.spec).contiguous();
-  s.wq = quant::dequantizeCodes(s.codes, s.scale, s.zero).contiguous();
+  const int64_t g = s.free.defined() ? 0 : naturalGroupSize(s.grid.gIdx, s.grid.scales.size(1));
+  if (g > 0) {  // the group parameters broadcast (RTN's form: the same bits, no [out, in] copies)
+    s.codes = applyPerGroup(s.target, s.grid.scales, s.grid.zeros, g,
+                            [&](const at::Tensor& x, const at::Tensor& sc, const at::Tensor& z) {
+                              return quant::quantizeCodes(x, sc, z, opts.spec);
+                            }).contiguous();
+    s.wq = applyPerGroup(s.codes, s.grid.scales, s.grid.zeros, g,
+                         [](const at::Tensor& c, const at::Tensor& sc, const at::Tensor& z) {
+                           return quant::dequantizeCodes(c, sc, z);
+                         }).contiguous();
+    return;
+  }
+  const at::Tensor scale = expandToColumns(s.grid.scales, s.grid.gIdx), zero = expandToColumns(s.grid.zeros, s.grid.gIdx);
+  s.codes = quant::quantizeCodes(s.target, scale, zero, opts.spec).contiguous();
+  s.wq = quant::dequantizeCodes(s.codes, scale, zero).contiguous();
   if (s.free.defined()) {  // kept weights start at their full value, their codes at the zero point
     const at::Tensor f = s.free != 0;
     s.wq = at::where(f, s.target, s.wq).contiguous();
-    s.codes = at::where(f, s.zero, s.codes).contiguous();
+    s.codes = at::where(f, zero, s.codes).contiguous();
   }
 }
 
 // The best rounded iterate of one descent, in the original column order, with its grid.
 struct Descent {
   double objective = 0;
-  at::Tensor codes, weight, free;  // weight and free only with outliers
+  at::Tensor codes, weight, free;  // codes compact (compactCodes); weight and free only with outliers
   WeightGrid grid;
   bool fromGptq = false;
   std::vector<double> trace;
@@ -123,6 +150,8 @@ Descent descend(const QuantEaseStart& common, const at::Tensor& hessian, const Q
     jobs::SubProgress sub(progress, 0.0, gptq ? 0.1 : 0.0);
     prepareStart(s, hessian, opts, gptq, sub);
   }
+  if (!s.h.defined()) s.h = descentHessian(hessian);  // released while GPTQ ran
+  logPhase(gptq ? "GPTQ start ready" : "start from W ready");
   Descent d;
   d.fromGptq = gptq;
   d.grid = s.grid;
@@ -132,7 +161,8 @@ Descent descend(const QuantEaseStart& common, const at::Tensor& hessian, const Q
     auto cols = [&](at::Tensor& t) {
       if (t.defined()) t = t.index_select(1, perm).contiguous();
     };
-    for (at::Tensor* t : {&s.target, &s.wq, &s.codes, &s.scale, &s.zero, &s.free}) cols(*t);
+    for (at::Tensor* t : {&s.target, &s.wq, &s.codes, &s.free}) cols(*t);
+    s.column = s.column.index_select(0, perm);
     s.h = s.h.index_select(0, perm).index_select(1, perm).contiguous();
   }
   // The start is a quantized iterate when it lies on the grid (GPTQ, round to nearest); from W
@@ -140,17 +170,24 @@ Descent descend(const QuantEaseStart& common, const at::Tensor& hessian, const Q
   const bool fromWeights = kind == QuantEaseInit::Weights;
   const double lambda = s.free.defined() ? largestEigenvalue(s.h) : 0.0;
   {
-    CoordinateDescent cd(s.target, fromWeights ? s.target : s.wq, s.codes, s.h, s.scale, s.zero, opts.spec,
-                         opts.blockSize);
+    // The fallback of a run with no rounding sweep (num_iter 0 from W): round to nearest.
+    const bool fallback = fromWeights && opts.numIter == 0;
+    const at::Tensor rtnCodes = fallback ? compactCodes(s.codes, opts.spec.symmetric) : at::Tensor();
+    const at::Tensor rtnWeight = fallback ? s.wq : at::Tensor();
+    // The descent takes the start's W^ and codes over (no copies: on a 7B down projection each is
+    // 180 MB); from W it starts at a copy of the target, which the starts share.
+    if (fromWeights) s.wq = at::Tensor();
+    CoordinateDescent cd(s.target, fromWeights ? s.target : std::move(s.wq), std::move(s.codes), s.h,
+                         ColumnGrid{s.grid.scales, s.grid.zeros, s.column}, opts.spec, opts.blockSize);
+    s.wq = s.codes = at::Tensor();
     cd.setFree(s.free);
-    const at::Tensor rtnWeight = fromWeights ? s.wq : at::Tensor();  // the fallback of a run with no rounding sweep
-    s.wq = at::Tensor();  // the descent holds its own copy
+    logPhase("descent set up");
     auto consider = [&] {
       const double f = cd.objective();
       d.trace.push_back(f);
       if (!d.codes.defined() || f < d.objective) {
         d.objective = f;
-        d.codes = cd.codes().clone();
+        d.codes = compactCodes(cd.codes(), opts.spec.symmetric);  // integers: a quarter of the float copy
         if (s.free.defined()) {  // the kept weights' values and where they are
           d.weight = cd.weight().clone();
           d.free = cd.freeMask().clone();
@@ -178,8 +215,9 @@ Descent descend(const QuantEaseStart& common, const at::Tensor& hessian, const Q
       }
       d.iterations = it + 1;
     }
+    logPhase("descent done");
     if (!d.codes.defined()) {  // num_iter 0 from W: round to nearest
-      d.codes = s.codes;
+      d.codes = rtnCodes;
       d.weight = rtnWeight;
       d.free = s.free;
     }
@@ -192,7 +230,8 @@ Descent descend(const QuantEaseStart& common, const at::Tensor& hessian, const Q
   return d;
 }
 
-// The column updates of one 128-column block for rows [r0, r1) (CoordinateDescent::sweep). Built
+// The column updates of one 128-column block for rows [r0, r1) (CoordinateDescent::sweep); sc and
+// ze are the block's grid [out, cnt], the other matrices [out, in] (dd [out, cnt]). Built
 // twice, for AVX2 and for the baseline x86-64, and chosen at load time: the in-block update is the
 // inner loop of every QuantEase run and AVX2 doubles its vector width. Neither clone may use FMA:
 // each element stays one multiply then one add, bit-identical to sweepBlocked and the CUDA kernel.
@@ -220,8 +259,8 @@ void sweepRows(int64_t r0, int64_t r1, int64_t in, int64_t b0, int64_t cnt, floa
       pr[r] = p + o * in + b0;
       wr[r] = wq + o * in;
       cr[r] = codes + o * in;
-      sr[r] = sc + o * in;
-      zr[r] = ze + o * in;
+      sr[r] = sc + o * cnt;  // the block's grid, [out, cnt]
+      zr[r] = ze + o * cnt;
       frr[r] = fr ? fr + o * in : nullptr;
       dr[r] = dd + o * cnt;
     }
@@ -239,11 +278,11 @@ void sweepRows(int64_t r0, int64_t r1, int64_t in, int64_t b0, int64_t cnt, floa
         float nw = beta;
         if (quantize) {
           if (frr[r] && frr[r][c] != 0.0f) {
-            cr[r][c] = zr[r][c];
+            cr[r][c] = zr[r][j];
           } else {
-            float q = std::nearbyint(beta / sr[r][c]) + zr[r][c];
+            float q = std::nearbyint(beta / sr[r][j]) + zr[r][j];
             q = std::min(std::max(q, qmin), qmax);
-            nw = (q - zr[r][c]) * sr[r][c];
+            nw = (q - zr[r][j]) * sr[r][j];
             cr[r][c] = q;
           }
         }
@@ -316,17 +355,39 @@ void QuantEaseOptions::validate() const {
     throw Error("num_iter: the outlier-aware variant needs at least 1 iteration");
 }
 
-CoordinateDescent::CoordinateDescent(const at::Tensor& target, const at::Tensor& init, const at::Tensor& initCodes,
+namespace {
+// A float32 contiguous tensor the descent may edit in place: t itself when the caller handed over
+// the only reference to it and its storage (std::move), else a copy.
+at::Tensor owned(at::Tensor t) {
+  at::Tensor f = t.to(at::kFloat).contiguous();
+  t = at::Tensor();
+  if (f.use_count() == 1 && f.storage().use_count() == 1) return f;
+  return f.clone();
+}
+}  // namespace
+
+CoordinateDescent::CoordinateDescent(const at::Tensor& target, at::Tensor init, at::Tensor initCodes,
                                      const at::Tensor& h, const at::Tensor& scale, const at::Tensor& zero,
                                      const quant::QuantSpec& spec, int blockSize)
+    : CoordinateDescent(target, std::move(init), std::move(initCodes), h,
+                        ColumnGrid{scale, zero, at::arange(scale.size(1), at::TensorOptions(scale.device()).dtype(at::kLong))},
+                        spec, blockSize) {}
+
+CoordinateDescent::CoordinateDescent(const at::Tensor& target, at::Tensor init, at::Tensor initCodes,
+                                     const at::Tensor& h, const ColumnGrid& grid, const quant::QuantSpec& spec,
+                                     int blockSize)
     : target_(target.to(at::kFloat).contiguous()),
-      wq_(init.to(at::kFloat).clone().contiguous()),
-      codes_(initCodes.to(at::kFloat).clone().contiguous()),
+      wq_(owned(std::move(init))),
+      codes_(owned(std::move(initCodes))),
       h_(h.to(at::kFloat).contiguous()),
-      scale_(scale.to(at::kFloat).contiguous()),
-      zero_(zero.to(at::kFloat).contiguous()),
+      scale_(grid.scales.to(target_.device(), at::kFloat).contiguous()),
+      zero_(grid.zeros.to(target_.device(), at::kFloat).contiguous()),
+      group_(grid.group.to(target_.device(), at::kLong).contiguous()),
       spec_(spec),
       blockSize_(blockSize) {
+  if (scale_.dim() != 2 || scale_.sizes() != zero_.sizes() || scale_.size(0) != wq_.size(0) || group_.dim() != 1 ||
+      group_.size(0) != wq_.size(1))
+    throw Error("quantease: the grid must be scales/zeros [out, groups] and a group per column [in]");
   if (at::any(at::diagonal(h_) <= 0).item<bool>())
     throw Error("hessian: coordinate descent needs a positive diagonal (set dead columns to 1)");
   p_ = at::matmul(at::sub(target_, wq_), h_).contiguous();
@@ -360,8 +421,12 @@ void CoordinateDescent::setFree(const at::Tensor& mask) {
 void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, double end, bool quantize) {
   ++seconds_.sweeps;
   const int64_t in = wq_.size(1);
-  SweepBlock blk{p_, wq_, codes_, h_, scale_, zero_, {}, 0, 0, quant::intGrid(spec_.bits, spec_.symmetric),
-                 quantize, free_};
+  if (!expandedScale_.defined()) {  // the device form reads the grid per element
+    expandedScale_ = scale_.index_select(1, group_).contiguous();
+    expandedZero_ = zero_.index_select(1, group_).contiguous();
+  }
+  SweepBlock blk{p_, wq_, codes_, h_, expandedScale_, expandedZero_, {}, 0, 0,
+                 quant::intGrid(spec_.bits, spec_.symmetric), quantize, free_};
   for (int64_t b0 = 0; b0 < in; b0 += blockSize_) {
     progress.checkCancel();
     const int64_t cnt = std::min<int64_t>(blockSize_, in - b0), b1 = b0 + cnt;
@@ -393,14 +458,17 @@ void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end
   float* wq = wq_.data_ptr<float>();
   float* codes = codes_.data_ptr<float>();
   const float* h = h_.data_ptr<float>();
-  const float* sc = scale_.data_ptr<float>();
-  const float* ze = zero_.data_ptr<float>();
   const float* fr = free_.defined() ? free_.data_ptr<float>() : nullptr;
   for (int64_t b0 = 0; b0 < in; b0 += blockSize_) {
     progress.checkCancel();
     const int64_t cnt = std::min<int64_t>(blockSize_, in - b0), b1 = b0 + cnt;
     at::Tensor d = at::zeros({out, cnt}, at::kFloat);  // per column: old - new (residual change)
     float* dd = d.data_ptr<float>();
+    // The block's grid per element, [out, cnt] (the whole [out, in] expansion is not held).
+    const at::Tensor cols = group_.narrow(0, b0, cnt);
+    const at::Tensor scBlock = scale_.index_select(1, cols).contiguous(), zeBlock = zero_.index_select(1, cols).contiguous();
+    const float* sc = scBlock.data_ptr<float>();
+    const float* ze = zeBlock.data_ptr<float>();
     const auto t0 = std::chrono::steady_clock::now();
     // Rows are independent: each walks the block's columns in order, keeping its slice of P exact.
     at::parallel_for(0, out, 16, [&](int64_t r0, int64_t r1) {
@@ -439,6 +507,7 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
   else if (opts.init == QuantEaseInit::Best) starts = {QuantEaseInit::Weights, QuantEaseInit::Gptq};
   else starts = {opts.init};
   const bool best2 = starts.size() == 2;
+  logPhase("layer begins");
   QuantEaseStart common = prepareCommon(wIn, hessian, opts);
   LayerQuantResult r;
   r.method = method;
@@ -446,6 +515,9 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
   for (size_t i = 0; i < starts.size(); ++i) {
     const double split = 0.8;  // the polish is a few sweeps against the descent's num_iter
     jobs::SubProgress sub(progress, best2 && i == 1 ? split : 0.0, best2 && i == 0 ? split : 1.0);
+    // GPTQ factors its own copies of H: the descent's copy is rebuilt after it rather than held
+    // through it (a 7B down projection's peak was GPTQ with both, 485 MB each).
+    if (starts[i] == QuantEaseInit::Gptq) common.h = at::Tensor();
     Descent d = descend(common, hessian, opts, starts[i], /*polish=*/best2 && i == 1, sub);
     r.objectiveTrace.insert(r.objectiveTrace.end(), d.trace.begin(), d.trace.end());
     r.iterations += d.iterations;
@@ -477,6 +549,7 @@ LayerQuantResult quantizeQuantEase(const at::Tensor& wIn, const at::Tensor& hess
   quant::QuantSpec accounting = opts.spec;
   accounting.actOrder = best.fromGptq && opts.spec.actOrder;
   finishResult(r, wIn, codes, best.grid, hessian, accounting);
+  logPhase("layer done");
   return r;
 }
 

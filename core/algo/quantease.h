@@ -84,14 +84,25 @@ struct QuantEaseOptions {
 
 // The coordinate-descent state on f(W^) = tr((T - W^) H (T - W^)^T) with a fixed per-element grid.
 // T is the target (W, or W minus the outlier part); all tensors float32 [out, in] except H.
+// The grid as the descent reads it: scales / zeros [out, groups] float32 and each column's group
+// (int64 [in]). Per-element parameters are the case groups = in, group = arange(in).
+struct ColumnGrid {
+  at::Tensor scales, zeros, group;
+};
+
 class CoordinateDescent {
  public:
   // h: [in, in] with a positive diagonal (dead columns already set to 1); initCodes are the codes
   // of init when init lies on the grid (scale, zero) given per element; init may also be off the
-  // grid (W itself): the first rounding sweep then sets every code.
-  CoordinateDescent(const at::Tensor& target, const at::Tensor& init, const at::Tensor& initCodes,
+  // grid (W itself): the first rounding sweep then sets every code. init and initCodes are copied
+  // unless handed over (std::move of the only reference): the descent edits them in place.
+  CoordinateDescent(const at::Tensor& target, at::Tensor init, at::Tensor initCodes,
                     const at::Tensor& h, const at::Tensor& scale, const at::Tensor& zero,
                     const quant::QuantSpec& spec, int blockSize);
+  // The grid per group: the CPU sweep expands a block's columns at a time, so a 7B down
+  // projection does not hold two more [out, in] float32 copies (360 MB).
+  CoordinateDescent(const at::Tensor& target, at::Tensor init, at::Tensor initCodes, const at::Tensor& h,
+                    const ColumnGrid& grid, const quant::QuantSpec& spec, int blockSize);
   // One cyclic pass over all columns; progress fractions map onto [begin, end]. Cancellable.
   // quantize: each weight goes to the grid point nearest its optimum; else (a relaxed sweep) to the
   // optimum itself, codes untouched. Free weights (setFree) always take their optimum and the zero
@@ -124,7 +135,9 @@ class CoordinateDescent {
 
  private:
   SweepSeconds seconds_;
-  at::Tensor target_, wq_, codes_, h_, scale_, zero_, p_;
+  at::Tensor target_, wq_, codes_, h_, p_;
+  at::Tensor scale_, zero_, group_;           // [out, groups] float32, [in] int64
+  at::Tensor expandedScale_, expandedZero_;   // [out, in], built for sweepBlocked only
   at::Tensor free_;  // float32 [out, in]: 1 = free (full precision), or undefined
   quant::QuantSpec spec_;
   int blockSize_;

@@ -23,9 +23,8 @@ struct QuantEaseStart {
   at::Tensor h;       // [in, in] float32: H with dead diagonals set to 1
   at::Tensor wq;      // [out, in] float32 W^ on the grid (RTN or GPTQ; kept weights at W)
   at::Tensor codes;   // [out, in] float32 codes of wq (the zero point at kept weights)
-  at::Tensor scale;   // [out, in] per-element grid
-  at::Tensor zero;
-  WeightGrid grid;    // the same grid per group
+  WeightGrid grid;    // the grid per group
+  at::Tensor column;  // [in] int64: the group of each column as the descent sweeps them
   at::Tensor free;    // [out, in] float32 1 = kept in full precision (outlier support); or undefined
   int64_t keep = 0;   // size of the support (weights, or columns when structured)
 };

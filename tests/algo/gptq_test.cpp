@@ -3,8 +3,13 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "core/algo/gptq.h"
 #include "core/algo/rtn.h"
+#include "core/algo/weight_grid.h"
+#include "core/io/gptq_pack.h"
+#include "core/quant/fake_quant.h"
 #include "tests/algo/algo_fixtures.h"
 
 namespace qs::algo {
@@ -123,6 +128,29 @@ TEST(Gptq, CancelThrowsCancelled) {
   test::CancelAfter progress(1);
   EXPECT_THROW(quantizeGptq(l.w, l.h, GptqOptions().withBlockSize(16), progress), qs::Cancelled);
   EXPECT_EQ(progress.updates(), 1);
+}
+
+// Issue 17: an asymmetric group whose weights are all zero got scale 1 and zero point 0, which the
+// GPTQ v1 format (zero - 1 stored) cannot hold, so `export --format gptq` refused such runs. The
+// reference is AutoGPTQ's Quantizer.find_params: where xmin = xmax = 0 it sets the range to
+// [-1, 1], i.e. scale 2 / maxq and zero point torch.round(-xmin / scale) in float32, which is
+// 2, 3, 7 and 127 for 2, 3, 4 and 8 bits (1 / float32(2 / 15) = 7.4999995).
+TEST(Gptq, AllZeroGroupsTakeAutoGptqsZeroPointSoTheV1FormatHoldsThem) {
+  const std::map<int, float> autoGptqZero = {{2, 2.f}, {3, 3.f}, {4, 7.f}, {8, 127.f}};
+  for (int bits : {2, 3, 4, 8}) {
+    at::Tensor w = at::randn({8, 64}, at::TensorOptions().dtype(at::kFloat));
+    w.select(0, 3).narrow(0, 0, 32).zero_();  // row 3, group 0: all zero
+    const quant::QuantSpec spec = quant::QuantSpec().withBits(bits).withGroupSize(32);
+    const WeightGrid g = observeWeight(w, spec);
+    const double maxq = static_cast<double>((1 << bits) - 1);
+    EXPECT_FLOAT_EQ(g.scales[3][0].item<float>(), static_cast<float>(2.0 / maxq)) << bits;
+    EXPECT_EQ(g.zeros[3][0].item<float>(), autoGptqZero.at(bits)) << bits;
+    const at::Tensor codes = quant::quantizeCodes(w, expandToColumns(g.scales, g.gIdx), expandToColumns(g.zeros, g.gIdx), spec);
+    const io::GptqLinear q = io::packGptq(codes.to(at::kInt), g.scales, g.zeros, g.gIdx, bits, /*symmetric=*/false,
+                                          at::kFloat, /*v1=*/true, "layer");
+    const at::Tensor back = io::dequantizeGptq(q, bits, /*v1=*/true);
+    EXPECT_TRUE(at::equal(back.select(0, 3).narrow(0, 0, 32), at::zeros({32}))) << bits << ": zeros stay exactly 0";
+  }
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 # Each step prints one markdown row; run the steps you need (the 7B quantize steps take hours on
 # two cores). The folders are written under $SCALE_DIR (default /tmp/scale) and never committed.
 #
-#   bash tests/bench/scale_bench.sh info eval rtn rtn-eval gptq quantease ratio
+#   bash tests/bench/scale_bench.sh info eval rtn rtn-eval gptq quantease export ratio
 #
 # Needs a built tree (build/) and ../shared/data (tokenizers, WikiText-2).
 set -euo pipefail
@@ -59,12 +59,27 @@ for step in "$@"; do
       measure "quantize QuantEase w4 g128, 10 iterations, 16 x 512, eval off" \
         "$Q" quantize "$LLAMA" --method quantease --num-iter 10 --wbits 4 --groupsize 128 --nsamples 16 --seqlen 512 \
         --eval none --no-progress ;;
+    export)
+      # An RTN run stored in a project (grids on disk), then its exports: each tensor is read,
+      # packed or dequantized and written when its shard is written.
+      need llama2-7b "$LLAMA"
+      P=$DIR/project-7b
+      rm -rf "$P" "$DIR/export-gptq" "$DIR/export-fake"
+      "$Q" project init "$P" --model "$LLAMA" > /dev/null
+      measure "quantize RTN w4 g128 into a project, eval off" \
+        "$Q" quantize "$P" --method rtn --wbits 4 --groupsize 128 --eval none --no-progress
+      measure "export gptq (4-bit packed, float16 scales)" \
+        "$Q" export 1 -p "$P" --format gptq -o "$DIR/export-gptq" --no-progress
+      measure "export fake-fp16 (dequantized weights, float16)" \
+        "$Q" export 1 -p "$P" --format fake-fp16 -o "$DIR/export-fake" --no-progress
+      du -sh "$DIR/export-gptq" "$DIR/export-fake" >&2
+      rm -rf "$DIR/export-gptq" "$DIR/export-fake" ;;
     ratio)
       need opt-1.3b "$OPT13"
       measure "OPT-1.3B eval fp32, whole model" \
         "$Q" eval "$OPT13" --dataset wikitext2 --seqlen 2048 --limit-windows 4 --exec whole --no-progress
       measure "OPT-1.3B eval fp32, streamed" \
         "$Q" eval "$OPT13" --dataset wikitext2 --seqlen 2048 --limit-windows 4 --exec stream --no-progress ;;
-    *) echo "unknown step $step (info eval rtn rtn-eval gptq quantease ratio)" >&2; exit 2 ;;
+    *) echo "unknown step $step (info eval rtn rtn-eval gptq quantease export ratio)" >&2; exit 2 ;;
   esac
 done

@@ -238,14 +238,9 @@ TEST(Export, FormatsTheRunCannotProvideAreClearErrors) {
 // of 2.4 MiB (float32): the whole-model export held every weight twice (30+ MiB).
 TEST(Export, ALargeRunIsExportedOneTensorAtATime) {
   auto& counter = test::CountingCpuAllocator::install();
-  test::TinyModelOptions o;
-  o.layers = 12;
-  o.hidden = 256;
-  o.heads = 4;
-  o.kvHeads = 2;
-  o.ffn = 512;
-  o.seed = 31;
-  const std::string dir = test::writeTinyLlama(test::tempDir("exp-large"), o);
+  const std::string dir = test::writeTinyLlama(
+      test::tempDir("exp-large"),
+      test::TinyModelOptions().setLayers(12).setHidden(256).setHeads(4, 2).setFfn(512).setSeed(31));
   QuantArtifact a;
   {
     auto m = model::openModel(dir);

@@ -184,15 +184,9 @@ TEST(StreamingMemory, PeakAllocationIsAboutOneBlockNotTheModel) {
   // counting allocator sees every tensor the evaluation allocates (weights copied out of the
   // mmapped checkpoint included).
   auto& counter = test::CountingCpuAllocator::install();
-  test::TinyModelOptions o;
-  o.layers = 8;
-  o.hidden = 128;
-  o.heads = 4;
-  o.kvHeads = 4;
-  o.ffn = 512;
-  o.vocab = 256;
-  o.seed = 23;
-  const std::string dir = test::writeTinyLlama(test::tempDir("stream_mem"), o);
+  const std::string dir = test::writeTinyLlama(
+      test::tempDir("stream_mem"),
+      test::TinyModelOptions().setLayers(8).setHidden(128).setHeads(4, 4).setFfn(512).setVocab(256).setSeed(23));
   const auto tokens = randomTokens(4 * 64, 256, 5);
   const auto opts = PerplexityOptions().setSeqlen(64).setBatchSize(1);
 

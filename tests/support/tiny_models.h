@@ -33,6 +33,10 @@ struct TinyModelOptions {
   TinyModelOptions& setVocab(int64_t v) { vocab = v; return *this; }
   TinyModelOptions& setLayers(int64_t v) { layers = v; return *this; }
   TinyModelOptions& setSeed(uint64_t v) { seed = v; return *this; }
+  TinyModelOptions& setHidden(int64_t v) { hidden = v; return *this; }
+  // Attention heads and key/value heads (GQA when kv < heads; OPT uses heads only).
+  TinyModelOptions& setHeads(int64_t h, int64_t kv) { heads = h; kvHeads = kv; return *this; }
+  TinyModelOptions& setFfn(int64_t v) { ffn = v; return *this; }
   // OPT-125M's shapes (hidden 768, 12 heads, FFN 3072, vocab 50272, 2048 positions) with
   // `layers` blocks and N(0, 0.02) weights, as the benchmarks use it.
   static TinyModelOptions opt125mShape(int64_t layers = 12) {

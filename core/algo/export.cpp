@@ -14,6 +14,7 @@
 #include "core/io/gptq_pack.h"
 #include "core/io/hf_folder.h"
 #include "core/io/tensor_dtype.h"
+#include "core/io/tokenizer/tokenizer.h"
 #include "core/io/weight_source.h"
 #include "core/model/family.h"
 #include "core/util/error.h"
@@ -305,6 +306,18 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     });
   }
 
+  // transformers falls back to its family's defaults where config.json has no bos/eos ids (OPT:
+  // token 2), so generation would stop on the wrong token: the tokenizer's own ids are written.
+  if (!config.contains("bos_token_id") || !config.contains("eos_token_id")) {
+    try {
+      const auto tokenizer = io::loadTokenizer(a.modelPath);
+      if (!config.contains("bos_token_id") && tokenizer->bosId()) config["bos_token_id"] = *tokenizer->bosId();
+      if (!config.contains("eos_token_id") && tokenizer->eosId()) config["eos_token_id"] = *tokenizer->eosId();
+    } catch (const Error& e) {
+      rep.notes.push_back(std::string("config.json has no bos/eos token ids and the tokenizer could not be read (") +
+                          e.what() + "); runtimes will use their defaults");
+    }
+  }
   config["torch_dtype"] = torchDtypeName(o.dtype);
   nlohmann::json qs = {{"format", exportFormatName(o.format)}, {"migration", a.migration}, {"source", a.modelPath}};
   if (o.runId > 0) qs["run"] = o.runId;

@@ -20,6 +20,7 @@
 #include "core/model/model.h"
 #include "core/util/fs.h"
 #include "tests/support/counting_allocator.h"
+#include "tests/support/demo_project.h"
 #include "tests/support/expect_error.h"
 #include "tests/support/tensor_checks.h"
 #include "tests/support/test_paths.h"
@@ -282,6 +283,27 @@ TEST(Export, ALargeRunIsExportedOneTensorAtATime) {
       EXPECT_EQ(fs::readText(e.path().string()), fs::readText(root + "/lazy-" + name + "/" + file)) << name << " " << file;
     }
     EXPECT_TRUE(fs::exists(root + "/lazy-" + name + "/model.safetensors.index.json")) << name << ": sharded";
+  }
+}
+
+// Issue 17: the demo model's config.json (written by `qscope train`) has no bos/eos ids, so an
+// export's generation_config.json was empty and transformers stopped generation on OPT's default
+// token 2 (a byte token). The reference is the model's own tokenizer files: special_tokens_map.json
+// names "<|endoftext|>" as bos and eos, id 0 in tokenizer.json.
+TEST(Export, TokenIdsMissingFromConfigComeFromTheTokenizer) {
+  const auto vocab = nlohmann::json::parse(fs::readText(test::demoModel() + "/tokenizer.json"))["model"]["vocab"];
+  const int endOfText = vocab.at("<|endoftext|>").get<int>();
+  ASSERT_FALSE(nlohmann::json::parse(fs::readText(test::demoModel() + "/config.json")).contains("eos_token_id"));
+  QuantArtifact a;
+  a.modelPath = test::demoModel();
+  a.configYaml = toYaml(QuantizeConfig());
+  const std::string out = test::tempDir("exp-eos") + "/m";
+  exportRun(a, ExportOptions().withFormat(ExportFormat::HfFp16).withOutDir(out));
+  const auto cfg = nlohmann::json::parse(fs::readText(out + "/config.json"));
+  const auto gen = nlohmann::json::parse(fs::readText(out + "/generation_config.json"));
+  for (const auto* j : {&cfg, &gen}) {
+    EXPECT_EQ(j->value("bos_token_id", -1), endOfText);
+    EXPECT_EQ(j->value("eos_token_id", -1), endOfText);
   }
 }
 

@@ -78,7 +78,8 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
   shardMiB_->setValue(5120);
   shardMiB_->setSuffix(tr(" MiB"));
   gptqFormat_->addItems({QStringLiteral("gptq"), QStringLiteral("gptq_v2")});
-  gptqFormat_->setToolTip(tr("gptq: AutoGPTQ v1 (zero points stored minus one); gptq_v2: stored as is"));
+  gptqFormat_->setToolTip(tr("gptq: AutoGPTQ v1 (zero points stored minus one), read by every GPTQ loader; gptq_v2: stored as is, "
+                                "read by GPTQModel and QuantScope but misread by AutoGPTQ 0.7"));
   files_->setColumnCount(2);
   files_->setHeaderLabels({tr("File"), tr("Size")});
   files_->setRootIsDecorated(false);

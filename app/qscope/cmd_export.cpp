@@ -37,7 +37,7 @@ class ExportCommand : public Command {
     cmd->add_option("--dtype", dtype_, "float tensors: float16, bfloat16 or float32 (GPTQ scales too)")
         ->capture_default_str();
     cmd->add_option("--max-shard-size", shardMb_, "shard model.safetensors above this many MiB")->capture_default_str();
-    cmd->add_option("--gptq-format", gptqFormat_, "gptq (AutoGPTQ v1: zero - 1 stored) or gptq_v2")
+    cmd->add_option("--gptq-format", gptqFormat_, "gptq (AutoGPTQ v1: zero - 1 stored; every GPTQ loader) or gptq_v2 (zero stored; GPTQModel, not AutoGPTQ 0.7)")
         ->check(CLI::IsMember({"gptq", "gptq_v2"}))
         ->capture_default_str();
     cmd->add_flag("--allow-padding", allowPadding_,

@@ -347,6 +347,10 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
                               {"checkpoint_format", o.gptqV1 ? "gptq" : "gptq_v2"}};
     config["quantization_config"] = q;
     out.writeJson("quantize_config.json", q);
+    if (!o.gptqV1)
+      rep.notes.push_back("checkpoint_format gptq_v2 (zero points stored as they are): GPTQModel and QuantScope read "
+                          "it; AutoGPTQ 0.7.1 ignores the key and reads the zero points as v1 (off by one, a wrong "
+                          "model); use --gptq-format gptq for AutoGPTQ and transformers' AutoGPTQ path");
     if (o.allowPadding)
       for (const auto& [site, g] : grids)
         if (g.out % 32 != 0 || g.in % 32 != 0) {

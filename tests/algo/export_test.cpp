@@ -117,6 +117,17 @@ TEST_P(ExportFamilies, GptqExportReloadsBitExactAtFloat32) {
   auto reloaded = model::openModel(out);
   EXPECT_TRUE(at::equal(inferenceLogits(*reloaded, r.evalIds), r.emulated));
 
+  for (const auto& n : rep.notes) EXPECT_EQ(n.find("gptq_v2"), std::string::npos) << n;
+  // gptq_v2 reloads the same; the report says which loaders read it (issue 17: AutoGPTQ 0.7.1
+  // misreads it, 110 -> 9,690 perplexity).
+  ExportOptions v2 = ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(out + "-v2").withDtype(at::kFloat);
+  v2.gptqV1 = false;
+  const ExportReport rep2 = exportRun(r.art, v2);
+  bool said = false;
+  for (const auto& n : rep2.notes) said = said || n.find("AutoGPTQ 0.7.1") != std::string::npos;
+  EXPECT_TRUE(said) << "the v2 export names the loaders that read it";
+  EXPECT_TRUE(at::equal(inferenceLogits(*model::openModel(out + "-v2"), r.evalIds), r.emulated));
+
   // Standard float16 scales: the reload differs from the emulation only by scale rounding.
   const std::string out16 = test::tempDir("exp-gptq16") + "/m";
   exportRun(r.art, ExportOptions().withFormat(ExportFormat::Gptq).withOutDir(out16));

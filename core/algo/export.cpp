@@ -351,13 +351,18 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
       rep.notes.push_back("checkpoint_format gptq_v2 (zero points stored as they are): GPTQModel and QuantScope read "
                           "it; AutoGPTQ 0.7.1 ignores the key and reads the zero points as v1 (off by one, a wrong "
                           "model); use --gptq-format gptq for AutoGPTQ and transformers' AutoGPTQ path");
-    if (o.allowPadding)
+    if (o.allowPadding) {
+      std::vector<std::string> padded;
       for (const auto& [site, g] : grids)
-        if (g.out % 32 != 0 || g.in % 32 != 0) {
-          rep.notes.push_back("padded GPTQ packing (--allow-padding): some layers have in/out features not divisible "
-                              "by 32; QuantScope reloads them, AutoGPTQ kernels do not");
-          break;
-        }
+        if (g.out % 32 != 0 || g.in % 32 != 0)
+          padded.push_back(site + " [" + std::to_string(g.out) + ", " + std::to_string(g.in) + "]");
+      if (!padded.empty())
+        rep.notes.push_back("padded GPTQ packing (--allow-padding): " + std::to_string(padded.size()) + " of " +
+                            std::to_string(grids.size()) + " layers have in/out features not divisible by 32 (" +
+                            padded.front() + (padded.size() > 1 ? ", ..." : "") +
+                            "); QuantScope reloads them, but no third-party GPTQ loader (AutoGPTQ, GPTQModel, "
+                            "transformers) accepts such layers: this folder is for QuantScope only");
+    }
   }
   if (fake) rep.notes.push_back("fake-quantized weights are stored as dense " + std::string(torchDtypeName(o.dtype)) +
                                 " tensors; activation quantization (a_bits) is not part of any export");

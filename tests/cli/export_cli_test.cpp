@@ -67,6 +67,10 @@ TEST(ExportCli, QuantizeWithOsPlusThenExportAndEvaluate) {
                   quote(root + "/g") + " --no-progress");
   ASSERT_EQ(g.code, 0) << g.err;
   EXPECT_NE(g.out.find("RMSNorm biases"), std::string::npos) << "LLaMA + OS+ shift: the export says so";
+  // Issue 17: no third-party loader accepts the padded MLP layers; the report names them (the
+  // Export dialog shows the same notes in its plan, before writing).
+  EXPECT_NE(g.out.find("no third-party GPTQ loader"), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find("mlp.down_proj [64, 172]"), std::string::npos) << g.out;
   EXPECT_EQ(evalPpl(root + "/g"), quantized) << "GPTQ reload at float32 = the emulated model";
 
   auto f = qscope("export " + sid + " -p " + quote(proj) + " --format fake-fp16 --dtype float32 -o " +

@@ -82,14 +82,14 @@ struct QuantEaseOptions {
   void validate() const;
 };
 
-// The coordinate-descent state on f(W^) = tr((T - W^) H (T - W^)^T) with a fixed per-element grid.
-// T is the target (W, or W minus the outlier part); all tensors float32 [out, in] except H.
 // The grid as the descent reads it: scales / zeros [out, groups] float32 and each column's group
 // (int64 [in]). Per-element parameters are the case groups = in, group = arange(in).
 struct ColumnGrid {
   at::Tensor scales, zeros, group;
 };
 
+// The coordinate-descent state on f(W^) = tr((T - W^) H (T - W^)^T) with a fixed grid. T is the
+// target (W, or W minus the outlier part); all tensors float32 [out, in] except H and the grid.
 class CoordinateDescent {
  public:
   // h: [in, in] with a positive diagonal (dead columns already set to 1); initCodes are the codes

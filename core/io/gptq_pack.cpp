@@ -14,6 +14,8 @@ void checkBits(int bits) {
 
 }  // namespace
 
+int64_t packedWords(int64_t n, int bits) { return (n * bits + 31) / 32; }
+
 at::Tensor packBitsRows(const at::Tensor& valuesIn, int bits) {
   if (bits < 1 || bits > 32) throw Error("bits: " + std::to_string(bits) + " out of range");
   const at::Tensor v = valuesIn.to(at::kCPU, at::kInt).contiguous();
@@ -22,7 +24,7 @@ at::Tensor packBitsRows(const at::Tensor& valuesIn, int bits) {
   const uint64_t mask = bits == 32 ? 0xffffffffull : ((1ull << bits) - 1);
   if (n > 0 && cols > 0 && (v.min().item<int>() < 0 || static_cast<uint64_t>(v.max().item<int>()) > mask))
     throw Error("packBitsRows: values must lie in [0, 2^" + std::to_string(bits) + ")");
-  const int64_t words = (n * bits + 31) / 32;
+  const int64_t words = packedWords(n, bits);
   at::Tensor out = at::zeros({words, cols}, at::kInt);
   const int32_t* src = v.data_ptr<int32_t>();
   auto* dst = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());

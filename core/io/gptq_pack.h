@@ -21,7 +21,9 @@
 
 namespace qs::io {
 
-// values int32 [n, cols] with 0 <= v < 2^bits, packed along dim 0 -> int32 [ceil(n*bits/32), cols].
+// The 32-bit words that hold n values of `bits` bits: ceil(n * bits / 32).
+int64_t packedWords(int64_t n, int bits);
+// values int32 [n, cols] with 0 <= v < 2^bits, packed along dim 0 -> int32 [packedWords(n, bits), cols].
 at::Tensor packBitsRows(const at::Tensor& values, int bits);
 // The inverse: packed int32 [words, cols] -> int32 [n, cols].
 at::Tensor unpackBitsRows(const at::Tensor& packed, int bits, int64_t n);

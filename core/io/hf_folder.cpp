@@ -70,7 +70,7 @@ HfFolderWriter::~HfFolderWriter() {
 
 void HfFolderWriter::addTensor(const std::string& name, const at::Tensor& t) {
   if (plan_) {
-    addTensorDescription(name, t.scalar_type(), t.sizes().vec());
+    addLazyTensor(name, t.scalar_type(), t.sizes().vec(), {});
     return;
   }
   at::Tensor held = t.to(at::kCPU).contiguous();
@@ -79,14 +79,10 @@ void HfFolderWriter::addTensor(const std::string& name, const at::Tensor& t) {
 
 void HfFolderWriter::addLazyTensor(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape,
                                    std::function<at::Tensor()> make) {
-  if (plan_) {
-    addTensorDescription(name, dtype, shape);
-    return;
-  }
   int64_t bytes = static_cast<int64_t>(c10::elementSize(dtype));
   for (int64_t d : shape) bytes *= d;
   if (!pending_.empty() && shardBytes_ + bytes > maxShard_) flushShard();
-  pending_.push_back({{name, dtype, shape}, std::move(make)});
+  pending_.push_back({{name, dtype, shape}, plan_ ? nullptr : std::move(make)});  // a plan never produces
   shardBytes_ += bytes;
   totalBytes_ += bytes;
 }
@@ -94,31 +90,22 @@ void HfFolderWriter::addLazyTensor(const std::string& name, at::ScalarType dtype
 void HfFolderWriter::addTensorDescription(const std::string& name, at::ScalarType dtype,
                                           const std::vector<int64_t>& shape) {
   if (!plan_) throw Error("HfFolderWriter::addTensorDescription: only a planning writer takes descriptions");
-  int64_t bytes = static_cast<int64_t>(c10::elementSize(dtype));
-  for (int64_t d : shape) bytes *= d;
-  if (!pendingPlan_.empty() && shardBytes_ + bytes > maxShard_) flushShard();
-  pendingPlan_.push_back({name, dtype, shape});
-  shardBytes_ += bytes;
-  totalBytes_ += bytes;
+  addLazyTensor(name, dtype, shape, {});
 }
 
 void HfFolderWriter::flushShard() {
-  if (plan_) {
-    if (pendingPlan_.empty()) return;
-    std::vector<std::string> names;
-    for (const auto& e : pendingPlan_) names.push_back(e.name);
-    shardSizes_.push_back(safetensorsFileSize(pendingPlan_, {{"format", "pt"}}));
-    shardNames_.push_back(std::move(names));
-    pendingPlan_.clear();
-    shardBytes_ = 0;
-    return;
-  }
   if (pending_.empty()) return;
-  const std::string file = tmp_ + "/shard-" + std::to_string(shardNames_.size()) + ".safetensors";
-  writeSafetensorsStreamed(file, pending_, {{"format", "pt"}});
-  shardSizes_.push_back(static_cast<int64_t>(stdfs::file_size(file)));
   std::vector<std::string> names;
   for (const auto& t : pending_) names.push_back(t.entry.name);
+  if (plan_) {
+    std::vector<SafetensorsEntry> entries;
+    for (const auto& t : pending_) entries.push_back(t.entry);
+    shardSizes_.push_back(safetensorsFileSize(entries, {{"format", "pt"}}));
+  } else {
+    const std::string file = tmp_ + "/shard-" + std::to_string(shardNames_.size()) + ".safetensors";
+    writeSafetensorsStreamed(file, pending_, {{"format", "pt"}});
+    shardSizes_.push_back(static_cast<int64_t>(stdfs::file_size(file)));
+  }
   shardNames_.push_back(std::move(names));
   pending_.clear();
   shardBytes_ = 0;

@@ -81,10 +81,9 @@ class HfFolderWriter {
   std::string dir_, tmp_;
   bool force_ = false, committed_ = false, plan_ = false, dirExists_ = false;
   int64_t maxShard_ = 0, shardBytes_ = 0, totalBytes_ = 0;
-  std::vector<StreamedTensor> pending_;  // the current shard's tensors (lazy or held)
+  std::vector<StreamedTensor> pending_;  // the current shard's tensors (lazy or held; a plan: descriptions)
   std::vector<std::vector<std::string>> shardNames_;  // tensor names of each written shard
   std::vector<int64_t> shardSizes_;                   // file size of each written shard
-  std::vector<SafetensorsEntry> pendingPlan_;         // planning: the current shard's tensors
   std::vector<std::string> extraFiles_;
   std::vector<FolderFile> files_;
 };

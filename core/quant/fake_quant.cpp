@@ -120,20 +120,16 @@ QuantParams paramsFromRange(const at::Tensor& loIn, const at::Tensor& hiIn, int 
   } else {
     lo = at::clamp_max(lo, 0.0);
     hi = at::clamp_min(hi, 0.0);
+    // An all-zero row or group (lo = hi = 0) takes AutoGPTQ's range [-1, 1]: scale 2 / (2^bits - 1)
+    // and zero point round(1 / scale) in float32 (2, 3, 7, 127 for 2, 3, 4, 8 bits), so the GPTQ v1
+    // format (zero - 1 stored) holds it as AutoGPTQ and GPTQModel write it; its values stay 0.
+    const at::Tensor empty = at::logical_and(lo == 0, hi == 0);
+    lo = at::where(empty, at::full_like(lo, -1.0), lo);
+    hi = at::where(empty, at::full_like(hi, 1.0), hi);
     const double levels = static_cast<double>(intGrid(bits, false).qmax);
     scale = at::div(at::sub(hi, lo), at::full_like(hi, levels));
   }
-  if (symmetric) {
-    scale = at::where(scale == 0, at::ones_like(scale), scale);
-  } else {
-    // An all-zero row or group (lo = hi = 0): AutoGPTQ's convention, range [-1, 1]: scale
-    // 2 / (2^bits - 1) and zero point round(1 / scale) in float32 (2, 3, 7, 127 for 2, 3, 4, 8
-    // bits), so the GPTQ v1 format (zero - 1 stored) holds it as AutoGPTQ and GPTQModel write it;
-    // its values stay exactly 0.
-    const at::Tensor empty = scale == 0;
-    lo = at::where(empty, at::full_like(lo, -1.0), lo);
-    scale = at::where(empty, at::full_like(scale, 2.0 / static_cast<double>(intGrid(bits, false).qmax)), scale);
-  }
+  scale = at::where(scale == 0, at::ones_like(scale), scale);  // symmetric: an all-zero row
   zero = symmetric ? at::zeros_like(scale) : at::round(at::div(at::neg(lo), scale));
   return {scale, zero};
 }

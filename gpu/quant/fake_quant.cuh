@@ -51,9 +51,13 @@ __device__ __forceinline__ SegmentParams segmentParams(float lo, float hi, int b
     p.qmin = 0.f;
     lo = fminf(lo, 0.f);  // widen to include 0, so 0.0 is exact and zero lies on the grid
     hi = fmaxf(hi, 0.f);
+    if (lo == 0.f && hi == 0.f) {  // all-zero segment: AutoGPTQ's range [-1, 1], as the CPU twin
+      lo = -1.f;
+      hi = 1.f;
+    }
     p.scale = __fdiv_rn(__fsub_rn(hi, lo), p.qmax);
   }
-  if (p.scale == 0.f) p.scale = 1.f;  // all-zero segment
+  if (p.scale == 0.f) p.scale = 1.f;  // symmetric all-zero segment
   p.zero = symmetric ? 0.f : rintf(__fdiv_rn(-lo, p.scale));
   return p;
 }

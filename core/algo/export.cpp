@@ -118,7 +118,6 @@ class GptqPacker {
   int taken_ = 0;
 };
 
-
 }  // namespace
 
 const char* exportFormatName(ExportFormat f) {
@@ -193,10 +192,13 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   const bool fake = o.format == ExportFormat::FakeFp16;
   const bool gptq = o.format == ExportFormat::Gptq;
   nlohmann::json config = readConfig(a.modelPath);
-  // Migrated weights of a model larger than memory spill beside the export (removed at the end).
+  // Migrated weights of a model larger than memory spill beside the export (removed at the end); a
+  // plan touches nothing there (the folder's parent may not even exist yet): it spills to the
+  // system's temporary directory.
   fs::ScopedDir spill;
   if (!a.migrations.empty())
-    spill = fs::ScopedDir(fs::makeJobTempDir(".qscope-export-spill", std::filesystem::path(rep.dir).parent_path().string()));
+    spill = fs::ScopedDir(fs::makeJobTempDir(".qscope-export-spill",
+                                             plan ? "" : std::filesystem::path(rep.dir).parent_path().string()));
   // A plan needs only shapes: the dequantized weights have those of the FP ones.
   auto model = rebuildQuantizedModel(a, /*quantizedWeights=*/fake && !plan, c10::kCPU, spill.path());
   auto src = io::openWeights(a.modelPath);
@@ -223,7 +225,7 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     auto g = grids.find(si.name);
     if (gptq && g != grids.end()) {
       const int64_t in = g->second.in, out = g->second.out, groups = g->second.groups;
-      auto words = [&](int64_t n) { return (n * a.bits + 31) / 32; };
+      auto words = [&](int64_t n) { return io::packedWords(n, a.bits); };
       auto packer = std::make_shared<GptqPacker>(a, o, si.name);
       dropped.insert(si.hfWeight);
       putLazy(base + ".qweight", at::kInt, {words(in), out}, [packer] { return packer->take(&io::GptqLinear::qweight); });

@@ -16,6 +16,7 @@
 #include "core/io/tensor_dtype.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/io/weight_source.h"
+#include "core/model/config.h"
 #include "core/model/family.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
@@ -63,6 +64,48 @@ void checkFormat(const QuantArtifact& a, const std::map<std::string, GridShape>&
       }
       break;
   }
+}
+
+// transformers' LLaMA/Mistral code has no bias after RMSNorm (and, before 4.41, none on the MLP
+// projections): an OS+-shifted run folded into such a folder would load without an error and
+// compute another model (issue 17: logits off by up to 14). Refused, naming the ways out.
+void checkTransformersCanHoldShifts(const QuantArtifact& a, const model::ModelConfig& cfg, const ExportOptions& o,
+                                    const std::string& configPath) {
+  if (cfg.family != model::Family::Llama) return;
+  for (const auto& m : a.migrations)
+    if (m.shift.defined())
+      throw Error(std::string("--format ") + exportFormatName(o.format) + ": the run shifted the inputs of " +
+                  (cfg.modelType.empty() ? std::string("llama") : cfg.modelType) + " layers (OS+ shifting, pair '" +
+                  m.pair + "'); the folded model needs a bias after each RMSNorm and on the MLP projections, which "
+                  "transformers' LLaMA/Mistral code does not load: it would drop them without an error and compute "
+                  "another model (" + configPath + "). Quantize with scaling only (qscope quantize --no-shift, or "
+                  "osplus_shift: false in the run config) for a folder transformers loads, or export --format "
+                  "scale-shift to keep the shifts; `qscope eval RUN` evaluates the shifted run itself");
+}
+
+// The config.json switch transformers builds a family's projection biases from (nullptr: the
+// family always has them).
+struct BiasSwitch {
+  const char* attention;
+  const char* mlp;
+};
+BiasSwitch biasSwitch(model::Family f) {
+  switch (f) {
+    case model::Family::Llama: return {"attention_bias", "mlp_bias"};
+    case model::Family::Falcon: return {"bias", "bias"};
+    case model::Family::Opt: return {"enable_bias", "enable_bias"};
+    case model::Family::GptNeox: return {"attention_bias", nullptr};
+    case model::Family::Bloom:
+    case model::Family::Gpt2: return {nullptr, nullptr};
+  }
+  return {nullptr, nullptr};
+}
+
+bool isMlpSite(const model::FamilySpec& spec, const std::string& hfWeight) {
+  for (const auto& l : spec.linears)
+    if (str::endsWith(hfWeight, "." + l.local + ".weight"))
+      return l.role == model::Role::Gate || l.role == model::Role::Up || l.role == model::Role::Down;
+  return false;
 }
 
 nlohmann::json readConfig(const std::string& modelPath) {
@@ -161,6 +204,12 @@ ExportReport finishReport(ExportReport rep, const io::HfFolderWriter& out, const
 ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Progress& progress, bool plan) {
   const std::map<std::string, GridShape> grids = artifactGridShapes(a);
   checkFormat(a, grids, o);
+  nlohmann::json config;  // the source's config.json, for the folder formats
+  if (o.format != ExportFormat::ScaleShift) {
+    config = readConfig(a.modelPath);
+    const std::string configPath = fs::join(a.modelPath, "config.json");
+    checkTransformersCanHoldShifts(a, model::parseConfig(config, configPath), o, configPath);
+  }
   ExportReport rep;
   std::unique_ptr<io::HfFolderWriter> writer =
       plan ? std::make_unique<io::HfFolderWriter>(io::HfFolderWriter::Plan{}, o.outDir, o.maxShardBytes)
@@ -191,7 +240,6 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
 
   const bool fake = o.format == ExportFormat::FakeFp16;
   const bool gptq = o.format == ExportFormat::Gptq;
-  nlohmann::json config = readConfig(a.modelPath);
   // Migrated weights of a model larger than memory spill beside the export (removed at the end); a
   // plan touches nothing there (the folder's parent may not even exist yet): it spills to the
   // system's temporary directory.
@@ -203,7 +251,6 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   auto model = rebuildQuantizedModel(a, /*quantizedWeights=*/fake && !plan, c10::kCPU, spill.path());
   auto src = io::openWeights(a.modelPath);
   const model::FamilySpec spec = model::makeFamilySpec(model->config(), *src);
-  const bool llama = model->config().family == model::Family::Llama;
 
   // Everything the run changed, by Hugging Face name; GPTQ layers replace their ".weight". Weights
   // are produced when written (held: only the vectors, biases and norms).
@@ -218,7 +265,7 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   auto put = [&](const std::string& name, const at::Tensor& t) {
     putLazy(name, t.scalar_type(), t.sizes().vec(), [t] { return t; });
   };
-  bool attnBias = false, mlpBias = false, rmsNormBias = false;
+  bool attnBias = false, mlpBias = false;
   for (const auto& si : model->sites()) {
     progress.checkCancel();
     const std::string base = baseOf(si.hfWeight);
@@ -245,8 +292,7 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     const at::Tensor b = model->siteBias(si.name);
     if (b.defined()) {
       put(base + ".bias", b.to(at::kCPU));
-      const bool mlp = base.find("mlp") != std::string::npos;
-      (mlp ? mlpBias : attnBias) = true;
+      (isMlpSite(spec, si.hfWeight) ? mlpBias : attnBias) = true;
     }
   }
   for (int blk = 0; blk < model->numBlocks(); ++blk)
@@ -257,21 +303,24 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
       const std::string name = spec.blockPrefix + std::to_string(blk) + "." + local;
       if (np.weight.defined()) put(name + ".weight", np.weight);
       if (np.bias.defined()) {
+        if (spec.normKindRms)  // checkTransformersCanHoldShifts refused such runs
+          throw Error("export: '" + name + "' would need a bias, which transformers' RMSNorm does not have");
         put(name + ".bias", np.bias);
-        if (spec.normKindRms) rmsNormBias = true;
       }
     }
-  if (llama) {
-    // transformers' LLaMA has one switch per module: every projection gets a bias (zero where
-    // the run added none) once one has.
-    for (const auto& si : model->sites()) {
-      const std::string base = baseOf(si.hfWeight);
-      const bool mlp = base.find("mlp") != std::string::npos;
-      if ((mlp ? mlpBias : attnBias) && !overrides.count(base + ".bias") && !src->has(base + ".bias"))
-        put(base + ".bias", at::zeros({si.outFeatures}, at::kFloat));
-    }
-    if (attnBias) config["attention_bias"] = true;
-    if (mlpBias) config["mlp_bias"] = true;
+  // Biases the run added (OS+ shifting: consumer bias += W z) load in transformers only where the
+  // family's switch says the projections have biases (Falcon-7B: bias false): the switch is set
+  // and every projection under it gets one, zero where the run added none.
+  const BiasSwitch sw = biasSwitch(model->config().family);
+  std::set<std::string> switched;
+  if (sw.attention && attnBias && !model->config().attentionBias) switched.insert(sw.attention);
+  if (sw.mlp && mlpBias && !model->config().mlpBias) switched.insert(sw.mlp);
+  for (const std::string& key : switched) config[key] = true;
+  for (const auto& si : model->sites()) {
+    const char* key = isMlpSite(spec, si.hfWeight) ? sw.mlp : sw.attention;
+    const std::string base = baseOf(si.hfWeight);
+    if (key && switched.count(key) && !overrides.count(base + ".bias") && !src->has(base + ".bias"))
+      put(base + ".bias", at::zeros({si.outFeatures}, at::kFloat));
   }
 
   // Tensors in the source's order, then the new ones; each is produced, converted and written
@@ -325,14 +374,6 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   if (o.runId > 0) qs["run"] = o.runId;
   if (fake || gptq) qs["weights"] = a.method + " w" + std::to_string(a.bits) + (a.groupSize > 0 ? " g" + std::to_string(a.groupSize) : " per-channel");
   config["quantscope_export"] = qs;
-  if (rmsNormBias) {
-    config["quantscope_rmsnorm_bias"] = true;
-    rep.notes.push_back("RMSNorm biases: exact OS+ shifting of this " + std::string(model::familyName(model->config().family)) +
-                        " model needs a bias after each migrated RMSNorm; they are stored as '<norm>.bias' tensors and "
-                        "config.json records quantscope_rmsnorm_bias. QuantScope reloads them; transformers ignores "
-                        "them (its outputs will differ). For a folder transformers loads unchanged, quantize with "
-                        "scaling only (qscope quantize --no-shift, or osplus_shift: false) or export scale-shift.");
-  }
   if (gptq) {
     // The run's own settings where the format has a key for them.
     const QuantizeConfig run = parseQuantizeConfig(a.configYaml, "run config");

@@ -9,11 +9,12 @@
 //   fake-fp16    Hugging Face folder with the dequantized (fake-quantized) weights of any method.
 //   scale-shift  scale_shift.safetensors: "<pair>.shift" / "<pair>.scale" per migration pair,
 //                the consumers of each pair in the metadata.
-// Families with RMSNorm have no norm bias, but exact OS+ shifting needs one: such exports carry
-// "<norm>.bias" tensors and config.json "quantscope_rmsnorm_bias": true. QuantScope loads them;
-// transformers ignores the extra tensors, so its outputs differ (the report says so). Added
-// Linear biases are exported the transformers way (attention_bias / mlp_bias, zero biases for
-// the remaining projections).
+// Biases the run added to projections (OS+ shifting: consumer bias += W z) are written with the
+// family's config switch set (LLaMA attention_bias / mlp_bias, Falcon bias, OPT enable_bias, NeoX
+// attention_bias) and zero biases for the other projections under it, the layout transformers
+// builds. An OS+-shifted LLaMA/Mistral run would also need a bias after RMSNorm, which
+// transformers does not have: hf-fp16, gptq and fake-fp16 refuse it (quantize with --no-shift or
+// export scale-shift).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -58,8 +59,9 @@ struct ExportReport {
 };
 
 // Throws qs::Error for a format the run cannot provide (no grids, unsupported bits, outliers in
-// GPTQ, no migration for scale-shift), an existing outDir without force, a gone source model;
-// qs::Cancelled when cancelled. In every failure case outDir is left as it was.
+// GPTQ, no migration for scale-shift, an OS+-shifted LLaMA/Mistral run in a folder format), an
+// existing outDir without force, a gone source model; qs::Cancelled when cancelled. In every
+// failure case outDir is left as it was.
 ExportReport exportRun(const QuantArtifact& artifact, const ExportOptions& options,
                        jobs::Progress& progress = jobs::Progress::none());
 

@@ -1,8 +1,9 @@
 // End-to-end `qscope quantize -p --migrate osplus` -> `qscope export` -> `qscope eval` of the
 // exported folder on stories260K (HF folder): the run stores the migration statistics and its
-// artifact; a float32 GPTQ / fake-quant export evaluates to exactly the perplexity the quantize
-// run measured; clear errors for padding, an existing folder, bits the format cannot hold and a
-// run without artifact. Skips without ../shared data.
+// artifact; a shifted (LLaMA) run has only the scale-shift export; a float32 GPTQ / fake-quant
+// export of a scaling-only run evaluates to exactly the perplexity the quantize run measured;
+// clear errors for padding, an existing folder, bits the format cannot hold and a run without
+// artifact. Skips without ../shared data.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -41,7 +42,6 @@ TEST(ExportCli, QuantizeWithOsPlusThenExportAndEvaluate) {
   ASSERT_EQ(q.code, 0) << q.err;
   const auto j = nlohmann::json::parse(q.out);
   const int64_t id = j["run_id"].get<int64_t>();
-  const double quantized = j["perplexity"]["wikitext2"]["quantized"].get<double>();
   ASSERT_EQ(j["migration"]["sites"].size(), 10u);  // 5 blocks x (ln1, ln2); GQA: no value -> o pair
   for (const auto& s : j["migration"]["sites"]) {
     EXPECT_LT(s["after"]["asymmetry"].get<double>(), 1e-3) << s;
@@ -56,7 +56,28 @@ TEST(ExportCli, QuantizeWithOsPlusThenExportAndEvaluate) {
                              "migration_before", "migration_after", "migrate: osplus", "\"quantized\""})
     EXPECT_NE(s.find(needle), std::string::npos) << needle;
 
-  const std::string sid = std::to_string(id);
+  // Issue 17: transformers drops the RMSNorm and MLP biases a shifted LLaMA export needs (it loads
+  // and is wrong); every folder format refuses the run and names the ways out.
+  const std::string shifted = std::to_string(id);
+  for (const char* format : {"hf-fp16", "gptq", "fake-fp16"}) {
+    auto refused = qscope("export " + shifted + " -p " + quote(proj) + " --format " + format + " --allow-padding -o " +
+                          quote(root + "/refused"));
+    EXPECT_EQ(refused.code, 1) << format;
+    EXPECT_NE(refused.err.find("--no-shift"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("--format scale-shift"), std::string::npos) << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(root + "/refused")) << format;
+  }
+  auto ss = qscope("export " + shifted + " -p " + quote(proj) + " --format scale-shift -o " + quote(root + "/s"));
+  ASSERT_EQ(ss.code, 0) << ss.err;
+  EXPECT_TRUE(std::filesystem::exists(root + "/s/scale_shift.safetensors"));
+
+  // OS+ scaling only: the folded folder is the layout transformers loads.
+  auto ns = qscope("quantize " + quote(proj) + " --method gptq --wbits 4 --groupsize 32 --migrate osplus --no-shift" +
+                   kSmall + data() + " --json");
+  ASSERT_EQ(ns.code, 0) << ns.err;
+  const auto nj = nlohmann::json::parse(ns.out);
+  const std::string sid = std::to_string(nj["run_id"].get<int64_t>());
+  const double quantized = nj["perplexity"]["wikitext2"]["quantized"].get<double>();
   // down_proj has 172 inputs: not a GPTQ-runtime shape without --allow-padding.
   auto pad = qscope("export " + sid + " -p " + quote(proj) + " --format gptq -o " + quote(root + "/g"));
   EXPECT_EQ(pad.code, 1);
@@ -66,7 +87,6 @@ TEST(ExportCli, QuantizeWithOsPlusThenExportAndEvaluate) {
   auto g = qscope("export " + sid + " -p " + quote(proj) + " --format gptq --allow-padding --dtype float32 -o " +
                   quote(root + "/g") + " --no-progress");
   ASSERT_EQ(g.code, 0) << g.err;
-  EXPECT_NE(g.out.find("RMSNorm biases"), std::string::npos) << "LLaMA + OS+ shift: the export says so";
   // Issue 17: no third-party loader accepts the padded MLP layers; the report names them (the
   // Export dialog shows the same notes in its plan, before writing).
   EXPECT_NE(g.out.find("no third-party GPTQ loader"), std::string::npos) << g.out;
@@ -80,12 +100,8 @@ TEST(ExportCli, QuantizeWithOsPlusThenExportAndEvaluate) {
 
   auto h = qscope("export " + sid + " -p " + quote(proj) + " --format hf-fp16 -o " + quote(root + "/h") + " --no-progress");
   ASSERT_EQ(h.code, 0) << h.err;
-  const double fp = j["perplexity"]["wikitext2"]["fp"].get<double>();
+  const double fp = nj["perplexity"]["wikitext2"]["fp"].get<double>();
   EXPECT_NEAR(evalPpl(root + "/h"), fp, 2e-3 * fp) << "the folded FP model at float16";
-
-  auto ss = qscope("export " + sid + " -p " + quote(proj) + " --format scale-shift -o " + quote(root + "/s"));
-  ASSERT_EQ(ss.code, 0) << ss.err;
-  EXPECT_TRUE(std::filesystem::exists(root + "/s/scale_shift.safetensors"));
 
   auto exists = qscope("export " + sid + " -p " + quote(proj) + " --format hf-fp16 -o " + quote(root + "/h"));
   EXPECT_EQ(exists.code, 1);

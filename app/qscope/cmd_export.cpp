@@ -1,4 +1,4 @@
-// qscope export RUN_ID -p PROJECT --format hf-fp16|gptq|fake-fp16|scale-shift -o DIR: writes a
+// qscope export RUN_ID -p PROJECT --format hf-fp16|gptq|fake-fp16|scale-shift|gguf -o DIR: writes a
 // quantize run's result (its exports/run-<id>/quantized.safetensors artifact plus the source
 // model) as files other tools load (core/algo/export.h), through core/workflow/export_job.h
 // as the GUI's Export job does. The folder is written atomically:
@@ -28,11 +28,17 @@ class ExportCommand : public Command {
     cmd->footer(footer +
                 "QuantScope loads every folder format back (qscope eval DIR); GPTQ folders are dequantized on load.\n"
                 "Folder formats need a Hugging Face model folder as the run's source (a GGUF source: scale-shift only).\n"
-                "Example: qscope export 3 -p proj --format gptq -o out/w4-gptq");
+                "GGUF (LLaMA family) loads in llama.cpp; QuantScope reads it back too (qscope eval FILE.gguf).\n"
+                "Examples: qscope export 3 -p proj --format gptq -o out/w4-gptq\n"
+                "          qscope export 3 -p proj --format gguf --gguf-type Q4_0 -o out/model-q4_0.gguf");
     cmd->add_option("run", runId_, "quantize run id (qscope runs list -p PROJECT)")->required();
     cmd->add_option("-p,--project", project_, "project folder holding the run")->required();
-    cmd->add_option("--format", format_, "hf-fp16, gptq, fake-fp16 or scale-shift")->required();
-    cmd->add_option("-o,--output", out_, "output folder (must not exist unless --force)")->required();
+    cmd->add_option("--format", format_, "hf-fp16, gptq, fake-fp16, scale-shift or gguf")->required();
+    cmd->add_option("-o,--output", out_, "output folder, or the .gguf file (must not exist unless --force)")->required();
+    cmd->add_option("--gguf-type", ggufType_,
+                    "gguf: llama.cpp type F32, F16, BF16, Q8_0, Q6_K, Q5_1, Q5_0, Q4_1 or Q4_0 (output layer and "
+                    "rows that do not split into blocks get the types llama-quantize gives them)")
+        ->capture_default_str();
     cmd->add_flag("--force", force_, "replace an existing output folder (only once the new one is complete)");
     cmd->add_option("--dtype", dtype_, "float tensors: float16, bfloat16 or float32 (GPTQ scales too)")
         ->capture_default_str();
@@ -58,6 +64,7 @@ class ExportCommand : public Command {
     o.maxShardMiB = shardMb_;
     o.gptqFormat = gptqFormat_;
     o.allowPadding = allowPadding_;
+    o.ggufType = ggufType_;
     workflow::ExportJobResult rep;
     {
       ProgressBar bar("export " + format_, !noProgress_);
@@ -84,7 +91,7 @@ class ExportCommand : public Command {
 
  private:
   int64_t runId_ = 0, shardMb_ = 5120;
-  std::string project_, format_, out_, dtype_ = "float16", gptqFormat_ = "gptq";
+  std::string project_, format_, out_, dtype_ = "float16", gptqFormat_ = "gptq", ggufType_ = "F16";
   bool force_ = false, allowPadding_ = false, json_ = false, noProgress_ = false;
 };
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 
+#include "core/algo/gguf_export.h"
 #include "core/algo/pipeline.h"
 #include "core/algo/quantize_config.h"
 #include "core/io/gptq_pack.h"
@@ -36,7 +37,8 @@ void checkFormat(const QuantArtifact& a, const std::map<std::string, GridShape>&
     throw Error("--dtype: export writes float16, bfloat16 or float32");
   if (o.outDir.empty()) throw Error("-o: an output folder is required");
   switch (o.format) {
-    case ExportFormat::HfFp16: break;
+    case ExportFormat::HfFp16:
+    case ExportFormat::Gguf: break;
     case ExportFormat::FakeFp16:
       if (a.bits >= 16 || grids.empty())
         throw Error("--format fake-fp16: the run did not quantize weights (wbits 16); use --format hf-fp16");
@@ -169,6 +171,7 @@ const char* exportFormatName(ExportFormat f) {
     case ExportFormat::Gptq: return "gptq";
     case ExportFormat::FakeFp16: return "fake-fp16";
     case ExportFormat::ScaleShift: return "scale-shift";
+    case ExportFormat::Gguf: return "gguf";
   }
   return "?";
 }
@@ -179,7 +182,8 @@ ExportFormat parseExportFormat(const std::string& s) {
   if (l == "gptq") return ExportFormat::Gptq;
   if (l == "fake-fp16" || l == "fake") return ExportFormat::FakeFp16;
   if (l == "scale-shift") return ExportFormat::ScaleShift;
-  throw Error("--format: '" + s + "' is not hf-fp16, gptq, fake-fp16 or scale-shift");
+  if (l == "gguf") return ExportFormat::Gguf;
+  throw Error("--format: '" + s + "' is not hf-fp16, gptq, fake-fp16, scale-shift or gguf");
 }
 
 namespace {
@@ -204,18 +208,22 @@ ExportReport finishReport(ExportReport rep, const io::HfFolderWriter& out, const
 ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Progress& progress, bool plan) {
   const std::map<std::string, GridShape> grids = artifactGridShapes(a);
   checkFormat(a, grids, o);
-  nlohmann::json config;  // the source's config.json, for the folder formats
+  const bool gguf = o.format == ExportFormat::Gguf;
+  nlohmann::json config;  // the source's config.json, for the folder and GGUF formats
   if (o.format != ExportFormat::ScaleShift) {
     config = readConfig(a.modelPath);
     const std::string configPath = fs::join(a.modelPath, "config.json");
-    checkTransformersCanHoldShifts(a, model::parseConfig(config, configPath), o, configPath);
+    const model::ModelConfig cfg = model::parseConfig(config, configPath);
+    checkTransformersCanHoldShifts(a, cfg, o, configPath);
+    if (gguf) checkGgufExport(a, o, cfg);
   }
   ExportReport rep;
-  std::unique_ptr<io::HfFolderWriter> writer =
-      plan ? std::make_unique<io::HfFolderWriter>(io::HfFolderWriter::Plan{}, o.outDir, o.maxShardBytes)
-           : std::make_unique<io::HfFolderWriter>(o.outDir, o.force, o.maxShardBytes);
-  io::HfFolderWriter& out = *writer;
   rep.dir = std::filesystem::absolute(o.outDir).lexically_normal().string();
+  // The folder formats' writer (GGUF writes one file, gguf_export.h).
+  std::unique_ptr<io::HfFolderWriter> out;
+  if (!gguf)
+    out = plan ? std::make_unique<io::HfFolderWriter>(io::HfFolderWriter::Plan{}, o.outDir, o.maxShardBytes)
+               : std::make_unique<io::HfFolderWriter>(o.outDir, o.force, o.maxShardBytes);
 
   if (o.format == ExportFormat::ScaleShift) {
     std::vector<std::pair<std::string, at::Tensor>> t;
@@ -225,7 +233,7 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
       if (m.scale.defined()) t.emplace_back(m.pair + ".scale", cast(m.scale, at::kFloat));
       pairs.push_back({{"pair", m.pair}, {"kind", m.kind}, {"consumers", m.consumers}, {"threshold", m.threshold}});
     }
-    out.writeSafetensorsFile("scale_shift.safetensors", t,
+    out->writeSafetensorsFile("scale_shift.safetensors", t,
                              {{"format", "quantscope-scale-shift/1"},
                               {"method", a.migration},
                               {"model", a.modelPath},
@@ -234,11 +242,12 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
                                              "consumer columns *= scale"},
                               {"pairs", pairs.dump()}});
     progress.update(1.0, "scale-shift");
-    const std::vector<std::string> files = out.commit();
-    return finishReport(std::move(rep), out, files);
+    const std::vector<std::string> files = out->commit();
+    return finishReport(std::move(rep), *out, files);
   }
 
-  const bool fake = o.format == ExportFormat::FakeFp16;
+  // GGUF carries the dequantized weights like fake-fp16 (its types round them again, or keep them).
+  const bool fake = o.format == ExportFormat::FakeFp16 || (gguf && a.bits < 16 && !grids.empty());
   const bool gptq = o.format == ExportFormat::Gptq;
   // Migrated weights of a model larger than memory spill beside the export (removed at the end); a
   // plan touches nothing there (the folder's parent may not even exist yet): it spills to the
@@ -331,6 +340,17 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   order.insert(order.end(), added.begin(), added.end());
   std::map<std::string, const io::TensorMeta*> metas;
   for (const auto& m : src->tensors()) metas[m.name] = &m;
+  if (gguf) {
+    std::vector<GgufSourceTensor> tensors;
+    for (const std::string& n : order) {
+      auto it = overrides.find(n);
+      if (it != overrides.end()) tensors.push_back({n, it->second.shape, it->second.make});
+      else tensors.push_back({n, metas.at(n)->shape, [s = src.get(), n] { return s->load(n); }});
+    }
+    writeGgufExport(a, o, model->config(), tensors, rep, progress, plan);
+    progress.update(1.0, plan ? "planned" : "written");
+    return rep;
+  }
   size_t written = 0;
   const std::string what = exportFormatName(o.format);
   for (const std::string& n : order) {
@@ -349,7 +369,7 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
       shape = m.shape;
       make = [s = src.get(), n] { return s->load(n); };
     }
-    out.addLazyTensor(n, dtype, shape, [&, n, dtype, make = std::move(make)] {
+    out->addLazyTensor(n, dtype, shape, [&, n, dtype, make = std::move(make)] {
       progress.checkCancel();
       at::Tensor t = cast(make(), dtype);
       progress.update(static_cast<double>(++written) / static_cast<double>(order.size() + 1), what + " " + n);
@@ -389,7 +409,7 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
                               {"quant_method", "gptq"},
                               {"checkpoint_format", o.gptqV1 ? "gptq" : "gptq_v2"}};
     config["quantization_config"] = q;
-    out.writeJson("quantize_config.json", q);
+    out->writeJson("quantize_config.json", q);
     if (!o.gptqV1)
       rep.notes.push_back("checkpoint_format gptq_v2 (zero points stored as they are): GPTQModel and QuantScope read "
                           "it; AutoGPTQ 0.7.1 ignores the key and reads the zero points as v1 (off by one, a wrong "
@@ -409,18 +429,18 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   }
   if (fake) rep.notes.push_back("fake-quantized weights are stored as dense " + std::string(torchDtypeName(o.dtype)) +
                                 " tensors; activation quantization (a_bits) is not part of any export");
-  out.writeJson("config.json", config);
-  if (out.copyModelFiles(a.modelPath, {"generation_config.json"}).empty()) {
+  out->writeJson("config.json", config);
+  if (out->copyModelFiles(a.modelPath, {"generation_config.json"}).empty()) {
     nlohmann::json gen = {{"_from_model_config", true}};
     for (const char* k : {"bos_token_id", "eos_token_id", "pad_token_id"})
       if (config.contains(k)) gen[k] = config[k];
-    out.writeJson("generation_config.json", gen);
+    out->writeJson("generation_config.json", gen);
   }
-  out.copyModelFiles(a.modelPath, io::tokenizerFilesIn(a.modelPath));
+  out->copyModelFiles(a.modelPath, io::tokenizerFilesIn(a.modelPath));
   progress.checkCancel();
-  const std::vector<std::string> files = out.commit();
+  const std::vector<std::string> files = out->commit();
   progress.update(1.0, plan ? "planned" : "written");
-  return finishReport(std::move(rep), out, files);
+  return finishReport(std::move(rep), *out, files);
 }
 
 }  // namespace

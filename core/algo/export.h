@@ -9,6 +9,8 @@
 //   fake-fp16    Hugging Face folder with the dequantized (fake-quantized) weights of any method.
 //   scale-shift  scale_shift.safetensors: "<pair>.shift" / "<pair>.scale" per migration pair,
 //                the consumers of each pair in the metadata.
+//   gguf         one llama.cpp GGUF file (outDir is its path) of the dequantized model in a
+//                llama.cpp type, written as llama-quantize would (core/algo/gguf_export.h).
 // Biases the run added to projections (OS+ shifting: consumer bias += W z) are written with the
 // family's config switch set (LLaMA attention_bias / mlp_bias, Falcon bias, OPT enable_bias, NeoX
 // attention_bias) and zero biases for the other projections under it, the layout transformers
@@ -27,8 +29,8 @@
 
 namespace qs::algo {
 
-enum class ExportFormat { HfFp16, Gptq, FakeFp16, ScaleShift };
-const char* exportFormatName(ExportFormat f);          // "hf-fp16", "gptq", "fake-fp16", "scale-shift"
+enum class ExportFormat { HfFp16, Gptq, FakeFp16, ScaleShift, Gguf };
+const char* exportFormatName(ExportFormat f);          // "hf-fp16", "gptq", "fake-fp16", "scale-shift", "gguf"
 ExportFormat parseExportFormat(const std::string& s);  // throws qs::Error naming --format
 
 struct ExportOptions {
@@ -40,6 +42,7 @@ struct ExportOptions {
   bool gptqV1 = true;                          // checkpoint_format "gptq" (zero - 1) vs "gptq_v2"
   bool allowPadding = false;                   // GPTQ: pack in/out not divisible by 32 (QuantScope-only)
   int64_t runId = 0;                           // recorded in config.json
+  std::string ggufType = "F16";                // gguf: llama.cpp base type (F32, F16, BF16, Q8_0, Q6_K, Q5_1, ...)
 
   ExportOptions& withFormat(ExportFormat v) { format = v; return *this; }
   ExportOptions& withOutDir(const std::string& v) { outDir = v; return *this; }

@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 
+#include "core/io/ggml_quants.h"
 #include "core/util/error.h"
 #include "core/util/mapped_file.h"
 
@@ -31,27 +32,6 @@ double floatToDouble(float f) {
     if (std::strtof(buf, nullptr) == f) return std::strtod(buf, nullptr);
   }
   return f;
-}
-
-struct GgmlTypeTraits {
-  const char* name;
-  uint64_t blockSize;  // elements per block (0 = unknown type)
-  uint64_t typeSize;   // bytes per block
-};
-
-GgmlTypeTraits ggmlTypeTraits(uint32_t type) {
-  // Sizes from ggml.c's type_traits; needed to bound tensors of types we cannot decode.
-  static const GgmlTypeTraits table[] = {
-      {"F32", 1, 4},       {"F16", 1, 2},         {"Q4_0", 32, 18},     {"Q4_1", 32, 20},
-      {"Q4_2", 0, 0},      {"Q4_3", 0, 0},        {"Q5_0", 32, 22},     {"Q5_1", 32, 24},
-      {"Q8_0", 32, 34},    {"Q8_1", 32, 36},      {"Q2_K", 256, 84},    {"Q3_K", 256, 110},
-      {"Q4_K", 256, 144},  {"Q5_K", 256, 176},    {"Q6_K", 256, 210},   {"Q8_K", 256, 292},
-      {"IQ2_XXS", 256, 66}, {"IQ2_XS", 256, 74},  {"IQ3_XXS", 256, 98}, {"IQ1_S", 256, 50},
-      {"IQ4_NL", 32, 18},  {"IQ3_S", 256, 110},   {"IQ2_S", 256, 82},   {"IQ4_XS", 256, 136},
-      {"I8", 1, 1},        {"I16", 1, 2},         {"I32", 1, 4},        {"I64", 1, 8},
-      {"F64", 1, 8},       {"IQ1_M", 256, 56},    {"BF16", 1, 2}};
-  if (type < sizeof(table) / sizeof(table[0])) return table[type];
-  return {"unknown", 0, 0};
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <regex>
 
+#include "core/io/ggml_quants.h"
 #include "core/util/error.h"
 
 namespace qs::io {
@@ -52,6 +53,17 @@ bool outputTiedToEmbedding(const GgufFile& f) {
          std::memcmp(f.data(*emb), f.data(*out), out->nbytes) == 0;
 }
 
+// GGUF block tensor part <-> HF LLaMA block module.
+const std::map<std::string, std::string>& ggufParts() {
+  static const std::map<std::string, std::string> parts = {
+      {"attn_norm", "input_layernorm"},        {"attn_q", "self_attn.q_proj"},
+      {"attn_k", "self_attn.k_proj"},          {"attn_v", "self_attn.v_proj"},
+      {"attn_output", "self_attn.o_proj"},     {"ffn_norm", "post_attention_layernorm"},
+      {"ffn_gate", "mlp.gate_proj"},           {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"}};
+  return parts;
+}
+
 }  // namespace
 
 std::string ggufToHfName(const std::string& g) {
@@ -59,17 +71,24 @@ std::string ggufToHfName(const std::string& g) {
   if (g == "output_norm.weight") return "model.norm.weight";
   if (g == "output.weight") return "lm_head.weight";
   static const std::regex blk(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
-  static const std::map<std::string, std::string> parts = {
-      {"attn_norm", "input_layernorm"},        {"attn_q", "self_attn.q_proj"},
-      {"attn_k", "self_attn.k_proj"},          {"attn_v", "self_attn.v_proj"},
-      {"attn_output", "self_attn.o_proj"},     {"ffn_norm", "post_attention_layernorm"},
-      {"ffn_gate", "mlp.gate_proj"},           {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"}};
   std::smatch m;
   if (!std::regex_match(g, m, blk)) return {};
-  auto it = parts.find(m[2].str());
-  if (it == parts.end()) return {};
+  auto it = ggufParts().find(m[2].str());
+  if (it == ggufParts().end()) return {};
   return "model.layers." + m[1].str() + "." + it->second + "." + m[3].str();
+}
+
+std::string hfToGgufName(const std::string& hfName) {
+  const std::string h = hfName.rfind("model.", 0) == 0 ? hfName.substr(6) : hfName;
+  if (h == "embed_tokens.weight") return "token_embd.weight";
+  if (h == "norm.weight") return "output_norm.weight";
+  if (h == "lm_head.weight") return "output.weight";
+  static const std::regex blk(R"(layers\.(\d+)\.(.+)\.(weight|bias))");
+  std::smatch m;
+  if (!std::regex_match(h, m, blk)) return {};
+  for (const auto& [gguf, hf] : ggufParts())
+    if (hf == m[2].str()) return "blk." + m[1].str() + "." + gguf + "." + m[3].str();
+  return {};
 }
 
 GgufWeightSource::GgufWeightSource(const std::string& path) : GgufWeightSource(GgufFile::open(path)) {}
@@ -86,7 +105,7 @@ GgufWeightSource::GgufWeightSource(std::shared_ptr<GgufFile> file) : file_(std::
     TensorMeta m;
     m.name = hf;
     m.shape = t.shape;
-    m.dtype = t.ggmlType == kGgmlF16 ? DType::F16 : t.ggmlType == kGgmlBF16 ? DType::BF16 : DType::F32;
+    m.dtype = t.ggmlType == kGgmlF16 ? DType::F16 : t.ggmlType == kGgmlBF16 ? DType::BF16 : DType::F32;  // blocks: F32
     const bool isQ = t.name.find(".attn_q.") != std::string::npos;
     const bool isK = t.name.find(".attn_k.") != std::string::npos;
     if (isQ || isK) {
@@ -104,17 +123,27 @@ at::Tensor GgufWeightSource::load(const std::string& name) const {
   auto it = byHfName_.find(name);
   if (it == byHfName_.end()) throw fileError(file_->path(), "no tensor named '" + name + "'");
   const GgufTensorInfo& t = *it->second;
-  at::ScalarType st;
+  at::Tensor out;
   switch (t.ggmlType) {
-    case kGgmlF32: st = at::kFloat; break;
-    case kGgmlF16: st = at::kHalf; break;
-    case kGgmlBF16: st = at::kBFloat16; break;
+    case kGgmlF32: out = at::empty(t.shape, at::kFloat); break;
+    case kGgmlF16: out = at::empty(t.shape, at::kHalf); break;
+    case kGgmlBF16: out = at::empty(t.shape, at::kBFloat16); break;
     default:
-      throw fileError(file_->path(), "tensor '" + t.name + "' has GGML type " + ggmlTypeName(t.ggmlType) +
-                                         ", which cannot be loaded (only F32, F16 and BF16)");
+      if (!ggmlCanConvert(t.ggmlType))
+        throw fileError(file_->path(), "tensor '" + t.name + "' has GGML type " + ggmlTypeName(t.ggmlType) +
+                                           ", which QuantScope cannot read yet (F32, F16, BF16, Q4_0, Q4_1, "
+                                           "Q5_0, Q5_1, Q8_0 and Q6_K are read)");
   }
-  at::Tensor out = at::empty(t.shape, at::TensorOptions().dtype(st));
-  file_->copyOut(t, out.data_ptr());
+  if (out.defined()) {
+    file_->copyOut(t, out.data_ptr());
+  } else {
+    // A block-quantized tensor, dequantized on load as llama.cpp's dequantize_row_* does.
+    std::vector<uint8_t> bytes(t.nbytes);
+    file_->copyOut(t, bytes.data());
+    out = at::empty(t.shape, at::kFloat);
+    const int64_t n = t.shape.back();
+    ggmlDequantizeRows(t.ggmlType, bytes.data(), out.numel() / n, n, out.data_ptr<float>());
+  }
   const bool isQ = t.name.find(".attn_q.") != std::string::npos;
   const bool isK = t.name.find(".attn_k.") != std::string::npos;
   if (isQ || isK) {

@@ -23,7 +23,8 @@ class GgufWeightSource : public WeightSource {
 
   const std::vector<TensorMeta>& tensors() const override { return metas_; }
   // lm_head.weight is listed whenever the file has output.weight, even when it is a tied copy.
-  // F32/F16/BF16 tensors; other GGML types give qs::Error naming the tensor and its type.
+  // F32/F16/BF16 tensors as they are; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K dequantized to float32;
+  // other GGML types give qs::Error naming the tensor and its type.
   at::Tensor load(const std::string& name) const override;
   std::string path() const override { return file_->path(); }
   const GgufFile& file() const { return *file_; }
@@ -37,6 +38,9 @@ class GgufWeightSource : public WeightSource {
 
 // GGUF tensor name -> HF name for the LLaMA layout; empty when the tensor has no HF twin.
 std::string ggufToHfName(const std::string& ggufName);
+// The inverse (HF LLaMA name, with or without "model.") -> GGUF name; empty when llama.cpp's
+// LLaMA has no such tensor.
+std::string hfToGgufName(const std::string& hfName);
 
 // config.json equivalent (model_type "llama", sizes, head counts, eps, rope_theta, context
 // length, vocab size, bos/eos ids, tie_word_embeddings: output.weight absent or a byte copy

@@ -19,6 +19,12 @@ inline std::string toLower(std::string s) {
   return s;
 }
 
+// ASCII upper case (type names such as "Q4_K").
+inline std::string toUpper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
 // s without leading/trailing characters from `chars`.
 inline std::string trim(const std::string& s, const char* chars = " \t\r\n") {
   const size_t b = s.find_first_not_of(chars);

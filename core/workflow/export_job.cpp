@@ -3,6 +3,7 @@
 #include "core/workflow/export_job.h"
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
 #include "core/util/error.h"
+#include "core/util/fs.h"
 
 namespace qs::workflow {
 namespace {
@@ -37,7 +39,9 @@ algo::ExportOptions exportOptions(const ExportJobOptions& j) {
   o.gptqV1 = j.gptqFormat == "gptq";
   o.allowPadding = j.allowPadding;
   o.runId = j.runId;
-  if (j.outDir.empty()) throw Error("-o: an output folder is required");
+  o.ggufType = j.ggufType;
+  if (j.outDir.empty()) throw Error(o.format == algo::ExportFormat::Gguf ? "-o: an output .gguf file is required"
+                                                                         : "-o: an output folder is required");
   return o;
 }
 
@@ -96,6 +100,8 @@ const std::vector<ExportFormatInfo>& exportFormats() {
       {"gptq", "AutoGPTQ layout (qweight/qzeros/scales/g_idx, quantize_config.json), 2/3/4/8 bits"},
       {"fake-fp16", "Hugging Face folder with the dequantized weights of any method"},
       {"scale-shift", "scale_shift.safetensors: <pair>.shift / <pair>.scale per migration pair"},
+      {"gguf", "one llama.cpp GGUF file (LLaMA family) in a --gguf-type: F32, F16, BF16, Q8_0, Q6_K, Q5_1, Q5_0, "
+               "Q4_1, Q4_0"},
   };
   return formats;
 }
@@ -116,11 +122,13 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
     r.id = info.id;
     r.name = info.name;
     r.formats = {"hf-fp16"};
+    bool shifted = false;
     try {
       const algo::QuantizeConfig c = algo::parseQuantizeConfig(info.configYaml, "run " + std::to_string(info.id));
       r.method = algo::methodName(c.layer.method);
       r.bits = c.layer.spec.bits;
       r.migration = algo::migrationName(c.migrate);
+      shifted = c.migrate == algo::Migration::OsPlus && c.osplusShift;
     } catch (const Error&) {
       r.migration = "none";  // an unreadable config: hf-fp16 is still possible; export says the rest
     }
@@ -134,8 +142,26 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
       r.limits = "the run's source model (" + info.modelPath +
                  ") is not a Hugging Face folder, so only scale-shift can be exported";
     }
-    if (hfSource && b < 16 && (b == 2 || b == 3 || b == 4 || b == 8)) r.formats.push_back("gptq");
-    if (hfSource && b < 16) r.formats.push_back("fake-fp16");
+    // transformers' and llama.cpp's LLaMA have no bias after RMSNorm: an OS+-shifted LLaMA run has
+    // no folder export (algo::exportRun refuses it).
+    bool llama = false;
+    if (hfSource) {
+      try {
+        const auto cfg = nlohmann::json::parse(fs::readText((model / "config.json").string()));
+        const std::string type = cfg.value("model_type", "");
+        llama = type == "llama" || type == "mistral";
+      } catch (const std::exception&) {
+      }
+    }
+    const bool folders = hfSource && !(llama && shifted);
+    if (hfSource && !folders) {
+      r.formats.clear();
+      r.limits = "OS+ shifted this LLaMA-family run: transformers and llama.cpp have no bias after RMSNorm, so only "
+                 "scale-shift can be exported (quantize with --no-shift for the other formats)";
+    }
+    if (folders && b < 16 && (b == 2 || b == 3 || b == 4 || b == 8)) r.formats.push_back("gptq");
+    if (folders && b < 16) r.formats.push_back("fake-fp16");
+    if (folders && llama) r.formats.push_back("gguf");
     if (r.migration != "none") r.formats.push_back("scale-shift");
     out.push_back(std::move(r));
   }

@@ -15,13 +15,14 @@ namespace qs::workflow {
 struct ExportJobOptions {
   std::string projectDir;             // project folder holding the run
   int64_t runId = 0;                  // a finished quantize run
-  std::string format = "hf-fp16";     // hf-fp16, gptq, fake-fp16 or scale-shift
-  std::string outDir;                 // the folder to create
+  std::string format = "hf-fp16";     // hf-fp16, gptq, fake-fp16, scale-shift or gguf
+  std::string outDir;                 // the folder to create (gguf: the file)
   bool force = false;                 // replace an existing outDir, only once the new one is complete
   std::string dtype = "float16";      // float tensors (and GPTQ scales): float16, bfloat16 or float32
   int64_t maxShardMiB = 5120;         // shard model.safetensors above this many MiB
   std::string gptqFormat = "gptq";    // gptq (AutoGPTQ v1: zero - 1 stored) or gptq_v2
   bool allowPadding = false;          // GPTQ: pack in/out features not divisible by 32 (QuantScope-only)
+  std::string ggufType = "F16";       // gguf: F32, F16, BF16, Q8_0, Q6_K, Q5_1, Q5_0, Q4_1 or Q4_0
 };
 
 // The export formats, in the order menus show them, each with a one-line description.

@@ -24,6 +24,7 @@ class LlamaVocabTokenizer : public Tokenizer {
   std::optional<int32_t> bosId() const override { return vocab_.bosId; }
   std::optional<int32_t> eosId() const override { return vocab_.eosId; }
   std::string kind() const override { return kind_; }
+  const LlamaVocab* llamaVocab() const override { return &vocab_; }
 
  private:
   void encodeText(const std::string& text, std::vector<int32_t>& out) const;

@@ -12,6 +12,8 @@
 
 namespace qs::io {
 
+struct LlamaVocab;
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -25,6 +27,9 @@ class Tokenizer {
   virtual std::optional<int32_t> eosId() const = 0;
   // e.g. "byte-level BPE (tokenizer.json)", "SentencePiece BPE (GGUF llama vocab)".
   virtual std::string kind() const = 0;
+  // The pieces/scores/types vocabulary behind a SentencePiece-style tokenizer (what a GGUF file's
+  // "llama" tokenizer stores); nullptr for other tokenizers.
+  virtual const LlamaVocab* llamaVocab() const { return nullptr; }
 };
 
 // Settings a model folder can override (tokenizer_config.json); unset = the tokenizer's own.

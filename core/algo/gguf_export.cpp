@@ -1,0 +1,234 @@
+#include "core/algo/gguf_export.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "core/io/ggml_quants.h"
+#include "core/io/gguf_weights.h"
+#include "core/io/gguf_writer.h"
+#include "core/io/tokenizer/tokenizer.h"
+#include "core/util/error.h"
+#include "core/util/fs.h"
+#include "core/util/strings.h"
+
+namespace qs::algo {
+namespace {
+
+struct BaseType {
+  const char* name;
+  uint32_t type;   // ggml type id
+  uint32_t ftype;  // llama_ftype written as general.file_type
+};
+
+const std::vector<BaseType>& baseTypes() {
+  static const std::vector<BaseType> t = {
+      {"F32", io::ggml::F32, 0},   {"F16", io::ggml::F16, 1},   {"BF16", io::ggml::BF16, 32},
+      {"Q8_0", io::ggml::Q8_0, 7}, {"Q6_K", io::ggml::Q6_K, 18}, {"Q5_1", io::ggml::Q5_1, 9},
+      {"Q5_0", io::ggml::Q5_0, 8}, {"Q4_1", io::ggml::Q4_1, 3}, {"Q4_0", io::ggml::Q4_0, 2}};
+  return t;
+}
+
+std::string baseTypeList() {
+  std::string s;
+  for (const auto& b : baseTypes()) s += (s.empty() ? "" : ", ") + std::string(b.name);
+  return s;
+}
+
+const BaseType& parseBaseType(const std::string& name) {
+  for (const auto& b : baseTypes())
+    if (str::toUpper(name) == b.name) return b;
+  const bool kQuant = str::toUpper(name).find("_K") != std::string::npos;
+  throw Error("--gguf-type: '" + name + "' is not one of " + baseTypeList() +
+              (kQuant ? " (the other K-quants and the _S/_M mixes are not written yet)" : ""));
+}
+
+uint64_t blockOf(uint32_t type) { return io::ggmlTypeTraits(type).blockSize; }
+bool isFloatType(uint32_t t) { return t == io::ggml::F32 || t == io::ggml::F16 || t == io::ggml::BF16; }
+
+// The SentencePiece vocabulary GGUF's "llama" tokenizer stores: the tokenizer QuantScope uses for
+// the model when it is one, else the folder's tokenizer.model.
+io::LlamaVocab ggufVocab(const std::string& modelPath) {
+  const auto tok = io::loadTokenizer(modelPath);
+  if (tok->llamaVocab()) return *tok->llamaVocab();
+  const std::string spm = fs::join(modelPath, "tokenizer.model");
+  if (fs::isDirectory(modelPath) && fs::exists(spm)) {
+    const auto sp = io::loadSentencePieceModel(spm);
+    if (sp->llamaVocab()) return *sp->llamaVocab();
+  }
+  throw fileError(modelPath, "--format gguf writes SentencePiece (llama) vocabularies (tokenizer.model, "
+                             "tok*_vocab.json or a GGUF source); this model's tokenizer is " + tok->kind() +
+                             ", which is not written yet");
+}
+
+// llama.cpp orders each head's rotary pairs interleaved; Hugging Face keeps the halves apart.
+at::Tensor toGgufRopeOrder(const at::Tensor& t, int64_t heads) {
+  std::vector<int64_t> split = {heads, 2, t.size(0) / heads / 2};
+  for (int64_t d = 1; d < t.dim(); ++d) split.push_back(t.size(d));
+  return t.reshape(split).transpose(1, 2).reshape(t.sizes()).contiguous();
+}
+
+}  // namespace
+
+uint32_t ggufTensorType(uint32_t base, const std::string& name, const std::vector<int64_t>& shape, bool tied,
+                        std::string* why) {
+  if (why) why->clear();
+  if (shape.size() < 2) return io::ggml::F32;  // norms and biases stay F32, as llama.cpp keeps them
+  if (isFloatType(base)) return base;
+  const auto cols = static_cast<uint64_t>(shape.back());
+  uint32_t t = base;
+  if (name == "output.weight" || (tied && name == "token_embd.weight")) {
+    if (cols % blockOf(base) != 0) t = io::ggml::Q8_0;
+    else if (base != io::ggml::Q8_0) t = io::ggml::Q6_K;
+    if (why && t != base) *why = "llama.cpp's type for the output layer";
+  }
+  if (cols % blockOf(t) != 0) {
+    const uint32_t wanted = t;
+    if (t == io::ggml::Q6_K) t = io::ggml::Q8_0;
+    if (cols % blockOf(t) != 0) t = io::ggml::F16;
+    if (why)
+      *why = (why->empty() ? "" : *why + "; ") + std::to_string(cols) + " columns do not split into " +
+             io::ggmlTypeTraits(wanted).name + " blocks of " + std::to_string(blockOf(wanted));
+  }
+  return t;
+}
+
+void checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg) {
+  parseBaseType(o.ggufType);
+  if (cfg.family != model::Family::Llama)
+    throw Error(std::string("--format gguf writes LLaMA-family models (llama, mistral) so far; this model is ") +
+                model::familyName(cfg.family) + " (export --format hf-fp16 and convert that folder with llama.cpp's "
+                "convert_hf_to_gguf.py)");
+  if (cfg.ropeScaling.type != model::RopeScaling::Type::None && cfg.ropeScaling.type != model::RopeScaling::Type::Linear)
+    throw Error("--format gguf: the model's rope_scaling (dynamic or llama3) is not written yet; only linear scaling is");
+  ggufVocab(a.modelPath);
+}
+
+void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg,
+                     const std::vector<GgufSourceTensor>& tensors, ExportReport& rep, jobs::Progress& progress,
+                     bool plan) {
+  checkGgufExport(a, o, cfg);
+  const BaseType& base = parseBaseType(o.ggufType);
+  io::LlamaVocab vocab = ggufVocab(a.modelPath);
+  if (static_cast<int64_t>(vocab.tokens.size()) > cfg.vocabSize)
+    throw fileError(a.modelPath, "the tokenizer has " + std::to_string(vocab.tokens.size()) +
+                                     " pieces but the model's vocab_size is " + std::to_string(cfg.vocabSize));
+  // Embedding rows beyond the tokenizer (padded vocabularies) get unused pieces, as convert does.
+  for (auto i = static_cast<int64_t>(vocab.tokens.size()); i < cfg.vocabSize; ++i) {
+    vocab.tokens.push_back("[PAD" + std::to_string(i) + "]");
+    vocab.scores.push_back(0.0f);
+    vocab.types.push_back(io::PieceType::Unused);
+  }
+
+  std::unique_ptr<io::GgufWriter> w = plan ? std::make_unique<io::GgufWriter>(io::GgufWriter::Plan{}, o.outDir)
+                                           : std::make_unique<io::GgufWriter>(o.outDir, o.force);
+  const int64_t headDim = cfg.headDim > 0 ? cfg.headDim : cfg.hiddenSize / cfg.numHeads;
+  const std::string name = std::filesystem::path(a.modelPath).filename().string();
+  w->setString("general.architecture", "llama");
+  w->setString("general.name", name);
+  w->setU32("general.file_type", base.ftype);
+  w->setU32("general.quantization_version", 2);
+  w->setString("quantscope.export", "method " + a.method + " w" + std::to_string(a.bits) +
+                                        (a.groupSize > 0 ? " g" + std::to_string(a.groupSize) : "") + ", migration " +
+                                        a.migration + (o.runId > 0 ? ", run " + std::to_string(o.runId) : ""));
+  w->setU32("llama.vocab_size", static_cast<uint32_t>(cfg.vocabSize));
+  w->setU32("llama.context_length", static_cast<uint32_t>(cfg.maxPositions));
+  w->setU32("llama.embedding_length", static_cast<uint32_t>(cfg.hiddenSize));
+  w->setU32("llama.block_count", static_cast<uint32_t>(cfg.numLayers));
+  w->setU32("llama.feed_forward_length", static_cast<uint32_t>(cfg.intermediateSize));
+  w->setU32("llama.rope.dimension_count", static_cast<uint32_t>(headDim));
+  w->setU32("llama.attention.head_count", static_cast<uint32_t>(cfg.numHeads));
+  w->setU32("llama.attention.head_count_kv", static_cast<uint32_t>(cfg.numKvHeads));
+  if (headDim * cfg.numHeads != cfg.hiddenSize) {
+    w->setU32("llama.attention.key_length", static_cast<uint32_t>(headDim));
+    w->setU32("llama.attention.value_length", static_cast<uint32_t>(headDim));
+  }
+  w->setF32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(cfg.normEps));
+  w->setF32("llama.rope.freq_base", static_cast<float>(cfg.ropeTheta));
+  if (cfg.ropeScaling.type == model::RopeScaling::Type::Linear) {
+    w->setString("llama.rope.scaling.type", "linear");
+    w->setF32("llama.rope.scaling.factor", static_cast<float>(cfg.ropeScaling.factor));
+  }
+  w->setString("tokenizer.ggml.model", "llama");
+  w->setStringArray("tokenizer.ggml.tokens", vocab.tokens);
+  w->setF32Array("tokenizer.ggml.scores", vocab.scores);
+  std::vector<int32_t> types;
+  for (io::PieceType t : vocab.types) types.push_back(static_cast<int32_t>(t));
+  w->setI32Array("tokenizer.ggml.token_type", types);
+  if (vocab.bosId) w->setU32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(*vocab.bosId));
+  if (vocab.eosId) w->setU32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(*vocab.eosId));
+  if (vocab.unkId) w->setU32("tokenizer.ggml.unknown_token_id", static_cast<uint32_t>(*vocab.unkId));
+  w->setBool("tokenizer.ggml.add_bos_token", vocab.addBos);
+  w->setBool("tokenizer.ggml.add_eos_token", vocab.addEos);
+
+  bool tied = true;
+  for (const auto& t : tensors) tied = tied && t.hfName != "lm_head.weight";
+  // What differs from the base type, grouped by reason, for the report (and the plan).
+  std::map<std::string, std::vector<std::string>> changed;
+  std::map<std::string, int> perType;
+  int64_t tensorBytes = 0;
+  auto err = std::make_shared<std::pair<double, double>>(0.0, 0.0);  // re-rounding: sum (q - w)^2, sum w^2
+  size_t done = 0;
+  for (const auto& t : tensors) {
+    const std::string g = io::hfToGgufName(t.hfName);
+    if (g.empty())
+      throw Error("--format gguf: tensor '" + t.hfName + "' has no place in llama.cpp's LLaMA layout");
+    std::string why;
+    const uint32_t type = ggufTensorType(base.type, g, t.shape, tied, &why);
+    if (!why.empty()) changed[std::string(io::ggmlTypeTraits(type).name) + ": " + why].push_back(g);
+    ++perType[io::ggmlTypeTraits(type).name];
+    int64_t rows = 1;
+    for (size_t d = 0; d + 1 < t.shape.size(); ++d) rows *= t.shape[d];
+    tensorBytes += rows * static_cast<int64_t>(io::ggmlRowBytes(type, t.shape.back()));
+    const bool q = g.find(".attn_q.") != std::string::npos, k = g.find(".attn_k.") != std::string::npos;
+    const int64_t heads = q ? cfg.numHeads : k ? cfg.numKvHeads : 0;
+    w->addTensor(g, type, t.shape, [&, g, type, rows, heads, err, make = t.make, shape = t.shape](uint8_t* dst) {
+      progress.checkCancel();
+      at::Tensor x = make().to(at::kFloat).contiguous();
+      if (x.sizes().vec() != shape) throw Error("--format gguf: tensor '" + g + "' changed shape while exporting");
+      if (heads > 0) x = toGgufRopeOrder(x, heads);
+      const int64_t cols = shape.back();
+      io::ggmlQuantizeRows(type, x.data_ptr<float>(), rows, cols, dst);
+      if (!isFloatType(type)) {
+        at::Tensor back = at::empty_like(x);
+        io::ggmlDequantizeRows(type, dst, rows, cols, back.data_ptr<float>());
+        err->first += (back - x).pow(2).sum().item<double>();
+        err->second += x.pow(2).sum().item<double>();
+      }
+      progress.update(static_cast<double>(++done) / static_cast<double>(tensors.size() + 1), "gguf " + g);
+    });
+  }
+  w->commit();
+
+  rep.files = {std::filesystem::path(o.outDir).filename().string()};
+  rep.fileBytes = {static_cast<int64_t>(w->fileBytes())};
+  rep.totalBytes = static_cast<int64_t>(w->fileBytes());
+  rep.tensorBytes = tensorBytes;
+  rep.dirExists = w->pathExists();
+  std::string counts;
+  for (const auto& [type, n] : perType) counts += (counts.empty() ? "" : ", ") + type + " " + std::to_string(n);
+  rep.notes.push_back("GGUF " + std::string(base.name) + " (llama.cpp's LLaMA layout, SentencePiece vocabulary of " +
+                      std::to_string(vocab.tokens.size()) + " pieces): tensors by type: " + counts);
+  for (const auto& [reason, names] : changed)
+    rep.notes.push_back(reason + " (" + std::to_string(names.size()) + ": " + names.front() +
+                        (names.size() > 1 ? ", ..." : "") + "), as llama-quantize assigns it");
+  if (cfg.slidingWindow > 0 && cfg.slidingWindow < cfg.maxPositions)
+    rep.notes.push_back("llama.cpp's llama architecture attends without the sliding window of " +
+                        std::to_string(cfg.slidingWindow) + " tokens (as convert_hf_to_gguf.py writes Mistral)");
+  if (!isFloatType(base.type) && a.bits < 16)
+    rep.notes.push_back("the run's " + std::to_string(a.bits) + "-bit weights are rounded again onto " + base.name +
+                        "'s grid (blocks of " + std::to_string(blockOf(base.type)) +
+                        "); export --gguf-type F16 (or F32) to keep exactly the weights QuantScope evaluated");
+  if (!plan && err->second > 0) {
+    char rel[32];
+    std::snprintf(rel, sizeof rel, "%.3g", std::sqrt(err->first / err->second));
+    rep.notes.push_back(std::string("block-quantized tensors differ from the exported model's weights by ") + rel +
+                        " (relative, Frobenius)");
+  }
+}
+
+}  // namespace qs::algo

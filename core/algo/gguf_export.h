@@ -1,0 +1,43 @@
+// The GGUF side of core/algo/export.h (`--format gguf --gguf-type T`): the run's model (OS+ folded,
+// the method's dequantized weights) written as one llama.cpp GGUF file of LLaMA-family layout —
+// tensor names and q/k row order as llama.cpp's convert_hf_to_gguf.py writes them, the
+// hyper-parameters and the SentencePiece vocabulary as metadata — with every tensor in the type
+// llama-quantize would give it for T (output layer Q6_K, fallbacks for rows that do not split
+// into blocks) and rounded by ggml's reference rule, so the file equals what llama-quantize
+// makes of the same weights. Internal to core/algo.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/algo/export.h"
+#include "core/model/config.h"
+
+namespace qs::algo {
+
+// One tensor of the exported model under its Hugging Face name, produced on demand.
+struct GgufSourceTensor {
+  std::string hfName;
+  std::vector<int64_t> shape;
+  std::function<at::Tensor()> make;
+};
+
+// The checks writeGgufExport makes before anything is built: family, rope scaling, base type and
+// tokenizer; throws qs::Error naming what GGUF cannot hold.
+void checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg);
+
+// The GGML type llama.cpp's quantizer gives tensor `ggufName` (columns = its last dimension) for
+// base type `base` (a ggml:: id); `why` says why it differs from base ("" when it does not).
+uint32_t ggufTensorType(uint32_t base, const std::string& ggufName, const std::vector<int64_t>& shape,
+                        bool outputTiedToEmbedding, std::string* why = nullptr);
+
+// Writes (plan: only sizes) o.outDir as the GGUF file; fills rep's files, sizes and notes.
+// Throws qs::Error for a family, tokenizer or rope scaling GGUF cannot hold, naming it.
+void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg,
+                     const std::vector<GgufSourceTensor>& tensors, ExportReport& rep, jobs::Progress& progress,
+                     bool plan);
+
+}  // namespace qs::algo

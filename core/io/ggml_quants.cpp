@@ -1,0 +1,399 @@
+#include "core/io/ggml_quants.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+#include "core/util/error.h"
+#include "core/util/strings.h"
+
+namespace qs::io {
+namespace {
+
+constexpr float kGroupMaxEps = 1e-15f;  // ggml: below this a group is all zero
+constexpr int kQkK = 256;               // K-quant super-block
+
+uint32_t floatBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float bitsFloat(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+void putHalf(uint8_t* p, float f) {
+  const uint16_t h = fp32ToFp16(f);
+  std::memcpy(p, &h, 2);
+}
+float getHalf(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return fp16ToFp32(h);
+}
+
+// ggml's round-to-nearest through the float mantissa (ties to even), valid for |f| < 2^22.
+int nearestInt(float f) {
+  const float v = f + 12582912.f;
+  int32_t i;
+  std::memcpy(&i, &v, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+// The value of largest magnitude in x[0, n) (the first one on ties) and that magnitude.
+void signedAbsMax(const float* x, int n, float& amax, float& max) {
+  amax = 0.0f;
+  max = 0.0f;
+  for (int j = 0; j < n; ++j)
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+}
+
+void minMax(const float* x, int n, float& mn, float& mx) {
+  mn = FLT_MAX;
+  mx = -FLT_MAX;
+  for (int j = 0; j < n; ++j) {
+    mn = std::min(mn, x[j]);
+    mx = std::max(mx, x[j]);
+  }
+}
+
+// Symmetric 4/5-bit blocks of 32 (Q4_0, Q5_0): d = max / -2^(bits-1), codes trunc(x/d + 2^(bits-1) + .5).
+template <int kBits>
+void quantizeSym32(const float* x, uint8_t* b) {
+  constexpr int half = 1 << (kBits - 1), top = (1 << kBits) - 1;
+  float amax, max;
+  signedAbsMax(x, 32, amax, max);
+  const float d = max / static_cast<float>(-half);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  putHalf(b, d);
+  uint8_t* qs = b + (kBits == 5 ? 6 : 2);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int c0 = std::min(top, static_cast<int>(static_cast<int8_t>(x[j] * id + (static_cast<float>(half) + 0.5f))));
+    const int c1 = std::min(top, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + (static_cast<float>(half) + 0.5f))));
+    qs[j] = static_cast<uint8_t>((c0 & 0x0F) | ((c1 & 0x0F) << 4));
+    qh |= static_cast<uint32_t>((c0 & 0x10) >> 4) << j;
+    qh |= static_cast<uint32_t>((c1 & 0x10) >> 4) << (j + 16);
+  }
+  if (kBits == 5) std::memcpy(b + 2, &qh, 4);
+}
+
+// Asymmetric blocks of 32 (Q4_1, Q5_1): d = (max - min) / (2^bits - 1), m = min.
+template <int kBits>
+void quantizeAsym32(const float* x, uint8_t* b) {
+  constexpr int top = (1 << kBits) - 1;
+  float mn, mx;
+  minMax(x, 32, mn, mx);
+  const float d = (mx - mn) / static_cast<float>(top);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  putHalf(b, d);
+  putHalf(b + 2, mn);
+  uint8_t* qs = b + (kBits == 5 ? 8 : 4);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    const float x0 = (x[j] - mn) * id, x1 = (x[j + 16] - mn) * id;
+    const int c0 = kBits == 4 ? std::min(top, static_cast<int>(static_cast<int8_t>(x0 + 0.5f)))
+                              : static_cast<int>(static_cast<uint8_t>(x0 + 0.5f));
+    const int c1 = kBits == 4 ? std::min(top, static_cast<int>(static_cast<int8_t>(x1 + 0.5f)))
+                              : static_cast<int>(static_cast<uint8_t>(x1 + 0.5f));
+    qs[j] = static_cast<uint8_t>((c0 & 0x0F) | ((c1 & 0x0F) << 4));
+    qh |= static_cast<uint32_t>((c0 & 0x10) >> 4) << j;
+    qh |= static_cast<uint32_t>((c1 & 0x10) >> 4) << (j + 16);
+  }
+  if (kBits == 5) std::memcpy(b + 4, &qh, 4);
+}
+
+void quantizeQ8_0(const float* x, uint8_t* b) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  putHalf(b, d);
+  for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[j] * id)));
+}
+
+// ggml's make_qx_quants with rmse_type 1 (weights x^2), no importance: the scale of n values on
+// codes [-nmax, nmax) that minimises the weighted error over 19 candidate scales; L gets code + nmax.
+float makeQxQuants(int n, int nmax, const float* x, int8_t* L) {
+  float amax, max;
+  signedAbsMax(x, n, amax, max);
+  if (amax < kGroupMaxEps) {
+    std::fill(L, L + n, 0);
+    return 0.0f;
+  }
+  auto code = [nmax](float v) { return std::max(-nmax, std::min(nmax - 1, nearestInt(v))); };
+  float iscale = static_cast<float>(-nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = code(iscale * x[i]);
+    L[i] = static_cast<int8_t>(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * static_cast<float>(l);
+    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+  }
+  float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = code(iscale * x[i]);
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * static_cast<float>(l);
+      suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(nmax + code(iscale * x[i]));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Q6_K super-block of 256: ql[128] low 4 bits, qh[64] high 2 bits, scales[16] int8, d fp16.
+void quantizeQ6_K(const float* x, uint8_t* b) {
+  int8_t L[kQkK];
+  float scales[kQkK / 16];
+  float maxScale = 0, maxAbsScale = 0;
+  for (int ib = 0; ib < kQkK / 16; ++ib) {
+    const float s = makeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
+    scales[ib] = s;
+    if (std::fabs(s) > maxAbsScale) {
+      maxAbsScale = std::fabs(s);
+      maxScale = s;
+    }
+  }
+  uint8_t* ql = b;
+  uint8_t* qh = b + 128;
+  auto* sc = reinterpret_cast<int8_t*>(b + 192);
+  if (maxAbsScale < kGroupMaxEps) {
+    std::memset(b, 0, 210);
+    return;
+  }
+  const float iscale = -128.f / maxScale;
+  putHalf(b + 208, 1 / iscale);
+  for (int ib = 0; ib < kQkK / 16; ++ib) sc[ib] = static_cast<int8_t>(std::min(127, nearestInt(iscale * scales[ib])));
+  const float dSuper = getHalf(b + 208);
+  for (int j = 0; j < kQkK / 16; ++j) {
+    const float d = dSuper * static_cast<float>(sc[j]);
+    if (d == 0.0f) continue;
+    for (int i = 0; i < 16; ++i) L[16 * j + i] = static_cast<int8_t>(std::max(-32, std::min(31, nearestInt(x[16 * j + i] / d))) + 32);
+  }
+  for (int j = 0; j < kQkK; j += 128) {
+    for (int l = 0; l < 32; ++l) {
+      const int q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+      ql[l] = static_cast<uint8_t>(q1 | (q3 << 4));
+      ql[l + 32] = static_cast<uint8_t>(q2 | (q4 << 4));
+      qh[l] = static_cast<uint8_t>((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                                   ((L[j + l + 96] >> 4) << 6));
+    }
+    ql += 64;
+    qh += 32;
+  }
+}
+
+void dequantizeBlock(uint32_t type, const uint8_t* b, float* y) {
+  switch (type) {
+    case ggml::Q4_0:
+    case ggml::Q5_0: {
+      const bool five = type == ggml::Q5_0;
+      const float d = getHalf(b);
+      uint32_t qh = 0;
+      if (five) std::memcpy(&qh, b + 2, 4);
+      const uint8_t* qs = b + (five ? 6 : 2);
+      const int off = five ? 16 : 8;
+      for (int j = 0; j < 16; ++j) {
+        const int h0 = five ? static_cast<int>((qh >> j) & 1u) << 4 : 0;
+        const int h1 = five ? static_cast<int>((qh >> (j + 16)) & 1u) << 4 : 0;
+        y[j] = static_cast<float>(((qs[j] & 0x0F) | h0) - off) * d;
+        y[j + 16] = static_cast<float>(((qs[j] >> 4) | h1) - off) * d;
+      }
+      return;
+    }
+    case ggml::Q4_1:
+    case ggml::Q5_1: {
+      const bool five = type == ggml::Q5_1;
+      const float d = getHalf(b), m = getHalf(b + 2);
+      uint32_t qh = 0;
+      if (five) std::memcpy(&qh, b + 4, 4);
+      const uint8_t* qs = b + (five ? 8 : 4);
+      for (int j = 0; j < 16; ++j) {
+        const int h0 = five ? static_cast<int>((qh >> j) & 1u) << 4 : 0;
+        const int h1 = five ? static_cast<int>((qh >> (j + 16)) & 1u) << 4 : 0;
+        y[j] = static_cast<float>((qs[j] & 0x0F) | h0) * d + m;
+        y[j + 16] = static_cast<float>((qs[j] >> 4) | h1) * d + m;
+      }
+      return;
+    }
+    case ggml::Q8_0: {
+      const float d = getHalf(b);
+      for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<int8_t>(b[2 + j])) * d;
+      return;
+    }
+    case ggml::Q6_K: {
+      const float d = getHalf(b + 208);
+      const uint8_t* ql = b;
+      const uint8_t* qh = b + 128;
+      const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+      for (int n = 0; n < kQkK; n += 128) {
+        for (int l = 0; l < 32; ++l) {
+          const int is = l / 16;
+          const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+          const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+          const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+          const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+          y[l] = d * static_cast<float>(sc[is]) * static_cast<float>(q1);
+          y[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
+          y[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
+          y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+        }
+        y += 128;
+        ql += 64;
+        qh += 32;
+        sc += 8;
+      }
+      return;
+    }
+    default: break;
+  }
+}
+
+void checkRow(uint32_t type, int64_t n, const char* what) {
+  if (!ggmlCanConvert(type))
+    throw Error(std::string(what) + ": GGML type " + ggmlTypeTraits(type).name + " is not supported by QuantScope");
+  const uint64_t bs = ggmlTypeTraits(type).blockSize;
+  if (n <= 0 || static_cast<uint64_t>(n) % bs != 0)
+    throw Error(std::string(what) + ": rows of " + std::to_string(n) + " elements do not split into " +
+                ggmlTypeTraits(type).name + " blocks of " + std::to_string(bs));
+}
+
+}  // namespace
+
+GgmlTypeTraits ggmlTypeTraits(uint32_t type) {
+  // Sizes from ggml.c's type_traits; needed to bound tensors of types we cannot decode.
+  static const GgmlTypeTraits table[] = {
+      {"F32", 1, 4},       {"F16", 1, 2},         {"Q4_0", 32, 18},     {"Q4_1", 32, 20},
+      {"Q4_2", 0, 0},      {"Q4_3", 0, 0},        {"Q5_0", 32, 22},     {"Q5_1", 32, 24},
+      {"Q8_0", 32, 34},    {"Q8_1", 32, 36},      {"Q2_K", 256, 84},    {"Q3_K", 256, 110},
+      {"Q4_K", 256, 144},  {"Q5_K", 256, 176},    {"Q6_K", 256, 210},   {"Q8_K", 256, 292},
+      {"IQ2_XXS", 256, 66}, {"IQ2_XS", 256, 74},  {"IQ3_XXS", 256, 98}, {"IQ1_S", 256, 50},
+      {"IQ4_NL", 32, 18},  {"IQ3_S", 256, 110},   {"IQ2_S", 256, 82},   {"IQ4_XS", 256, 136},
+      {"I8", 1, 1},        {"I16", 1, 2},         {"I32", 1, 4},        {"I64", 1, 8},
+      {"F64", 1, 8},       {"IQ1_M", 256, 56},    {"BF16", 1, 2}};
+  if (type < sizeof(table) / sizeof(table[0])) return table[type];
+  return {"unknown", 0, 0};
+}
+
+std::optional<uint32_t> ggmlTypeByName(const std::string& name) {
+  const std::string u = str::toUpper(name);
+  for (uint32_t t = 0; t <= ggml::BF16; ++t)
+    if (ggmlTypeTraits(t).blockSize && u == ggmlTypeTraits(t).name) return t;
+  return std::nullopt;
+}
+
+bool ggmlCanConvert(uint32_t type) {
+  switch (type) {
+    case ggml::F32: case ggml::F16: case ggml::BF16: case ggml::Q4_0: case ggml::Q4_1:
+    case ggml::Q5_0: case ggml::Q5_1: case ggml::Q8_0: case ggml::Q6_K: return true;
+    default: return false;
+  }
+}
+
+uint64_t ggmlRowBytes(uint32_t type, int64_t n) {
+  const GgmlTypeTraits t = ggmlTypeTraits(type);
+  return t.blockSize ? static_cast<uint64_t>(n) / t.blockSize * t.typeSize : 0;
+}
+
+void ggmlQuantizeRows(uint32_t type, const float* src, int64_t rows, int64_t n, uint8_t* dst) {
+  checkRow(type, n, "GGML quantize");
+  const int64_t count = rows * n;
+  switch (type) {
+    case ggml::F32: std::memcpy(dst, src, static_cast<size_t>(count) * 4); return;
+    case ggml::F16:
+    case ggml::BF16:
+      for (int64_t i = 0; i < count; ++i) {
+        const uint16_t h = type == ggml::F16 ? fp32ToFp16(src[i]) : fp32ToBf16(src[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
+      return;
+    default: break;
+  }
+  const auto bs = static_cast<int64_t>(ggmlTypeTraits(type).blockSize);
+  const auto bytes = static_cast<int64_t>(ggmlTypeTraits(type).typeSize);
+  for (int64_t b = 0; b < count / bs; ++b) {
+    const float* x = src + b * bs;
+    uint8_t* y = dst + b * bytes;
+    switch (type) {
+      case ggml::Q4_0: quantizeSym32<4>(x, y); break;
+      case ggml::Q5_0: quantizeSym32<5>(x, y); break;
+      case ggml::Q4_1: quantizeAsym32<4>(x, y); break;
+      case ggml::Q5_1: quantizeAsym32<5>(x, y); break;
+      case ggml::Q8_0: quantizeQ8_0(x, y); break;
+      case ggml::Q6_K: quantizeQ6_K(x, y); break;
+      default: break;
+    }
+  }
+}
+
+void ggmlDequantizeRows(uint32_t type, const uint8_t* src, int64_t rows, int64_t n, float* dst) {
+  checkRow(type, n, "GGML dequantize");
+  const int64_t count = rows * n;
+  switch (type) {
+    case ggml::F32: std::memcpy(dst, src, static_cast<size_t>(count) * 4); return;
+    case ggml::F16:
+    case ggml::BF16:
+      for (int64_t i = 0; i < count; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        dst[i] = type == ggml::F16 ? fp16ToFp32(h) : bf16ToFp32(h);
+      }
+      return;
+    default: break;
+  }
+  const auto bs = static_cast<int64_t>(ggmlTypeTraits(type).blockSize);
+  const auto bytes = static_cast<int64_t>(ggmlTypeTraits(type).typeSize);
+  for (int64_t b = 0; b < count / bs; ++b) dequantizeBlock(type, src + b * bytes, dst + b * bs);
+}
+
+// Round-to-nearest-even through float arithmetic (the FP16 library's method, which ggml uses
+// where the CPU has no F16C): scaling by 2^112 then 2^-110 rounds the mantissa in hardware.
+uint16_t fp32ToFp16(float f) {
+  float base = (std::fabs(f) * 0x1.0p+112f) * 0x1.0p-110f;
+  const uint32_t w = floatBits(f);
+  const uint32_t shl1 = w + w;
+  const uint32_t sign = w & 0x80000000u;
+  uint32_t bias = shl1 & 0xFF000000u;
+  if (bias < 0x71000000u) bias = 0x71000000u;
+  base = bitsFloat((bias >> 1) + 0x07800000u) + base;
+  const uint32_t bits = floatBits(base);
+  const uint32_t nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
+  return static_cast<uint16_t>((sign >> 16) | (shl1 > 0xFF000000u ? 0x7E00u : nonsign));
+}
+
+float fp16ToFp32(uint16_t h) {
+  const uint32_t w = static_cast<uint32_t>(h) << 16;
+  const uint32_t sign = w & 0x80000000u;
+  const uint32_t two = w + w;
+  const float normalized = bitsFloat((two >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+  const float denormalized = bitsFloat((two >> 17) | (126u << 23)) - 0.5f;
+  const uint32_t result = sign | (two < (1u << 27) ? floatBits(denormalized) : floatBits(normalized));
+  return bitsFloat(result);
+}
+
+uint16_t fp32ToBf16(float f) {
+  const uint32_t u = floatBits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 64);  // quiet NaN
+  return static_cast<uint16_t>((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
+}
+
+float bf16ToFp32(uint16_t h) { return bitsFloat(static_cast<uint32_t>(h) << 16); }
+
+}  // namespace qs::io

@@ -1,0 +1,47 @@
+// GGML tensor types (llama.cpp's storage formats): the type table, and rows converted to and
+// from F16, BF16 and the block types QuantScope writes and reads (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Q6_K). Quantization follows ggml's reference rounding without an importance matrix, which is
+// what `llama-quantize` applies then: the bytes equal ggml_quantize_chunk's (checked against
+// the shipped libggml in tests/io/ggml_quants_test.cpp). Torch-free.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace qs::io {
+
+// GGML type ids as stored in GGUF tensor infos.
+namespace ggml {
+constexpr uint32_t F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q2_K = 10, Q3_K = 11,
+                   Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30;
+}
+
+struct GgmlTypeTraits {
+  const char* name;
+  uint64_t blockSize;  // elements per block (0 = unknown type)
+  uint64_t typeSize;   // bytes per block
+};
+
+// Sizes of every type id up to BF16 (ggml's type_traits), also of types QuantScope cannot
+// convert, so a reader can bound their tensors.
+GgmlTypeTraits ggmlTypeTraits(uint32_t type);
+// "Q4_K" -> its id (case-insensitive); nullopt for names not in the table.
+std::optional<uint32_t> ggmlTypeByName(const std::string& name);
+// ggmlQuantizeRows / ggmlDequantizeRows handle the type.
+bool ggmlCanConvert(uint32_t type);
+// Bytes of one row of n elements; n must be a multiple of the block size.
+uint64_t ggmlRowBytes(uint32_t type, int64_t n);
+
+// rows x n floats -> rows of `type` (n a multiple of the block size; qs::Error otherwise or for
+// a type QuantScope cannot write).
+void ggmlQuantizeRows(uint32_t type, const float* src, int64_t rows, int64_t n, uint8_t* dst);
+// The inverse: rows of `type` -> floats, as ggml's dequantize_row_* computes them.
+void ggmlDequantizeRows(uint32_t type, const uint8_t* src, int64_t rows, int64_t n, float* dst);
+
+// IEEE half and bfloat16 with round-to-nearest-even (ggml's conversions).
+uint16_t fp32ToFp16(float f);
+float fp16ToFp32(uint16_t h);
+uint16_t fp32ToBf16(float f);
+float bf16ToFp32(uint16_t h);
+
+}  // namespace qs::io

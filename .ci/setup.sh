@@ -23,6 +23,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
 
+# llama.cpp as users install it (npm: node-llama-cpp with prebuilt CPU libraries) for the GGUF
+# tests, which skip with a message where it cannot be installed.
+if ! command -v npm >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm || true
+fi
+
 # ccache: key on paths relative to the checkout so a fresh clone reuses earlier objects;
 # the sloppiness lets precompiled headers be cached.
 export CCACHE_BASEDIR="$PWD"
@@ -34,3 +42,5 @@ JOBS="${QS_JOBS:-$(nproc)}"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${QS_CMAKE_ARGS:-}
 cmake --build build -j"$JOBS"
 echo "setup: built build/app/qscope$( [ -x build/app/quantscope ] && echo ' and build/app/quantscope')"
+bash tests/llamacpp/install.sh build/llamacpp ||
+  echo "setup: llama.cpp (node-llama-cpp) could not be installed; the GGUF runtime tests will be skipped"

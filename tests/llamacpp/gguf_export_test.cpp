@@ -1,0 +1,200 @@
+// `qscope export --format gguf` checked by llama.cpp itself (tests/support/llamacpp.h) on the real
+// stories260K model (HF folder in ../shared): a project run (RTN w4 g32) exported as F32, F16,
+// Q8_0 and Q4_0 GGUF files.
+// - llama-quantize (llama_model_quantize, no importance matrix) of QuantScope's F32 file gives
+//   exactly QuantScope's Q8_0/Q4_0 files: the same tensor types (output layer, F16 fallback of
+//   the 172-column ffn_down) and byte-identical blocks.
+// - llama.cpp loads every file and tokenizes text as QuantScope does; its logits (CPU backend,
+//   F32 KV cache) agree with QuantScope's evaluation of the same file, to the tolerances below.
+// - The F32 file holds exactly the run's weights: QuantScope evaluates it to the run's perplexity.
+// Skips without ../shared data or llama.cpp (tests/llamacpp/install.sh).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+#include "core/io/gguf.h"
+#include "core/io/tokenizer/tokenizer.h"
+#include "core/model/model.h"
+#include "core/util/fs.h"
+#include "tests/support/cli_runner.h"
+#include "tests/support/llamacpp.h"
+#include "tests/support/tensor_checks.h"
+#include "tests/support/test_paths.h"
+
+namespace qs {
+namespace {
+
+std::string quote(const std::string& s) { return test::shellQuote(s); }
+
+struct Exported {
+  std::string root, proj;
+  bool ok = false;
+};
+
+// One project run and its exports for the whole suite.
+const Exported& exported() {
+  static Exported e = [] {
+    Exported x;
+    x.root = test::tempDir("gguf-e2e");
+    x.proj = x.root + "/p";
+    const std::string data = " --data-dir " + quote(test::sharedDataDir());
+    auto init = test::runQscope("project init " + quote(x.proj) + " --model " +
+                                quote(test::sharedPath("models/stories260K/hf")));
+    EXPECT_EQ(init.code, 0) << init.err;
+    auto q = test::runQscope("quantize " + quote(x.proj) + " --method rtn --wbits 4 --groupsize 32 --nsamples 4 "
+                             "--seqlen 64 --eval none --no-progress" + data);
+    EXPECT_EQ(q.code, 0) << q.err;
+    x.ok = init.code == 0 && q.code == 0;
+    for (const char* t : {"F32", "F16", "Q8_0", "Q4_0"}) {
+      auto r = test::runQscope("export 1 -p " + quote(x.proj) + " --format gguf --gguf-type " + t + " -o " +
+                               quote(x.root + "/qs-" + t + ".gguf") + " --no-progress");
+      EXPECT_EQ(r.code, 0) << r.err;
+      x.ok = x.ok && r.code == 0;
+    }
+    return x;
+  }();
+  return e;
+}
+
+std::vector<uint8_t> readBytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// llama.cpp's logits of every position of each window of ids [W, T] (fresh cache per window).
+at::Tensor llamaLogits(const std::string& gguf, const at::Tensor& ids, int64_t vocab) {
+  const std::string dir = test::tempDir("gguf-logits");
+  const at::Tensor flat = ids.to(at::kInt).contiguous();
+  std::ofstream(dir + "/ids.i32", std::ios::binary)
+      .write(reinterpret_cast<const char*>(flat.data_ptr<int32_t>()), static_cast<std::streamsize>(flat.numel() * 4));
+  std::string err;
+  EXPECT_EQ(test::runLlamaTool("llama_logits", "logits " + quote(gguf) + " " + quote(dir + "/ids.i32") + " " +
+                                                   std::to_string(ids.size(1)) + " " + quote(dir + "/out.f32") + " kv-f32",
+                               &err),
+            0) << err;
+  const std::vector<uint8_t> b = readBytes(dir + "/out.f32");
+  at::Tensor out = at::empty({ids.size(0), ids.size(1), vocab}, at::kFloat);
+  EXPECT_EQ(b.size(), static_cast<size_t>(out.numel() * 4));
+  if (b.size() == static_cast<size_t>(out.numel() * 4)) std::memcpy(out.data_ptr<float>(), b.data(), b.size());
+  return out;
+}
+
+double perplexity(const at::Tensor& logits, const at::Tensor& ids) {
+  const int64_t t = ids.size(1);
+  const at::Tensor lp = at::log_softmax(logits.slice(1, 0, t - 1).to(at::kDouble), -1);
+  const at::Tensor nll = -lp.gather(-1, ids.slice(1, 1, t).unsqueeze(-1)).squeeze(-1);
+  return std::exp(nll.mean().item<double>());
+}
+
+// [4, 64] windows of WikiText-2 test as QuantScope tokenizes it.
+at::Tensor evalWindows(const io::Tokenizer& tok) {
+  const std::string text = fs::readText(test::sharedPath("text/wikitext-2-raw-test.txt")).substr(0, 20000);
+  const std::vector<int32_t> ids = tok.encode(text);
+  EXPECT_GE(ids.size(), 256u);
+  at::Tensor t = at::empty({4, 64}, at::kLong);
+  for (int64_t i = 0; i < 256; ++i) t.view(-1)[i] = ids[static_cast<size_t>(i)];
+  return t;
+}
+
+TEST(GgufLlamaCpp, LlamaQuantizeOfTheF32FileGivesQuantScopesFiles) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  QS_REQUIRE_LLAMACPP();
+  const Exported& e = exported();
+  ASSERT_TRUE(e.ok);
+  for (const auto& [type, ftype] : std::vector<std::pair<std::string, int>>{{"Q8_0", 7}, {"Q4_0", 2}}) {
+    const std::string theirsPath = e.root + "/llama-" + type + ".gguf";
+    std::string err;
+    ASSERT_EQ(test::runLlamaTool("llama_logits", "quantize " + quote(e.root + "/qs-F32.gguf") + " " + quote(theirsPath) +
+                                                     " " + std::to_string(ftype), &err),
+              0) << err;
+    const auto ours = io::GgufFile::open(e.root + "/qs-" + type + ".gguf");
+    const auto theirs = io::GgufFile::open(theirsPath);
+    ASSERT_EQ(ours->tensors().size(), theirs->tensors().size()) << type;
+    for (const auto& t : theirs->tensors()) {
+      const io::GgufTensorInfo* o = ours->find(t.name);
+      ASSERT_NE(o, nullptr) << t.name;
+      EXPECT_EQ(o->ggmlType, t.ggmlType) << type << " " << t.name << ": " << io::ggmlTypeName(o->ggmlType) << " vs "
+                                         << io::ggmlTypeName(t.ggmlType);
+      EXPECT_EQ(o->shape, t.shape) << t.name;
+      ASSERT_EQ(o->nbytes, t.nbytes) << t.name;
+      EXPECT_EQ(std::memcmp(ours->data(*o), theirs->data(t), t.nbytes), 0) << type << " " << t.name << ": bytes differ";
+    }
+    EXPECT_EQ(theirs->find("blk.0.ffn_down.weight")->ggmlType, 1u) << "172 columns: F16 fallback";
+  }
+}
+
+TEST(GgufLlamaCpp, LlamaCppLoadsEachFileAndAgreesWithQuantScope) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  QS_REQUIRE_LLAMACPP();
+  const Exported& e = exported();
+  ASSERT_TRUE(e.ok);
+  // Tokenization: llama.cpp's of the GGUF vocabulary = QuantScope's of the HF folder's.
+  const auto hfTok = io::loadTokenizer(test::sharedPath("models/stories260K/hf"));
+  const std::string text = fs::readText(test::sharedPath("text/wikitext-2-raw-test.txt")).substr(0, 3000);
+  const std::string dir = test::tempDir("gguf-tok");
+  fs::writeAtomic(dir + "/t.txt", text);
+  std::string err;
+  ASSERT_EQ(test::runLlamaTool("llama_logits", "tokenize " + quote(e.root + "/qs-F32.gguf") + " " + quote(dir + "/t.txt") +
+                                                   " " + quote(dir + "/t.i32"), &err),
+            0) << err;
+  const std::vector<uint8_t> b = readBytes(dir + "/t.i32");
+  std::vector<int32_t> llamaIds(b.size() / 4);
+  std::memcpy(llamaIds.data(), b.data(), b.size());
+  EXPECT_EQ(llamaIds, hfTok->encode(text));
+
+  const at::Tensor ids = evalWindows(*hfTok);
+  for (const char* type : {"F32", "F16", "Q8_0", "Q4_0"}) {
+    const std::string file = e.root + "/qs-" + type + ".gguf";
+    auto m = model::openModel(file);
+    const at::Tensor ours = test::inferenceLogits(*m, ids);
+    const at::Tensor theirs = llamaLogits(file, ids, ours.size(-1));
+    const double pOurs = perplexity(ours, ids), pTheirs = perplexity(theirs, ids);
+    const double maxAbs = (ours - theirs).abs().max().item<double>();
+    const double top1 = (ours.argmax(-1) == theirs.argmax(-1)).to(at::kDouble).mean().item<double>();
+    std::printf("%s: perplexity QuantScope %.6f llama.cpp %.6f, max |logit diff| %.3g, top-1 agreement %.4f\n", type,
+                pOurs, pTheirs, maxAbs, top1);
+    const std::string t = type;
+    if (t == "F32") {
+      // Both in float32 (weights, activations, KV cache): only summation order differs.
+      EXPECT_LT(maxAbs, 1e-3);
+      EXPECT_NEAR(pTheirs, pOurs, 1e-5 * pOurs) << "4 significant digits and more";
+      EXPECT_EQ(top1, 1.0);
+    } else {
+      // llama.cpp's CPU backend multiplies F16 weights with activations rounded to F16, and block
+      // weights (Q8_0, Q4_0) with activations rounded to Q8_0 blocks (ggml's vec_dot_type);
+      // QuantScope keeps activations in float32. The weights are the same (bytes above, and
+      // GgmlReference: QuantScope dequantizes them bit-identically to ggml).
+      EXPECT_LT(maxAbs, t == "F16" ? 0.05 : 1.0) << t;
+      EXPECT_NEAR(pTheirs, pOurs, (t == "F16" ? 1e-3 : 1e-2) * pOurs) << t;
+      EXPECT_GE(top1, t == "F16" ? 0.99 : 0.95) << t;
+    }
+  }
+}
+
+TEST(GgufLlamaCpp, TheF32FileHoldsExactlyTheRunsWeights) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  const Exported& e = exported();
+  ASSERT_TRUE(e.ok);
+  const std::string opts = " --dataset wikitext2 --seqlen 64 --limit-windows 8 --no-progress --json --data-dir " +
+                           quote(test::sharedDataDir());
+  auto run = test::runQscope("eval 1 -p " + quote(e.proj) + opts);
+  ASSERT_EQ(run.code, 0) << run.err;
+  auto file = test::runQscope("eval " + quote(e.root + "/qs-F32.gguf") + opts);
+  ASSERT_EQ(file.code, 0) << file.err;
+  const double a = nlohmann::json::parse(run.out)["perplexity"].get<double>();
+  const double b = nlohmann::json::parse(file.out)["perplexity"].get<double>();
+  EXPECT_NEAR(b, a, 1e-9 * a) << "the GGUF F32 export reloads to the run's quantized model";
+}
+
+}  // namespace
+}  // namespace qs

@@ -14,6 +14,8 @@
 #include <filesystem>
 
 #include "core/algo/export.h"
+#include "core/algo/gguf_export.h"
+#include "core/io/ggml_quants.h"
 #include "core/algo/migration_run.h"
 #include "core/algo/pipeline.h"
 #include "core/algo/quant_artifact.h"
@@ -232,6 +234,47 @@ TEST(Export, ShiftedFalconRunTurnsOnTheBiasSwitch) {
       EXPECT_NE(f->find(name), nullptr) << name;
     }
   EXPECT_TRUE(at::equal(inferenceLogits(*model::openModel(out), r.evalIds), r.emulated));
+}
+
+// llama-quantize's type rules (llama.cpp src/llama-quant.cpp, without an importance matrix): the
+// output layer (or a tied embedding) gets Q6_K unless the base is Q8_0 or its rows do not split
+// into the base's blocks (then Q8_0); a 256-block type falls back to Q8_0 and any type whose
+// blocks do not fit to F16; norms and biases stay F32; float bases apply to every matrix.
+TEST(Export, GgufTensorTypesFollowLlamaQuantize) {
+  namespace g = io::ggml;
+  std::string why;
+  EXPECT_EQ(ggufTensorType(g::Q4_0, "output.weight", {32000, 4096}, false, &why), g::Q6_K);
+  EXPECT_NE(why.find("output layer"), std::string::npos) << why;
+  EXPECT_EQ(ggufTensorType(g::Q4_0, "output.weight", {512, 64}, false, &why), g::Q8_0);
+  EXPECT_NE(why.find("blocks of 256"), std::string::npos) << why;
+  EXPECT_EQ(ggufTensorType(g::Q4_0, "output.weight", {512, 48}, false, &why), g::F16) << "48 % 32: Q8_0, then F16";
+  EXPECT_EQ(ggufTensorType(g::Q8_0, "output.weight", {32000, 4096}, false), g::Q8_0);
+  EXPECT_EQ(ggufTensorType(g::Q4_0, "token_embd.weight", {32000, 4096}, false), g::Q4_0);
+  EXPECT_EQ(ggufTensorType(g::Q4_0, "token_embd.weight", {32000, 4096}, true), g::Q6_K) << "tied: the output's type";
+  EXPECT_EQ(ggufTensorType(g::Q5_1, "blk.0.ffn_down.weight", {4096, 11008}, false, &why), g::Q5_1);
+  EXPECT_TRUE(why.empty()) << why;
+  EXPECT_EQ(ggufTensorType(g::Q4_0, "blk.0.ffn_down.weight", {64, 172}, false, &why), g::F16);
+  EXPECT_NE(why.find("172 columns"), std::string::npos) << why;
+  EXPECT_EQ(ggufTensorType(g::Q6_K, "blk.0.attn_q.weight", {4096, 4160}, false), g::Q8_0) << "4160 = 130 x 32";
+  EXPECT_EQ(ggufTensorType(g::Q4_0, "blk.0.attn_norm.weight", {4096}, false), g::F32);
+  EXPECT_EQ(ggufTensorType(g::F16, "output.weight", {32000, 4096}, false), g::F16);
+  EXPECT_EQ(ggufTensorType(g::BF16, "blk.0.ffn_down.weight", {64, 172}, false), g::BF16);
+}
+
+TEST(Export, GgufRefusesWhatItCannotWriteBeforeBuildingAnything) {
+  const QuantizedTiny opt = quantizeTiny(false, "exp-gguf-opt");
+  ExportOptions o = ExportOptions().withFormat(ExportFormat::Gguf).withOutDir(test::tempDir("exp-gguf") + "/m.gguf");
+  test::expectError([&] { exportRun(opt.art, o); }, "LLaMA-family");
+  test::expectError([&] { planExport(opt.art, o); }, "convert_hf_to_gguf.py");
+  const QuantizedTiny llama = quantizeTiny(true, "exp-gguf-llama");
+  test::expectError([&] { exportRun(llama.art, o); }, "no tokenizer found");
+  test::writeByteTokenizer(llama.modelDir);
+  test::expectError([&] { exportRun(llama.art, o); }, "SentencePiece");  // a byte-level BPE is not written yet
+  o.ggufType = "Q4_K_M";
+  test::expectError([&] { exportRun(llama.art, o); }, "mixes are not written yet");
+  o.ggufType = "Q9_0";
+  test::expectError([&] { exportRun(llama.art, o); }, "F32, F16, BF16, Q8_0, Q6_K, Q5_1, Q5_0, Q4_1, Q4_0");
+  EXPECT_FALSE(fs::exists(o.outDir));
 }
 
 TEST(Export, ScaleShiftHoldsTheFoldedPairs) {

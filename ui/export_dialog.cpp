@@ -53,9 +53,10 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
       dtype_(new QComboBox(this)),
       shardMiB_(new QSpinBox(this)),
       gptqFormat_(new QComboBox(this)),
+      ggufType_(new QComboBox(this)),
       allowPadding_(new QCheckBox(tr("Pack layers not divisible by 32 (--allow-padding; QuantScope reloads them, "
                                      "AutoGPTQ kernels do not)"), this)),
-      replace_(new QCheckBox(tr("Replace the folder if it exists (only once the new one is complete)"), this)),
+      replace_(new QCheckBox(tr("Replace the destination if it exists (only once the new one is complete)"), this)),
       files_(new QTreeWidget(this)),
       summary_(new QLabel(this)),
       exportButton_(nullptr),
@@ -80,6 +81,12 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
   gptqFormat_->addItems({QStringLiteral("gptq"), QStringLiteral("gptq_v2")});
   gptqFormat_->setToolTip(tr("gptq: AutoGPTQ v1 (zero points stored minus one), read by every GPTQ loader; gptq_v2: stored as is, "
                                 "read by GPTQModel and QuantScope but misread by AutoGPTQ 0.7"));
+  for (const char* t : {"F16", "F32", "BF16", "Q8_0", "Q6_K", "Q5_1", "Q5_0", "Q4_1", "Q4_0"})
+    ggufType_->addItem(QString::fromLatin1(t));
+  ggufType_->setObjectName(QStringLiteral("ggufType"));
+  ggufType_->setToolTip(tr("llama.cpp type of the matrices, rounded as llama-quantize rounds them; the output layer "
+                           "and rows that do not split into the type's blocks get the types llama-quantize gives "
+                           "them (the plan lists them). F16/F32 keep exactly the weights QuantScope evaluated."));
   files_->setColumnCount(2);
   files_->setHeaderLabels({tr("File"), tr("Size")});
   files_->setRootIsDecorated(false);
@@ -105,6 +112,7 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
   form->addRow(tr("&Shard above:"), shardMiB_);
   form->addRow(tr("&GPTQ checkpoint:"), gptqFormat_);
   form->addRow(QString(), allowPadding_);
+  form->addRow(tr("GG&UF type:"), ggufType_);
 
   auto* buttons = new QDialogButtonBox(QDialogButtonBox::Cancel, this);
   exportButton_ = buttons->addButton(tr("&Export"), QDialogButtonBox::AcceptRole);
@@ -133,6 +141,13 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
   });
   for (QComboBox* c : {dtype_, gptqFormat_})
     connect(c, qOverload<int>(&QComboBox::currentIndexChanged), this, &ExportDialog::schedulePlan);
+  connect(ggufType_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] {
+    if (dest_->text() == lastAutoDest_) {
+      lastAutoDest_ = defaultDestination();
+      dest_->setText(lastAutoDest_);
+    }
+    schedulePlan();
+  });
   connect(shardMiB_, qOverload<int>(&QSpinBox::valueChanged), this, &ExportDialog::schedulePlan);
   connect(dest_, &QLineEdit::textChanged, this, &ExportDialog::schedulePlan);
   connect(allowPadding_, &QCheckBox::toggled, this, &ExportDialog::schedulePlan);
@@ -182,6 +197,7 @@ workflow::ExportJobOptions ExportDialog::options() const {
   o.maxShardMiB = shardMiB_->value();
   o.gptqFormat = gptqFormat_->currentText().toStdString();
   o.allowPadding = allowPadding_->isChecked();
+  o.ggufType = ggufType_->currentText().toStdString();
   return o;
 }
 
@@ -206,6 +222,8 @@ void ExportDialog::setReplaceExisting(bool on) { replace_->setChecked(on); }
 
 QString ExportDialog::defaultDestination() const {
   const qint64 id = run_->currentData().toLongLong();
+  if (format_->currentData().toString() == QLatin1String("gguf"))  // one file, named by its type
+    return QDir(projectDir_).filePath(QStringLiteral("exports/run-%1-%2.gguf").arg(id).arg(ggufType_->currentText().toLower()));
   return QDir(projectDir_).filePath(QStringLiteral("exports/run-%1-%2").arg(id).arg(format_->currentData().toString()));
 }
 
@@ -224,6 +242,7 @@ void ExportDialog::onRunChanged() {
         item->setEnabled(ok);
         QString why = name == "scale-shift" ? tr("the run has no OS+/SmoothQuant migration")
                       : !r.limits.empty()   ? fromStd(r.limits)
+                      : name == "gguf"      ? tr("GGUF export writes LLaMA-family models (llama, mistral)")
                                             : tr("the run did not quantize weights to 2/3/4/8 bits");
         item->setToolTip(ok ? QString() : why);
       }
@@ -256,8 +275,9 @@ void ExportDialog::schedulePlan() {
   const bool gptq = name == QLatin1String("gptq");
   gptqFormat_->setEnabled(gptq);
   allowPadding_->setEnabled(gptq);
-  // scale-shift is one float32 file of its own: no dtype, no shards.
-  const bool folder = name != QLatin1String("scale-shift");
+  ggufType_->setEnabled(name == QLatin1String("gguf"));
+  // scale-shift is one float32 file of its own, GGUF one file in its own types: no dtype, no shards.
+  const bool folder = name != QLatin1String("scale-shift") && name != QLatin1String("gguf");
   dtype_->setEnabled(folder);
   shardMiB_->setEnabled(folder);
   ++generation_;

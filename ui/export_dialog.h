@@ -70,6 +70,7 @@ class ExportDialog : public QDialog {
   QComboBox* dtype_;
   QSpinBox* shardMiB_;
   QComboBox* gptqFormat_;
+  QComboBox* ggufType_;
   QCheckBox* allowPadding_;
   QCheckBox* replace_;
   QTreeWidget* files_;

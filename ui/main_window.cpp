@@ -481,7 +481,8 @@ void MainWindow::onJobFinished(int id) {
         QPushButton* open = box.addButton(tr("Open Folder"), QMessageBox::AcceptRole);
         box.addButton(QMessageBox::Close);
         box.exec();
-        if (box.clickedButton() == open) folderOpener_(dir);
+        // A GGUF export is one file: its folder is opened.
+        if (box.clickedButton() == open) folderOpener_(QFileInfo(dir).isDir() ? dir : QFileInfo(dir).absolutePath());
       }
       Q_EMIT exportDone(dir);
     }

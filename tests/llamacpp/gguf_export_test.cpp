@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -22,7 +23,9 @@
 #include "core/io/gguf.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/model.h"
+#include "core/util/error.h"
 #include "core/util/fs.h"
+#include "core/workflow/export_job.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/llamacpp.h"
 #include "tests/support/tensor_checks.h"
@@ -178,6 +181,36 @@ TEST(GgufLlamaCpp, LlamaCppLoadsEachFileAndAgreesWithQuantScope) {
       EXPECT_GE(top1, t == "F16" ? 0.99 : 0.95) << t;
     }
   }
+}
+
+// The Export dialog's plan (workflow::planExportJob) names the file and its exact size before
+// anything is written, with the type notes; the run offers gguf (an HF LLaMA source, no shift).
+TEST(GgufLlamaCpp, ThePlanIsTheWrittenFile) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  const Exported& e = exported();
+  ASSERT_TRUE(e.ok);
+  const auto runs = workflow::exportableRuns(e.proj);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_NE(std::find(runs[0].formats.begin(), runs[0].formats.end(), "gguf"), runs[0].formats.end());
+  workflow::ExportJobOptions o;
+  o.projectDir = e.proj;
+  o.runId = 1;
+  o.format = "gguf";
+  o.ggufType = "Q4_0";
+  o.outDir = e.root + "/planned.gguf";
+  const auto plan = workflow::planExportJob(o);
+  EXPECT_FALSE(fs::exists(o.outDir));
+  ASSERT_EQ(plan.files.size(), 1u);
+  EXPECT_EQ(plan.files[0].name, "planned.gguf");
+  bool fallbackNoted = false;
+  for (const auto& n : plan.notes) fallbackNoted = fallbackNoted || n.find("blk.0.ffn_down.weight") != std::string::npos;
+  EXPECT_TRUE(fallbackNoted) << "the plan shows the F16 fallback";
+  const auto done = workflow::runExportJob(o, jobs::Progress::none());
+  EXPECT_EQ(plan.files[0].bytes, static_cast<int64_t>(std::filesystem::file_size(o.outDir)));
+  EXPECT_EQ(plan.tensorBytes, done.tensorBytes);
+  EXPECT_TRUE(workflow::planExportJob(o).dirExists);
+  EXPECT_THROW(workflow::runExportJob(o, jobs::Progress::none()), Error) << "exists, no force";
 }
 
 TEST(GgufLlamaCpp, TheF32FileHoldsExactlyTheRunsWeights) {

@@ -42,7 +42,7 @@ struct ExportOptions {
   bool gptqV1 = true;                          // checkpoint_format "gptq" (zero - 1) vs "gptq_v2"
   bool allowPadding = false;                   // GPTQ: pack in/out not divisible by 32 (QuantScope-only)
   int64_t runId = 0;                           // recorded in config.json
-  std::string ggufType = "F16";                // gguf: llama.cpp base type (F32, F16, BF16, Q8_0, Q6_K, Q5_1, ...)
+  std::string ggufType = "F16";                // gguf: llama-quantize type (F32, F16, Q8_0, Q4_K_M, Q4_0, ...)
 
   ExportOptions& withFormat(ExportFormat v) { format = v; return *this; }
   ExportOptions& withOutDir(const std::string& v) { outDir = v; return *this; }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -19,17 +20,20 @@
 namespace qs::algo {
 namespace {
 
+// A --gguf-type: llama-quantize's ftype (general.file_type) and its default matrix type.
 struct BaseType {
   const char* name;
-  uint32_t type;   // ggml type id
-  uint32_t ftype;  // llama_ftype written as general.file_type
+  uint32_t type;   // ggml type id of most matrices
+  uint32_t ftype;  // llama_ftype
 };
 
 const std::vector<BaseType>& baseTypes() {
   static const std::vector<BaseType> t = {
-      {"F32", io::ggml::F32, 0},   {"F16", io::ggml::F16, 1},   {"BF16", io::ggml::BF16, 32},
-      {"Q8_0", io::ggml::Q8_0, 7}, {"Q6_K", io::ggml::Q6_K, 18}, {"Q5_1", io::ggml::Q5_1, 9},
-      {"Q5_0", io::ggml::Q5_0, 8}, {"Q4_1", io::ggml::Q4_1, 3}, {"Q4_0", io::ggml::Q4_0, 2}};
+      {"F32", io::ggml::F32, 0},      {"F16", io::ggml::F16, 1},      {"BF16", io::ggml::BF16, 32},
+      {"Q8_0", io::ggml::Q8_0, 7},    {"Q6_K", io::ggml::Q6_K, 18},   {"Q5_K_M", io::ggml::Q5_K, 17},
+      {"Q5_K_S", io::ggml::Q5_K, 16}, {"Q5_1", io::ggml::Q5_1, 9},    {"Q5_0", io::ggml::Q5_0, 8},
+      {"Q4_K_M", io::ggml::Q4_K, 15}, {"Q4_K_S", io::ggml::Q4_K, 14}, {"Q4_1", io::ggml::Q4_1, 3},
+      {"Q4_0", io::ggml::Q4_0, 2}};
   return t;
 }
 
@@ -42,9 +46,19 @@ std::string baseTypeList() {
 const BaseType& parseBaseType(const std::string& name) {
   for (const auto& b : baseTypes())
     if (str::toUpper(name) == b.name) return b;
-  const bool kQuant = str::toUpper(name).find("_K") != std::string::npos;
   throw Error("--gguf-type: '" + name + "' is not one of " + baseTypeList() +
-              (kQuant ? " (the other K-quants and the _S/_M mixes are not written yet)" : ""));
+              " (Q2_K, Q3_K and the IQ types are not written yet)");
+}
+
+// llama-quantize's layers that get more bits in the _M mixes: the first and last eighth, and
+// every third layer between.
+bool useMoreBits(int layer, int layers) {
+  return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+}
+
+int blockIndex(const std::string& ggufName) {
+  if (ggufName.rfind("blk.", 0) != 0) return -1;
+  return std::atoi(ggufName.c_str() + 4);
 }
 
 uint64_t blockOf(uint32_t type) { return io::ggmlTypeTraits(type).blockSize; }
@@ -74,21 +88,37 @@ at::Tensor toGgufRopeOrder(const at::Tensor& t, int64_t heads) {
 
 }  // namespace
 
-uint32_t ggufTensorType(uint32_t base, const std::string& name, const std::vector<int64_t>& shape, bool tied,
-                        std::string* why) {
+uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, const std::vector<int64_t>& shape,
+                        bool tied, int layers, bool attnVMoreBits, std::string* why) {
   if (why) why->clear();
+  const BaseType& mix = parseBaseType(ggufType);
+  const uint32_t base = mix.type;
   if (shape.size() < 2) return io::ggml::F32;  // norms and biases stay F32, as llama.cpp keeps them
   if (isFloatType(base)) return base;
   const auto cols = static_cast<uint64_t>(shape.back());
+  const std::string m = mix.name;
   uint32_t t = base;
   if (name == "output.weight" || (tied && name == "token_embd.weight")) {
     if (cols % blockOf(base) != 0) t = io::ggml::Q8_0;
     else if (base != io::ggml::Q8_0) t = io::ggml::Q6_K;
     if (why && t != base) *why = "llama.cpp's type for the output layer";
+  } else if (const int layer = blockIndex(name); layer >= 0) {
+    const bool attnV = str::endsWith(name, ".attn_v.weight"), ffnDown = str::endsWith(name, ".ffn_down.weight");
+    if (attnV) {
+      if ((m == "Q4_K_M" || m == "Q5_K_M") && useMoreBits(layer, layers)) t = io::ggml::Q6_K;
+      else if (m == "Q4_K_S" && layer < 4) t = io::ggml::Q5_K;
+      if (attnVMoreBits && t == io::ggml::Q4_K) t = io::ggml::Q5_K;  // 70B: 8 heads share attn_v
+    } else if (ffnDown) {
+      if ((m == "Q4_K_M" || m == "Q5_K_M") && useMoreBits(layer, layers)) t = io::ggml::Q6_K;
+      else if (m == "Q4_K_S" && layer < layers / 8) t = io::ggml::Q5_K;
+    }
+    if (why && t != base) *why = "llama-quantize's " + m + " mix gives " + (attnV ? "attn_v" : "ffn_down") + " more bits here";
   }
   if (cols % blockOf(t) != 0) {
     const uint32_t wanted = t;
     if (t == io::ggml::Q6_K) t = io::ggml::Q8_0;
+    else if (t == io::ggml::Q5_K) t = io::ggml::Q5_1;
+    else if (t == io::ggml::Q4_K) t = io::ggml::Q5_0;
     if (cols % blockOf(t) != 0) t = io::ggml::F16;
     if (why)
       *why = (why->empty() ? "" : *why + "; ") + std::to_string(cols) + " columns do not split into " +
@@ -167,6 +197,8 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
 
   bool tied = true;
   for (const auto& t : tensors) tied = tied && t.hfName != "lm_head.weight";
+  // llama.cpp's LLaMA-2-70B (80 layers, grouped kv heads): attn_v gets a step more.
+  const bool attnVMoreBits = cfg.numLayers == 80 && cfg.numKvHeads != cfg.numHeads;
   // What differs from the base type, grouped by reason, for the report (and the plan).
   std::map<std::string, std::vector<std::string>> changed;
   std::map<std::string, int> perType;
@@ -178,7 +210,7 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
     if (g.empty())
       throw Error("--format gguf: tensor '" + t.hfName + "' has no place in llama.cpp's LLaMA layout");
     std::string why;
-    const uint32_t type = ggufTensorType(base.type, g, t.shape, tied, &why);
+    const uint32_t type = ggufTensorType(base.name, g, t.shape, tied, static_cast<int>(cfg.numLayers), attnVMoreBits, &why);
     if (!why.empty()) changed[std::string(io::ggmlTypeTraits(type).name) + ": " + why].push_back(g);
     ++perType[io::ggmlTypeTraits(type).name];
     int64_t rows = 1;
@@ -221,8 +253,7 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
                         std::to_string(cfg.slidingWindow) + " tokens (as convert_hf_to_gguf.py writes Mistral)");
   if (!isFloatType(base.type) && a.bits < 16)
     rep.notes.push_back("the run's " + std::to_string(a.bits) + "-bit weights are rounded again onto " + base.name +
-                        "'s grid (blocks of " + std::to_string(blockOf(base.type)) +
-                        "); export --gguf-type F16 (or F32) to keep exactly the weights QuantScope evaluated");
+                        "'s grids; export --gguf-type F16 (or F32) to keep exactly the weights QuantScope evaluated");
   if (!plan && err->second > 0) {
     char rel[32];
     std::snprintf(rel, sizeof rel, "%.3g", std::sqrt(err->first / err->second));

@@ -29,10 +29,11 @@ struct GgufSourceTensor {
 // tokenizer; throws qs::Error naming what GGUF cannot hold.
 void checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg);
 
-// The GGML type llama.cpp's quantizer gives tensor `ggufName` (columns = its last dimension) for
-// base type `base` (a ggml:: id); `why` says why it differs from base ("" when it does not).
-uint32_t ggufTensorType(uint32_t base, const std::string& ggufName, const std::vector<int64_t>& shape,
-                        bool outputTiedToEmbedding, std::string* why = nullptr);
+// The GGML type llama-quantize gives tensor `ggufName` (columns = its last dimension) for
+// --gguf-type `ggufType` ("Q4_0", "Q4_K_M", ...) in a model of `layers` blocks; attnVMoreBits is
+// llama.cpp's 70B rule. `why` says why it differs from the type's default ("" when it does not).
+uint32_t ggufTensorType(const std::string& ggufType, const std::string& ggufName, const std::vector<int64_t>& shape,
+                        bool outputTiedToEmbedding, int layers, bool attnVMoreBits = false, std::string* why = nullptr);
 
 // Writes (plan: only sizes) o.outDir as the GGUF file; fills rep's files, sizes and notes.
 // Throws qs::Error for a family, tokenizer or rope scaling GGUF cannot hold, naming it.

@@ -200,6 +200,155 @@ void quantizeQ6_K(const float* x, uint8_t* b) {
   }
 }
 
+// ggml's make_qkx2_quants: codes [0, nmax] with a scale and a (negated, non-negative) minimum for
+// n weighted values, the best of nstep + 1 least-squares refits from shifted starting scales.
+float makeQkx2Quants(int n, int nmax, const float* x, const float* w, uint8_t* L, float* theMin, uint8_t* Laux,
+                     float rmin, float rdelta, int nstep) {
+  float mn = x[0], mx = x[0];
+  float sumW = w[0], sumX = sumW * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < mn) mn = x[i];
+    if (x[i] > mx) mx = x[i];
+    sumW += w[i];
+    sumX += w[i] * x[i];
+  }
+  if (mn > 0) mn = 0;
+  if (mx == mn) {
+    std::fill(L, L + n, 0);
+    *theMin = -mn;
+    return 0.0f;
+  }
+  float iscale = static_cast<float>(nmax) / (mx - mn);
+  float scale = 1 / iscale;
+  float bestError = 0;
+  for (int i = 0; i < n; ++i) {
+    L[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearestInt(iscale * (x[i] - mn)))));
+    const float diff = scale * static_cast<float>(L[i]) + mn - x[i];
+    bestError += w[i] * (diff * diff);
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (mx - mn);
+    float sumL = 0, sumL2 = 0, sumXL = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(0, std::min(nmax, nearestInt(iscale * (x[i] - mn))));
+      Laux[i] = static_cast<uint8_t>(l);
+      const float fl = static_cast<float>(l);
+      sumL += w[i] * fl;
+      sumL2 += w[i] * fl * fl;
+      sumXL += w[i] * fl * x[i];
+    }
+    const float D = sumW * sumL2 - sumL * sumL;
+    if (D > 0) {
+      float thisScale = (sumW * sumXL - sumX * sumL) / D;
+      float thisMin = (sumL2 * sumX - sumL * sumXL) / D;
+      if (thisMin > 0) {
+        thisMin = 0;
+        thisScale = sumXL / sumL2;
+      }
+      float curError = 0;
+      for (int i = 0; i < n; ++i) {
+        const float diff = thisScale * static_cast<float>(Laux[i]) + thisMin - x[i];
+        curError += w[i] * (diff * diff);
+      }
+      if (curError < bestError) {
+        std::copy(Laux, Laux + n, L);
+        bestError = curError;
+        scale = thisScale;
+        mn = thisMin;
+      }
+    }
+  }
+  *theMin = -mn;
+  return scale;
+}
+
+// The 6-bit scale and minimum of sub-block j in a K-quant's 12-byte scales field.
+void scaleMinK4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
+  if (j < 4) {
+    d = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    d = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+// Q4_K (kBits 4: d, dmin, scales[12], qs[128]) and Q5_K (kBits 5: the same, then qh[32] before
+// qs): 8 sub-blocks of 32 with 6-bit scales and minimums under fp16 super-block factors.
+template <int kBits>
+void quantizeQxK(const float* x, uint8_t* b) {
+  constexpr int nmax = (1 << kBits) - 1;
+  uint8_t L[kQkK], Laux[32];
+  float weights[32], mins[kQkK / 32], scales[kQkK / 32];
+  float maxScale = 0, maxMin = 0;
+  for (int j = 0; j < kQkK / 32; ++j) {
+    float sumX2 = 0;
+    for (int l = 0; l < 32; ++l) sumX2 += x[32 * j + l] * x[32 * j + l];
+    const float avX = std::sqrt(sumX2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = avX + std::fabs(x[32 * j + l]);
+    scales[j] = kBits == 4 ? makeQkx2Quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20)
+                           : makeQkx2Quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+    maxScale = std::max(maxScale, scales[j]);
+    maxMin = std::max(maxMin, mins[j]);
+  }
+  std::memset(b, 0, kBits == 4 ? 144 : 176);
+  uint8_t* sc = b + 4;
+  const float invScale = maxScale > 0 ? 63.f / maxScale : 0.f;
+  const float invMin = maxMin > 0 ? 63.f / maxMin : 0.f;
+  for (int j = 0; j < kQkK / 32; ++j) {
+    const uint8_t ls = std::min<uint8_t>(63, static_cast<uint8_t>(nearestInt(invScale * scales[j])));
+    const uint8_t lm = std::min<uint8_t>(63, static_cast<uint8_t>(nearestInt(invMin * mins[j])));
+    if (j < 4) {
+      sc[j] = ls;
+      sc[j + 4] = lm;
+    } else {
+      sc[j + 4] = static_cast<uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      sc[j - 4] |= static_cast<uint8_t>((ls >> 4) << 6);
+      sc[j] |= static_cast<uint8_t>((lm >> 4) << 6);
+    }
+  }
+  putHalf(b, maxScale / 63.f);
+  putHalf(b + 2, maxMin / 63.f);
+  const float dSuper = getHalf(b), mSuper = getHalf(b + 2);
+  for (int j = 0; j < kQkK / 32; ++j) {
+    uint8_t s, m;
+    scaleMinK4(j, sc, s, m);
+    const float d = dSuper * static_cast<float>(s);
+    if (d == 0.0f) continue;
+    const float dm = mSuper * static_cast<float>(m);
+    for (int i = 0; i < 32; ++i)
+      L[32 * j + i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearestInt((x[32 * j + i] + dm) / d))));
+  }
+  if (kBits == 4) {
+    uint8_t* q = b + 16;
+    for (int j = 0; j < kQkK; j += 64) {
+      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+      q += 32;
+    }
+    return;
+  }
+  uint8_t* qh = b + 16;
+  uint8_t* ql = b + 48;
+  uint8_t m1 = 1, m2 = 2;
+  for (int n = 0; n < kQkK; n += 64) {
+    for (int j = 0; j < 32; ++j) {
+      int l1 = L[n + j], l2 = L[n + j + 32];
+      if (l1 > 15) {
+        l1 -= 16;
+        qh[j] |= m1;
+      }
+      if (l2 > 15) {
+        l2 -= 16;
+        qh[j] |= m2;
+      }
+      ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
+    }
+    m1 = static_cast<uint8_t>(m1 << 2);
+    m2 = static_cast<uint8_t>(m2 << 2);
+    ql += 32;
+  }
+}
+
 void dequantizeBlock(uint32_t type, const uint8_t* b, float* y) {
   switch (type) {
     case ggml::Q4_0:
@@ -236,6 +385,32 @@ void dequantizeBlock(uint32_t type, const uint8_t* b, float* y) {
     case ggml::Q8_0: {
       const float d = getHalf(b);
       for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<int8_t>(b[2 + j])) * d;
+      return;
+    }
+    case ggml::Q4_K:
+    case ggml::Q5_K: {
+      const bool five = type == ggml::Q5_K;
+      const float d = getHalf(b), mn = getHalf(b + 2);
+      const uint8_t* sc = b + 4;
+      const uint8_t* qh = b + 16;
+      const uint8_t* q = b + (five ? 48 : 16);
+      int is = 0;
+      uint8_t u1 = 1, u2 = 2;
+      for (int j = 0; j < kQkK; j += 64) {
+        uint8_t s, m;
+        scaleMinK4(is, sc, s, m);
+        const float d1 = d * static_cast<float>(s), m1 = mn * static_cast<float>(m);
+        scaleMinK4(is + 1, sc, s, m);
+        const float d2 = d * static_cast<float>(s), m2 = mn * static_cast<float>(m);
+        for (int l = 0; l < 32; ++l)
+          *y++ = d1 * static_cast<float>((q[l] & 0xF) + (five && (qh[l] & u1) ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; ++l)
+          *y++ = d2 * static_cast<float>((q[l] >> 4) + (five && (qh[l] & u2) ? 16 : 0)) - m2;
+        q += 32;
+        is += 2;
+        u1 = static_cast<uint8_t>(u1 << 2);
+        u2 = static_cast<uint8_t>(u2 << 2);
+      }
       return;
     }
     case ggml::Q6_K: {
@@ -302,7 +477,8 @@ std::optional<uint32_t> ggmlTypeByName(const std::string& name) {
 bool ggmlCanConvert(uint32_t type) {
   switch (type) {
     case ggml::F32: case ggml::F16: case ggml::BF16: case ggml::Q4_0: case ggml::Q4_1:
-    case ggml::Q5_0: case ggml::Q5_1: case ggml::Q8_0: case ggml::Q6_K: return true;
+    case ggml::Q5_0: case ggml::Q5_1: case ggml::Q8_0: case ggml::Q4_K: case ggml::Q5_K: case ggml::Q6_K:
+      return true;
     default: return false;
   }
 }
@@ -337,6 +513,8 @@ void ggmlQuantizeRows(uint32_t type, const float* src, int64_t rows, int64_t n, 
       case ggml::Q4_1: quantizeAsym32<4>(x, y); break;
       case ggml::Q5_1: quantizeAsym32<5>(x, y); break;
       case ggml::Q8_0: quantizeQ8_0(x, y); break;
+      case ggml::Q4_K: quantizeQxK<4>(x, y); break;
+      case ggml::Q5_K: quantizeQxK<5>(x, y); break;
       case ggml::Q6_K: quantizeQ6_K(x, y); break;
       default: break;
     }

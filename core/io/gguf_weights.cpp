@@ -132,7 +132,7 @@ at::Tensor GgufWeightSource::load(const std::string& name) const {
       if (!ggmlCanConvert(t.ggmlType))
         throw fileError(file_->path(), "tensor '" + t.name + "' has GGML type " + ggmlTypeName(t.ggmlType) +
                                            ", which QuantScope cannot read yet (F32, F16, BF16, Q4_0, Q4_1, "
-                                           "Q5_0, Q5_1, Q8_0 and Q6_K are read)");
+                                           "Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K are read)");
   }
   if (out.defined()) {
     file_->copyOut(t, out.data_ptr());

@@ -23,7 +23,7 @@ class GgufWeightSource : public WeightSource {
 
   const std::vector<TensorMeta>& tensors() const override { return metas_; }
   // lm_head.weight is listed whenever the file has output.weight, even when it is a tied copy.
-  // F32/F16/BF16 tensors as they are; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K dequantized to float32;
+  // F32/F16/BF16 tensors as they are; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K dequantized to float32;
   // other GGML types give qs::Error naming the tensor and its type.
   at::Tensor load(const std::string& name) const override;
   std::string path() const override { return file_->path(); }

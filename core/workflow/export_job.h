@@ -22,7 +22,7 @@ struct ExportJobOptions {
   int64_t maxShardMiB = 5120;         // shard model.safetensors above this many MiB
   std::string gptqFormat = "gptq";    // gptq (AutoGPTQ v1: zero - 1 stored) or gptq_v2
   bool allowPadding = false;          // GPTQ: pack in/out features not divisible by 32 (QuantScope-only)
-  std::string ggufType = "F16";       // gguf: F32, F16, BF16, Q8_0, Q6_K, Q5_1, Q5_0, Q4_1 or Q4_0
+  std::string ggufType = "F16";       // gguf: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M/S, Q5_1, Q5_0, Q4_K_M/S, Q4_1, Q4_0
 };
 
 // The export formats, in the order menus show them, each with a one-line description.

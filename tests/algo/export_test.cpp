@@ -243,22 +243,45 @@ TEST(Export, ShiftedFalconRunTurnsOnTheBiasSwitch) {
 TEST(Export, GgufTensorTypesFollowLlamaQuantize) {
   namespace g = io::ggml;
   std::string why;
-  EXPECT_EQ(ggufTensorType(g::Q4_0, "output.weight", {32000, 4096}, false, &why), g::Q6_K);
+  auto type = [&](const char* t, const char* name, std::vector<int64_t> shape, bool tied = false, int layers = 32) {
+    return ggufTensorType(t, name, shape, tied, layers, false, &why);
+  };
+  EXPECT_EQ(type("Q4_0", "output.weight", {32000, 4096}), g::Q6_K);
   EXPECT_NE(why.find("output layer"), std::string::npos) << why;
-  EXPECT_EQ(ggufTensorType(g::Q4_0, "output.weight", {512, 64}, false, &why), g::Q8_0);
+  EXPECT_EQ(type("Q4_0", "output.weight", {512, 64}), g::Q8_0);
   EXPECT_NE(why.find("blocks of 256"), std::string::npos) << why;
-  EXPECT_EQ(ggufTensorType(g::Q4_0, "output.weight", {512, 48}, false, &why), g::F16) << "48 % 32: Q8_0, then F16";
-  EXPECT_EQ(ggufTensorType(g::Q8_0, "output.weight", {32000, 4096}, false), g::Q8_0);
-  EXPECT_EQ(ggufTensorType(g::Q4_0, "token_embd.weight", {32000, 4096}, false), g::Q4_0);
-  EXPECT_EQ(ggufTensorType(g::Q4_0, "token_embd.weight", {32000, 4096}, true), g::Q6_K) << "tied: the output's type";
-  EXPECT_EQ(ggufTensorType(g::Q5_1, "blk.0.ffn_down.weight", {4096, 11008}, false, &why), g::Q5_1);
+  EXPECT_EQ(type("Q4_0", "output.weight", {512, 48}), g::F16) << "48 % 32: Q8_0, then F16";
+  EXPECT_EQ(type("Q8_0", "output.weight", {32000, 4096}), g::Q8_0);
+  EXPECT_EQ(type("Q4_0", "token_embd.weight", {32000, 4096}), g::Q4_0);
+  EXPECT_EQ(type("Q4_0", "token_embd.weight", {32000, 4096}, true), g::Q6_K) << "tied: the output's type";
+  EXPECT_EQ(type("Q5_1", "blk.0.ffn_down.weight", {4096, 11008}), g::Q5_1);
   EXPECT_TRUE(why.empty()) << why;
-  EXPECT_EQ(ggufTensorType(g::Q4_0, "blk.0.ffn_down.weight", {64, 172}, false, &why), g::F16);
+  EXPECT_EQ(type("Q4_0", "blk.0.ffn_down.weight", {64, 172}), g::F16);
   EXPECT_NE(why.find("172 columns"), std::string::npos) << why;
-  EXPECT_EQ(ggufTensorType(g::Q6_K, "blk.0.attn_q.weight", {4096, 4160}, false), g::Q8_0) << "4160 = 130 x 32";
-  EXPECT_EQ(ggufTensorType(g::Q4_0, "blk.0.attn_norm.weight", {4096}, false), g::F32);
-  EXPECT_EQ(ggufTensorType(g::F16, "output.weight", {32000, 4096}, false), g::F16);
-  EXPECT_EQ(ggufTensorType(g::BF16, "blk.0.ffn_down.weight", {64, 172}, false), g::BF16);
+  EXPECT_EQ(type("Q6_K", "blk.0.attn_q.weight", {4096, 4160}), g::Q8_0) << "4160 = 130 x 32";
+  EXPECT_EQ(type("Q4_0", "blk.0.attn_norm.weight", {4096}), g::F32);
+  EXPECT_EQ(type("F16", "output.weight", {32000, 4096}), g::F16);
+  EXPECT_EQ(type("BF16", "blk.0.ffn_down.weight", {64, 172}), g::BF16);
+  // Q4_K_M on 32 layers: attn_v and ffn_down of layers 0-3, 28-31 and 6, 9, ..., 27 get Q6_K.
+  for (int l : {0, 3, 6, 9, 27, 28, 31}) {
+    EXPECT_EQ(type("Q4_K_M", ("blk." + std::to_string(l) + ".attn_v.weight").c_str(), {1024, 4096}), g::Q6_K) << l;
+    EXPECT_EQ(type("Q4_K_M", ("blk." + std::to_string(l) + ".ffn_down.weight").c_str(), {4096, 11008}), g::Q6_K) << l;
+  }
+  EXPECT_NE(why.find("Q4_K_M mix"), std::string::npos) << why;
+  for (int l : {4, 5, 7, 26})
+    EXPECT_EQ(type("Q4_K_M", ("blk." + std::to_string(l) + ".attn_v.weight").c_str(), {1024, 4096}), g::Q4_K) << l;
+  EXPECT_EQ(type("Q4_K_M", "blk.4.attn_q.weight", {4096, 4096}), g::Q4_K);
+  EXPECT_EQ(type("Q5_K_M", "blk.0.ffn_down.weight", {4096, 11008}), g::Q6_K);
+  EXPECT_EQ(type("Q5_K_M", "blk.4.ffn_down.weight", {4096, 11008}), g::Q5_K);
+  EXPECT_EQ(type("Q4_K_S", "blk.3.attn_v.weight", {1024, 4096}), g::Q5_K);
+  EXPECT_EQ(type("Q4_K_S", "blk.4.attn_v.weight", {1024, 4096}), g::Q4_K);
+  EXPECT_EQ(type("Q4_K_S", "blk.3.ffn_down.weight", {4096, 11008}), g::Q5_K);
+  EXPECT_EQ(type("Q4_K_S", "blk.4.ffn_down.weight", {4096, 11008}), g::Q4_K);
+  EXPECT_EQ(ggufTensorType("Q4_K_M", "blk.11.attn_v.weight", {1024, 8192}, false, 80, true), g::Q5_K) << "70B attn_v";
+  // K-quant fallbacks where rows do not fill 256: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, else F16.
+  EXPECT_EQ(type("Q4_K_M", "blk.4.attn_q.weight", {64, 64}), g::Q5_0);
+  EXPECT_EQ(type("Q5_K_S", "blk.4.attn_q.weight", {64, 64}), g::Q5_1);
+  EXPECT_EQ(type("Q4_K_M", "blk.0.ffn_down.weight", {64, 172}), g::F16);
 }
 
 TEST(Export, GgufRefusesWhatItCannotWriteBeforeBuildingAnything) {
@@ -270,10 +293,10 @@ TEST(Export, GgufRefusesWhatItCannotWriteBeforeBuildingAnything) {
   test::expectError([&] { exportRun(llama.art, o); }, "no tokenizer found");
   test::writeByteTokenizer(llama.modelDir);
   test::expectError([&] { exportRun(llama.art, o); }, "SentencePiece");  // a byte-level BPE is not written yet
-  o.ggufType = "Q4_K_M";
-  test::expectError([&] { exportRun(llama.art, o); }, "mixes are not written yet");
+  o.ggufType = "Q3_K_M";
+  test::expectError([&] { exportRun(llama.art, o); }, "Q2_K, Q3_K and the IQ types are not written yet");
   o.ggufType = "Q9_0";
-  test::expectError([&] { exportRun(llama.art, o); }, "F32, F16, BF16, Q8_0, Q6_K, Q5_1, Q5_0, Q4_1, Q4_0");
+  test::expectError([&] { exportRun(llama.art, o); }, "Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0");
   EXPECT_FALSE(fs::exists(o.outDir));
 }
 

@@ -50,7 +50,8 @@ TEST(GgmlQuants, BlockRoundTripsStayOnTheGrid) {
   // rounding of the fp16 scale (2^-11 of up to 127 steps) and of an fp16 minimum.
   const std::vector<std::pair<uint32_t, double>> types = {{ggml::Q8_0, 0.5 / 127}, {ggml::Q4_0, 1.0 / 8},
                                                           {ggml::Q4_1, 0.5 / 15 * 2}, {ggml::Q5_0, 1.0 / 16},
-                                                          {ggml::Q5_1, 0.5 / 31 * 2}, {ggml::Q6_K, 0.1}};
+                                                          {ggml::Q5_1, 0.5 / 31 * 2}, {ggml::Q6_K, 0.1},
+                                                          {ggml::Q4_K, 0.15}, {ggml::Q5_K, 0.08}};
   for (const auto& [type, tol] : types) {
     std::vector<uint8_t> q(ggmlRowBytes(type, n) * rows);
     ggmlQuantizeRows(type, px, rows, n, q.data());
@@ -75,8 +76,8 @@ TEST(GgmlQuants, BlockRoundTripsStayOnTheGrid) {
   }, "do not split into Q4_0 blocks of 32");
   test::expectError([&] {
     std::vector<uint8_t> q(1000);
-    ggmlQuantizeRows(ggml::Q4_K, px, 1, 256, q.data());
-  }, "Q4_K is not supported");
+    ggmlQuantizeRows(ggml::Q2_K, px, 1, 256, q.data());
+  }, "Q2_K is not supported");
   EXPECT_EQ(ggmlTypeByName("q6_k"), ggml::Q6_K);
   EXPECT_FALSE(ggmlTypeByName("Q9_0").has_value());
 }

@@ -7,6 +7,9 @@
 // - llama.cpp loads every file and tokenizes text as QuantScope does; its logits (CPU backend,
 //   F32 KV cache) agree with QuantScope's evaluation of the same file, to the tolerances below.
 // - The F32 file holds exactly the run's weights: QuantScope evaluates it to the run's perplexity.
+// - K-quants and llama-quantize's mixes (Q4_K_S/M, Q5_K_S/M, Q6_K) on a LLaMA written by the test
+//   with widths of 256 (8 layers, so the _M mixes' layer pattern shows): byte-identical to
+//   llama_model_quantize's files, and llama.cpp's logits agree with QuantScope's.
 // Skips without ../shared data or llama.cpp (tests/llamacpp/install.sh).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -18,6 +21,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <vector>
 
 #include "core/io/gguf.h"
@@ -30,6 +34,7 @@
 #include "tests/support/llamacpp.h"
 #include "tests/support/tensor_checks.h"
 #include "tests/support/test_paths.h"
+#include "tests/support/tiny_models.h"
 
 namespace qs {
 namespace {
@@ -131,6 +136,75 @@ TEST(GgufLlamaCpp, LlamaQuantizeOfTheF32FileGivesQuantScopesFiles) {
       EXPECT_EQ(std::memcmp(ours->data(*o), theirs->data(t), t.nbytes), 0) << type << " " << t.name << ": bytes differ";
     }
     EXPECT_EQ(theirs->find("blk.0.ffn_down.weight")->ggmlType, 1u) << "172 columns: F16 fallback";
+  }
+}
+
+// QuantScope's and llama.cpp's logits of one GGUF file on ids: max |diff|, perplexities, top-1.
+struct Agreement {
+  double maxAbs, pOurs, pTheirs, top1;
+};
+Agreement compareWithLlamaCpp(const std::string& file, const at::Tensor& ids) {
+  auto m = model::openModel(file);
+  const at::Tensor ours = test::inferenceLogits(*m, ids);
+  const at::Tensor theirs = llamaLogits(file, ids, ours.size(-1));
+  return {(ours - theirs).abs().max().item<double>(), perplexity(ours, ids), perplexity(theirs, ids),
+          (ours.argmax(-1) == theirs.argmax(-1)).to(at::kDouble).mean().item<double>()};
+}
+
+TEST(GgufLlamaCpp, KQuantMixesEqualLlamaQuantizesOnWidthsOf256) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  QS_REQUIRE_LLAMACPP();
+  const std::string root = test::tempDir("gguf-k");
+  const std::string model = root + "/model";
+  std::filesystem::create_directories(model);
+  test::writeTinyLlama(model, test::TinyModelOptions().setVocab(512).setHidden(256).setHeads(4, 2).setFfn(512)
+                                  .setLayers(8).setSeed(7).setTied(false).setWeightStd(0.05));
+  std::filesystem::copy_file(test::sharedPath("models/stories260K/hf/tok512_vocab.json"), model + "/tok512_vocab.json");
+  const std::string proj = root + "/p";
+  ASSERT_EQ(test::runQscope("project init " + quote(proj) + " --model " + quote(model)).code, 0);
+  auto q = test::runQscope("quantize " + quote(proj) + " --method rtn --wbits 8 --groupsize 128 --nsamples 2 --seqlen 64 "
+                           "--eval none --no-progress --data-dir " + quote(test::sharedDataDir()));
+  ASSERT_EQ(q.code, 0) << q.err;
+  auto f32 = test::runQscope("export 1 -p " + quote(proj) + " --format gguf --gguf-type F32 -o " + quote(root + "/f32.gguf"));
+  ASSERT_EQ(f32.code, 0) << f32.err;
+  const auto hfTok = io::loadTokenizer(model);
+  const at::Tensor ids = evalWindows(*hfTok);
+  const Agreement f = compareWithLlamaCpp(root + "/f32.gguf", ids);  // the control: float32 throughout
+  std::printf("F32: perplexity QuantScope %.6f llama.cpp %.6f, max |logit diff| %.3g\n", f.pOurs, f.pTheirs, f.maxAbs);
+  EXPECT_NEAR(f.pTheirs, f.pOurs, 1e-5 * f.pOurs);
+  for (const auto& [type, ftype] : std::vector<std::pair<std::string, int>>{
+           {"Q4_K_M", 15}, {"Q5_K_M", 17}, {"Q4_K_S", 14}, {"Q5_K_S", 16}, {"Q6_K", 18}}) {
+    const std::string ours = root + "/qs-" + type + ".gguf", theirs = root + "/llama-" + type + ".gguf";
+    auto r = test::runQscope("export 1 -p " + quote(proj) + " --format gguf --gguf-type " + type + " -o " + quote(ours));
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::string err;
+    ASSERT_EQ(test::runLlamaTool("llama_logits", "quantize " + quote(root + "/f32.gguf") + " " + quote(theirs) + " " +
+                                                     std::to_string(ftype), &err),
+              0) << err;
+    const auto a = io::GgufFile::open(ours), b = io::GgufFile::open(theirs);
+    ASSERT_EQ(a->tensors().size(), b->tensors().size()) << type;
+    std::map<std::string, int> types;
+    for (const auto& t : b->tensors()) {
+      const io::GgufTensorInfo* o = a->find(t.name);
+      ASSERT_NE(o, nullptr) << t.name;
+      EXPECT_EQ(o->ggmlType, t.ggmlType) << type << " " << t.name << ": " << io::ggmlTypeName(o->ggmlType) << " vs "
+                                         << io::ggmlTypeName(t.ggmlType);
+      ASSERT_EQ(o->nbytes, t.nbytes) << t.name;
+      EXPECT_EQ(std::memcmp(a->data(*o), b->data(t), t.nbytes), 0) << type << " " << t.name << ": bytes differ";
+      ++types[io::ggmlTypeName(t.ggmlType)];
+    }
+    std::string mix;
+    for (const auto& [n, c] : types) mix += n + " " + std::to_string(c) + " ";
+    const Agreement g = compareWithLlamaCpp(ours, ids);
+    std::printf("%s (%s): perplexity QuantScope %.6f llama.cpp %.6f, max |logit diff| %.3g, top-1 %.4f\n", type.c_str(),
+                mix.c_str(), g.pOurs, g.pTheirs, g.maxAbs, g.top1);
+    // llama.cpp multiplies K-quant weights with activations rounded to Q8_K blocks (the F32 control
+    // above agrees to 5e-6). The random model's next-token logits lie close together (perplexity
+    // about 600 over 512 tokens: near uniform), so top-1 flips on small differences: 0.9 is its bound.
+    EXPECT_LT(g.maxAbs, 0.5) << type;
+    EXPECT_NEAR(g.pTheirs, g.pOurs, 1e-2 * g.pOurs) << type;
+    EXPECT_GE(g.top1, 0.9) << type;
   }
 }
 

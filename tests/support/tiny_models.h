@@ -37,6 +37,8 @@ struct TinyModelOptions {
   // Attention heads and key/value heads (GQA when kv < heads; OPT uses heads only).
   TinyModelOptions& setHeads(int64_t h, int64_t kv) { heads = h; kvHeads = kv; return *this; }
   TinyModelOptions& setFfn(int64_t v) { ffn = v; return *this; }
+  TinyModelOptions& setTied(bool v) { tied = v; return *this; }
+  TinyModelOptions& setWeightStd(double v) { weightStd = v; return *this; }
   // OPT-125M's shapes (hidden 768, 12 heads, FFN 3072, vocab 50272, 2048 positions) with
   // `layers` blocks and N(0, 0.02) weights, as the benchmarks use it.
   static TinyModelOptions opt125mShape(int64_t layers = 12) {

@@ -476,8 +476,10 @@ void MainWindow::onJobFinished(int id) {
       for (const auto& n : result->notes) logPanel_->append(QStringLiteral("warning"), QString::fromStdString(n));
       statusBar_->showMessage(tr("Exported to %1").arg(dir), 10000);
       if (errorDialogs_) {
-        QMessageBox box(QMessageBox::Information, tr("Export finished"), tr("The export is written to %1.").arg(dir),
-                        QMessageBox::NoButton, this);
+        // The load-back check says whether the file holds what QuantScope evaluated.
+        const QString parity = QString::fromStdString(result->parity.describe());
+        QMessageBox box(QMessageBox::Information, tr("Export finished"),
+                        tr("The export is written to %1.\n\n%2").arg(dir, parity), QMessageBox::NoButton, this);
         QPushButton* open = box.addButton(tr("Open Folder"), QMessageBox::AcceptRole);
         box.addButton(QMessageBox::Close);
         box.exec();

@@ -49,6 +49,9 @@ class ExportCommand : public Command {
         ->capture_default_str();
     cmd->add_flag("--allow-padding", allowPadding_,
                   "GPTQ: pack layers whose in/out features are not divisible by 32 (QuantScope-only)");
+    cmd->add_flag("--no-parity", noParity_,
+                  "skip the load-back check (the export reloaded and run beside the run's model on 4 windows "
+                  "of its calibration text: KL, top-1; stored with the run)");
     cmd->add_flag("--json", json_, "print the result as JSON on stdout");
     cmd->add_flag("--no-progress", noProgress_, "no progress bar on stderr");
     return cmd;
@@ -66,6 +69,7 @@ class ExportCommand : public Command {
     o.gptqFormat = gptqFormat_;
     o.allowPadding = allowPadding_;
     o.ggufType = ggufType_;
+    o.checkParity = !noParity_;
     workflow::ExportJobResult rep;
     {
       ProgressBar bar("export " + format_, !noProgress_);
@@ -75,9 +79,14 @@ class ExportCommand : public Command {
     if (json_) {
       std::vector<std::string> files;
       for (const auto& f : rep.files) files.push_back(f.name);
+      nlohmann::json parity = nullptr;
+      if (rep.parity.measured)
+        parity = {{"reference", rep.parity.reference}, {"text", rep.parity.text}, {"windows", rep.parity.windows},
+                  {"seqlen", rep.parity.seqlen}, {"kl_mean", rep.parity.klMean}, {"kl_max", rep.parity.klMax},
+                  {"top1", rep.parity.top1}};
       printJson({{"run_id", runId_}, {"format", rep.format}, {"dir", rep.dir},
                  {"files", files}, {"tensor_bytes", rep.tensorBytes}, {"total_bytes", rep.totalBytes},
-                 {"notes", rep.notes}});
+                 {"notes", rep.notes}, {"parity", parity}});
     } else {
       std::printf("exported run %lld (%s, migration %s) as %s to %s\n", static_cast<long long>(runId_),
                   rep.runName.c_str(), rep.migration.c_str(), rep.format.c_str(), rep.dir.c_str());
@@ -93,7 +102,7 @@ class ExportCommand : public Command {
  private:
   int64_t runId_ = 0, shardMb_ = 5120;
   std::string project_, format_, out_, dtype_ = "float16", gptqFormat_ = "gptq", ggufType_ = "F16";
-  bool force_ = false, allowPadding_ = false, json_ = false, noProgress_ = false;
+  bool force_ = false, allowPadding_ = false, json_ = false, noProgress_ = false, noParity_ = false;
 };
 
 }  // namespace

@@ -446,7 +446,18 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
 }  // namespace
 
 ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Progress& progress) {
-  return exportImpl(a, o, progress, /*plan=*/false);
+  if (o.parityText.empty()) return exportImpl(a, o, progress, /*plan=*/false);
+  // Writing takes most of an export; the check (two short passes) the last fifth of the bar.
+  jobs::SubProgress writing(progress, 0.0, 0.8), checking(progress, 0.8, 1.0);
+  ExportReport rep = exportImpl(a, o, writing, /*plan=*/false);
+  try {
+    rep.parity = measureExportParity(a, o, rep, checking);
+  } catch (const Error& e) {  // the export is written; the check could not run (no tokenizer, ...)
+    rep.parity.note = e.what();
+  }
+  rep.notes.push_back(rep.parity.describe());
+  progress.update(1.0, "written and checked");
+  return rep;
 }
 
 ExportReport planExport(const QuantArtifact& a, const ExportOptions& o) {

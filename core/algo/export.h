@@ -24,6 +24,7 @@
 
 #include <c10/core/ScalarType.h>
 
+#include "core/algo/export_parity.h"
 #include "core/algo/quant_artifact.h"
 #include "core/jobs/progress.h"
 
@@ -43,6 +44,9 @@ struct ExportOptions {
   bool allowPadding = false;                   // GPTQ: pack in/out not divisible by 32 (QuantScope-only)
   int64_t runId = 0;                           // recorded in config.json
   std::string ggufType = "F16";                // gguf: llama-quantize type (F32, F16, Q8_0, Q4_K_M, Q4_0, ...)
+  // After writing, reload the export and compare it with the run's model on windows of this text
+  // file (the run's calibration text); "" = no parity check.
+  std::string parityText;
 
   ExportOptions& withFormat(ExportFormat v) { format = v; return *this; }
   ExportOptions& withOutDir(const std::string& v) { outDir = v; return *this; }
@@ -59,6 +63,7 @@ struct ExportReport {
   int64_t tensorBytes = 0;          // tensor data in the model shards
   bool dirExists = false;           // planned: dir exists now (the export needs force)
   std::vector<std::string> notes;   // things a user must know (RMSNorm biases, padding, ...)
+  ExportParity parity;              // exportRun with parityText: the reloaded export vs the run's model
 };
 
 // Throws qs::Error for a format the run cannot provide (no grids, unsupported bits, outliers in
@@ -67,6 +72,11 @@ struct ExportReport {
 // failure case outDir is left as it was.
 ExportReport exportRun(const QuantArtifact& artifact, const ExportOptions& options,
                        jobs::Progress& progress = jobs::Progress::none());
+
+// The load-back parity of a written export (export_parity.h); exportRun calls it when
+// options.parityText is set. Throws what loading the export throws.
+ExportParity measureExportParity(const QuantArtifact& artifact, const ExportOptions& options,
+                                 const ExportReport& report, jobs::Progress& progress = jobs::Progress::none());
 
 // What exportRun would write, without writing: the same steps with a planning HfFolderWriter, so
 // the file names, shards and byte sizes are exactly those of the export (source tensors are not

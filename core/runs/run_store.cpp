@@ -286,6 +286,13 @@ void RunStore::renameRun(int64_t id, const std::string& name) {
   tx.commit();
 }
 
+void RunStore::addMetrics(int64_t id, const std::vector<Metric>& metrics) {
+  getRun(id);  // "run N not found in <path>"
+  WriteTransaction tx(*db_);
+  insertMetrics(*db_, id, metrics);
+  tx.commit();
+}
+
 std::string RunStore::integrityCheck() const {
   auto s = db_->prepare("PRAGMA integrity_check");
   std::string out;

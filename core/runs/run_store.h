@@ -73,6 +73,9 @@ class RunStore {
   // Sets a run's display name (any status; the name is a label, not part of its results).
   // Throws qs::Error when the run does not exist or the name is empty.
   void renameRun(int64_t id, const std::string& name);
+  // Adds (or replaces, by key) metrics of a run measured after it finished, such as an export's
+  // load-back parity ("export.gguf.kl_mean"). Throws qs::Error when the run does not exist.
+  void addMetrics(int64_t id, const std::vector<Metric>& metrics);
 
   // Marks `running` runs whose owner process is gone as failed; returns their ids. Runs owned
   // by another host are left alone (their process cannot be checked from here).

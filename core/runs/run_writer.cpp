@@ -104,17 +104,7 @@ void RunWriter::flush() {
 // Inserts the buffered rows inside the caller's transaction; clears the buffers only once the
 // statements succeeded, so a failed commit can be retried.
 void RunWriter::writePending() {
-  if (!metrics_.empty()) {
-    // A metric recorded twice (re-evaluated) keeps the last value.
-    auto s = db_->prepare(
-        "INSERT OR REPLACE INTO metrics (run_id, key, value, protocol, unit, n, stderr) VALUES (?, ?, ?, ?, ?, ?, ?)");
-    for (const auto& m : metrics_) {
-      s.bind(1, id_).bind(2, m.key).bind(3, m.value).bindTextOrNull(4, m.protocol).bindTextOrNull(5, m.unit);
-      if (m.n > 0) s.bind(6, m.n); else s.bindNull(6);
-      s.bind(7, m.stdError).run();
-      s.reset();
-    }
-  }
+  insertMetrics(*db_, id_, metrics_);  // a metric recorded twice (re-evaluated) keeps the last value
   if (!stats_.empty()) {
     auto s = db_->prepare(
         "INSERT INTO site_stats (run_id, layer, site, kind, channels, max_abs, kurtosis_mean, kurtosis_max, "

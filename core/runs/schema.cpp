@@ -1,5 +1,6 @@
 #include "core/runs/schema.h"
 
+#include "core/runs/run_types.h"
 #include "core/runs/sqlite_db.h"
 #include "core/util/error.h"
 
@@ -124,6 +125,18 @@ void migrate(Db& db) {
     db.prepare("UPDATE schema_version SET version = ?").bind(1, v + 1).run();
   }
   tx.commit();
+}
+
+void insertMetrics(Db& db, int64_t runId, const std::vector<Metric>& metrics) {
+  if (metrics.empty()) return;
+  auto s = db.prepare(
+      "INSERT OR REPLACE INTO metrics (run_id, key, value, protocol, unit, n, stderr) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& m : metrics) {
+    s.bind(1, runId).bind(2, m.key).bind(3, m.value).bindTextOrNull(4, m.protocol).bindTextOrNull(5, m.unit);
+    if (m.n > 0) s.bind(6, m.n); else s.bindNull(6);
+    s.bind(7, m.stdError).run();
+    s.reset();
+  }
 }
 
 }  // namespace qs::runs

@@ -13,11 +13,14 @@
 // A (stat, name, blob) layout rather than one column per statistic, so the statistics engine
 // can add arrays (per-token absmax, histograms) without a migration.
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace qs::runs {
 
 class Db;
+struct Metric;
 
 constexpr int kSchemaVersion = 2;
 
@@ -25,5 +28,9 @@ constexpr int kSchemaVersion = 2;
 int schemaVersionOf(Db& db);
 // Brings the database to kSchemaVersion. Throws qs::Error when it is newer than this code.
 void migrate(Db& db);
+
+// Inserts run `runId`'s metrics (a key recorded again keeps the last value), inside the caller's
+// transaction: the one statement RunWriter and RunStore::addMetrics share.
+void insertMetrics(Db& db, int64_t runId, const std::vector<Metric>& metrics);
 
 }  // namespace qs::runs

@@ -4,8 +4,10 @@
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -18,6 +20,7 @@
 #include "core/runs/run_store.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
+#include "core/util/strings.h"
 
 namespace qs::workflow {
 namespace {
@@ -43,6 +46,16 @@ algo::ExportOptions exportOptions(const ExportJobOptions& j) {
   if (j.outDir.empty()) throw Error(o.format == algo::ExportFormat::Gguf ? "-o: an output .gguf file is required"
                                                                          : "-o: an output folder is required");
   return o;
+}
+
+// The calibration text a run recorded (its config's `calibration: file:`), "" when it has none.
+std::string calibrationFileOf(const std::string& configYaml) {
+  try {
+    const YAML::Node c = YAML::Load(configYaml)["calibration"];
+    if (c && c["file"]) return c["file"].as<std::string>();
+  } catch (const YAML::Exception&) {
+  }
+  return "";
 }
 
 struct LoadedRun {
@@ -89,6 +102,7 @@ ExportJobResult toResult(const algo::ExportReport& rep, const algo::ExportOption
   r.tensorBytes = rep.tensorBytes;
   r.dirExists = rep.dirExists;
   r.notes = rep.notes;
+  r.parity = rep.parity;
   return r;
 }
 
@@ -176,10 +190,26 @@ ExportJobResult planExportJob(const ExportJobOptions& options) {
 }
 
 ExportJobResult runExportJob(const ExportJobOptions& options, jobs::Progress& progress) {
-  const algo::ExportOptions o = exportOptions(options);
+  algo::ExportOptions o = exportOptions(options);
   progress.update(0.0, "reading run " + std::to_string(options.runId));
   const LoadedRun run = loadRun(options);
-  return toResult(algo::exportRun(run.artifact, o, progress), o, run);
+  if (options.checkParity) o.parityText = calibrationFileOf(run.info.configYaml);
+  const algo::ExportReport rep = algo::exportRun(run.artifact, o, progress);
+  ExportJobResult r = toResult(rep, o, run);
+  if (rep.parity.measured) {
+    // Stored with the run: export.<format>[.<gguf type>].kl_mean / kl_max / top1.
+    std::string key = "export." + r.format;
+    if (o.format == algo::ExportFormat::Gguf) key += "." + str::toLower(o.ggufType);
+    const std::string protocol = std::to_string(rep.parity.windows) + "x" + std::to_string(rep.parity.seqlen) +
+                                 " tokens vs " + rep.parity.reference;
+    const int64_t n = rep.parity.windows * rep.parity.seqlen;
+    runs::Project::open(options.projectDir)
+        .openStore()
+        .addMetrics(options.runId, {{key + ".kl_mean", rep.parity.klMean, protocol, "nats", n, NAN},
+                                    {key + ".kl_max", rep.parity.klMax, protocol, "nats", n, NAN},
+                                    {key + ".top1", 100.0 * rep.parity.top1, protocol, "%", n, NAN}});
+  }
+  return r;
 }
 
 std::string formatFileSize(int64_t bytes) {

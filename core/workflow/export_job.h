@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/algo/export_parity.h"
 #include "core/jobs/progress.h"
 
 namespace qs::workflow {
@@ -23,6 +24,9 @@ struct ExportJobOptions {
   std::string gptqFormat = "gptq";    // gptq (AutoGPTQ v1: zero - 1 stored) or gptq_v2
   bool allowPadding = false;          // GPTQ: pack in/out features not divisible by 32 (QuantScope-only)
   std::string ggufType = "F16";       // gguf: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M/S, Q5_1, Q5_0, Q4_K_M/S, Q4_1, Q4_0
+  // After writing, reload the export and compare it with the run's model on 4 windows of the run's
+  // calibration text (KL, top-1); stored with the run as export.<format>.kl_mean/kl_max/top1.
+  bool checkParity = true;
 };
 
 // The export formats, in the order menus show them, each with a one-line description.
@@ -60,6 +64,7 @@ struct ExportJobResult {
   int64_t tensorBytes = 0;            // tensor data in the model shards
   bool dirExists = false;             // planned: outDir exists now (force replaces it on success)
   std::vector<std::string> notes;     // things a user must know (RMSNorm biases, padding, ...)
+  algo::ExportParity parity;          // runExportJob with checkParity: the reloaded export vs the run
   std::string summary() const;        // "exported run 3 (gptq) to /p/out: 4 files, 1.2 MiB"
 };
 

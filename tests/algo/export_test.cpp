@@ -151,9 +151,37 @@ TEST_P(ExportFamilies, GptqExportReloadsBitExactAtFloat32) {
 TEST_P(ExportFamilies, FakeQuantExportReloadsBitExactAtFloat32) {
   const QuantizedTiny r = quantizeTiny(GetParam(), "exp-fake");
   const std::string out = test::tempDir("exp-fake-out") + "/m";
-  exportRun(r.art, ExportOptions().withFormat(ExportFormat::FakeFp16).withOutDir(out).withDtype(at::kFloat));
+  // With a text to run, the export is reloaded and compared with the run's model (load-back
+  // parity): an exact export has KL 0 and full top-1 agreement.
+  test::writeByteTokenizer(r.modelDir);
+  ExportOptions o = ExportOptions().withFormat(ExportFormat::FakeFp16).withOutDir(out).withDtype(at::kFloat);
+  o.parityText = r.modelDir + "/parity.txt";
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "The quick brown fox jumps over the lazy dog " + std::to_string(i) + ". ";
+  fs::writeAtomic(o.parityText, text);
+  const ExportReport rep = exportRun(r.art, o);
+  ASSERT_TRUE(rep.parity.measured) << rep.parity.note;
+  EXPECT_EQ(rep.parity.windows, 4);
+  EXPECT_EQ(rep.parity.seqlen, 128);
+  EXPECT_EQ(rep.parity.klMean, 0.0);
+  EXPECT_EQ(rep.parity.top1, 1.0);
+  EXPECT_NE(rep.notes.back().find("load-back parity vs the run's quantized model"), std::string::npos) << rep.notes.back();
   auto reloaded = model::openModel(out);
   EXPECT_TRUE(at::equal(inferenceLogits(*reloaded, r.evalIds), r.emulated));
+  // float16 weights: the reload differs a little from the float32 emulation, and the check says so.
+  o.outDir = test::tempDir("exp-fake16") + "/m";
+  o.dtype = at::kHalf;
+  const ExportParity p16 = exportRun(r.art, o).parity;
+  ASSERT_TRUE(p16.measured);
+  EXPECT_GT(p16.klMean, 0.0);
+  EXPECT_LT(p16.klMean, 1e-3);
+  // No text (or no tokenizer): written, and the report says why the check did not run.
+  o.outDir = test::tempDir("exp-fake-notext") + "/m";
+  o.parityText = r.modelDir + "/missing.txt";
+  const ExportReport none = exportRun(r.art, o);
+  EXPECT_FALSE(none.parity.measured);
+  EXPECT_NE(none.parity.describe().find("missing.txt"), std::string::npos) << none.parity.describe();
+  EXPECT_TRUE(fs::exists(o.outDir + "/config.json"));
 }
 
 TEST_P(ExportFamilies, HfExportOfTheFoldedModelKeepsTheOriginalLogits) {

@@ -92,6 +92,12 @@ TEST(ExportCli, QuantizeWithOsPlusThenExportAndEvaluate) {
   EXPECT_NE(g.out.find("no third-party GPTQ loader"), std::string::npos) << g.out;
   EXPECT_NE(g.out.find("mlp.down_proj [64, 172]"), std::string::npos) << g.out;
   EXPECT_EQ(evalPpl(root + "/g"), quantized) << "GPTQ reload at float32 = the emulated model";
+  // The load-back check ran on the run's calibration text and is stored with the run.
+  EXPECT_NE(g.out.find("load-back parity vs the run's quantized model (4 x 128 tokens of wikitext-2-valid.tokens): "
+                       "KL mean 0 / max 0 nats per token, top-1 agreement 100.0%"),
+            std::string::npos) << g.out;
+  auto stored = qscope("runs show " + sid + " --project " + quote(proj));
+  EXPECT_NE(stored.out.find("export.gptq.kl_mean"), std::string::npos) << stored.out;
 
   auto f = qscope("export " + sid + " -p " + quote(proj) + " --format fake-fp16 --dtype float32 -o " +
                   quote(root + "/f") + " --no-progress");

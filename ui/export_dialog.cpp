@@ -86,7 +86,8 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
   ggufType_->setObjectName(QStringLiteral("ggufType"));
   ggufType_->setToolTip(tr("llama.cpp type of the matrices, rounded as llama-quantize rounds them; the output layer "
                            "and rows that do not split into the type's blocks get the types llama-quantize gives "
-                           "them (the plan lists them). F16/F32 keep exactly the weights QuantScope evaluated."));
+                           "them (the plan lists them). F32 keeps exactly the weights QuantScope evaluated, and so does the type of "
+                           "a run quantized with --target gguf:T (its own codes are written)."));
   files_->setColumnCount(2);
   files_->setHeaderLabels({tr("File"), tr("Size")});
   files_->setRootIsDecorated(false);
@@ -256,6 +257,8 @@ void ExportDialog::onRunChanged() {
     if (pick < 0 || std::find(r.formats.begin(), r.formats.end(), "gptq") == r.formats.end()) pick = firstOk;
     format_->setCurrentIndex(pick);
   }
+  // A run on a llama.cpp grid (quantize --target gguf:T) is exported exactly in that type.
+  if (!r.ggufType.empty()) ggufType_->setCurrentText(fromStd(r.ggufType));
   if (dest_->text().isEmpty() || dest_->text() == lastAutoDest_) {
     lastAutoDest_ = defaultDestination();
     dest_->setText(lastAutoDest_);

@@ -37,7 +37,8 @@ class ExportCommand : public Command {
     cmd->add_option("-o,--output", out_, "output folder, or the .gguf file (must not exist unless --force)")->required();
     cmd->add_option("--gguf-type", ggufType_,
                     "gguf: llama.cpp type F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1 or "
-                    "Q4_0, as llama-quantize names them (the _S/_M mixes, the output layer and "
+                    "Q4_0, as llama-quantize names them; default: the run's --target gguf:T type, else F16 (the _S/_M "
+                    "mixes, the output layer and "
                     "rows that do not split into blocks get the types llama-quantize gives them)")
         ->capture_default_str();
     cmd->add_flag("--force", force_, "replace an existing output folder (only once the new one is complete)");
@@ -101,7 +102,7 @@ class ExportCommand : public Command {
 
  private:
   int64_t runId_ = 0, shardMb_ = 5120;
-  std::string project_, format_, out_, dtype_ = "float16", gptqFormat_ = "gptq", ggufType_ = "F16";
+  std::string project_, format_, out_, dtype_ = "float16", gptqFormat_ = "gptq", ggufType_;
   bool force_ = false, allowPadding_ = false, json_ = false, noProgress_ = false, noParity_ = false;
 };
 

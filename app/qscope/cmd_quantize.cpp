@@ -47,6 +47,10 @@ class QuantizeCommand : public Command {
     add(cmd->add_flag("--act-order", actOrder_, "GPTQ: columns by decreasing Hessian diagonal"));
     add(cmd->add_flag("--static-groups", staticGroups_, "group parameters fixed before GPTQ runs"));
     add(cmd->add_flag("--sym", sym_, "symmetric grid (zero point 0)"));
+    add(cmd->add_option("--target", gridTarget_,
+                        "quantize onto a llama.cpp type's exact grid: gguf:Q4_0, gguf:Q5_0 or gguf:Q8_0 (its bits, "
+                        "blocks of 32 and fp16 block scale; config observer: ggml); `qscope export --format gguf` "
+                        "then writes the codes the method chose, bit for bit"));
     add(cmd->add_option("--percdamp", percdamp_, "GPTQ dampening as a fraction of the mean Hessian diagonal"));
     add(cmd->add_option("--num-iter", numIter_, "QuantEase sweeps"));
     add(cmd->add_option("--quantease-init", quanteaseInit_,
@@ -203,6 +207,7 @@ class QuantizeCommand : public Command {
 
   void applyFlags(algo::QuantizeConfig& c) const {
     if (given("--method")) c.layer.method = algo::parseMethod(method_);
+    if (given("--target")) algo::applyGridTarget(c.layer.spec, gridTarget_);  // explicit flags below win
     if (given("--wbits")) c.layer.spec.bits = wbits_;
     if (given("--groupsize")) c.layer.spec.groupSize = groupsize_;
     if (given("--act-order")) c.layer.spec.actOrder = actOrder_;
@@ -351,7 +356,7 @@ class QuantizeCommand : public Command {
   }
 
   std::string target_, configFile_, method_, quanteaseInit_, dataset_, eval_, dataDir_, migrate_, aQuantizer_, aObserver_, qconfig_;
-  std::string evalTasks_, taskDir_;
+  std::string evalTasks_, taskDir_, gridTarget_;
   int64_t evalTasksLimit_ = 0;
   int aBits_ = 16, aGroupSize_ = 128, searchSteps_ = 100;
   int64_t searchTokens_ = 1024;

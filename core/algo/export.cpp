@@ -275,10 +275,12 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     putLazy(name, t.scalar_type(), t.sizes().vec(), [t] { return t; });
   };
   bool attnBias = false, mlpBias = false;
+  std::map<std::string, std::string> gridSiteOf;  // HF weight name -> its site, where the run has a grid
   for (const auto& si : model->sites()) {
     progress.checkCancel();
     const std::string base = baseOf(si.hfWeight);
     auto g = grids.find(si.name);
+    if (g != grids.end()) gridSiteOf[si.hfWeight] = si.name;
     if (gptq && g != grids.end()) {
       const int64_t in = g->second.in, out = g->second.out, groups = g->second.groups;
       auto words = [&](int64_t n) { return io::packedWords(n, a.bits); };
@@ -344,8 +346,11 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     std::vector<GgufSourceTensor> tensors;
     for (const std::string& n : order) {
       auto it = overrides.find(n);
-      if (it != overrides.end()) tensors.push_back({n, it->second.shape, it->second.make});
-      else tensors.push_back({n, metas.at(n)->shape, [s = src.get(), n] { return s->load(n); }});
+      if (it != overrides.end())
+        tensors.push_back({n, it->second.shape, it->second.make, gridSiteOf[n], it->second.dtype});
+      else
+        tensors.push_back({n, metas.at(n)->shape, [s = src.get(), n] { return s->load(n); }, "",
+                           io::toScalarType(metas.at(n)->dtype)});
     }
     writeGgufExport(a, o, model->config(), tensors, rep, progress, plan);
     progress.update(1.0, plan ? "planned" : "written");

@@ -43,7 +43,8 @@ struct ExportOptions {
   bool gptqV1 = true;                          // checkpoint_format "gptq" (zero - 1) vs "gptq_v2"
   bool allowPadding = false;                   // GPTQ: pack in/out not divisible by 32 (QuantScope-only)
   int64_t runId = 0;                           // recorded in config.json
-  std::string ggufType = "F16";                // gguf: llama-quantize type (F32, F16, Q8_0, Q4_K_M, Q4_0, ...)
+  std::string ggufType;                        // gguf: llama-quantize type (F32, F16, Q8_0, Q4_K_M, Q4_0, ...);
+                                               // "" = the run's --target type, else F16
   // After writing, reload the export and compare it with the run's model on windows of this text
   // file (the run's calibration text); "" = no parity check.
   std::string parityText;

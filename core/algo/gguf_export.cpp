@@ -9,6 +9,9 @@
 #include <map>
 #include <memory>
 
+#include "core/algo/pipeline.h"
+#include "core/algo/quantize_config.h"
+#include "core/algo/weight_grid.h"
 #include "core/io/ggml_quants.h"
 #include "core/io/gguf_weights.h"
 #include "core/io/gguf_writer.h"
@@ -86,6 +89,30 @@ at::Tensor toGgufRopeOrder(const at::Tensor& t, int64_t heads) {
   return t.reshape(split).transpose(1, 2).reshape(t.sizes()).contiguous();
 }
 
+// The run's quantize spec (its config as stored with the artifact).
+quant::QuantSpec runSpec(const QuantArtifact& a) { return parseQuantizeConfig(a.configYaml, "run config").layer.spec; }
+
+// Q4_0/Q5_0/Q8_0 blocks straight from the run's grid of `site`: the codes and fp16 scales the
+// method chose (quantize --target gguf:T), rows in llama.cpp's q/k order.
+void writeGridBlocks(const QuantArtifact& a, const std::string& site, uint32_t type, int64_t heads, int64_t rows,
+                     int64_t cols, uint8_t* dst) {
+  const LayerQuantResult g = artifactGrid(a, site);
+  if (g.outlierIndices.defined() && g.outlierIndices.numel() > 0)
+    throw Error("--format gguf: site '" + site + "' keeps full-precision outliers, which a GGUF block cannot hold");
+  const int64_t groups = g.scales.size(1);
+  const float zero = type == io::ggml::Q8_0 ? 128.f : type == io::ggml::Q5_0 ? 16.f : 8.f;
+  if (naturalGroupSize(g.gIdx, groups) != 32 || groups * 32 != cols || !at::equal(g.zeros, at::full_like(g.zeros, zero)))
+    throw Error("--format gguf: site '" + site + "' is not on " + io::ggmlTypeTraits(type).name +
+                "'s grid (blocks of 32 in column order, zero " + std::to_string(static_cast<int>(zero)) + ")");
+  at::Tensor codes = expandCodes(g.codes).to(at::kFloat).contiguous();
+  at::Tensor scales = g.scales.to(at::kFloat).contiguous();
+  if (heads > 0) {
+    codes = toGgufRopeOrder(codes, heads);
+    scales = toGgufRopeOrder(scales, heads);
+  }
+  io::ggmlEncodeBlocks(type, codes.data_ptr<float>(), scales.data_ptr<float>(), rows, cols, dst, "site '" + site + "'");
+}
+
 }  // namespace
 
 uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, const std::vector<int64_t>& shape,
@@ -127,8 +154,14 @@ uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, co
   return t;
 }
 
+std::string effectiveGgufType(const QuantArtifact& a, const ExportOptions& o) {
+  if (!o.ggufType.empty()) return o.ggufType;
+  const std::string target = gridTargetType(runSpec(a));
+  return target.empty() ? "F16" : target;
+}
+
 void checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg) {
-  parseBaseType(o.ggufType);
+  parseBaseType(effectiveGgufType(a, o));
   if (cfg.family != model::Family::Llama)
     throw Error(std::string("--format gguf writes LLaMA-family models (llama, mistral) so far; this model is ") +
                 model::familyName(cfg.family) + " (export --format hf-fp16 and convert that folder with llama.cpp's "
@@ -142,7 +175,11 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
                      const std::vector<GgufSourceTensor>& tensors, ExportReport& rep, jobs::Progress& progress,
                      bool plan) {
   checkGgufExport(a, o, cfg);
-  const BaseType& base = parseBaseType(o.ggufType);
+  const BaseType& base = parseBaseType(effectiveGgufType(a, o));
+  // A run on a llama.cpp grid (quantize --target gguf:T) has its codes written as they are.
+  const std::string targetName = gridTargetType(runSpec(a));
+  const uint32_t target = targetName.empty() ? 0 : parseBaseType(targetName).type;
+  int exactSites = 0, reroundedSites = 0;
   io::LlamaVocab vocab = ggufVocab(a.modelPath);
   if (static_cast<int64_t>(vocab.tokens.size()) > cfg.vocabSize)
     throw fileError(a.modelPath, "the tokenizer has " + std::to_string(vocab.tokens.size()) +
@@ -210,7 +247,19 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
     if (g.empty())
       throw Error("--format gguf: tensor '" + t.hfName + "' has no place in llama.cpp's LLaMA layout");
     std::string why;
-    const uint32_t type = ggufTensorType(base.name, g, t.shape, tied, static_cast<int>(cfg.numLayers), attnVMoreBits, &why);
+    uint32_t type = ggufTensorType(base.name, g, t.shape, tied, static_cast<int>(cfg.numLayers), attnVMoreBits, &why);
+    const bool exact = target != 0 && !t.site.empty() && type == target;
+    if (target != 0 && !t.site.empty() && !exact && isFloatType(type) && type != io::ggml::F32) {
+      type = io::ggml::F32;  // a fallback keeps the run's weights exactly only in float32
+      why += "; F32 rather than F16 to keep the run's weights exactly";
+    }
+    if (target != 0 && t.site.empty() && t.shape.size() >= 2) {
+      // Matrices the run did not quantize (embedding, output layer) stay as it evaluated them.
+      type = t.dtype == at::kHalf ? io::ggml::F16 : t.dtype == at::kBFloat16 ? io::ggml::BF16 : io::ggml::F32;
+      why = std::string("kept in the run's ") + io::ggmlTypeTraits(type).name +
+            " (QuantScope did not quantize it; llama-quantize would round it)";
+    }
+    if (!t.site.empty() && target != 0) ++(exact ? exactSites : reroundedSites);
     if (!why.empty()) changed[std::string(io::ggmlTypeTraits(type).name) + ": " + why].push_back(g);
     ++perType[io::ggmlTypeTraits(type).name];
     int64_t rows = 1;
@@ -218,8 +267,14 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
     tensorBytes += rows * static_cast<int64_t>(io::ggmlRowBytes(type, t.shape.back()));
     const bool q = g.find(".attn_q.") != std::string::npos, k = g.find(".attn_k.") != std::string::npos;
     const int64_t heads = q ? cfg.numHeads : k ? cfg.numKvHeads : 0;
-    w->addTensor(g, type, t.shape, [&, g, type, rows, heads, err, make = t.make, shape = t.shape](uint8_t* dst) {
+    w->addTensor(g, type, t.shape, [&, g, type, rows, heads, err, exact, site = t.site, make = t.make,
+                                     shape = t.shape](uint8_t* dst) {
       progress.checkCancel();
+      if (exact) {
+        writeGridBlocks(a, site, type, heads, rows, shape.back(), dst);
+        progress.update(static_cast<double>(++done) / static_cast<double>(tensors.size() + 1), "gguf " + g);
+        return;
+      }
       at::Tensor x = make().to(at::kFloat).contiguous();
       if (x.sizes().vec() != shape) throw Error("--format gguf: tensor '" + g + "' changed shape while exporting");
       if (heads > 0) x = toGgufRopeOrder(x, heads);
@@ -251,9 +306,16 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
   if (cfg.slidingWindow > 0 && cfg.slidingWindow < cfg.maxPositions)
     rep.notes.push_back("llama.cpp's llama architecture attends without the sliding window of " +
                         std::to_string(cfg.slidingWindow) + " tokens (as convert_hf_to_gguf.py writes Mistral)");
-  if (!isFloatType(base.type) && a.bits < 16)
-    rep.notes.push_back("the run's " + std::to_string(a.bits) + "-bit weights are rounded again onto " + base.name +
-                        "'s grids; export --gguf-type F16 (or F32) to keep exactly the weights QuantScope evaluated");
+  if (exactSites > 0)
+    rep.notes.push_back(std::to_string(exactSites) + " quantized layers written from the run's own " + targetName +
+                        " codes and fp16 block scales (quantize --target gguf:" + targetName +
+                        "): the file holds exactly the weights QuantScope evaluated");
+  if (!isFloatType(base.type) && a.bits < 16 && (target == 0 || reroundedSites > 0))
+    rep.notes.push_back("the run's " + std::to_string(a.bits) + "-bit weights" +
+                        (target != 0 ? " of " + std::to_string(reroundedSites) + " layers" : std::string()) +
+                        " are rounded again onto " + base.name + "'s grids; quantize with --target gguf:Q4_0 (Q5_0, "
+                        "Q8_0) and export that type, or export F32, to keep exactly the weights QuantScope "
+                        "evaluated");
   if (!plan && err->second > 0) {
     char rel[32];
     std::snprintf(rel, sizeof rel, "%.3g", std::sqrt(err->first / err->second));

@@ -23,7 +23,13 @@ struct GgufSourceTensor {
   std::string hfName;
   std::vector<int64_t> shape;
   std::function<at::Tensor()> make;
+  std::string site;  // the run's quantization site of this weight ("" when the run has no grid for it)
+  at::ScalarType dtype = at::kFloat;  // the tensor's type in the run's model (source or folded)
 };
+
+// The --gguf-type an export uses: options.ggufType, or when that is empty the run's grid target
+// (quantize --target gguf:T), else F16.
+std::string effectiveGgufType(const QuantArtifact& a, const ExportOptions& o);
 
 // The checks writeGgufExport makes before anything is built: family, rope scaling, base type and
 // tokenizer; throws qs::Error naming what GGUF cannot hold.

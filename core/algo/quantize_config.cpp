@@ -340,4 +340,22 @@ void applyQConfig(QuantizeConfig& c, const quant::QConfig& q) {
   c.migrate = q.migrate ? Migration::OsPlus : Migration::None;
 }
 
+void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
+  const std::string t = str::toUpper(target);
+  const int bits = t == "GGUF:Q4_0" ? 4 : t == "GGUF:Q5_0" ? 5 : t == "GGUF:Q8_0" ? 8 : 0;
+  if (bits == 0)
+    throw Error("--target: '" + target + "' is not gguf:Q4_0, gguf:Q5_0 or gguf:Q8_0 (the K-quant grids, whose "
+                "block scales are quantized again per super-block, are not targets yet)");
+  spec.bits = bits;
+  spec.groupSize = 32;
+  spec.symmetric = false;
+  spec.chAxis = 0;
+  spec.observer = quant::Observer::Ggml;
+}
+
+std::string gridTargetType(const quant::QuantSpec& spec) {
+  if (spec.observer != quant::Observer::Ggml || !spec.enabled()) return "";
+  return spec.bits == 4 ? "Q4_0" : spec.bits == 5 ? "Q5_0" : spec.bits == 8 ? "Q8_0" : "";
+}
+
 }  // namespace qs::algo

@@ -541,6 +541,44 @@ void ggmlDequantizeRows(uint32_t type, const uint8_t* src, int64_t rows, int64_t
   for (int64_t b = 0; b < count / bs; ++b) dequantizeBlock(type, src + b * bytes, dst + b * bs);
 }
 
+void ggmlEncodeBlocks(uint32_t type, const float* codes, const float* scales, int64_t rows, int64_t n, uint8_t* dst,
+                      const std::string& what) {
+  const int bits = type == ggml::Q4_0 ? 4 : type == ggml::Q5_0 ? 5 : type == ggml::Q8_0 ? 8 : 0;
+  if (bits == 0) throw Error(what + ": codes are written as Q4_0, Q5_0 or Q8_0 blocks only");
+  checkRow(type, n, what.c_str());
+  const int zero = 1 << (bits - 1), top = (1 << bits) - 1;
+  const auto bytes = static_cast<int64_t>(ggmlTypeTraits(type).typeSize);
+  const int64_t blocks = n / 32;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float d = scales[r * blocks + b];
+      if (fp16ToFp32(fp32ToFp16(d)) != d)
+        throw Error(what + ": block scale " + std::to_string(d) + " is not an fp16 value (not a " +
+                    ggmlTypeTraits(type).name + " grid)");
+      const float* c = codes + r * n + b * 32;
+      int q[32];
+      for (int j = 0; j < 32; ++j) {
+        q[j] = static_cast<int>(c[j]);
+        if (static_cast<float>(q[j]) != c[j] || q[j] < 0 || q[j] > top)
+          throw Error(what + ": code " + std::to_string(c[j]) + " is off the " + ggmlTypeTraits(type).name + " grid");
+      }
+      uint8_t* y = dst + (r * blocks + b) * bytes;
+      putHalf(y, d);
+      if (bits == 8) {
+        for (int j = 0; j < 32; ++j) y[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(q[j] - zero));
+        continue;
+      }
+      uint8_t* qs = y + (bits == 5 ? 6 : 2);
+      uint32_t qh = 0;
+      for (int j = 0; j < 16; ++j) {
+        qs[j] = static_cast<uint8_t>((q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4));
+        qh |= static_cast<uint32_t>((q[j] & 0x10) >> 4) << j;
+        qh |= static_cast<uint32_t>((q[j + 16] & 0x10) >> 4) << (j + 16);
+      }
+      if (bits == 5) std::memcpy(y + 2, &qh, 4);
+    }
+}
+
 // Round-to-nearest-even through float arithmetic (the FP16 library's method, which ggml uses
 // where the CPU has no F16C): scaling by 2^112 then 2^-110 rounds the mantissa in hardware.
 uint16_t fp32ToFp16(float f) {

@@ -38,6 +38,13 @@ void ggmlQuantizeRows(uint32_t type, const float* src, int64_t rows, int64_t n, 
 // The inverse: rows of `type` -> floats, as ggml's dequantize_row_* computes them.
 void ggmlDequantizeRows(uint32_t type, const uint8_t* src, int64_t rows, int64_t n, float* dst);
 
+// Blocks of Q4_0, Q5_0 or Q8_0 from codes chosen elsewhere (a quantizer on that type's grid):
+// codes [rows, n] are the unsigned codes with the type's zero 2^(bits-1) (0..15, 0..31, 0..255),
+// scales [rows, n / 32] the block scales, which must be fp16 values. Dequantizing the result
+// gives exactly (code - zero) * scale. qs::Error naming `what` for codes or scales off the grid.
+void ggmlEncodeBlocks(uint32_t type, const float* codes, const float* scales, int64_t rows, int64_t n, uint8_t* dst,
+                      const std::string& what);
+
 // IEEE half and bfloat16 with round-to-nearest-even (ggml's conversions).
 uint16_t fp32ToFp16(float f);
 float fp16ToFp32(uint16_t h);

@@ -28,8 +28,24 @@ Observer parseObserver(const std::string& v) {
   if (l == "minmax" || l == "minmaxobserver") return Observer::MinMax;
   if (l == "mse" || l == "mseobserver") return Observer::Mse;
   if (l == "percentile" || l == "percentileobserver") return Observer::Percentile;
+  if (l == "ggml" || l == "ggmlobserver") return Observer::Ggml;
   throw Error("observer: '" + v + "' is not supported (minmax/MinMaxObserver, mse/MSEObserver, "
-              "percentile/PercentileObserver)");
+              "percentile/PercentileObserver, ggml)");
+}
+
+// llama.cpp's Q4_0/Q5_0/Q8_0 block scale for each row (a block of 32), rounded to fp16 as the GGUF
+// file stores it, so the codes chosen on it are exactly what the file holds: (code - zero) * d.
+QuantParams ggmlParams(const at::Tensor& rows, int bits) {
+  at::Tensor d;
+  if (bits == 8) {
+    d = at::div(at::amax(rows.abs(), 1), 127.0);
+  } else {
+    const at::Tensor signedMax = rows.gather(1, rows.abs().argmax(1, /*keepdim=*/true)).squeeze(1);
+    d = at::div(signedMax, static_cast<double>(-(1 << (bits - 1))));
+  }
+  d = d.to(at::kHalf).to(at::kFloat);
+  d = at::where(d == 0, at::ones_like(d), d);  // an all-zero block is 0 on any scale; 1 keeps codes finite
+  return {d.contiguous(), at::full_like(d, static_cast<float>(1 << (bits - 1)))};
 }
 
 // GPTQ's --mse search: shrink [lo, hi] by p = 1 - i/grid and keep, per row, the p with the
@@ -65,6 +81,7 @@ const char* observerName(Observer o) {
     case Observer::MinMax: return "minmax";
     case Observer::Mse: return "mse";
     case Observer::Percentile: return "percentile";
+    case Observer::Ggml: return "ggml";
   }
   return "?";
 }
@@ -93,6 +110,17 @@ void QuantSpec::validate() const {
   }
   if (observer == Observer::Percentile && !(percentile > 0.5 && percentile <= 1.0))
     throw Error("percentile: " + fmt(percentile) + " must lie in (0.5, 1]");
+  if (observer == Observer::Ggml && bits < 16) {
+    if (bits != 4 && bits != 5 && bits != 8)
+      throw Error("observer: ggml is llama.cpp's Q4_0, Q5_0 or Q8_0 grid: bit must be 4, 5 or 8 (got " +
+                  std::to_string(bits) + ")");
+    if (groupSize != 32 || symmetric || chAxis != 0)
+      throw Error("observer: ggml is llama.cpp's block grid: it needs group_size 32, symmetric false and ch_axis 0 "
+                  "(qscope quantize --target gguf:Q4_0 sets them)");
+    if (actOrder && !staticGroups)
+      throw Error("act_order: a llama.cpp grid's blocks are 32 consecutive columns; with observer ggml act_order "
+                  "needs static_groups");
+  }
 }
 
 void QuantSpec::validateFor(int64_t outFeatures, int64_t inFeatures) const {
@@ -151,6 +179,7 @@ QuantParams observeRows(const at::Tensor& rowsIn, const QuantSpec& spec) {
     case Observer::MinMax:
       return paramsFromRange(at::amin(rows, 1), at::amax(rows, 1), spec.bits, spec.symmetric);
     case Observer::Mse: return mseSearch(rows, spec);
+    case Observer::Ggml: return ggmlParams(rows, spec.bits);
     case Observer::Percentile: {
       // Sorted rows with linear interpolation (numpy's default); at::quantile refuses rows of
       // more than 2^24 elements, which a per-tensor 4096x4096 weight reaches.

@@ -22,6 +22,8 @@ enum class Observer {
   MinMax,      // the row's min and max (widened to include 0)
   Mse,         // the shrink factor of [min, max] that minimises sum |x - q(x)|^mse_norm
   Percentile,  // the percentile and 1 - percentile quantiles of the row
+  Ggml,        // llama.cpp's block scale, fp16 like the GGUF file: Q4_0/Q5_0 d = the value of largest
+               // magnitude / -2^(bits-1), Q8_0 d = max|x| / 127; zero 2^(bits-1) (bits 4, 5, 8, groups of 32)
 };
 
 const char* observerName(Observer o);  // "minmax", "mse", "percentile"

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "core/algo/export.h"
+#include "core/algo/gguf_export.h"
 #include "core/algo/layer_quant.h"
 #include "core/algo/quant_artifact.h"
 #include "core/algo/quantize_config.h"
@@ -143,6 +144,7 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
       r.bits = c.layer.spec.bits;
       r.migration = algo::migrationName(c.migrate);
       shifted = c.migrate == algo::Migration::OsPlus && c.osplusShift;
+      r.ggufType = algo::gridTargetType(c.layer.spec);
     } catch (const Error&) {
       r.migration = "none";  // an unreadable config: hf-fp16 is still possible; export says the rest
     }
@@ -199,7 +201,7 @@ ExportJobResult runExportJob(const ExportJobOptions& options, jobs::Progress& pr
   if (rep.parity.measured) {
     // Stored with the run: export.<format>[.<gguf type>].kl_mean / kl_max / top1.
     std::string key = "export." + r.format;
-    if (o.format == algo::ExportFormat::Gguf) key += "." + str::toLower(o.ggufType);
+    if (o.format == algo::ExportFormat::Gguf) key += "." + str::toLower(algo::effectiveGgufType(run.artifact, o));
     const std::string protocol = std::to_string(rep.parity.windows) + "x" + std::to_string(rep.parity.seqlen) +
                                  " tokens vs " + rep.parity.reference;
     const int64_t n = rep.parity.windows * rep.parity.seqlen;

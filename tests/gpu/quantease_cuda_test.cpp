@@ -50,7 +50,7 @@ void checkBlock(const quant::QuantSpec& spec, int64_t b0, int64_t cnt) {
   const at::Tensor wq = quant::dequantizeCodes(codes, scale, zero).contiguous();
   const at::Tensor p = at::matmul(l.w - wq, h).contiguous();
   algo::SweepBlock ref{p.clone(), wq.clone(), codes.clone(), h, scale, zero, at::zeros({70, cnt}), b0, cnt,
-                       quant::intGrid(spec.bits, spec.symmetric)};
+                       quant::intGrid(spec.bits, spec.symmetric), /*quantize=*/true, /*free=*/at::Tensor()};
   algo::sweepBlockReference(ref);
   float *dp = upload(p), *dw = upload(wq), *dc = upload(codes), *dd = upload(at::zeros({70, cnt})),
         *dh = upload(h), *ds = upload(scale), *dz = upload(zero);

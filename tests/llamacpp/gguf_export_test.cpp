@@ -7,6 +7,8 @@
 // - llama.cpp loads every file and tokenizes text as QuantScope does; its logits (CPU backend,
 //   F32 KV cache) agree with QuantScope's evaluation of the same file, to the tolerances below.
 // - The F32 file holds exactly the run's weights: QuantScope evaluates it to the run's perplexity.
+// - A GPTQ run on Q4_0's grid (quantize --target gguf:Q4_0) is written exactly: QuantScope
+//   evaluates the file to the run's perplexity, llama.cpp agrees within its activation rounding.
 // - K-quants and llama-quantize's mixes (Q4_K_S/M, Q5_K_S/M, Q6_K) on a LLaMA written by the test
 //   with widths of 256 (8 layers, so the _M mixes' layer pattern shows): byte-identical to
 //   llama_model_quantize's files, and llama.cpp's logits agree with QuantScope's.
@@ -206,6 +208,49 @@ TEST(GgufLlamaCpp, KQuantMixesEqualLlamaQuantizesOnWidthsOf256) {
     EXPECT_NEAR(g.pTheirs, g.pOurs, 1e-2 * g.pOurs) << type;
     EXPECT_GE(g.top1, 0.9) << type;
   }
+}
+
+// `qscope quantize --target gguf:Q4_0` (GPTQ choosing the codes on Q4_0's grid: blocks of 32,
+// fp16 scale d = the largest-magnitude value / -8, zero 8): the GGUF export writes those codes and
+// scales as they are, so QuantScope evaluates the file to exactly the run's perplexity (no second
+// rounding); the matrices the run did not quantize stay in their float type; llama.cpp loads it.
+TEST(GgufLlamaCpp, AGptqRunOnTheQ4_0GridIsWrittenExactly) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  QS_REQUIRE_LLAMACPP();
+  const std::string root = test::tempDir("gguf-target");
+  const std::string proj = root + "/p";
+  const std::string data = " --data-dir " + quote(test::sharedDataDir());
+  ASSERT_EQ(test::runQscope("project init " + quote(proj) + " --model " + quote(test::sharedPath("models/stories260K/hf"))).code, 0);
+  auto q = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q4_0 --nsamples 8 --seqlen 128 "
+                           "--eval none --no-progress" + data);
+  ASSERT_EQ(q.code, 0) << q.err;
+  auto bad = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q4_K --eval none" + data);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--target"), std::string::npos) << bad.err;
+  const std::string file = root + "/t.gguf";
+  auto x = test::runQscope("export 1 -p " + quote(proj) + " --format gguf -o " + quote(file) + " --no-progress");
+  ASSERT_EQ(x.code, 0) << x.err;
+  EXPECT_NE(x.out.find("written from the run's own Q4_0 codes"), std::string::npos) << x.out;
+  EXPECT_NE(x.out.find("KL mean 0 / max 0"), std::string::npos) << "the load-back check: exact\n" << x.out;
+  const auto f = io::GgufFile::open(file);
+  EXPECT_EQ(f->find("blk.0.attn_q.weight")->ggmlType, 2u) << "Q4_0";
+  EXPECT_EQ(f->find("blk.0.ffn_down.weight")->ggmlType, 0u) << "172 columns: F32, exact";
+  EXPECT_EQ(f->find("token_embd.weight")->ggmlType, 0u) << "not quantized by the run: its float32";
+
+  const std::string opts = " --dataset wikitext2 --seqlen 64 --limit-windows 8 --no-progress --json" + data;
+  auto run = test::runQscope("eval 1 -p " + quote(proj) + opts);
+  auto fromFile = test::runQscope("eval " + quote(file) + opts);
+  ASSERT_EQ(run.code, 0) << run.err;
+  ASSERT_EQ(fromFile.code, 0) << fromFile.err;
+  EXPECT_EQ(nlohmann::json::parse(fromFile.out)["perplexity"].get<double>(),
+            nlohmann::json::parse(run.out)["perplexity"].get<double>())
+      << "the file holds exactly the weights the run evaluated";
+
+  const Agreement g = compareWithLlamaCpp(file, evalWindows(*io::loadTokenizer(file)));
+  std::printf("gptq on Q4_0's grid: perplexity QuantScope %.6f llama.cpp %.6f, max |logit diff| %.3g, top-1 %.4f\n",
+              g.pOurs, g.pTheirs, g.maxAbs, g.top1);
+  EXPECT_NEAR(g.pTheirs, g.pOurs, 1e-2 * g.pOurs) << "llama.cpp rounds activations to Q8_0 blocks";
 }
 
 TEST(GgufLlamaCpp, LlamaCppLoadsEachFileAndAgreesWithQuantScope) {

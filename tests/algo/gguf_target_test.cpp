@@ -1,0 +1,74 @@
+// `--target gguf:Q4_0|Q5_0|Q8_0` (observer ggml): QuantScope's block scales are exactly the fp16 d
+// that ggml's own Q4_0/Q5_0/Q8_0 quantization stores (core/io/ggml_quants.cpp, itself byte-equal
+// to libggml in tests/llamacpp), codes stay on the type's range, and the spec refuses settings the
+// grid cannot have, naming the key.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "core/algo/quantize_config.h"
+#include "core/io/ggml_quants.h"
+#include "core/quant/quant_spec.h"
+#include "tests/support/expect_error.h"
+
+namespace qs::algo {
+namespace {
+
+TEST(GgufTarget, BlockScalesAreGgmlsFp16Scales) {
+  at::Generator gen = at::detail::createCPUGenerator(11);
+  at::Tensor w = at::randn({16, 256}, gen) * 0.1;
+  w.index_put_({0, at::indexing::Slice(0, 32)}, 0.0);  // an all-zero block
+  w.index_put_({1, 40}, 2.5);                          // a positive extreme: d < 0
+  for (const auto& [target, type, offset] : std::vector<std::tuple<const char*, uint32_t, int>>{
+           {"gguf:Q4_0", io::ggml::Q4_0, 0}, {"gguf:Q5_0", io::ggml::Q5_0, 0}, {"gguf:Q8_0", io::ggml::Q8_0, 0}}) {
+    quant::QuantSpec spec;
+    applyGridTarget(spec, target);
+    spec.validate();
+    EXPECT_EQ(gridTargetType(spec), std::string(target).substr(5));
+    const quant::QuantParams p = quant::observeGroups(w, spec);
+    ASSERT_EQ(p.scale.sizes(), (std::vector<int64_t>{16, 8}));
+    std::vector<uint8_t> blocks(io::ggmlRowBytes(type, 256) * 16);
+    const at::Tensor wc = w.contiguous();
+    io::ggmlQuantizeRows(type, wc.data_ptr<float>(), 16, 256, blocks.data());
+    const auto bytes = io::ggmlTypeTraits(type).typeSize;
+    for (int64_t r = 0; r < 16; ++r)
+      for (int64_t b = 0; b < 8; ++b) {
+        uint16_t h;
+        std::memcpy(&h, blocks.data() + (r * 8 + b) * bytes, 2);
+        const float d = io::fp16ToFp32(h);
+        const float ours = p.scale[r][b].item<float>();
+        if (d == 0.0f) EXPECT_EQ(ours, 1.0f) << "all-zero block: scale 1 keeps codes finite";
+        else EXPECT_EQ(ours, d) << target << " row " << r << " block " << b;
+        EXPECT_EQ(p.zero[r][b].item<float>(), static_cast<float>(1 << (spec.bits - 1)));
+      }
+    const at::Tensor codes = quant::quantizeCodes(w, p.scale.repeat_interleave(32, 1), p.zero.repeat_interleave(32, 1), spec);
+    EXPECT_GE(codes.min().item<float>(), 0.0f);
+    EXPECT_LE(codes.max().item<float>(), static_cast<float>((1 << spec.bits) - 1));
+  }
+}
+
+TEST(GgufTarget, SettingsTheGridCannotHaveAreRefused) {
+  quant::QuantSpec spec;
+  applyGridTarget(spec, "GGUF:q4_0");
+  EXPECT_EQ(spec.bits, 4);
+  EXPECT_EQ(spec.groupSize, 32);
+  spec.groupSize = 128;
+  test::expectError([&] { spec.validate(); }, "group_size 32");
+  applyGridTarget(spec, "gguf:Q8_0");
+  spec.bits = 3;
+  test::expectError([&] { spec.validate(); }, "bit must be 4, 5 or 8");
+  applyGridTarget(spec, "gguf:Q4_0");
+  spec.actOrder = true;
+  test::expectError([&] { spec.validate(); }, "act_order");
+  spec.staticGroups = true;
+  spec.validate();
+  test::expectError([&] { applyGridTarget(spec, "gguf:Q4_K"); }, "--target");
+  quant::QuantSpec plain;
+  EXPECT_EQ(gridTargetType(plain), "");
+}
+
+}  // namespace
+}  // namespace qs::algo

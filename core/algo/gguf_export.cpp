@@ -248,16 +248,13 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
       throw Error("--format gguf: tensor '" + t.hfName + "' has no place in llama.cpp's LLaMA layout");
     std::string why;
     uint32_t type = ggufTensorType(base.name, g, t.shape, tied, static_cast<int>(cfg.numLayers), attnVMoreBits, &why);
+    if (!why.empty()) why += ", as llama-quantize assigns it";
     const bool exact = target != 0 && !t.site.empty() && type == target;
-    if (target != 0 && !t.site.empty() && !exact && isFloatType(type) && type != io::ggml::F32) {
-      type = io::ggml::F32;  // a fallback keeps the run's weights exactly only in float32
-      why += "; F32 rather than F16 to keep the run's weights exactly";
-    }
     if (target != 0 && t.site.empty() && t.shape.size() >= 2) {
       // Matrices the run did not quantize (embedding, output layer) stay as it evaluated them.
       type = t.dtype == at::kHalf ? io::ggml::F16 : t.dtype == at::kBFloat16 ? io::ggml::BF16 : io::ggml::F32;
-      why = std::string("kept in the run's ") + io::ggmlTypeTraits(type).name +
-            " (QuantScope did not quantize it; llama-quantize would round it)";
+      why = std::string("kept as the run evaluated it (QuantScope did not quantize it; llama-quantize would round "
+                        "it)");
     }
     if (!t.site.empty() && target != 0) ++(exact ? exactSites : reroundedSites);
     if (!why.empty()) changed[std::string(io::ggmlTypeTraits(type).name) + ": " + why].push_back(g);
@@ -302,7 +299,7 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
                       std::to_string(vocab.tokens.size()) + " pieces): tensors by type: " + counts);
   for (const auto& [reason, names] : changed)
     rep.notes.push_back(reason + " (" + std::to_string(names.size()) + ": " + names.front() +
-                        (names.size() > 1 ? ", ..." : "") + "), as llama-quantize assigns it");
+                        (names.size() > 1 ? ", ..." : "") + ")");
   if (cfg.slidingWindow > 0 && cfg.slidingWindow < cfg.maxPositions)
     rep.notes.push_back("llama.cpp's llama architecture attends without the sliding window of " +
                         std::to_string(cfg.slidingWindow) + " tokens (as convert_hf_to_gguf.py writes Mistral)");

@@ -181,8 +181,11 @@ std::string writeArtifact(runs::RunWriter& w, const std::string& dir, const algo
   a.grids = pr.grids;
   // A streamed run keeps its grids in the pipeline's block files: copied over one by one.
   if (pr.grids.empty()) a.gridFiles = pr.blockFiles;
-  if (c.layer.spec.enabled() && !pr.grids.empty() && pr.grids.size() != pr.sites.size())
-    throw Error("quantize: " + std::to_string(pr.sites.size() - pr.grids.size()) +
+  // Sites left at 16 bits (a llama.cpp grid's misfits) have no grid; a quantized one must.
+  size_t missing = 0;
+  for (const auto& s : pr.sites) missing += s.bitsPerWeight < 16 && !pr.grids.count(s.site);
+  if (c.layer.spec.enabled() && !pr.grids.empty() && missing > 0)
+    throw Error("quantize: " + std::to_string(missing) +
                 " site(s) restored from a checkpoint written without integer grids; re-run without --resume to "
                 "get an exportable run");
   std::filesystem::create_directories(dir);

@@ -24,7 +24,7 @@ git -C src checkout -q HEAD -- include ggml/include
 CFLAGS=(-O2 -std=c11 -Isrc/include -Isrc/ggml/include -L"$LIBDIR" -Wl,-rpath,"$LIBDIR")
 cc "${CFLAGS[@]}" "$HERE/ggml_ref.c" -o ggml_ref -l:libggml-base.so
 cc "${CFLAGS[@]}" -DQS_LLAMA_LIBDIR="\"$LIBDIR\"" "$HERE/llama_logits.c" -o llama_logits \
-  -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so
+  -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so -lm
 rm -f .installed-*
 touch "$STAMP"
 echo "llama.cpp: node-llama-cpp $VERSION (llama.cpp $(cat node_modules/node-llama-cpp/llama/llama.cpp.info.json | grep -o 'v[0-9.]*' | head -1)) in $DEST"

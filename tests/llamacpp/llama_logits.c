@@ -3,11 +3,15 @@
 //       each window of NCTX tokens from a fresh cache; the logits of every position, in order
 //   llama_logits tokenize MODEL.gguf TEXT OUT.i32
 //       llama.cpp's tokenization of the text file (BOS as the vocabulary says)
+//   llama_logits ppl MODEL.gguf TEXT NCTX NWINDOWS
+//       llama.cpp's perplexity of the text (its own tokenization), GPTQ's protocol: the first
+//       NWINDOWS non-overlapping windows of NCTX tokens, exp of the mean of per-window mean NLL
 //   llama_logits quantize IN.gguf OUT.gguf FTYPE
 //       llama-quantize's conversion (llama_model_quantize, no importance matrix) to a llama_ftype
 // Built by tests/llamacpp/install.sh with QS_LLAMA_LIBDIR (where the backends are loaded from).
 #include <ggml-backend.h>
 #include <llama.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +37,7 @@ static void quiet(enum ggml_log_level level, const char* text, void* user) {
 int main(int argc, char** argv) {
   if (argc < 5) {
     fprintf(stderr, "usage: llama_logits logits MODEL TOKENS NCTX OUT [kv-f32] | tokenize MODEL TEXT OUT | "
-                    "quantize IN OUT FTYPE\n");
+                    "ppl MODEL TEXT NCTX NWINDOWS | quantize IN OUT FTYPE\n");
     return 2;
   }
   llama_log_set(quiet, NULL);
@@ -64,6 +68,51 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (strcmp(argv[1], "ppl") == 0) {
+    if (argc < 6) { fprintf(stderr, "ppl: MODEL TEXT NCTX NWINDOWS\n"); return 2; }
+    size_t size = 0;
+    const char* text = slurp(argv[3], &size);
+    const int32_t cap = (int32_t)size + 16;
+    llama_token* ids = malloc(sizeof(llama_token) * (size_t)cap);
+    const int32_t n = llama_tokenize(vocab, text, (int32_t)size, ids, cap, true, false);
+    const int32_t nctx = atoi(argv[4]);
+    int32_t windows = atoi(argv[5]);
+    if (n < 0 || nctx < 2) { fprintf(stderr, "tokenize failed\n"); return 1; }
+    if (windows > n / nctx) windows = n / nctx;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t)nctx;
+    cp.n_batch = cp.n_ubatch = (uint32_t)nctx;
+    cp.n_threads = cp.n_threads_batch = 2;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.type_k = cp.type_v = GGML_TYPE_F32;
+    struct llama_context* ctx = llama_init_from_model(model, cp);
+    const int32_t nvocab = llama_vocab_n_tokens(vocab);
+    struct llama_batch batch = llama_batch_init(nctx, 0, 1);
+    double sum = 0;
+    for (int32_t w = 0; w < windows; ++w) {
+      llama_memory_clear(llama_get_memory(ctx), true);
+      batch.n_tokens = nctx;
+      for (int32_t i = 0; i < nctx; ++i) {
+        batch.token[i] = ids[w * nctx + i];
+        batch.pos[i] = i;
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = 0;
+        batch.logits[i] = 1;
+      }
+      if (llama_decode(ctx, batch) != 0) { fprintf(stderr, "llama_decode failed\n"); return 1; }
+      double nll = 0;
+      for (int32_t i = 0; i + 1 < nctx; ++i) {
+        const float* l = llama_get_logits_ith(ctx, i);
+        double mx = l[0], z = 0;
+        for (int32_t v = 1; v < nvocab; ++v) mx = l[v] > mx ? l[v] : mx;
+        for (int32_t v = 0; v < nvocab; ++v) z += exp(l[v] - mx);
+        nll += -(l[ids[w * nctx + i + 1]] - mx - log(z));
+      }
+      sum += nll / (nctx - 1);
+    }
+    printf("%.6f %d\n", exp(sum / windows), windows);
+    return 0;
+  }
   if (argc < 6) { fprintf(stderr, "logits: MODEL TOKENS NCTX OUT [kv-f32]\n"); return 2; }
   size_t size = 0;
   const llama_token* tokens = slurp(argv[3], &size);

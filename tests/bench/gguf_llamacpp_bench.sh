@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# GGUF files whose codes QuantScope's methods chose (qscope quantize --target gguf:T, exported as
+# they are) against llama.cpp's own quantization of the same FP model (llama_model_quantize, no
+# importance matrix), every perplexity measured by llama.cpp itself (tests/llamacpp/llama_logits
+# ppl: its tokenization, F32 KV cache, non-overlapping windows). Needs build/app/qscope, the
+# llama.cpp tools (bash tests/llamacpp/install.sh build/llamacpp) and ../shared/data.
+#   bash tests/bench/gguf_llamacpp_bench.sh            # stories260K, WikiText-2 test, 40 x 256 tokens
+#   MODEL=DIR TEXT=FILE NCTX=512 NW=40 bash tests/bench/gguf_llamacpp_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+Q=${QSCOPE:-build/app/qscope}
+L=${LLAMA:-build/llamacpp/llama_logits}
+DATA=${QS_DATA:-../shared/data}
+MODEL=${MODEL:-$DATA/models/stories260K/hf}
+TEXT=${TEXT:-$DATA/text/wikitext-2-raw-test.txt}
+NCTX=${NCTX:-256}
+NW=${NW:-40}
+CAL=${CAL:-"--nsamples 128 --seqlen 256"}
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+q() { "$Q" "$@" --data-dir "$DATA" --no-progress >/dev/null 2>&1; }
+ppl() { "$L" ppl "$1" "$TEXT" "$NCTX" "$NW" 2>/dev/null | cut -d' ' -f1; }
+"$Q" project init "$OUT/p" --model "$MODEL" >/dev/null
+q quantize "$OUT/p" --method rtn --wbits 16 --eval none --nsamples 2 --seqlen 64
+"$Q" export 1 -p "$OUT/p" --format gguf --gguf-type F32 -o "$OUT/f32.gguf" --no-parity --no-progress >/dev/null
+printf "| file | llama.cpp perplexity (%s x %s tokens) |\n|---|---:|\n" "$NW" "$NCTX"
+printf "| F32 (FP model) | %s |\n" "$(ppl "$OUT/f32.gguf")"
+run=1
+for t in Q4_0:2 Q5_0:8 Q8_0:7; do
+  type=${t%%:*}
+  "$L" quantize "$OUT/f32.gguf" "$OUT/llama-$type.gguf" "${t##*:}" 2>/dev/null
+  printf "| %s, llama-quantize | %s |\n" "$type" "$(ppl "$OUT/llama-$type.gguf")"
+  for m in rtn gptq quantease; do
+    q quantize "$OUT/p" --method "$m" --target "gguf:$type" --eval none $CAL
+    run=$((run + 1))
+    "$Q" export "$run" -p "$OUT/p" --format gguf -o "$OUT/$m-$type.gguf" --no-parity --no-progress >/dev/null
+    printf "| %s, QuantScope %s codes | %s |\n" "$type" "$m" "$(ppl "$OUT/$m-$type.gguf")"
+  done
+done

@@ -77,9 +77,22 @@ io::LlamaVocab ggufVocab(const std::string& modelPath) {
     const auto sp = io::loadSentencePieceModel(spm);
     if (sp->llamaVocab()) return *sp->llamaVocab();
   }
-  throw fileError(modelPath, "--format gguf writes SentencePiece (llama) vocabularies (tokenizer.model, "
-                             "tok*_vocab.json or a GGUF source); this model's tokenizer is " + tok->kind() +
-                             ", which is not written yet");
+  // A SentencePiece-style BPE tokenizer.json (LLaMA-2, Mistral without tokenizer.model).
+  const std::string hf = fs::join(modelPath, "tokenizer.json");
+  if (fs::isDirectory(modelPath) && fs::exists(hf)) {
+    try {
+      io::LlamaVocab v = io::llamaVocabFromHfBpeJson(hf);
+      if (const auto b = tok->bosId()) v.bosId = *b;
+      if (const auto e = tok->eosId()) v.eosId = *e;
+      v.addBos = !tok->encode("", true).empty();  // the tokenizer's own BOS choice (tokenizer_config.json)
+      return v;
+    } catch (const Error&) {
+      // not SentencePiece-style: the message below
+    }
+  }
+  throw fileError(modelPath, "--format gguf writes SentencePiece (llama) vocabularies (tokenizer.model, a "
+                             "SentencePiece-style tokenizer.json, tok*_vocab.json or a GGUF source); this model's "
+                             "tokenizer is " + tok->kind() + ", which is not written yet");
 }
 
 // llama.cpp orders each head's rotary pairs interleaved; Hugging Face keeps the halves apart.

@@ -99,28 +99,8 @@ std::string writeModel(const LlamaVocab& v, const std::string& name, int modelTy
 
 // LLaMA's vocabulary as a score list: score = -id reproduces its merge order (NOTES.md:
 // this is how the reference ids were cross-checked against libsentencepiece).
-LlamaVocab llamaVocabFromTokenizerJson() {
-  const auto j = readJson(sharedPath("tokenizers/llama_tokenizer.json"));
-  const auto& vocab = j["model"]["vocab"];
-  LlamaVocab v;
-  v.tokens.resize(vocab.size());
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) v.tokens[it.value().get<size_t>()] = it.key();
-  for (size_t i = 0; i < v.tokens.size(); ++i) {
-    const std::string& t = v.tokens[i];
-    bool allSpace = t.size() >= 6;
-    for (size_t k = 0; k + 3 <= t.size() && allSpace; k += 3) allSpace = t.compare(k, 3, "\xE2\x96\x81") == 0;
-    v.scores.push_back(allSpace && t.size() % 3 == 0 ? -1e9f : -static_cast<float>(i));
-    PieceType type = PieceType::Normal;
-    if (i == 0) type = PieceType::Unknown;
-    else if (i <= 2) type = PieceType::Control;
-    else if (t.size() == 6 && t.compare(0, 3, "<0x") == 0) type = PieceType::Byte;
-    v.types.push_back(type);
-  }
-  v.unkId = 0;
-  v.bosId = 1;
-  v.eosId = 2;
-  return v;
-}
+// The LLaMA tokenizer.json's llama (SentencePiece) form, as the GGUF export writes it.
+LlamaVocab llamaVocabFromTokenizerJson() { return llamaVocabFromHfBpeJson(sharedPath("tokenizers/llama_tokenizer.json")); }
 
 TEST(LlamaVocab, Tok512JsonRoundTripsAndFindsPieces) {
   QS_REQUIRE_SHARED();

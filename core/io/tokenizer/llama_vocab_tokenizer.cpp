@@ -1,6 +1,7 @@
 #include "core/io/tokenizer/llama_vocab_tokenizer.h"
 
 #include <queue>
+#include <unordered_map>
 
 #include "core/io/tokenizer/json_file.h"
 #include "core/io/tokenizer/text_util.h"
@@ -83,6 +84,76 @@ LlamaVocab llamaVocabFromGgufMetadata(const nlohmann::json& metadata, const std:
     throw fileError(source, "tokenizer.ggml.model is \"" + model + "\"; only the \"llama\" (SentencePiece) "
                             "vocabulary is supported in GGUF files");
   return vocabFromJson(metadata, "tokenizer.ggml.", source);
+}
+
+LlamaVocab llamaVocabFromHfBpeJson(const std::string& path) {
+  const nlohmann::json j = readJsonFile(path);
+  const auto model = j.find("model");
+  if (model == j.end() || !model->is_object() || model->value("type", "") != "BPE" ||
+      !model->value("byte_fallback", false) || !model->contains("vocab") || !model->contains("merges"))
+    throw fileError(path, "not a SentencePiece-style BPE tokenizer (model type BPE with byte_fallback); "
+                          "its vocabulary has no llama (SentencePiece) form");
+  LlamaVocab v;
+  try {
+    const auto& vocab = (*model)["vocab"];
+    v.tokens.assign(vocab.size(), "");
+    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+      const auto id = it.value().get<int64_t>();
+      if (id < 0 || id >= static_cast<int64_t>(vocab.size()))
+        throw fileError(path, "token id " + std::to_string(id) + " is outside the vocabulary");
+      v.tokens[static_cast<size_t>(id)] = it.key();
+    }
+    std::unordered_map<std::string, int32_t> ids;
+    for (size_t i = 0; i < v.tokens.size(); ++i) ids[v.tokens[i]] = static_cast<int32_t>(i);
+    // Pieces no merge makes (single characters) rank below every merge, in id order.
+    const auto& merges = (*model)["merges"];
+    const auto nMerges = static_cast<float>(merges.size());
+    v.scores.resize(v.tokens.size());
+    for (size_t i = 0; i < v.tokens.size(); ++i) v.scores[i] = -nMerges - static_cast<float>(i);
+    std::vector<bool> made(v.tokens.size(), false);
+    for (size_t r = 0; r < merges.size(); ++r) {
+      std::string a, b;
+      if (merges[r].is_array()) {
+        a = merges[r][0].get<std::string>();
+        b = merges[r][1].get<std::string>();
+      } else {
+        const std::string m = merges[r].get<std::string>();
+        const size_t sp = m.find(' ');
+        if (sp == std::string::npos) throw fileError(path, "merge " + std::to_string(r) + " is not \"a b\"");
+        a = m.substr(0, sp);
+        b = m.substr(sp + 1);
+      }
+      const auto it = ids.find(a + b);
+      if (it != ids.end() && !made[static_cast<size_t>(it->second)]) {
+        made[static_cast<size_t>(it->second)] = true;
+        v.scores[static_cast<size_t>(it->second)] = -static_cast<float>(r);
+      }
+    }
+    v.types.assign(v.tokens.size(), PieceType::Normal);
+    for (size_t i = 0; i < v.tokens.size(); ++i) {
+      const std::string& t = v.tokens[i];
+      if (t.size() == 6 && t.rfind("<0x", 0) == 0 && t.back() == '>') {
+        v.types[i] = PieceType::Byte;
+        v.scores[i] = 0.0f;
+      }
+    }
+    const std::string unk = model->value("unk_token", "");
+    for (const auto& t : j.value("added_tokens", nlohmann::json::array())) {
+      const auto id = t.at("id").get<int32_t>();
+      if (id < 0 || static_cast<size_t>(id) >= v.tokens.size()) continue;
+      const std::string content = t.at("content").get<std::string>();
+      const bool special = t.value("special", false);
+      v.types[static_cast<size_t>(id)] =
+          content == unk ? PieceType::Unknown : special ? PieceType::Control : PieceType::UserDefined;
+      v.scores[static_cast<size_t>(id)] = 0.0f;
+      if (content == unk) v.unkId = id;
+      if (content == "<s>") v.bosId = id;
+      if (content == "</s>") v.eosId = id;
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw fileError(path, "malformed BPE tokenizer (" + std::string(e.what()) + ")");
+  }
+  return v;
 }
 
 LlamaVocab readLlamaVocabJson(const std::string& path) {

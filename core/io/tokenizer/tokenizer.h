@@ -73,6 +73,11 @@ std::unique_ptr<Tokenizer> loadSentencePieceModel(const std::string& path,
                                                   const TokenizerOptions& options = {});
 // The llama vocabulary dumped as JSON (tokens/scores/token_type, as tok512_vocab.json).
 LlamaVocab readLlamaVocabJson(const std::string& path);
+// The llama vocabulary behind a SentencePiece-style BPE tokenizer.json (LLaMA-2, Mistral: byte
+// fallback, "▁" for spaces): pieces by id, each piece's score minus the rank of the first merge
+// that makes it (so merging by score is merging by rank), byte pieces and specials typed as
+// SentencePiece types them. qs::Error naming the file for other tokenizers.
+LlamaVocab llamaVocabFromHfBpeJson(const std::string& path);
 // The llama vocabulary in GGUF metadata ("tokenizer.ggml.*"); source names the file in errors.
 LlamaVocab llamaVocabFromGgufMetadata(const nlohmann::json& metadata, const std::string& source);
 // llama.cpp/llama2.c-style encoder over a LlamaVocab; kind is shown by Tokenizer::kind().

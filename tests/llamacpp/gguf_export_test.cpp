@@ -96,6 +96,31 @@ at::Tensor llamaLogits(const std::string& gguf, const at::Tensor& ids, int64_t v
   return out;
 }
 
+// llama-quantize's file of `type` from QuantScope's F32 export must be QuantScope's file of that
+// type: the same tensors, types and bytes. Returns the count of each type in the file.
+std::map<std::string, int> expectSameTensors(const std::string& ours, const std::string& theirs, const std::string& type) {
+  const auto a = io::GgufFile::open(ours), b = io::GgufFile::open(theirs);
+  EXPECT_EQ(a->tensors().size(), b->tensors().size()) << type;
+  std::map<std::string, int> types;
+  for (const auto& t : b->tensors()) {
+    const io::GgufTensorInfo* o = a->find(t.name);
+    if (!o) {
+      ADD_FAILURE() << type << ": " << t.name << " missing";
+      continue;
+    }
+    EXPECT_EQ(o->ggmlType, t.ggmlType) << type << " " << t.name << ": " << io::ggmlTypeName(o->ggmlType) << " vs "
+                                       << io::ggmlTypeName(t.ggmlType);
+    EXPECT_EQ(o->shape, t.shape) << t.name;
+    if (o->nbytes != t.nbytes) {
+      ADD_FAILURE() << type << " " << t.name << ": " << o->nbytes << " vs " << t.nbytes << " bytes";
+      continue;
+    }
+    EXPECT_EQ(std::memcmp(a->data(*o), b->data(t), t.nbytes), 0) << type << " " << t.name << ": bytes differ";
+    ++types[io::ggmlTypeName(t.ggmlType)];
+  }
+  return types;
+}
+
 double perplexity(const at::Tensor& logits, const at::Tensor& ids) {
   const int64_t t = ids.size(1);
   const at::Tensor lp = at::log_softmax(logits.slice(1, 0, t - 1).to(at::kDouble), -1);
@@ -125,19 +150,8 @@ TEST(GgufLlamaCpp, LlamaQuantizeOfTheF32FileGivesQuantScopesFiles) {
     ASSERT_EQ(test::runLlamaTool("llama_logits", "quantize " + quote(e.root + "/qs-F32.gguf") + " " + quote(theirsPath) +
                                                      " " + std::to_string(ftype), &err),
               0) << err;
-    const auto ours = io::GgufFile::open(e.root + "/qs-" + type + ".gguf");
-    const auto theirs = io::GgufFile::open(theirsPath);
-    ASSERT_EQ(ours->tensors().size(), theirs->tensors().size()) << type;
-    for (const auto& t : theirs->tensors()) {
-      const io::GgufTensorInfo* o = ours->find(t.name);
-      ASSERT_NE(o, nullptr) << t.name;
-      EXPECT_EQ(o->ggmlType, t.ggmlType) << type << " " << t.name << ": " << io::ggmlTypeName(o->ggmlType) << " vs "
-                                         << io::ggmlTypeName(t.ggmlType);
-      EXPECT_EQ(o->shape, t.shape) << t.name;
-      ASSERT_EQ(o->nbytes, t.nbytes) << t.name;
-      EXPECT_EQ(std::memcmp(ours->data(*o), theirs->data(t), t.nbytes), 0) << type << " " << t.name << ": bytes differ";
-    }
-    EXPECT_EQ(theirs->find("blk.0.ffn_down.weight")->ggmlType, 1u) << "172 columns: F16 fallback";
+    expectSameTensors(e.root + "/qs-" + type + ".gguf", theirsPath, type);
+    EXPECT_EQ(io::GgufFile::open(theirsPath)->find("blk.0.ffn_down.weight")->ggmlType, 1u) << "172 columns: F16 fallback";
   }
 }
 
@@ -184,18 +198,7 @@ TEST(GgufLlamaCpp, KQuantMixesEqualLlamaQuantizesOnWidthsOf256) {
     ASSERT_EQ(test::runLlamaTool("llama_logits", "quantize " + quote(root + "/f32.gguf") + " " + quote(theirs) + " " +
                                                      std::to_string(ftype), &err),
               0) << err;
-    const auto a = io::GgufFile::open(ours), b = io::GgufFile::open(theirs);
-    ASSERT_EQ(a->tensors().size(), b->tensors().size()) << type;
-    std::map<std::string, int> types;
-    for (const auto& t : b->tensors()) {
-      const io::GgufTensorInfo* o = a->find(t.name);
-      ASSERT_NE(o, nullptr) << t.name;
-      EXPECT_EQ(o->ggmlType, t.ggmlType) << type << " " << t.name << ": " << io::ggmlTypeName(o->ggmlType) << " vs "
-                                         << io::ggmlTypeName(t.ggmlType);
-      ASSERT_EQ(o->nbytes, t.nbytes) << t.name;
-      EXPECT_EQ(std::memcmp(a->data(*o), b->data(t), t.nbytes), 0) << type << " " << t.name << ": bytes differ";
-      ++types[io::ggmlTypeName(t.ggmlType)];
-    }
+    const std::map<std::string, int> types = expectSameTensors(ours, theirs, type);
     std::string mix;
     for (const auto& [n, c] : types) mix += n + " " + std::to_string(c) + " ";
     const Agreement g = compareWithLlamaCpp(ours, ids);

@@ -72,8 +72,10 @@ for step in "$@"; do
         "$Q" export 1 -p "$P" --format gptq -o "$DIR/export-gptq" --no-progress
       measure "export fake-fp16 (dequantized weights, float16)" \
         "$Q" export 1 -p "$P" --format fake-fp16 -o "$DIR/export-fake" --no-progress
-      du -sh "$DIR/export-gptq" "$DIR/export-fake" >&2
-      rm -rf "$DIR/export-gptq" "$DIR/export-fake" ;;
+      measure "export gguf Q4_0 (llama.cpp file, no load-back check)" \
+        "$Q" export 1 -p "$P" --format gguf --gguf-type Q4_0 -o "$DIR/export-q4_0.gguf" --no-parity --no-progress
+      du -sh "$DIR/export-gptq" "$DIR/export-fake" "$DIR/export-q4_0.gguf" >&2
+      rm -rf "$DIR/export-gptq" "$DIR/export-fake" "$DIR/export-q4_0.gguf" ;;
     ratio)
       need opt-1.3b "$OPT13"
       measure "OPT-1.3B eval fp32, whole model" \

@@ -459,6 +459,9 @@ ExportReport exportRun(const QuantArtifact& a, const ExportOptions& o, jobs::Pro
     rep.parity = measureExportParity(a, o, rep, checking);
   } catch (const Error& e) {  // the export is written; the check could not run (no tokenizer, ...)
     rep.parity.note = e.what();
+  } catch (const Cancelled&) {  // the export is complete and in place; only its check is skipped
+    rep.parity = ExportParity();
+    rep.parity.note = "the check was cancelled (the export is complete)";
   }
   rep.notes.push_back(rep.parity.describe());
   progress.update(1.0, "written and checked");

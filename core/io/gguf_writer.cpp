@@ -36,8 +36,8 @@ struct FileCloser {
 GgufWriter::GgufWriter(const std::string& path, bool force) : path_(path), force_(force) {
   namespace sfs = std::filesystem;
   pathExists_ = sfs::exists(path_);
-  if (pathExists_ && !force_) throw fileError(path_, "already exists; give --force to replace it");
   if (pathExists_ && sfs::is_directory(path_)) throw fileError(path_, "is a folder; give a .gguf file name");
+  if (pathExists_ && !force_) throw fileError(path_, "already exists; give --force to replace it");
   const sfs::path p = sfs::absolute(path_);
   if (!sfs::is_directory(p.parent_path()))
     throw fileError(path_, "its folder " + p.parent_path().string() + " does not exist");

@@ -31,6 +31,7 @@ QPalette themePalette(Theme theme) {
     p.setColor(QPalette::Dark, QColor(0x18, 0x19, 0x1B));
     for (auto role : {QPalette::Text, QPalette::WindowText, QPalette::ButtonText})
       p.setColor(QPalette::Disabled, role, disabled);
+    p.setColor(QPalette::Disabled, QPalette::Base, window);  // a disabled field is not an input
   } else {
     const QColor window(0xF3, 0xF4, 0xF6), text(0x1F, 0x23, 0x28);
     p.setColor(QPalette::Window, window);
@@ -45,6 +46,13 @@ QPalette themePalette(Theme theme) {
     p.setColor(QPalette::Highlight, QColor(0x2F, 0x6F, 0xAF));
     p.setColor(QPalette::HighlightedText, Qt::white);
     p.setColor(QPalette::Link, QColor(0x2F, 0x6F, 0xAF));
+    // setColor without a group sets every group: disabled controls need their own (greyed) colours,
+    // or a disabled combo box or check box looks exactly like an enabled one.
+    const QColor disabled(0x9A, 0x9E, 0xA6);
+    p.setColor(QPalette::PlaceholderText, disabled);
+    for (auto role : {QPalette::Text, QPalette::WindowText, QPalette::ButtonText})
+      p.setColor(QPalette::Disabled, role, disabled);
+    p.setColor(QPalette::Disabled, QPalette::Base, window);
   }
   return p;
 }

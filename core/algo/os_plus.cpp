@@ -28,16 +28,26 @@ std::vector<LinearRef> consumerRefs(model::Model& model, const model::MigrationP
 
 }  // namespace
 
-double migrationError(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale,
-                      const std::vector<LinearRef>& consumers, const OsPlusOptions& options) {
-  c10::InferenceMode guard;
+namespace {
+
+// Each consumer's unmigrated output x W^T: the same for every candidate of a search.
+std::vector<at::Tensor> referenceOutputs(const at::Tensor& x, const std::vector<LinearRef>& consumers) {
+  std::vector<at::Tensor> refs;
+  for (const auto& c : consumers) refs.push_back(at::matmul(x, c.w.t()));
+  return refs;
+}
+
+double migrationErrorAgainst(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale,
+                             const std::vector<LinearRef>& consumers, const std::vector<at::Tensor>& refs,
+                             const OsPlusOptions& options) {
   at::Tensor xm = x;
   if (shift.defined()) xm = xm - shift;
   if (scale.defined()) xm = xm / scale;
   at::Tensor xq = quant::fakeQuantActDynamic(xm, options.act);
   double err = 0;
-  for (const auto& c : consumers) {
-    at::Tensor ref = at::matmul(x, c.w.t());
+  for (size_t i = 0; i < consumers.size(); ++i) {
+    const LinearRef& c = consumers[i];
+    const at::Tensor& ref = refs[i];
     at::Tensor wm = scale.defined() ? c.w * scale : c.w;
     at::Tensor wq = options.weight.enabled() ? fakeQuantWeight(wm, options.weight) : wm;
     at::Tensor y = at::matmul(xq, wq.t());
@@ -48,15 +58,25 @@ double migrationError(const at::Tensor& x, const at::Tensor& shift, const at::Te
   return err;
 }
 
+}  // namespace
+
+double migrationError(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale,
+                      const std::vector<LinearRef>& consumers, const OsPlusOptions& options) {
+  c10::InferenceMode guard;
+  return migrationErrorAgainst(x, shift, scale, consumers, referenceOutputs(x, consumers), options);
+}
+
 at::Tensor thresholdScale(const at::Tensor& range, double threshold) {
   if (!(threshold > 0)) throw Error("OS+ threshold must be positive (0 = search)");
   return (range.to(at::kFloat).clamp_min(1e-8) / threshold).clamp_min(1.0);
 }
 
 ThresholdSearch searchThreshold(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& range,
-                                const std::vector<LinearRef>& consumers, const OsPlusOptions& options) {
+                                const std::vector<LinearRef>& consumers, const OsPlusOptions& options,
+                                jobs::Progress& progress) {
   if (options.searchSteps < 1) throw Error("OS+ search_steps must be at least 1");
   c10::InferenceMode guard;
+  const std::vector<at::Tensor> refs = referenceOutputs(x, consumers);  // once, not per candidate
   at::Tensor r = range.to(at::kFloat).clamp_min(1e-8);
   const double lo = r.min().item<double>(), hi = r.max().item<double>();
   ThresholdSearch best;
@@ -64,8 +84,9 @@ ThresholdSearch searchThreshold(const at::Tensor& x, const at::Tensor& shift, co
   for (int k = 0; k <= options.searchSteps; ++k) {
     // From the largest range down: t = hi is "no scaling", which ties win (scale only if it helps).
     const double t = hi - (hi - lo) * static_cast<double>(k) / options.searchSteps;
+    progress.checkCancel();  // a 7B pair takes minutes: cancel between candidates
     at::Tensor s = thresholdScale(r, t);
-    const double e = migrationError(x, shift, s, consumers, options);
+    const double e = migrationErrorAgainst(x, shift, s, consumers, refs, options);
     best.candidates.push_back(t);
     best.errors.push_back(e);
     if (e < best.error) {
@@ -112,7 +133,7 @@ OsPlusReport applyOsPlus(model::Model& model, const at::Tensor& samples, const O
       pr.threshold = options.threshold;
       pr.errorAfter = migrationError(st.tokens, z, s, refs, options);
     } else if (options.scale) {
-      ThresholdSearch ts = searchThreshold(st.tokens, z, range, refs, options);
+      ThresholdSearch ts = searchThreshold(st.tokens, z, range, refs, options, progress);
       pr.threshold = ts.threshold;
       pr.errorAfter = ts.error;
       s = ts.scale;

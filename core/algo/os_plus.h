@@ -67,9 +67,11 @@ at::Tensor thresholdScale(const at::Tensor& range, double threshold);
 // Objective above for given shift z [in] and scale s [in] on tokens x [n, in].
 double migrationError(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale,
                       const std::vector<LinearRef>& consumers, const OsPlusOptions& options);
-// The threshold search; range r [in] = half the channel range after shifting.
+// The threshold search; range r [in] = half the channel range after shifting. The consumers'
+// unmigrated outputs are computed once; progress is checked for a cancel between candidates.
 ThresholdSearch searchThreshold(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& range,
-                                const std::vector<LinearRef>& consumers, const OsPlusOptions& options);
+                                const std::vector<LinearRef>& consumers, const OsPlusOptions& options,
+                                jobs::Progress& progress = jobs::Progress::none());
 
 struct PairReport {
   std::string name;                    // "layers.3.ln1"

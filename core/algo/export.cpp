@@ -68,9 +68,10 @@ void checkFormat(const QuantArtifact& a, const std::map<std::string, GridShape>&
   }
 }
 
-// transformers' LLaMA/Mistral code has no bias after RMSNorm (and, before 4.41, none on the MLP
-// projections): an OS+-shifted run folded into such a folder would load without an error and
-// compute another model (issue 17: logits off by up to 14). Refused, naming the ways out.
+// transformers' and llama.cpp's LLaMA/Mistral code has no bias after RMSNorm (and transformers,
+// before 4.41, none on the MLP projections): an OS+-shifted run folded into such a file would load
+// without an error and compute another model (issue 17: logits off by up to 14). Refused, naming
+// the ways out.
 void checkTransformersCanHoldShifts(const QuantArtifact& a, const model::ModelConfig& cfg, const ExportOptions& o,
                                     const std::string& configPath) {
   if (cfg.family != model::Family::Llama) return;
@@ -79,10 +80,10 @@ void checkTransformersCanHoldShifts(const QuantArtifact& a, const model::ModelCo
       throw Error(std::string("--format ") + exportFormatName(o.format) + ": the run shifted the inputs of " +
                   (cfg.modelType.empty() ? std::string("llama") : cfg.modelType) + " layers (OS+ shifting, pair '" +
                   m.pair + "'); the folded model needs a bias after each RMSNorm and on the MLP projections, which "
-                  "transformers' LLaMA/Mistral code does not load: it would drop them without an error and compute "
-                  "another model (" + configPath + "). Quantize with scaling only (qscope quantize --no-shift, or "
-                  "osplus_shift: false in the run config) for a folder transformers loads, or export --format "
-                  "scale-shift to keep the shifts; `qscope eval RUN` evaluates the shifted run itself");
+                  "transformers' and llama.cpp's LLaMA/Mistral code do not load: they would drop them without an "
+                  "error and compute another model (" + configPath + "). Quantize with scaling only (qscope "
+                  "quantize --no-shift, or osplus_shift: false in the run config) for a file they load, or export "
+                  "--format scale-shift to keep the shifts; `qscope eval RUN` evaluates the shifted run itself");
 }
 
 // The config.json switch transformers builds a family's projection biases from (nullptr: the
@@ -210,12 +211,13 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   checkFormat(a, grids, o);
   const bool gguf = o.format == ExportFormat::Gguf;
   nlohmann::json config;  // the source's config.json, for the folder and GGUF formats
+  io::LlamaVocab ggufVocabulary;
   if (o.format != ExportFormat::ScaleShift) {
     config = readConfig(a.modelPath);
     const std::string configPath = fs::join(a.modelPath, "config.json");
     const model::ModelConfig cfg = model::parseConfig(config, configPath);
     checkTransformersCanHoldShifts(a, cfg, o, configPath);
-    if (gguf) checkGgufExport(a, o, cfg);
+    if (gguf) ggufVocabulary = checkGgufExport(a, o, cfg);
   }
   ExportReport rep;
   rep.dir = std::filesystem::absolute(o.outDir).lexically_normal().string();
@@ -346,13 +348,15 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
     std::vector<GgufSourceTensor> tensors;
     for (const std::string& n : order) {
       auto it = overrides.find(n);
+      const auto site = gridSiteOf.find(n);
       if (it != overrides.end())
-        tensors.push_back({n, it->second.shape, it->second.make, gridSiteOf[n], it->second.dtype});
+        tensors.push_back({n, it->second.shape, it->second.make, site != gridSiteOf.end() ? site->second : "",
+                           it->second.dtype});
       else
         tensors.push_back({n, metas.at(n)->shape, [s = src.get(), n] { return s->load(n); }, "",
                            io::toScalarType(metas.at(n)->dtype)});
     }
-    writeGgufExport(a, o, model->config(), tensors, rep, progress, plan);
+    writeGgufExport(a, o, model->config(), std::move(ggufVocabulary), tensors, rep, progress, plan);
     progress.update(1.0, plan ? "planned" : "written");
     return rep;
   }

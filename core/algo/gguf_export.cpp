@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <utility>
 
 #include "core/algo/pipeline.h"
 #include "core/algo/quantize_config.h"
@@ -173,7 +174,7 @@ std::string effectiveGgufType(const QuantArtifact& a, const ExportOptions& o) {
   return target.empty() ? "F16" : target;
 }
 
-void checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg) {
+io::LlamaVocab checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg) {
   parseBaseType(effectiveGgufType(a, o));
   if (cfg.family != model::Family::Llama)
     throw Error(std::string("--format gguf writes LLaMA-family models (llama, mistral) so far; this model is ") +
@@ -181,19 +182,17 @@ void checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
                 "convert_hf_to_gguf.py)");
   if (cfg.ropeScaling.type != model::RopeScaling::Type::None && cfg.ropeScaling.type != model::RopeScaling::Type::Linear)
     throw Error("--format gguf: the model's rope_scaling (dynamic or llama3) is not written yet; only linear scaling is");
-  ggufVocab(a.modelPath);
+  return ggufVocab(a.modelPath);
 }
 
 void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg,
-                     const std::vector<GgufSourceTensor>& tensors, ExportReport& rep, jobs::Progress& progress,
-                     bool plan) {
-  checkGgufExport(a, o, cfg);
+                     io::LlamaVocab vocab, const std::vector<GgufSourceTensor>& tensors, ExportReport& rep,
+                     jobs::Progress& progress, bool plan) {
   const BaseType& base = parseBaseType(effectiveGgufType(a, o));
   // A run on a llama.cpp grid (quantize --target gguf:T) has its codes written as they are.
   const std::string targetName = gridTargetType(runSpec(a));
   const uint32_t target = targetName.empty() ? 0 : parseBaseType(targetName).type;
   int exactSites = 0, reroundedSites = 0;
-  io::LlamaVocab vocab = ggufVocab(a.modelPath);
   if (static_cast<int64_t>(vocab.tokens.size()) > cfg.vocabSize)
     throw fileError(a.modelPath, "the tokenizer has " + std::to_string(vocab.tokens.size()) +
                                      " pieces but the model's vocab_size is " + std::to_string(cfg.vocabSize));
@@ -253,7 +252,7 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
   std::map<std::string, std::vector<std::string>> changed;
   std::map<std::string, int> perType;
   int64_t tensorBytes = 0;
-  auto err = std::make_shared<std::pair<double, double>>(0.0, 0.0);  // re-rounding: sum (q - w)^2, sum w^2
+  double errSq = 0, weightSq = 0;  // re-rounding: sum (q - w)^2 and sum w^2 (the producers run in commit)
   size_t done = 0;
   for (const auto& t : tensors) {
     const std::string g = io::hfToGgufName(t.hfName);
@@ -277,24 +276,23 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
     tensorBytes += rows * static_cast<int64_t>(io::ggmlRowBytes(type, t.shape.back()));
     const bool q = g.find(".attn_q.") != std::string::npos, k = g.find(".attn_k.") != std::string::npos;
     const int64_t heads = q ? cfg.numHeads : k ? cfg.numKvHeads : 0;
-    w->addTensor(g, type, t.shape, [&, g, type, rows, heads, err, exact, site = t.site, make = t.make,
+    w->addTensor(g, type, t.shape, [&, g, type, rows, heads, exact, site = t.site, make = t.make,
                                      shape = t.shape](uint8_t* dst) {
       progress.checkCancel();
-      if (exact) {
-        writeGridBlocks(a, site, type, heads, rows, shape.back(), dst);
-        progress.update(static_cast<double>(++done) / static_cast<double>(tensors.size() + 1), "gguf " + g);
-        return;
-      }
-      at::Tensor x = make().to(at::kFloat).contiguous();
-      if (x.sizes().vec() != shape) throw Error("--format gguf: tensor '" + g + "' changed shape while exporting");
-      if (heads > 0) x = toGgufRopeOrder(x, heads);
       const int64_t cols = shape.back();
-      io::ggmlQuantizeRows(type, x.data_ptr<float>(), rows, cols, dst);
-      if (!isFloatType(type)) {
-        at::Tensor back = at::empty_like(x);
-        io::ggmlDequantizeRows(type, dst, rows, cols, back.data_ptr<float>());
-        err->first += (back - x).pow(2).sum().item<double>();
-        err->second += x.pow(2).sum().item<double>();
+      if (exact) {
+        writeGridBlocks(a, site, type, heads, rows, cols, dst);
+      } else {
+        at::Tensor x = make().to(at::kFloat).contiguous();
+        if (x.sizes().vec() != shape) throw Error("--format gguf: tensor '" + g + "' changed shape while exporting");
+        if (heads > 0) x = toGgufRopeOrder(x, heads);
+        io::ggmlQuantizeRows(type, x.data_ptr<float>(), rows, cols, dst);
+        if (!isFloatType(type)) {
+          at::Tensor back = at::empty_like(x);
+          io::ggmlDequantizeRows(type, dst, rows, cols, back.data_ptr<float>());
+          errSq += (back - x).pow(2).sum().item<double>();
+          weightSq += x.pow(2).sum().item<double>();
+        }
       }
       progress.update(static_cast<double>(++done) / static_cast<double>(tensors.size() + 1), "gguf " + g);
     });
@@ -326,9 +324,9 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
                         " are rounded again onto " + base.name + "'s grids; quantize with --target gguf:Q4_0 (Q5_0, "
                         "Q8_0) and export that type, or export F32, to keep exactly the weights QuantScope "
                         "evaluated");
-  if (!plan && err->second > 0) {
+  if (!plan && weightSq > 0) {
     char rel[32];
-    std::snprintf(rel, sizeof rel, "%.3g", std::sqrt(err->first / err->second));
+    std::snprintf(rel, sizeof rel, "%.3g", std::sqrt(errSq / weightSq));
     rep.notes.push_back(std::string("block-quantized tensors differ from the exported model's weights by ") + rel +
                         " (relative, Frobenius)");
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/algo/export.h"
+#include "core/io/tokenizer/tokenizer.h"
 #include "core/model/config.h"
 
 namespace qs::algo {
@@ -31,9 +32,9 @@ struct GgufSourceTensor {
 // (quantize --target gguf:T), else F16.
 std::string effectiveGgufType(const QuantArtifact& a, const ExportOptions& o);
 
-// The checks writeGgufExport makes before anything is built: family, rope scaling, base type and
-// tokenizer; throws qs::Error naming what GGUF cannot hold.
-void checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg);
+// The checks made before anything is built: family, rope scaling, base type and tokenizer;
+// throws qs::Error naming what GGUF cannot hold. Returns the vocabulary the file will carry.
+io::LlamaVocab checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg);
 
 // The GGML type llama-quantize gives tensor `ggufName` (columns = its last dimension) for
 // --gguf-type `ggufType` ("Q4_0", "Q4_K_M", ...) in a model of `layers` blocks; attnVMoreBits is
@@ -41,10 +42,10 @@ void checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
 uint32_t ggufTensorType(const std::string& ggufType, const std::string& ggufName, const std::vector<int64_t>& shape,
                         bool outputTiedToEmbedding, int layers, bool attnVMoreBits = false, std::string* why = nullptr);
 
-// Writes (plan: only sizes) o.outDir as the GGUF file; fills rep's files, sizes and notes.
-// Throws qs::Error for a family, tokenizer or rope scaling GGUF cannot hold, naming it.
+// Writes (plan: only sizes) o.outDir as the GGUF file with checkGgufExport's vocabulary; fills
+// rep's files, sizes and notes.
 void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg,
-                     const std::vector<GgufSourceTensor>& tensors, ExportReport& rep, jobs::Progress& progress,
-                     bool plan);
+                     io::LlamaVocab vocab, const std::vector<GgufSourceTensor>& tensors, ExportReport& rep,
+                     jobs::Progress& progress, bool plan);
 
 }  // namespace qs::algo

@@ -340,22 +340,37 @@ void applyQConfig(QuantizeConfig& c, const quant::QConfig& q) {
   c.migrate = q.migrate ? Migration::OsPlus : Migration::None;
 }
 
+namespace {
+
+// The llama.cpp types whose grid a quantize run can target, with their bits (groups of 32).
+struct GridTarget {
+  const char* type;
+  int bits;
+};
+constexpr GridTarget kGridTargets[] = {{"Q4_0", 4}, {"Q5_0", 5}, {"Q8_0", 8}};
+
+}  // namespace
+
 void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
   const std::string t = str::toUpper(target);
-  const int bits = t == "GGUF:Q4_0" ? 4 : t == "GGUF:Q5_0" ? 5 : t == "GGUF:Q8_0" ? 8 : 0;
-  if (bits == 0)
-    throw Error("--target: '" + target + "' is not gguf:Q4_0, gguf:Q5_0 or gguf:Q8_0 (the K-quant grids, whose "
-                "block scales are quantized again per super-block, are not targets yet)");
-  spec.bits = bits;
-  spec.groupSize = 32;
-  spec.symmetric = false;
-  spec.chAxis = 0;
-  spec.observer = quant::Observer::Ggml;
+  for (const GridTarget& g : kGridTargets)
+    if (t == std::string("GGUF:") + g.type) {
+      spec.bits = g.bits;
+      spec.groupSize = 32;
+      spec.symmetric = false;
+      spec.chAxis = 0;
+      spec.observer = quant::Observer::Ggml;
+      return;
+    }
+  throw Error("--target: '" + target + "' is not gguf:Q4_0, gguf:Q5_0 or gguf:Q8_0 (the K-quant grids, whose "
+              "block scales are quantized again per super-block, are not targets yet)");
 }
 
 std::string gridTargetType(const quant::QuantSpec& spec) {
   if (spec.observer != quant::Observer::Ggml || !spec.enabled()) return "";
-  return spec.bits == 4 ? "Q4_0" : spec.bits == 5 ? "Q5_0" : spec.bits == 8 ? "Q8_0" : "";
+  for (const GridTarget& g : kGridTargets)
+    if (g.bits == spec.bits) return g.type;
+  return "";
 }
 
 }  // namespace qs::algo

@@ -55,59 +55,49 @@ GgufWriter::~GgufWriter() {
   }
 }
 
-void GgufWriter::setU32(const std::string& key, uint32_t v) {
+void GgufWriter::startKey(const std::string& key, uint32_t valueType) {
   putString(header_, key);
-  put(header_, kTypeU32);
-  put(header_, v);
+  put(header_, valueType);
   ++kvCount_;
+}
+void GgufWriter::setU32(const std::string& key, uint32_t v) {
+  startKey(key, kTypeU32);
+  put(header_, v);
 }
 void GgufWriter::setI32(const std::string& key, int32_t v) {
-  putString(header_, key);
-  put(header_, kTypeI32);
+  startKey(key, kTypeI32);
   put(header_, v);
-  ++kvCount_;
 }
 void GgufWriter::setF32(const std::string& key, float v) {
-  putString(header_, key);
-  put(header_, kTypeF32);
+  startKey(key, kTypeF32);
   put(header_, v);
-  ++kvCount_;
 }
 void GgufWriter::setBool(const std::string& key, bool v) {
-  putString(header_, key);
-  put(header_, kTypeBool);
+  startKey(key, kTypeBool);
   put<uint8_t>(header_, v ? 1 : 0);
-  ++kvCount_;
 }
 void GgufWriter::setString(const std::string& key, const std::string& v) {
-  putString(header_, key);
-  put(header_, kTypeString);
+  startKey(key, kTypeString);
   putString(header_, v);
-  ++kvCount_;
 }
+// Arrays: element type and count after the array type.
 void GgufWriter::setStringArray(const std::string& key, const std::vector<std::string>& v) {
-  putString(header_, key);
-  put(header_, kTypeArray);
+  startKey(key, kTypeArray);
   put(header_, kTypeString);
   put<uint64_t>(header_, v.size());
   for (const auto& s : v) putString(header_, s);
-  ++kvCount_;
 }
 void GgufWriter::setF32Array(const std::string& key, const std::vector<float>& v) {
-  putString(header_, key);
-  put(header_, kTypeArray);
+  startKey(key, kTypeArray);
   put(header_, kTypeF32);
   put<uint64_t>(header_, v.size());
   for (float f : v) put(header_, f);
-  ++kvCount_;
 }
 void GgufWriter::setI32Array(const std::string& key, const std::vector<int32_t>& v) {
-  putString(header_, key);
-  put(header_, kTypeArray);
+  startKey(key, kTypeArray);
   put(header_, kTypeI32);
   put<uint64_t>(header_, v.size());
   for (int32_t i : v) put(header_, i);
-  ++kvCount_;
 }
 
 void GgufWriter::addTensor(const std::string& name, uint32_t ggmlType, const std::vector<int64_t>& shape,

@@ -52,6 +52,8 @@ class GgufWriter {
     uint64_t bytes;
     std::function<void(uint8_t*)> produce;
   };
+  void startKey(const std::string& key, uint32_t valueType);  // key, value type; counts the pair
+
   std::string path_, tmp_;
   bool plan_ = false, force_ = false, committed_ = false, pathExists_ = false;
   std::string header_;  // serialized key/values

@@ -3,7 +3,6 @@
 #include "core/workflow/export_job.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,11 +15,11 @@
 #include "core/algo/layer_quant.h"
 #include "core/algo/quant_artifact.h"
 #include "core/algo/quantize_config.h"
+#include "core/model/config.h"
 #include "core/runs/fingerprint.h"
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
 #include "core/util/error.h"
-#include "core/util/fs.h"
 #include "core/util/strings.h"
 
 namespace qs::workflow {
@@ -163,10 +162,9 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
     bool llama = false;
     if (hfSource) {
       try {
-        const auto cfg = nlohmann::json::parse(fs::readText((model / "config.json").string()));
-        const std::string type = cfg.value("model_type", "");
-        llama = type == "llama" || type == "mistral";
-      } catch (const std::exception&) {
+        llama = model::loadConfig((model / "config.json").string()).family == model::Family::Llama;
+      } catch (const Error&) {
+        // an unreadable config: the export names the problem
       }
     }
     const bool folders = hfSource && !(llama && shifted);

@@ -8,11 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "core/io/ggml_quants.h"
+#include "core/util/fs.h"
 #include "tests/support/llamacpp.h"
 #include "tests/support/test_paths.h"
 
@@ -36,12 +35,7 @@ std::vector<float> testRows(int64_t rows, int64_t n) {
 
 template <typename T>
 void writeFile(const std::string& path, const std::vector<T>& v) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(T)));
-}
-
-std::vector<uint8_t> readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  fs::writeAtomic(path, std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)));
 }
 
 TEST(GgmlReference, QuantizedBytesAndDequantizedFloatsEqualGgmls) {
@@ -59,11 +53,11 @@ TEST(GgmlReference, QuantizedBytesAndDequantizedFloatsEqualGgmls) {
     ASSERT_EQ(test::runLlamaTool("ggml_ref", "quantize " + std::to_string(type) + " " + std::to_string(n) + " " +
                                                  test::shellQuote(dir + "/x.f32") + " " + test::shellQuote(dir + "/q.bin"), &err),
               0) << err;
-    const std::vector<uint8_t> theirs = readFile(dir + "/q.bin");
+    const std::string theirs = fs::readText(dir + "/q.bin");
     ASSERT_EQ(theirs.size(), ours.size()) << name;
     size_t firstDiff = ours.size();
     for (size_t i = 0; i < ours.size() && firstDiff == ours.size(); ++i)
-      if (ours[i] != theirs[i]) firstDiff = i;
+      if (ours[i] != static_cast<uint8_t>(theirs[i])) firstDiff = i;
     EXPECT_EQ(firstDiff, ours.size()) << name << ": first differing byte " << firstDiff << " (row "
                                       << firstDiff / ggmlRowBytes(type, n) << ")";
 
@@ -73,7 +67,7 @@ TEST(GgmlReference, QuantizedBytesAndDequantizedFloatsEqualGgmls) {
     ASSERT_EQ(test::runLlamaTool("ggml_ref", "dequantize " + std::to_string(type) + " " + std::to_string(n) + " " +
                                                  test::shellQuote(dir + "/q.bin") + " " + test::shellQuote(dir + "/d.f32"), &err),
               0) << err;
-    const std::vector<uint8_t> deq = readFile(dir + "/d.f32");
+    const std::string deq = fs::readText(dir + "/d.f32");
     ASSERT_EQ(deq.size(), back.size() * 4) << name;
     EXPECT_EQ(std::memcmp(deq.data(), back.data(), deq.size()), 0) << name << ": dequantized floats differ";
   }

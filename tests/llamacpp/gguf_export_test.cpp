@@ -21,8 +21,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <vector>
 
@@ -73,23 +71,18 @@ const Exported& exported() {
   return e;
 }
 
-std::vector<uint8_t> readBytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
 // llama.cpp's logits of every position of each window of ids [W, T] (fresh cache per window).
 at::Tensor llamaLogits(const std::string& gguf, const at::Tensor& ids, int64_t vocab) {
   const std::string dir = test::tempDir("gguf-logits");
   const at::Tensor flat = ids.to(at::kInt).contiguous();
-  std::ofstream(dir + "/ids.i32", std::ios::binary)
-      .write(reinterpret_cast<const char*>(flat.data_ptr<int32_t>()), static_cast<std::streamsize>(flat.numel() * 4));
+  fs::writeAtomic(dir + "/ids.i32",
+                  std::string(reinterpret_cast<const char*>(flat.data_ptr<int32_t>()), static_cast<size_t>(flat.numel() * 4)));
   std::string err;
   EXPECT_EQ(test::runLlamaTool("llama_logits", "logits " + quote(gguf) + " " + quote(dir + "/ids.i32") + " " +
                                                    std::to_string(ids.size(1)) + " " + quote(dir + "/out.f32") + " kv-f32",
                                &err),
             0) << err;
-  const std::vector<uint8_t> b = readBytes(dir + "/out.f32");
+  const std::string b = fs::readText(dir + "/out.f32");
   at::Tensor out = at::empty({ids.size(0), ids.size(1), vocab}, at::kFloat);
   EXPECT_EQ(b.size(), static_cast<size_t>(out.numel() * 4));
   if (b.size() == static_cast<size_t>(out.numel() * 4)) std::memcpy(out.data_ptr<float>(), b.data(), b.size());
@@ -271,7 +264,7 @@ TEST(GgufLlamaCpp, LlamaCppLoadsEachFileAndAgreesWithQuantScope) {
   ASSERT_EQ(test::runLlamaTool("llama_logits", "tokenize " + quote(e.root + "/qs-F32.gguf") + " " + quote(dir + "/t.txt") +
                                                    " " + quote(dir + "/t.i32"), &err),
             0) << err;
-  const std::vector<uint8_t> b = readBytes(dir + "/t.i32");
+  const std::string b = fs::readText(dir + "/t.i32");
   std::vector<int32_t> llamaIds(b.size() / 4);
   std::memcpy(llamaIds.data(), b.data(), b.size());
   EXPECT_EQ(llamaIds, hfTok->encode(text));

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "core/util/fs.h"
 #include "tests/support/cli_runner.h"
 
 namespace qs::test {
@@ -27,16 +28,7 @@ inline int runLlamaTool(const std::string& tool, const std::string& args, std::s
   const std::string log = std::filesystem::temp_directory_path().string() + "/qs-llama-tool-" +
                           std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + ".log";
   const int rc = std::system((shellQuote(llamaCppDir() + "/" + tool) + " " + args + " >" + shellQuote(log) + " 2>&1").c_str());
-  if (err) {
-    std::FILE* f = std::fopen(log.c_str(), "rb");
-    err->clear();
-    if (f) {
-      char buf[4096];
-      size_t n;
-      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) err->append(buf, n);
-      std::fclose(f);
-    }
-  }
+  if (err) *err = fs::exists(log) ? fs::readText(log) : "";
   std::filesystem::remove(log);
   return rc;
 }

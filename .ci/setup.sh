@@ -44,3 +44,7 @@ cmake --build build -j"$JOBS"
 echo "setup: built build/app/qscope$( [ -x build/app/quantscope ] && echo ' and build/app/quantscope')"
 bash tests/llamacpp/install.sh build/llamacpp ||
   echo "setup: llama.cpp (node-llama-cpp) could not be installed; the GGUF runtime tests will be skipped"
+# Slurm 22.05 + munge (Debian) for the cluster tests, which start a one-node cluster on loopback
+# per test (tests/slurm/cluster.sh) and skip with a message where it cannot start.
+bash tests/slurm/cluster.sh install ||
+  echo "setup: Slurm (slurmctld, slurmd, slurm-client, munge) could not be installed; the Slurm tests will be skipped"

@@ -97,6 +97,9 @@ class QuantizeCommand : public Command {
     cmd->add_option("--resume", resume_, "continue the killed quantize run RUN_ID of this project from its last "
                                          "finished block (same config)");
     cmd->add_option("--data-dir", dataDir_, "folder holding text/ for named datasets");
+    cmd->add_option("--bundle", bundle_, "record the run in this folder (runs.sqlite + exports/) instead of the "
+                                         "project's store; cluster jobs do, and the coordinator imports it once "
+                                         "(qscope jobs sync)");
     addRunOptions(*cmd, run_);
     cmd->add_flag("--json", json_, "print the result as JSON on stdout");
     cmd->add_flag("--no-progress", noProgress_, "no progress bar on stderr");
@@ -110,9 +113,11 @@ class QuantizeCommand : public Command {
     resolveRunOptions(run_);  // threads; --device/--dtype errors name the flag
     std::optional<runs::Project> project;
     if (runs::Project::isProject(target_)) project = runs::Project::open(target_);
+    if (project && !bundle_.empty()) project->redirectStore(bundle_);
     workflow::QuantizeJobOptions o;
     (project ? o.projectDir : o.modelPath) = target_;
     o.dataDir = dataDir_;
+    o.bundleDir = bundle_;
     o.taskDir = taskDir_;
     o.device = run_.device;
     o.dtype = run_.dtype;
@@ -356,7 +361,7 @@ class QuantizeCommand : public Command {
   }
 
   std::string target_, configFile_, method_, quanteaseInit_, dataset_, eval_, dataDir_, migrate_, aQuantizer_, aObserver_, qconfig_;
-  std::string evalTasks_, taskDir_, gridTarget_;
+  std::string evalTasks_, taskDir_, gridTarget_, bundle_;
   int64_t evalTasksLimit_ = 0;
   int aBits_ = 16, aGroupSize_ = 128, searchSteps_ = 100;
   int64_t searchTokens_ = 1024;

@@ -9,6 +9,7 @@
 #include "app/qscope/commands.h"
 #include "core/runs/project.h"
 #include "core/util/error.h"
+#include "core/workflow/cluster_jobs.h"
 
 namespace qs::cli {
 namespace {
@@ -129,6 +130,9 @@ class RunsCommand : public Command {
     compare_->add_flag("--no-series", noSeries_, "leave out the per-layer series tables");
     compare_->add_flag("--json", json_, "print as JSON on stdout");
 
+    import_ = cmd->add_subcommand("import", "Import the runs of remote (Slurm) jobs that have ended, each exactly once "
+                                            "(same as `qscope jobs sync`)");
+    importProject_.add(import_);
     delete_ = cmd->add_subcommand("delete", "Delete a run, its rows and its files under exports/");
     delete_->add_option("id", deleteId_, "run id")->required();
     deleteProject_.add(delete_);
@@ -140,10 +144,20 @@ class RunsCommand : public Command {
     if (list_->parsed()) return list();
     if (show_->parsed()) return show();
     if (compare_->parsed()) return compare();
+    if (import_->parsed()) return importJobs();
     return remove();
   }
 
  private:
+  int importJobs() {
+    workflow::ClusterOptions o;
+    o.backend = "slurm";
+    const auto s = workflow::syncJobs(importProject_.dir, o);
+    std::printf("imported %d finished run(s), recorded %d failed/cancelled job(s); %d still pending or running\n",
+                s.imported, s.failed, s.active);
+    return 0;
+  }
+
   int list() {
     auto project = runs::Project::open(listProject_);
     auto store = project.openStore();
@@ -392,10 +406,10 @@ class RunsCommand : public Command {
     return 0;
   }
 
-  CLI::App *list_ = nullptr, *show_ = nullptr, *compare_ = nullptr, *delete_ = nullptr;
+  CLI::App *list_ = nullptr, *show_ = nullptr, *compare_ = nullptr, *delete_ = nullptr, *import_ = nullptr;
   std::string listProject_ = ".";
   runs::RunFilter filter_;
-  ProjectOption showProject_, compareProject_, deleteProject_;
+  ProjectOption showProject_, compareProject_, deleteProject_, importProject_;
   int64_t showId_ = 0, deleteId_ = 0;
   std::vector<int64_t> compareIds_;
   bool json_ = false, arrays_ = false, noSeries_ = false;

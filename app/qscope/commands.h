@@ -32,5 +32,7 @@ std::unique_ptr<Command> makeTrainTokenizerCommand();
 std::unique_ptr<Command> makeMigrateCommand();
 std::unique_ptr<Command> makeExportCommand();
 std::unique_ptr<Command> makeSearchCommand();
+std::unique_ptr<Command> makeSweepCommand();
+std::unique_ptr<Command> makeJobsCommand();
 
 }  // namespace qs::cli

@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
   commands.push_back(qs::cli::makeMigrateCommand());
   commands.push_back(qs::cli::makeExportCommand());
   commands.push_back(qs::cli::makeSearchCommand());
+  commands.push_back(qs::cli::makeSweepCommand());
+  commands.push_back(qs::cli::makeJobsCommand());
   std::vector<std::pair<CLI::App*, qs::cli::Command*>> subs;
   for (auto& c : commands) subs.emplace_back(c->setup(app), c.get());
 

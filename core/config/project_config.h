@@ -13,6 +13,85 @@
 
 namespace qs::config {
 
+// How jobs of this project are sent to a Slurm cluster (project.yaml `slurm: {PROFILE: {...}}`);
+// each field becomes an #SBATCH line, flags of `qscope sweep --backend slurm` override them.
+struct SlurmProfile {
+  std::string partition, account, qos;
+  std::string gres;                                  // "gpu:a100:1"
+  int gpus = 0;                                      // --gpus; 0 = none asked
+  int cpusPerTask = 0;                               // 0 = the partition's default
+  std::string mem;                                   // "64G"
+  std::string time;                                  // time limit, "04:00:00" or minutes
+  int arrayMax = 0;                                  // array tasks running at once; 0 = no limit
+  std::vector<std::string> sbatch;                   // further #SBATCH options ("--constraint=a100")
+  std::string setup;                                 // shell lines run before qscope ("module load cuda/12.4")
+  std::string qscope;                                // qscope on the nodes; "" = the path of the submitting binary
+};
+
+inline const std::vector<std::string>& slurmProfileKeys() {
+  static const std::vector<std::string> keys = {"partition", "account", "qos",   "gres",  "gpus",  "cpus_per_task",
+                                                "mem",       "time",    "array_max", "sbatch", "setup", "qscope"};
+  return keys;
+}
+
+inline SlurmProfile parseSlurmProfile(const YAML::Node& n, const std::string& file, const std::string& prefix) {
+  requireMap(n, file, prefix);
+  rejectUnknownKeys(n, slurmProfileKeys(), file, prefix);
+  SlurmProfile p;
+  p.partition = readString(n, "partition", file, prefix);
+  p.account = readString(n, "account", file, prefix);
+  p.qos = readString(n, "qos", file, prefix);
+  p.gres = readString(n, "gres", file, prefix);
+  p.gpus = static_cast<int>(readInt(n, "gpus", file, prefix));
+  p.cpusPerTask = static_cast<int>(readInt(n, "cpus_per_task", file, prefix));
+  p.mem = readString(n, "mem", file, prefix);
+  p.time = readString(n, "time", file, prefix);
+  p.arrayMax = static_cast<int>(readInt(n, "array_max", file, prefix));
+  p.sbatch = readStringList(n, "sbatch", file, prefix);
+  p.setup = readString(n, "setup", file, prefix);
+  p.qscope = readString(n, "qscope", file, prefix);
+  if (p.gpus < 0) throw keyError(file, joinKey(prefix, "gpus"), "must be >= 0");
+  if (p.cpusPerTask < 0) throw keyError(file, joinKey(prefix, "cpus_per_task"), "must be >= 0");
+  if (p.arrayMax < 0) throw keyError(file, joinKey(prefix, "array_max"), "must be >= 0");
+  for (size_t i = 0; i < p.sbatch.size(); ++i)
+    if (p.sbatch[i].rfind("-", 0) != 0)
+      throw keyError(file, joinKey(prefix, "sbatch") + "[" + std::to_string(i) + "]",
+                     "expected an sbatch option such as --constraint=a100, got '" + p.sbatch[i] + "'");
+  return p;
+}
+
+inline void emitSlurmProfile(YAML::Emitter& e, const SlurmProfile& p) {
+  e << YAML::BeginMap;
+  auto str = [&](const char* k, const std::string& v) {
+    if (!v.empty()) e << YAML::Key << k << YAML::Value << v;
+  };
+  auto num = [&](const char* k, int v) {
+    if (v != 0) e << YAML::Key << k << YAML::Value << v;
+  };
+  str("partition", p.partition);
+  str("account", p.account);
+  str("qos", p.qos);
+  str("gres", p.gres);
+  num("gpus", p.gpus);
+  num("cpus_per_task", p.cpusPerTask);
+  str("mem", p.mem);
+  str("time", p.time);
+  num("array_max", p.arrayMax);
+  if (!p.sbatch.empty()) {
+    e << YAML::Key << "sbatch" << YAML::Value << YAML::BeginSeq;
+    for (const auto& x : p.sbatch) e << x;
+    e << YAML::EndSeq;
+  }
+  if (!p.setup.empty()) {
+    // A literal block always ends in a newline; a one-line setup stays a plain string so it round-trips.
+    e << YAML::Key << "setup" << YAML::Value;
+    if (p.setup.back() == '\n') e << YAML::Literal;
+    e << p.setup;
+  }
+  str("qscope", p.qscope);
+  e << YAML::EndMap;
+}
+
 struct ProjectConfig {
   std::string name;                                  // display name; defaults to the folder name
   std::string model;                                 // model folder or .gguf; relative to the project folder
@@ -20,11 +99,12 @@ struct ProjectConfig {
   std::vector<std::string> datasets;                 // evaluation/calibration datasets (names or paths)
   std::map<std::string, std::string> configs;        // default q-config per job kind ("quantize": "configs/w4.yaml")
   std::string notes;                                 // free text for people
+  std::map<std::string, SlurmProfile> slurm;         // Slurm profiles by name ("default", "gpu")
 };
 
 // Keys project.yaml may hold, in the order they are written.
 inline const std::vector<std::string>& projectConfigKeys() {
-  static const std::vector<std::string> keys = {"name", "model", "data_dir", "datasets", "configs", "notes"};
+  static const std::vector<std::string> keys = {"name", "model", "data_dir", "datasets", "configs", "notes", "slurm"};
   return keys;
 }
 
@@ -42,6 +122,13 @@ inline ProjectConfig parseProjectConfig(const std::string& text, const std::stri
   c.datasets = readStringList(root, "datasets", file);
   c.configs = readStringMap(root, "configs", file);
   c.notes = readString(root, "notes", file);
+  if (YAML::Node sl = root["slurm"]; sl && !sl.IsNull()) {
+    if (!sl.IsMap()) throw keyError(file, "slurm", "expected a map of profile names to Slurm options, got " + yamlTypeName(sl));
+    for (const auto& kv : sl) {
+      const std::string name = kv.first.Scalar();
+      c.slurm[name] = parseSlurmProfile(kv.second, file, "slurm." + name);
+    }
+  }
   return c;
 }
 
@@ -61,6 +148,14 @@ inline std::string emitProjectConfig(const ProjectConfig& c) {
   if (!c.configs.empty()) {
     e << YAML::Key << "configs" << YAML::Value << YAML::BeginMap;
     for (const auto& [k, v] : c.configs) e << YAML::Key << k << YAML::Value << v;
+    e << YAML::EndMap;
+  }
+  if (!c.slurm.empty()) {
+    e << YAML::Key << "slurm" << YAML::Value << YAML::BeginMap;
+    for (const auto& [name, p] : c.slurm) {
+      e << YAML::Key << name << YAML::Value;
+      emitSlurmProfile(e, p);
+    }
     e << YAML::EndMap;
   }
   if (!c.notes.empty()) {

@@ -59,8 +59,15 @@ Project Project::open(const std::string& dir) {
 }
 
 std::string Project::projectFile() const { return fs::join(dir_, kProjectFile); }
-std::string Project::runsPath() const { return fs::join(dir_, "runs.sqlite"); }
-std::string Project::exportsDir() const { return fs::join(dir_, "exports"); }
+std::string Project::runsPath() const { return fs::join(bundleDir_.empty() ? dir_ : bundleDir_, "runs.sqlite"); }
+std::string Project::exportsDir() const { return fs::join(bundleDir_.empty() ? dir_ : bundleDir_, "exports"); }
+
+void Project::redirectStore(const std::string& bundleDir) {
+  std::error_code ec;
+  stdfs::create_directories(fs::join(bundleDir, "exports"), ec);
+  if (ec) throw fileError(bundleDir, "cannot create the job's bundle folder: " + ec.message());
+  bundleDir_ = bundleDir;
+}
 
 std::string Project::resolve(const std::string& path) const {
   if (path.empty() || stdfs::path(path).is_absolute()) return path;

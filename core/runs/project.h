@@ -28,8 +28,16 @@ class Project {
   const config::ProjectConfig& config() const { return config_; }
   std::string name() const { return config_.name; }
   std::string projectFile() const;
+  // runs.sqlite and exports/ of the project, or of its bundle (below).
   std::string runsPath() const;
   std::string exportsDir() const;
+  // A job running away from the coordinator (a Slurm task on another node) records its run in a
+  // bundle of its own instead of the project's runs.sqlite: <bundleDir>/runs.sqlite and
+  // <bundleDir>/exports/, with the model, data and default configs still the project's. The
+  // coordinator imports finished bundles once (core/runs/remote_jobs.h), so runs.sqlite on a
+  // shared filesystem never has writers on several nodes. Creates the folder.
+  void redirectStore(const std::string& bundleDir);
+  const std::string& bundleDir() const { return bundleDir_; }
   // project.yaml's model / data_dir resolved against the project folder.
   std::string modelPath() const { return resolve(config_.model); }
   std::string dataDir() const { return config_.dataDir.empty() ? "" : resolve(config_.dataDir); }
@@ -43,6 +51,7 @@ class Project {
   Project(std::string dir, config::ProjectConfig c) : dir_(std::move(dir)), config_(std::move(c)) {}
   std::string dir_;
   config::ProjectConfig config_;
+  std::string bundleDir_;
 };
 
 }  // namespace qs::runs

@@ -88,6 +88,32 @@ CREATE INDEX runs_by_status ON runs (status);
 CREATE INDEX site_stats_by_run ON site_stats (run_id, layer, site);
 CREATE INDEX artifacts_by_run ON artifacts (run_id);
 )sql",
+    // 2 -> 3: jobs sent to another machine (a Slurm cluster) and the bundles they return
+    R"sql(
+CREATE TABLE remote_jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_group TEXT NOT NULL,
+  task_index INTEGER NOT NULL,
+  backend TEXT NOT NULL,
+  scheduler_id TEXT,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  bundle TEXT NOT NULL UNIQUE,
+  log_path TEXT,
+  config_yaml TEXT,
+  command TEXT,
+  state TEXT NOT NULL,
+  node TEXT,
+  submitted TEXT NOT NULL,
+  ended TEXT,
+  elapsed_s REAL,
+  message TEXT,
+  run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+  imported INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (job_group, task_index)
+);
+CREATE INDEX remote_jobs_by_state ON remote_jobs (imported, state);
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");

@@ -7,6 +7,8 @@
 //   2  runs.status_message and the owner columns (owner_pid, owner_host, owner_start) that let
 //      a later open tell a live run from one whose process died; site_stats.extra_json;
 //      indexes for listing and comparing
+//   3  remote_jobs: jobs sent to another machine (a Slurm cluster), their scheduler state and the
+//      run their bundle became (imported = 1 once, in the transaction that inserts the run)
 //
 // Site statistics layout: one site_stats row per (run, layer, site, kind) with the summary
 // columns, and one site_arrays row per named per-channel array (float32 little-endian BLOB).
@@ -22,7 +24,7 @@ namespace qs::runs {
 class Db;
 struct Metric;
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Version recorded in the database; 0 for an empty file.
 int schemaVersionOf(Db& db);

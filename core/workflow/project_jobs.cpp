@@ -329,7 +329,7 @@ std::string quantizeCheckpointDir(const runs::Project& project, int64_t runId) {
 }
 
 std::string quantizeArtifactDir(const runs::Project& project, int64_t runId) {
-  return project.dir() + "/exports/run-" + std::to_string(runId);
+  return project.exportsDir() + "/run-" + std::to_string(runId);
 }
 
 model::LoadOptions loadOptions(const std::string& device, const std::string& dtype, std::string& dtypeName) {
@@ -362,6 +362,10 @@ QuantizeInputs resolveQuantizeInputs(const QuantizeJobOptions& o) {
   std::optional<runs::Project>& project = in.project;
   if (!o.projectDir.empty()) project = runs::Project::open(o.projectDir);
   else if (o.modelPath.empty()) throw Error("quantize: neither a project nor a model was given");
+  if (!o.bundleDir.empty()) {
+    if (!project) throw Error("--bundle needs a project folder (the bundle is imported into its runs), got " + o.modelPath);
+    project->redirectStore(o.bundleDir);
+  }
   if (o.resumeRunId > 0 && !project)
     throw Error("--resume needs a project folder (runs and checkpoints live there), got " + o.modelPath);
   in.modelPath = project ? project->modelPath() : o.modelPath;

@@ -43,6 +43,8 @@ struct QuantizeJobOptions {
   std::string projectDir;        // project folder: the run is stored there, checkpointed after every
                                  // block (exports/.resume-<id>/) and its artifact written (exports/run-<id>/)
   std::string modelPath;         // without a project: a model folder / .gguf; the report is returned, nothing stored
+  std::string bundleDir;         // with a project: record the run in this bundle (runs.sqlite + exports/) instead
+                                 // of the project's store, for the coordinator to import (remote jobs)
   std::string dataDir;           // folder holding text/ for named datasets; "" = the project's (else the search path)
   std::string taskDir;           // folder holding the eval_tasks files; "" = the task search path
   std::string configYaml;        // a quantize config document (`quantize:` section); "" = the project default

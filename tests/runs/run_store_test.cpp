@@ -123,7 +123,7 @@ INSERT INTO site_arrays VALUES (1, 'max', x'0000803F00000040');
     sqlite3_close(h);
   }
   RunStore store(db);
-  EXPECT_EQ(store.schemaVersion(), 2);
+  EXPECT_EQ(store.schemaVersion(), kSchemaVersion);
   EXPECT_EQ(store.integrityCheck(), "ok");
   auto old = store.loadRun(1);
   EXPECT_EQ(old.info.name, "old analysis");

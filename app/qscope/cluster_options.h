@@ -1,0 +1,23 @@
+// The options of commands that run jobs here or on a Slurm cluster (`qscope sweep`, `qscope
+// jobs`, `qscope runs import`): --backend, --profile and the #SBATCH overrides.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "core/runs/remote_jobs.h"
+#include "core/workflow/cluster_jobs.h"
+
+namespace qs::cli {
+
+struct ClusterFlags {
+  workflow::ClusterOptions options;
+  // --backend and the Slurm resources (sweep); `withResources` false: only --profile/--slurm-bin (jobs).
+  void add(CLI::App* cmd, bool withResources);
+};
+
+// One line per job: id, group/task, scheduler id, state, node, elapsed, run, name.
+void printJobs(const std::vector<runs::RemoteJob>& jobs);
+
+}  // namespace qs::cli

@@ -1,16 +1,20 @@
 // JobsPanel: see jobs_panel.h.
 #include "ui/jobs_panel.h"
 
+#include <QComboBox>
 #include <QFrame>
+#include <QStandardItemModel>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QScrollArea>
 #include <QSpinBox>
+#include <QSplitter>
 #include <QVBoxLayout>
 
 #include "core/jobs/eta.h"
+#include "ui/remote_jobs_view.h"
 
 namespace qs::ui {
 
@@ -21,7 +25,12 @@ JobsPanel::JobsPanel(JobQueue* queue, QWidget* parent)
       quantizeButton_(new QPushButton(tr("Quantize && Evaluate"), this)),
       samples_(new QSpinBox(this)),
       seqlen_(new QSpinBox(this)),
+      runOn_(new QComboBox(this)),
+      remote_(new RemoteJobsView(this)),
       empty_(new QLabel(this)) {
+  runOn_->setObjectName(QStringLiteral("runOnCombo"));
+  runOn_->setToolTip(tr("Where Quantize & Evaluate runs: in this process, or as a job on a Slurm cluster with a "
+                        "profile from project.yaml (slurm:); a remote job's run is imported when it ends"));
   setObjectName(QStringLiteral("jobsPanel"));
   analyseButton_->setObjectName(QStringLiteral("analyseButton"));
   analyseButton_->setToolTip(tr("Activation and weight statistics of every site over calibration windows "
@@ -45,6 +54,8 @@ JobsPanel::JobsPanel(JobQueue* queue, QWidget* parent)
   tools->addWidget(seqlen_);
   tools->addWidget(new QLabel(tr("tokens"), this));
   tools->addStretch();
+  tools->addWidget(new QLabel(tr("Run on"), this));
+  tools->addWidget(runOn_);
   tools->addWidget(quantizeButton_);
 
   empty_->setText(tr("No jobs yet. Open a project, then start <b>Analyse</b> or <b>Quantize &amp; Evaluate</b>."));
@@ -61,20 +72,39 @@ JobsPanel::JobsPanel(JobQueue* queue, QWidget* parent)
   scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
   scroll->setWidget(list);
 
+  auto* split = new QSplitter(Qt::Vertical, this);
+  split->addWidget(scroll);
+  split->addWidget(remote_);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
+  split->setChildrenCollapsible(false);
   auto* v = new QVBoxLayout(this);
   v->setContentsMargins(4, 4, 4, 4);
   v->addLayout(tools);
-  v->addWidget(scroll, 1);
+  v->addWidget(split, 1);
 
   connect(analyseButton_, &QPushButton::clicked, this, &JobsPanel::analyseRequested);
   connect(quantizeButton_, &QPushButton::clicked, this, &JobsPanel::quantizeRequested);
   connect(queue_, &JobQueue::jobAdded, this, &JobsPanel::addRow);
   connect(queue_, &JobQueue::jobChanged, this, &JobsPanel::updateRow);
+  setSlurmProfiles({});
   setProjectOpen(false);
 }
 
+void JobsPanel::setSlurmProfiles(const QStringList& profiles) {
+  runOn_->clear();
+  runOn_->addItem(tr("This machine"), QString());
+  for (const QString& p : profiles) runOn_->addItem(tr("Slurm (%1)").arg(p), p);
+  if (profiles.isEmpty()) {
+    runOn_->addItem(tr("Slurm (no profile in project.yaml)"), QString());
+    if (auto* model = qobject_cast<QStandardItemModel*>(runOn_->model())) model->item(1)->setEnabled(false);
+  }
+}
+
+QString JobsPanel::runOnProfile() const { return runOn_->currentData().toString(); }
+
 void JobsPanel::setProjectOpen(bool open) {
-  for (QWidget* w : std::initializer_list<QWidget*>{analyseButton_, quantizeButton_, samples_, seqlen_}) w->setEnabled(open);
+  for (QWidget* w : std::initializer_list<QWidget*>{analyseButton_, quantizeButton_, samples_, seqlen_, runOn_}) w->setEnabled(open);
 }
 
 int JobsPanel::analyseSamples() const { return samples_->value(); }

@@ -9,6 +9,7 @@
 
 #include "ui/job_queue.h"
 
+class QComboBox;
 class QLabel;
 class QProgressBar;
 class QPushButton;
@@ -16,6 +17,8 @@ class QSpinBox;
 class QVBoxLayout;
 
 namespace qs::ui {
+
+class RemoteJobsView;
 
 class JobsPanel : public QWidget {
   Q_OBJECT
@@ -31,6 +34,12 @@ class JobsPanel : public QWidget {
   QPushButton* quantizeButton() const { return quantizeButton_; }
   QSpinBox* samplesSpin() const { return samples_; }
   QSpinBox* seqlenSpin() const { return seqlen_; }
+  // "Run on": this machine, or a Slurm profile of project.yaml (Quantize & Evaluate submits a job).
+  void setSlurmProfiles(const QStringList& profiles);
+  QString runOnProfile() const;  // "" = this machine
+  QComboBox* runOnCombo() const { return runOn_; }
+  // The project's Slurm jobs, under the local ones.
+  RemoteJobsView* remoteJobs() const { return remote_; }
   // The widgets of one job's row (tests and screenshots).
   QProgressBar* progressBar(int jobId) const;
   QPushButton* cancelButton(int jobId) const;
@@ -60,6 +69,8 @@ class JobsPanel : public QWidget {
   QPushButton* quantizeButton_;
   QSpinBox* samples_;
   QSpinBox* seqlen_;
+  QComboBox* runOn_;
+  RemoteJobsView* remote_;
   QLabel* empty_;
   QVBoxLayout* rows_;
   std::map<int, Row> rowOf_;

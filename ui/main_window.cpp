@@ -26,12 +26,14 @@
 #include <algorithm>
 
 #include "core/runs/project.h"
+#include "core/workflow/cluster_jobs.h"
 #include "core/workflow/export_job.h"
 #include "core/workflow/project_jobs.h"
 #include "ui/display_format.h"
 #include "ui/export_dialog.h"
 #include "ui/compare_view.h"
 #include "ui/pareto_view.h"
+#include "ui/remote_jobs_view.h"
 #include "ui/job_queue.h"
 #include "ui/jobs_panel.h"
 #include "ui/log_panel.h"
@@ -212,6 +214,10 @@ MainWindow::MainWindow(QWidget* parent)
   connect(jobsPanel_, &JobsPanel::analyseRequested, this,
           [this] { startAnalyse(jobsPanel_->analyseSamples(), jobsPanel_->analyseSeqlen()); });
   connect(jobsPanel_, &JobsPanel::quantizeRequested, this, [this] { startQuantize(); });
+  connect(jobs_, &JobQueue::jobFinished, jobsPanel_->remoteJobs(), [this] { jobsPanel_->remoteJobs()->reload(); });
+  connect(jobsPanel_->remoteJobs(), &RemoteJobsView::runsImported, runsPanel_, [this] { runsPanel_->refresh(); });
+  connect(jobsPanel_->remoteJobs(), &RemoteJobsView::statusMessage, statusBar_,
+          [this](const QString& m) { statusBar_->showMessage(m, 8000); });
   connect(loader_, &ModelLoader::failed, this, &MainWindow::onFailed);
 
   resize(1400, 900);
@@ -396,6 +402,19 @@ int MainWindow::startQuantize() {
   o.configName = "tuning panel";
   jobsDock_->show();
   jobsDock_->raise();
+  if (const QString profile = jobsPanel_->runOnProfile(); !profile.isEmpty()) {
+    // A one-task job array on the cluster; its run is imported when it ends (Slurm jobs below).
+    qs::workflow::SweepConfig c{tuning_->configLabel().toStdString(), "tuning panel", o.configYaml};
+    qs::workflow::ClusterOptions cluster;
+    cluster.backend = "slurm";
+    cluster.profile = profile.toStdString();
+    const std::string dir = o.projectDir;
+    return jobs_->enqueue(tr("Submit to Slurm (%1): %2").arg(profile, tuning_->configLabel()), [dir, c, cluster](jobs::Progress&) {
+      const auto g = qs::workflow::submitSweep(dir, {c}, cluster);
+      return QStringLiteral("submitted as Slurm job %1 (%2); its run is imported when it ends")
+          .arg(QString::fromStdString(g.schedulerId), QString::fromStdString(g.group));
+    });
+  }
   return jobs_->enqueue(tr("Quantize & evaluate: %1").arg(tuning_->configLabel()), [o](jobs::Progress& p) {
     return QString::fromStdString(qs::workflow::runQuantizeJob(o, p).summary);
   });
@@ -566,6 +585,7 @@ QString MainWindow::openProject(const QString& dir) {
   }
   projectDir_ = explorer_->projectDir();
   jobsPanel_->setProjectOpen(true);
+  jobsPanel_->remoteJobs()->setProject(projectDir_);
   runsPanel_->openProject(projectDir_);
   updateExportAction();
   if (!jobsDock_->isVisible()) jobsDock_->show();
@@ -579,6 +599,9 @@ QString MainWindow::openProject(const QString& dir) {
     const std::string dataset = qs::workflow::projectDataset(project);
     tuning_->setPreviewSource(model, QString::fromStdString(dataset), QString::fromStdString(project.dataDir()));
     tuning_->setResourceProject(dir);
+    QStringList profiles;
+    for (const auto& [name, profile] : project.config().slurm) profiles << QString::fromStdString(name);
+    jobsPanel_->setSlurmProfiles(profiles);
   } catch (const std::exception&) {
   }
   return QString();

@@ -41,10 +41,15 @@ std::string withEntries(const std::vector<std::pair<std::string, YAML::Node>>& e
   return e.c_str();
 }
 
-std::string thisProgram() {
+// The qscope a job runs by default: this program when it is qscope, else the qscope beside it (the
+// GUI, quantscope, is built next to it), else the one on PATH.
+std::string defaultQscope() {
   std::error_code ec;
-  auto p = stdfs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("qscope") : p.string();
+  const auto self = stdfs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "qscope";
+  if (self.filename() == "qscope") return self.string();
+  const auto sibling = self.parent_path() / "qscope";
+  return stdfs::exists(sibling) ? sibling.string() : std::string("qscope");
 }
 
 std::string utcStamp() {
@@ -181,7 +186,7 @@ SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<Swee
   if (configs.empty()) throw Error("sweep: no configs to run");
   const config::SlurmProfile profile = resolveSlurmProfile(projectDir, o);
   const std::string project = stdfs::absolute(projectDir).lexically_normal().string();
-  std::string qscope = !o.qscope.empty() ? o.qscope : !profile.qscope.empty() ? profile.qscope : thisProgram();
+  std::string qscope = !o.qscope.empty() ? o.qscope : !profile.qscope.empty() ? profile.qscope : defaultQscope();
 
   SubmittedGroup g;
   const std::string incoming = fs::join(project, "incoming");

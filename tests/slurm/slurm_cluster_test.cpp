@@ -1,5 +1,5 @@
 // qscope sweep / jobs against a real Slurm 22.05: each test starts a one-node cluster on loopback
-// in its own temporary folder (tests/slurm/cluster.sh: munge, slurmctld, slurmd; .ci/setup.sh
+// in its own temporary folder (tests/support/slurm_cluster.h over tests/slurm/cluster.sh; .ci/setup.sh
 // installs the Debian packages) and stops it afterwards. They are skipped, with the reason and
 // the install command, only where the daemons cannot start.
 //
@@ -20,6 +20,7 @@
 #include "core/util/fs.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/demo_project.h"
+#include "tests/support/slurm_cluster.h"
 
 namespace qs {
 namespace {
@@ -28,33 +29,13 @@ namespace stdfs = std::filesystem;
 using test::runQscope;
 using test::shellQuote;
 
-std::string clusterScript() { return std::string(QS_SOURCE_DIR) + "/tests/slurm/cluster.sh"; }
-
-int sh(const std::string& cmd) {
-  const int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
 class SlurmCluster : public ::testing::Test {
  protected:
   void SetUp() override {
     QS_REQUIRE_QSCOPE();
     dir_ = test::tempDir("slurm");
-    cluster_ = dir_ + "/cluster";
-    const std::string log = dir_ + "/cluster-start.log";
-    if (sh("bash " + shellQuote(clusterScript()) + " start " + shellQuote(cluster_) + " >" + shellQuote(log) +
-           " 2>&1") != 0) {
-      std::string why = fs::exists(log) ? fs::readText(log) : "";
-      const size_t at = why.rfind("ERROR");
-      GTEST_SKIP() << "a Slurm cluster could not start on loopback ("
-                   << (at == std::string::npos ? why.substr(why.size() > 300 ? why.size() - 300 : 0) : why.substr(at))
-                   << "); install it with: bash tests/slurm/cluster.sh install";
-    }
-    started_ = true;
-    ::setenv("SLURM_CONF", (cluster_ + "/slurm.conf").c_str(), 1);
-  }
-  void TearDown() override {
-    if (started_) sh("bash " + shellQuote(clusterScript()) + " stop " + shellQuote(cluster_) + " >/dev/null 2>&1");
+    QS_START_SLURM(slurm_, dir_);
+    cluster_ = slurm_.dir();
   }
 
   // A project on the bundled demo model and a grid file over it.
@@ -98,8 +79,8 @@ class SlurmCluster : public ::testing::Test {
     return nullptr;
   }
 
+  test::LoopbackSlurm slurm_;
   std::string dir_, cluster_;
-  bool started_ = false;
 };
 
 // Runs of a project keyed by their resolved config.
@@ -228,7 +209,7 @@ TEST_F(SlurmCluster, ALostNodeFailsItsRunningJobAndKeepsTheFinishedRuns) {
     const auto *t0 = task(j, 0), *t1 = task(j, 1);
     return t0 && t1 && t0->at("imported") == true && t1->at("state") == "running";
   });
-  ASSERT_EQ(sh("bash " + shellQuote(clusterScript()) + " kill-slurmd " + shellQuote(cluster_) + " >/dev/null 2>&1"), 0);
+  ASSERT_EQ(slurm_.command("kill-slurmd"), 0);
   // slurmctld declares the node down after SlurmdTimeout (about 30 s here) and fails its jobs.
   const auto j = waitFor(proj, 120, [&](const nlohmann::json& j) { return task(j, 1)->at("imported") == true; });
   EXPECT_EQ(task(j, 1)->at("state"), "node_fail");
@@ -239,7 +220,7 @@ TEST_F(SlurmCluster, ALostNodeFailsItsRunningJobAndKeepsTheFinishedRuns) {
   EXPECT_NE(lost.statusMessage.find("node_fail"), std::string::npos) << lost.statusMessage;
   EXPECT_TRUE(store.loadRun(lost.id).metrics.empty());
   EXPECT_EQ(store.listRuns().size(), 2u);
-  sh("bash " + shellQuote(clusterScript()) + " start-slurmd " + shellQuote(cluster_) + " >/dev/null 2>&1");
+  slurm_.command("start-slurmd");
 }
 
 TEST_F(SlurmCluster, SubmissionErrorsAreOneClearLineAndLeaveNothing) {

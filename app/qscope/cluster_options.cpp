@@ -31,6 +31,15 @@ void ClusterFlags::add(CLI::App* cmd, bool withResources) {
   cmd->add_option("--slurm-bin", o.slurmBin, "folder holding sbatch, scontrol, scancel (default: PATH)");
 }
 
+void ClusterFlags::forward(const RunOptions& run) {
+  auto& a = options.jobArgs;
+  if (run.device != "cpu") a.insert(a.end(), {"--device", run.device});
+  if (run.dtype != "float32") a.insert(a.end(), {"--dtype", run.dtype});
+  if (run.exec != "auto") a.insert(a.end(), {"--exec", run.exec});
+  if (!run.maxMemory.empty()) a.insert(a.end(), {"--max-memory", run.maxMemory});
+  if (run.threads > 0) a.insert(a.end(), {"--threads", std::to_string(run.threads)});
+}
+
 void printJobs(const std::vector<runs::RemoteJob>& jobs) {
   std::printf("%-5s %-28s %-10s %-13s %-12s %9s %5s  %s\n", "job", "group/task", "slurm id", "state", "node", "elapsed",
               "run", "name");

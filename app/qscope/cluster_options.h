@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "app/qscope/cli_support.h"
 #include "core/runs/remote_jobs.h"
 #include "core/workflow/cluster_jobs.h"
 
@@ -15,6 +16,8 @@ struct ClusterFlags {
   workflow::ClusterOptions options;
   // --backend and the Slurm resources (sweep); `withResources` false: only --profile/--slurm-bin (jobs).
   void add(CLI::App* cmd, bool withResources);
+  // Passes the model-running options that differ from their defaults on to every job.
+  void forward(const RunOptions& run);
 };
 
 // One line per job: id, group/task, scheduler id, state, node, elapsed, run, name.

@@ -3,19 +3,28 @@
 // (core/algo/precision_search.h). Every trial is a `search` run in the project's store, the
 // Pareto front a summary run with exports/search-<id>/pareto.json; the same command again
 // resumes (trials already in the store are reused). Ctrl-C stops after the current trial.
+// --backend slurm: each generation's new trials are evaluated as one Slurm job array (each task
+// runs this command with --trial FILE --bundle DIR: that one trial, stored in its bundle); the
+// coordinator imports them and replays the search, which proposes exactly what the local search
+// would (NSGA-II's children within a generation do not depend on each other's results).
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <set>
+
+#include <filesystem>
 
 #include "app/qscope/cli_support.h"
+#include "app/qscope/cluster_options.h"
 #include "app/qscope/commands.h"
 #include "core/algo/precision_eval.h"
 #include "core/algo/precision_search.h"
 #include "core/algo/search_space.h"
 #include "core/algo/search_store.h"
+#include "core/quant/format_yaml.h"
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
 #include "core/eval/task_metrics.h"
@@ -26,6 +35,7 @@
 #include "core/runs/project.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
+#include "core/workflow/cluster_jobs.h"
 
 namespace qs::cli {
 namespace {
@@ -68,6 +78,13 @@ class SearchCommand : public Command {
     windowsOpt_ = cmd->add_option("--limit-windows", windows_, "eval windows (overrides eval.limit_windows)");
     cmd->add_option("--data-dir", dataDir_, "folder holding text/ (default: the project's data_dir, then the search path)");
     addRunOptions(*cmd, run_);
+    cluster_.add(cmd, /*withResources=*/true);
+    cmd->add_option("--poll", pollSeconds_, "slurm: seconds between looks at the queue")
+        ->check(CLI::Range(0.2, 3600.0))
+        ->capture_default_str();
+    cmd->add_option("--trial", trialFile_, "evaluate only this trial (a file the Slurm coordinator writes) and store "
+                                           "it in --bundle; what each array task runs");
+    cmd->add_option("--bundle", bundle_, "record the trial run in this folder instead of the project's store");
     cmd->add_flag("--json", json_, "print the trials and the front as JSON on stdout");
     cmd->add_flag("--no-progress", noProgress_, "no progress bar on stderr");
     return cmd;
@@ -76,6 +93,10 @@ class SearchCommand : public Command {
   int run() override {
     auto load = resolveRunOptions(run_);
     auto project = runs::Project::open(project_);
+    if (!bundle_.empty()) {
+      if (trialFile_.empty()) throw Error("--bundle is for one trial (--trial FILE)");
+      project.redirectStore(bundle_);
+    }
     algo::SearchSpace space = algo::loadSearchSpace(spaceFile_);
     if (maxBitsOpt_->count()) space.constraints.maxBits = maxBits_;
     if (maxPplOpt_->count()) space.constraints.maxPpl = maxPpl_;
@@ -164,14 +185,18 @@ class SearchCommand : public Command {
       }
       return e;
     };
-    algo::StoreTrialBackend backend(project.runsPath(), info, identity, evaluate);
-    if (!json_)
-      std::fprintf(stderr, "search %s: %s, %d trials, objectives %s, %d trials of this model/eval in the store\n",
-                   info.searchId.c_str(), info.algo.c_str(), options_.trials, objectives_.c_str(),
-                   backend.storedTrials());
+    if (!trialFile_.empty()) return evaluateOneTrial(space, *model, info, identity, evaluate, project);
 
     algo::SearchResult result;
-    {
+    if (cluster_.options.backend == "slurm") {
+      const int rc = searchOnSlurm(space, *model, info, identity, evaluate, project, result);
+      if (rc != 0) return rc;
+    } else {
+      algo::StoreTrialBackend backend(project.runsPath(), info, identity, evaluate);
+      if (!json_)
+        std::fprintf(stderr, "search %s: %s, %d trials, objectives %s, %d trials of this model/eval in the store\n",
+                     info.searchId.c_str(), info.algo.c_str(), options_.trials, objectives_.c_str(),
+                     backend.storedTrials());
       ProgressBar bar("search", !noProgress_);
       try {
         result = algo::runSearch(space, model->sites(), options_, backend, bar);
@@ -192,6 +217,112 @@ class SearchCommand : public Command {
   }
 
  private:
+  using EvaluateFn = algo::StoreTrialBackend::EvaluateFn;
+
+  // A Slurm task: the one trial of --trial, stored in the bundle.
+  int evaluateOneTrial(const algo::SearchSpace& space, model::Model& model, const algo::SearchRunInfo& info,
+                       const std::string& identity, const EvaluateFn& evaluate, const runs::Project& project) {
+    const auto want = algo::parseTrialFile(trialFile_);
+    std::vector<std::string> names;
+    for (const auto& s : model.sites()) names.push_back(s.name);
+    const quant::LayerPrecision lp = space.decode(space.resolve(names), want.choice);
+    const std::string key = algo::textKey(identity + "\n" + quant::precisionToYaml(lp));
+    if (key != want.key)
+      throw Error(trialFile_ + ": this node sees another model, eval text or setting than the coordinator (trial key " +
+                  key + ", expected " + want.key + "); use the same files and options on every node");
+    const algo::PrecisionSummary summary = algo::summarizePrecision(model.sites(), lp);
+    algo::StoreTrialBackend backend(project.runsPath(), info, identity, evaluate);
+    algo::TrialRequest req{want.index, want.choice, want.key, &lp, &summary};
+    algo::StoredTrial t;
+    {
+      ProgressBar bar("trial", !noProgress_);
+      t = backend.evaluate(req, bar);
+      bar.finish();
+    }
+    std::printf("search %s trial %d: ppl %.4f, stored as run %lld in %s\n", info.searchId.c_str(), want.index, t.ppl,
+                static_cast<long long>(t.runId), project.runsPath().c_str());
+    return 0;
+  }
+
+  // The coordinator: replays the search from the store, sends each generation's new trials to
+  // Slurm as one array, imports them and goes on until the search ends as the local one would.
+  int searchOnSlurm(const algo::SearchSpace& space, model::Model& model, const algo::SearchRunInfo& info,
+                    const std::string& identity, const EvaluateFn& evaluate, const runs::Project& project,
+                    algo::SearchResult& result) {
+    cluster_.forward(run_);
+    const std::string projectAbs = std::filesystem::absolute(project.dir()).lexically_normal().string();
+    std::vector<std::string> args = {"search", projectAbs, "--space", std::filesystem::absolute(spaceFile_).string(),
+                                     "--trials", std::to_string(options_.trials), "--objectives", objectives_,
+                                     "--algo", algo_, "--seed", std::to_string(options_.seed), "--population",
+                                     std::to_string(options_.population), "--no-progress"};
+    if (datasetOpt_->count()) args.insert(args.end(), {"--dataset", dataset_});
+    if (seqlenOpt_->count()) args.insert(args.end(), {"--seqlen", std::to_string(seqlen_)});
+    if (windowsOpt_->count()) args.insert(args.end(), {"--limit-windows", std::to_string(windows_)});
+    if (tasksLimitOpt_->count()) args.insert(args.end(), {"--tasks-limit", std::to_string(tasksLimit_)});
+    if (!taskDir_.empty()) args.insert(args.end(), {"--task-dir", std::filesystem::absolute(taskDir_).string()});
+    if (!dataDir_.empty()) args.insert(args.end(), {"--data-dir", std::filesystem::absolute(dataDir_).string()});
+    args.insert(args.end(), {"--trial", "{task}/trial.yaml"});
+
+    // A coordinator that was stopped while its trials ran: wait for those and import them first, so
+    // the replay below finds them instead of submitting them again.
+    {
+      std::set<std::string> open;
+      for (const auto& j : runs::JobLedger(project.dir()).list("", /*pendingOnly=*/true))
+        if (j.group.rfind("search-" + info.searchId + "-", 0) == 0) open.insert(j.group);
+      for (const auto& g : open) {
+        std::fprintf(stderr, "search %s: waiting for the trials of %s, submitted earlier\n", info.searchId.c_str(),
+                     g.c_str());
+        ProgressBar bar("search", !noProgress_);
+        workflow::waitForGroup(project_, cluster_.options, g, pollSeconds_, bar);
+        bar.finish();
+        if (bar.cancelRequested()) return 130;
+      }
+    }
+    std::set<std::string> submitted;  // trials evaluated on Slurm by this command (not "reused")
+    for (int generation = 1;; ++generation) {
+      algo::StoreTrialBackend store(project.runsPath(), info, identity, evaluate);
+      algo::DeferringTrialBackend defer(store);
+      result = algo::runSearch(space, model.sites(), options_, defer);
+      if (defer.wanted.empty()) {
+        for (auto& t : result.trials)
+          if (submitted.count(t.key)) t.reused = false;
+        return 0;
+      }
+      for (const auto& w : defer.wanted) submitted.insert(w.key);
+      std::vector<workflow::ArrayTask> tasks;
+      for (const auto& w : defer.wanted) {
+        workflow::ArrayTask t;
+        t.name = "search " + info.searchId + " trial " + std::to_string(w.index);
+        t.kind = "search";
+        t.configYaml = w.config;
+        t.files = {{"trial.yaml", algo::trialFileYaml(w)}};
+        t.args = args;
+        tasks.push_back(t);
+      }
+      const auto g = workflow::submitArray(project_, "search-" + info.searchId, tasks, cluster_.options);
+      std::fprintf(stderr, "search %s: round %d, %zu new trial(s) (%zu of %d so far) as Slurm job array %s (%s)\n",
+                   info.searchId.c_str(), generation, tasks.size(), result.trials.size(), options_.trials,
+                   g.schedulerId.c_str(), g.group.c_str());
+      workflow::SyncResult s;
+      {
+        ProgressBar bar("search", !noProgress_);
+        s = workflow::waitForGroup(project_, cluster_.options, g.group, pollSeconds_, bar);
+        bar.finish();
+        if (bar.cancelRequested()) {
+          std::fprintf(stderr, "qscope: search cancelled; finished trials are stored in %s - run the same command "
+                               "to resume\n", project.runsPath().c_str());
+          return 130;
+        }
+      }
+      auto store2 = project.openStore();
+      for (const auto& j : s.jobs)
+        if (j.runId == 0 || store2.getRun(j.runId).status != runs::RunStatus::Finished)
+          throw Error("search: " + j.name + " did not finish on Slurm (" +
+                      (j.runId ? store2.getRun(j.runId).statusMessage : runs::toString(j.state)) +
+                      "); the finished trials are stored: run the same command to go on");
+    }
+  }
+
   static std::string shortConfig(const std::string& yaml) {
     // "precision:\n  default: ...\n  rules:\n    - {name: "a", weight: w, input: i}" -> "a=w/i; ..."
     std::string out;
@@ -258,6 +389,9 @@ class SearchCommand : public Command {
   CLI::Option *maxBitsOpt_ = nullptr, *maxPplOpt_ = nullptr, *minPplOpt_ = nullptr, *datasetOpt_ = nullptr,
               *seqlenOpt_ = nullptr, *windowsOpt_ = nullptr, *minAccOpt_ = nullptr, *tasksLimitOpt_ = nullptr;
   RunOptions run_;
+  ClusterFlags cluster_;
+  double pollSeconds_ = 10;
+  std::string trialFile_, bundle_;
   bool json_ = false, noProgress_ = false;
 };
 

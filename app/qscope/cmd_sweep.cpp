@@ -4,10 +4,8 @@
 // own bundle under incoming/; this command then waits, showing how many have ended, and imports
 // each finished bundle once (core/workflow/cluster_jobs.h). --no-wait returns after submitting;
 // `qscope jobs sync` (or the GUI) imports later. Ctrl-C while waiting cancels the array.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <thread>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/cluster_options.h"
@@ -76,11 +74,7 @@ class SweepCommand : public Command {
   int runSlurm(const std::vector<workflow::SweepConfig>& configs, const runs::Project& project) {
     auto& o = cluster_.options;
     if (!dataDir_.empty()) o.jobArgs.insert(o.jobArgs.end(), {"--data-dir", std::filesystem::absolute(dataDir_).string()});
-    if (run_.device != "cpu") o.jobArgs.insert(o.jobArgs.end(), {"--device", run_.device});
-    if (run_.dtype != "float32") o.jobArgs.insert(o.jobArgs.end(), {"--dtype", run_.dtype});
-    if (run_.exec != "auto") o.jobArgs.insert(o.jobArgs.end(), {"--exec", run_.exec});
-    if (!run_.maxMemory.empty()) o.jobArgs.insert(o.jobArgs.end(), {"--max-memory", run_.maxMemory});
-    if (run_.threads > 0) o.jobArgs.insert(o.jobArgs.end(), {"--threads", std::to_string(run_.threads)});
+    cluster_.forward(run_);
     const auto g = workflow::submitSweep(project_, configs, o, dryRun_);
     if (dryRun_) {
       std::printf("\nbatch script (not submitted):\n%s", g.script.c_str());
@@ -95,23 +89,7 @@ class SweepCommand : public Command {
     workflow::SyncResult s;
     {
       ProgressBar bar("sweep", !noProgress_);
-      bool cancelled = false;
-      while (true) {
-        s = workflow::syncJobs(project_, o, g.group);
-        const size_t ended = g.jobs.size() - static_cast<size_t>(s.active);
-        int running = 0;
-        for (const auto& j : s.jobs) running += j.state == runs::JobState::Running;
-        bar.update(static_cast<double>(ended) / g.jobs.size(),
-                   std::to_string(ended) + "/" + std::to_string(g.jobs.size()) + " ended, " +
-                       std::to_string(running) + " running");
-        if (s.active == 0) break;
-        if (bar.cancelRequested() && !cancelled) {
-          std::fprintf(stderr, "\nsweep: cancelling Slurm job %s (scancel)...\n", g.schedulerId.c_str());
-          workflow::cancelJobs(project_, o, {}, g.group);
-          cancelled = true;
-        }
-        std::this_thread::sleep_for(std::chrono::duration<double>(pollSeconds_));
-      }
+      s = workflow::waitForGroup(project_, o, g.group, pollSeconds_, bar);
       bar.finish();
     }
     std::vector<int64_t> ids(g.jobs.size(), 0);

@@ -39,6 +39,10 @@ class Driver {
   // StopSearch once the budget is spent or the space looks exhausted.
   std::vector<double> fitness(const std::vector<int>& choice) {
     progress_.checkCancel();
+    // Deferred trials wait for their results at the end of the generation they belong to: the next
+    // generation's proposals depend on them. (NSGA-II proposes `generation_` children per
+    // generation, the first population included; random search never depends on results.)
+    if (result.deferred > 0 && generation_ > 0 && result.proposals % generation_ == 0) stop("deferred");
     ++result.proposals;
     std::string id;
     for (int c : choice) id += std::to_string(c) + ",";
@@ -76,6 +80,7 @@ class Driver {
       jobs::SubProgress sub(progress_, begin, begin + 1.0 / opts_.trials);
       s = backend_.evaluate(req, sub);
     }
+    if (s.deferred) ++result.deferred;
     t.ppl = s.ppl;
     t.runId = s.runId;
     t.acc = s.acc;
@@ -107,6 +112,7 @@ class Driver {
   }
 
   bool done() const { return static_cast<int>(result.trials.size()) >= opts_.trials; }
+  void setGeneration(int proposals) { generation_ = proposals; }
   [[noreturn]] void stop(const char* why) {
     result.stopReason = why;
     throw StopSearch{};
@@ -123,6 +129,7 @@ class Driver {
   jobs::Progress& progress_;
   std::map<std::string, std::vector<double>> seen_;  // choice -> fitness (duplicates cost nothing)
   int stalls_ = 0, maxStalls_ = 0;
+  int generation_ = 0;  // proposals per generation (0 = results never feed later proposals)
   bool hasAcc_ = false;
 };
 
@@ -164,6 +171,7 @@ void runNsga2(Driver& d, const SearchSpace::Resolved& r, const SearchOptions& o)
   udp.nobj = o.objectives.size();
   // pagmo's NSGA-II wants a population that is a multiple of 4 and at least 5.
   const int pop = std::max(8, (o.population + 3) / 4 * 4);
+  d.setGeneration(pop);
   const auto seed = static_cast<unsigned>(o.seed ^ (o.seed >> 32));
   pagmo::problem prob{udp};
   pagmo::population population{prob, static_cast<pagmo::population::size_type>(pop), seed};
@@ -261,9 +269,10 @@ SearchResult runSearch(const SearchSpace& space, const std::vector<model::SiteIn
     if (options.algo == SearchAlgo::Random) runRandom(driver, resolved, options.seed);
     else runNsga2(driver, resolved, options);
   } catch (const StopSearch&) {
-    // budget spent or nothing new left to propose
+    // budget spent, nothing new left to propose, or deferred trials to wait for
   }
   SearchResult result = std::move(driver.result);
+  if (result.deferred > 0) result.stopReason = "deferred";
   computeFront(result);
   return result;
 }

@@ -69,6 +69,11 @@ struct StoredTrial {
   // the number of examples scored, as `qscope eval --tasks` stores them.
   double acc = NAN, accStderr = NAN;
   int64_t accN = 0;
+  // The backend has not evaluated it yet: it was handed to someone else (a Slurm job array). The
+  // search goes on to the end of the current generation — whose proposals do not depend on each
+  // other's results — collecting every such trial, then stops with stopReason "deferred"; run
+  // again once they are stored, it replays the same proposals and continues (remote_search.h).
+  bool deferred = false;
 };
 
 class TrialBackend {
@@ -104,7 +109,8 @@ struct SearchResult {
   std::vector<size_t> front;     // indices into trials: the Pareto front of the feasible trials
   int proposals = 0;             // decision vectors proposed (duplicates included)
   int skippedOverBits = 0;       // distinct configs over max_bits (never evaluated)
-  std::string stopReason;        // "budget", "space exhausted"
+  std::string stopReason;        // "budget", "space exhausted", "deferred" (trials handed out, see StoredTrial)
+  int deferred = 0;              // trials the backend deferred
 };
 
 // Runs the search. `sites` are the model's sites (for bits and for resolving the space).

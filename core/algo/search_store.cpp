@@ -126,6 +126,34 @@ StoredTrial StoreTrialBackend::evaluate(const TrialRequest& req, jobs::Progress&
   return t;
 }
 
+StoredTrial DeferringTrialBackend::evaluate(const TrialRequest& req, jobs::Progress&) {
+  wanted.push_back({req.index, req.key, req.choice, req.config ? quant::precisionToYaml(*req.config) : ""});
+  StoredTrial t;
+  t.deferred = true;
+  return t;
+}
+
+std::string trialFileYaml(const DeferringTrialBackend::Wanted& w) {
+  return "# one trial of a QuantScope search, evaluated by `qscope search ... --trial` on a cluster node\n"
+         "search_trial:\n  index: " + std::to_string(w.index) + "\n  key: \"" + w.key + "\"\n  choice: " +
+         choiceText(w.choice) + "\n" + w.config;
+}
+
+DeferringTrialBackend::Wanted parseTrialFile(const std::string& path) {
+  DeferringTrialBackend::Wanted w;
+  try {
+    const YAML::Node root = YAML::Load(fs::readText(path));
+    const YAML::Node t = root["search_trial"];
+    if (!t || !t["key"] || !t["choice"] || !t["index"]) throw fileError(path, "not a search trial file (search_trial: index, key, choice)");
+    w.index = t["index"].as<int>();
+    w.key = t["key"].Scalar();
+    for (const auto& c : t["choice"]) w.choice.push_back(c.as<int>());
+  } catch (const YAML::Exception& e) {
+    throw fileError(path, std::string("not a search trial file: ") + e.what());
+  }
+  return w;
+}
+
 std::string paretoJson(const SearchRunInfo& info, const SearchOptions& options, const SearchResult& result) {
   nlohmann::json trials = nlohmann::json::array();
   for (const auto& t : result.trials) {

@@ -64,6 +64,31 @@ class StoreTrialBackend : public TrialBackend {
   std::map<std::string, int64_t> byKey_;  // trial key -> run id
 };
 
+// Hands the trials the store does not hold to someone else (a Slurm job array): find() is the
+// inner backend's, evaluate() records what was asked and answers `deferred`, so runSearch stops at
+// the end of the generation with `wanted` listing the trials to evaluate elsewhere.
+class DeferringTrialBackend : public TrialBackend {
+ public:
+  struct Wanted {
+    int index = 0;
+    std::string key;
+    std::vector<int> choice;
+    std::string config;  // precisionToYaml of the decoded config
+  };
+  explicit DeferringTrialBackend(TrialBackend& inner) : inner_(inner) {}
+  std::string identity() const override { return inner_.identity(); }
+  std::optional<StoredTrial> find(const std::string& key) override { return inner_.find(key); }
+  StoredTrial evaluate(const TrialRequest& request, jobs::Progress& progress) override;
+  std::vector<Wanted> wanted;
+
+ private:
+  TrialBackend& inner_;
+};
+
+// The trial file a remote task evaluates (`qscope search ... --trial FILE`): index, key and choice.
+std::string trialFileYaml(const DeferringTrialBackend::Wanted& w);
+DeferringTrialBackend::Wanted parseTrialFile(const std::string& path);
+
 // Records the summary run with the front and writes <exportsDir>/search-<id>/pareto.json
 // atomically. Returns the run id.
 int64_t recordSearchSummary(const std::string& runsPath, const std::string& exportsDir, const SearchRunInfo& info,

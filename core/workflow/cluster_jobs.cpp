@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include <yaml-cpp/yaml.h>
 
@@ -180,18 +181,18 @@ config::SlurmProfile resolveSlurmProfile(const std::string& projectDir, const Cl
   return p;
 }
 
-SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<SweepConfig>& configs,
+SubmittedGroup submitArray(const std::string& projectDir, const std::string& prefix, const std::vector<ArrayTask>& tasks,
                            const ClusterOptions& o, bool dryRun) {
-  if (o.backend != "slurm") throw Error("submitSweep: backend '" + o.backend + "' does not submit jobs (use slurm)");
-  if (configs.empty()) throw Error("sweep: no configs to run");
+  if (o.backend != "slurm") throw Error("backend '" + o.backend + "' does not submit jobs (use slurm)");
+  if (tasks.empty()) throw Error("nothing to submit");
   const config::SlurmProfile profile = resolveSlurmProfile(projectDir, o);
   const std::string project = stdfs::absolute(projectDir).lexically_normal().string();
   std::string qscope = !o.qscope.empty() ? o.qscope : !profile.qscope.empty() ? profile.qscope : defaultQscope();
 
   SubmittedGroup g;
   const std::string incoming = fs::join(project, "incoming");
-  g.group = "sweep-" + utcStamp();
-  for (int n = 2; fs::exists(fs::join(incoming, g.group)); ++n) g.group = "sweep-" + utcStamp() + "-" + std::to_string(n);
+  g.group = prefix + "-" + utcStamp();
+  for (int n = 2; fs::exists(fs::join(incoming, g.group)); ++n) g.group = prefix + "-" + utcStamp() + "-" + std::to_string(n);
   const std::string groupRel = "incoming/" + g.group;
   const std::string groupDir = fs::join(project, groupRel);
 
@@ -199,10 +200,14 @@ SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<Swee
   job.name = "qscope-" + g.group;
   job.workDir = project;
   job.logPattern = fs::join(project, groupRel + "/task-%a/job.log");
-  for (size_t i = 0; i < configs.size(); ++i) {
+  for (size_t i = 0; i < tasks.size(); ++i) {
     const std::string task = groupRel + "/task-" + std::to_string(i);
-    std::vector<std::string> argv = {qscope, "quantize", project, "--config", task + "/config.yaml", "--bundle", task,
-                                     "--no-progress"};
+    std::vector<std::string> argv = {qscope};
+    for (std::string a : tasks[i].args) {
+      for (size_t at; (at = a.find("{task}")) != std::string::npos;) a.replace(at, 6, task);
+      argv.push_back(a);
+    }
+    argv.insert(argv.end(), {"--bundle", task});
     argv.insert(argv.end(), o.jobArgs.begin(), o.jobArgs.end());
     job.commands.push_back(proc::quoteCommand(argv));
     job.exitFiles.push_back(fs::join(project, task + "/exit-status"));
@@ -210,11 +215,11 @@ SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<Swee
     r.group = g.group;
     r.taskIndex = static_cast<int>(i);
     r.backend = "slurm";
-    r.name = configs[i].label;
-    r.kind = "quantize";
+    r.name = tasks[i].name;
+    r.kind = tasks[i].kind;
     r.bundle = task;
     r.logPath = task + "/job.log";
-    r.configYaml = configs[i].configYaml;
+    r.configYaml = tasks[i].configYaml;
     r.command = job.commands.back();
     r.state = runs::JobState::Pending;
     g.jobs.push_back(r);
@@ -225,17 +230,15 @@ SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<Swee
     return g;
   }
   if (!fs::exists(qscope) && !proc::onPath(qscope))
-    throw Error("sweep: the jobs would run '" + qscope + "', which is not here; set slurm." +
+    throw Error("the jobs would run '" + qscope + "', which is not here; set slurm." +
                 (o.profile.empty() ? std::string("default") : o.profile) + ".qscope in project.yaml or --qscope");
 
   // Files first (the tasks read them), then sbatch, then the ledger rows. A refusal removes the folder.
   try {
-    for (size_t i = 0; i < configs.size(); ++i) {
+    for (size_t i = 0; i < tasks.size(); ++i) {
       const std::string taskDir = fs::join(project, g.jobs[i].bundle);
       stdfs::create_directories(taskDir);
-      fs::writeAtomic(fs::join(taskDir, "config.yaml"),
-                      "# " + g.group + " config " + std::to_string(i) + ": " + configs[i].values + "\n" +
-                          configs[i].configYaml);
+      for (const auto& [name, content] : tasks[i].files) fs::writeAtomic(fs::join(taskDir, name), content);
     }
     g.script = fs::join(groupDir, "job.sh");
     fs::writeAtomic(g.script, script);
@@ -260,6 +263,45 @@ SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<Swee
     throw;
   }
   return g;
+}
+
+SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<SweepConfig>& configs,
+                           const ClusterOptions& o, bool dryRun) {
+  if (configs.empty()) throw Error("sweep: no configs to run");
+  const std::string project = stdfs::absolute(projectDir).lexically_normal().string();
+  std::vector<ArrayTask> tasks;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    ArrayTask t;
+    t.name = configs[i].label;
+    t.kind = "quantize";
+    t.configYaml = configs[i].configYaml;
+    t.files = {{"config.yaml", "# sweep config " + std::to_string(i) + ": " + configs[i].values + "\n" + configs[i].configYaml}};
+    t.args = {"quantize", project, "--config", "{task}/config.yaml", "--no-progress"};
+    tasks.push_back(t);
+  }
+  return submitArray(projectDir, "sweep", tasks, o, dryRun);
+}
+
+SyncResult waitForGroup(const std::string& projectDir, const ClusterOptions& o, const std::string& group,
+                        double pollSeconds, jobs::Progress& progress) {
+  bool cancelled = false;
+  while (true) {
+    SyncResult s = syncJobs(projectDir, o, group);
+    const size_t total = s.jobs.size();
+    int running = 0;
+    for (const auto& j : s.jobs) running += j.state == runs::JobState::Running;
+    const size_t ended = total - static_cast<size_t>(s.active);
+    progress.update(total ? static_cast<double>(ended) / total : 1.0,
+                    std::to_string(ended) + "/" + std::to_string(total) + " ended, " + std::to_string(running) +
+                        " running");
+    if (s.active == 0) return s;
+    if (progress.cancelRequested() && !cancelled) {
+      log::info("cancelling the Slurm jobs of " + group + " (scancel)");
+      cancelJobs(projectDir, o, {}, group);
+      cancelled = true;
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(pollSeconds));
+  }
 }
 
 SyncResult syncJobs(const std::string& projectDir, const ClusterOptions& o, const std::string& group) {

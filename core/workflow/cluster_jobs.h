@@ -53,10 +53,22 @@ struct SubmittedGroup {
   std::vector<runs::RemoteJob> jobs;
 };
 
-// Writes <project>/incoming/<group>/ (task-<i>/config.yaml for each config, job.sh), submits one
-// array with sbatch and records a remote_jobs row per task. A refused submission leaves nothing
-// behind and throws sbatch's reason as one line. `dryRun`: writes nothing, returns the script text
-// in `script`.
+// One task of a job array: a qscope command whose run goes to the task's bundle.
+struct ArrayTask {
+  std::string name;                // the run's label
+  std::string kind;                // the run kind it makes ("quantize", "search")
+  std::string configYaml;          // recorded with the job
+  std::vector<std::pair<std::string, std::string>> files;  // (file name, content) written into the task folder
+  std::vector<std::string> args;   // qscope's arguments; "{task}" = the task folder, relative to the project
+};
+
+// Writes <project>/incoming/<prefix>-<UTC time>/ (task-<i>/ with the tasks' files, job.sh), submits
+// one array with sbatch (each task runs `qscope ARGS --bundle incoming/<group>/task-<i>`) and records
+// a remote_jobs row per task. A refused submission leaves nothing behind and throws sbatch's reason
+// as one line. `dryRun`: writes nothing, returns the script text in `script`.
+SubmittedGroup submitArray(const std::string& projectDir, const std::string& prefix, const std::vector<ArrayTask>& tasks,
+                           const ClusterOptions& options, bool dryRun = false);
+// A sweep's configs as an array: `qscope quantize PROJECT --config task-<i>/config.yaml`.
 SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<SweepConfig>& configs,
                            const ClusterOptions& options, bool dryRun = false);
 
@@ -71,6 +83,12 @@ struct SyncResult {
 // states and imports the jobs that ended. A job the scheduler no longer knows is judged by the
 // exit status its task wrote, or recorded as lost. Safe to call from several coordinators.
 SyncResult syncJobs(const std::string& projectDir, const ClusterOptions& options, const std::string& group = "");
+
+// Syncs every `pollSeconds` until every job of the group has been imported, reporting "3/12 ended,
+// 2 running" on `progress`. A cancel request on `progress` cancels the group's jobs (scancel) and
+// keeps syncing until Slurm has stopped them, so they are recorded.
+SyncResult waitForGroup(const std::string& projectDir, const ClusterOptions& options, const std::string& group,
+                        double pollSeconds, jobs::Progress& progress);
 
 // scancel of jobs (by ledger id) or of every unfinished job of a group; returns the scheduler ids cancelled.
 std::vector<std::string> cancelJobs(const std::string& projectDir, const ClusterOptions& options,

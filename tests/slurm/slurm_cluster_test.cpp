@@ -246,3 +246,45 @@ TEST_F(SlurmCluster, SubmissionErrorsAreOneClearLineAndLeaveNothing) {
 
 }  // namespace
 }  // namespace qs
+
+namespace qs {
+namespace {
+
+// NSGA-II over three BFP widths of the demo model (64 configs), population 8, 12 trials: the
+// first generation and part of the second. The reference is the same search run locally.
+TEST_F(SlurmCluster, ASearchOnSlurmEvaluatesEachGenerationAsAnArrayAndEqualsTheLocalSearch) {
+  const std::string space = dir_ + "/space.yaml";
+  std::string widths = "{format: bfp, mantissa_width: [3, 4, 6, 8], shared_exponent_width: 8, block_size: 16}";
+  fs::writeAtomic(space, "search:\n  space:\n"
+                         "    - name: \"layers.*.self_attn.*_proj\"\n      weight: " + widths + "\n      input: same\n"
+                         "    - name: \"layers.*.fc1\"\n      weight: " + widths + "\n      input: same\n"
+                         "    - name: \"layers.*.fc2\"\n      weight: " + widths + "\n      input: same\n"
+                         "  default: {weight: none, input: none}\n"
+                         "  eval: {dataset: " + test::demoText() + ", seqlen: 64, limit_windows: 4, batch_size: 4}\n");
+  const std::string local = project("local"), remote = project("remote");
+  const std::string args = " --space " + shellQuote(space) + " --trials 12 --seed 3 --threads 1 --json --no-progress";
+  auto l = runQscope("search " + shellQuote(local) + args);
+  ASSERT_EQ(l.code, 0) << l.err;
+  auto r = runQscope("search " + shellQuote(remote) + args + " --backend slurm --poll 0.5");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("round 2,"), std::string::npos) << "the second generation went as its own array\n" << r.err;
+  const auto a = nlohmann::json::parse(l.out), b = nlohmann::json::parse(r.out);
+  ASSERT_EQ(a["trials"].size(), 12u);
+  ASSERT_EQ(b["trials"].size(), a["trials"].size());
+  for (size_t i = 0; i < a["trials"].size(); ++i) {
+    const auto &x = a["trials"][i], &y = b["trials"][i];
+    EXPECT_EQ(y["choice"], x["choice"]) << "trial " << i;
+    EXPECT_EQ(y["ppl"], x["ppl"]) << "trial " << i;
+    EXPECT_EQ(y["front"], x["front"]) << "trial " << i;
+    EXPECT_EQ(y["reused"], false) << "evaluated on Slurm by this command";
+  }
+  // Every trial is a run of the project (imported once), plus the summary.
+  EXPECT_EQ(runs::RunStore(remote + "/runs.sqlite").listRuns().size(), 13u);
+  for (const auto& j : runs::JobLedger(remote).list()) {
+    EXPECT_EQ(j.kind, "search");
+    EXPECT_TRUE(j.imported);
+  }
+}
+
+}  // namespace
+}  // namespace qs

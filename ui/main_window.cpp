@@ -28,12 +28,14 @@
 #include "core/runs/project.h"
 #include "core/workflow/cluster_jobs.h"
 #include "core/workflow/export_job.h"
+#include "core/workflow/search_job.h"
 #include "core/workflow/project_jobs.h"
 #include "ui/display_format.h"
 #include "ui/export_dialog.h"
 #include "ui/compare_view.h"
 #include "ui/pareto_view.h"
 #include "ui/remote_jobs_view.h"
+#include "ui/search_dialog.h"
 #include "ui/job_queue.h"
 #include "ui/jobs_panel.h"
 #include "ui/log_panel.h"
@@ -257,6 +259,8 @@ void MainWindow::buildMenus() {
   analyse->setShortcut(QKeySequence(tr("Ctrl+Shift+A")));
   QAction* quantize = jobsMenu->addAction(tr("&Quantize && Evaluate"), this, [this] { startQuantize(); });
   quantize->setShortcut(QKeySequence(tr("Ctrl+Shift+Q")));
+  QAction* search = jobsMenu->addAction(tr("Mixed-Precision &Search…"), this, &MainWindow::openSearchDialog);
+  search->setObjectName(QStringLiteral("actionSearch"));
   jobsMenu->addAction(exportAction_);
   jobsMenu->addSeparator();
   jobsMenu->addAction(tr("&Cancel All"), jobs_, &JobQueue::cancelAll);
@@ -418,6 +422,30 @@ int MainWindow::startQuantize() {
   return jobs_->enqueue(tr("Quantize & evaluate: %1").arg(tuning_->configLabel()), [o](jobs::Progress& p) {
     return QString::fromStdString(qs::workflow::runQuantizeJob(o, p).summary);
   });
+}
+
+int MainWindow::startSearch(const qs::workflow::SearchJobOptions& options) {
+  if (projectDir_.isEmpty()) {
+    statusBar_->showMessage(tr("Open a project first (File › Open Project…)"), 5000);
+    return 0;
+  }
+  qs::workflow::SearchJobOptions o = options;
+  o.projectDir = projectDir_.toStdString();
+  jobsDock_->show();
+  jobsDock_->raise();
+  const QString where = o.cluster.backend == "slurm" ? tr(" on Slurm (%1)").arg(QString::fromStdString(o.cluster.profile))
+                                                     : QString();
+  return jobs_->enqueue(tr("Search %1 trials%2: %3").arg(o.trials).arg(where, QFileInfo(QString::fromStdString(o.spaceFile)).fileName()),
+                        [o](jobs::Progress& p) { return QString::fromStdString(qs::workflow::runSearchJob(o, p).summary); });
+}
+
+void MainWindow::openSearchDialog() {
+  if (projectDir_.isEmpty()) {
+    statusBar_->showMessage(tr("Open a project first (File › Open Project…)"), 5000);
+    return;
+  }
+  SearchDialog dialog(projectDir_, slurmProfiles_, this);
+  if (dialog.exec() == QDialog::Accepted) startSearch(dialog.options());
 }
 
 int MainWindow::startExport(const qs::workflow::ExportJobOptions& options) {
@@ -602,6 +630,7 @@ QString MainWindow::openProject(const QString& dir) {
     QStringList profiles;
     for (const auto& [name, profile] : project.config().slurm) profiles << QString::fromStdString(name);
     jobsPanel_->setSlurmProfiles(profiles);
+    slurmProfiles_ = profiles;
   } catch (const std::exception&) {
   }
   return QString();

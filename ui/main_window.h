@@ -16,6 +16,7 @@
 
 namespace qs::workflow {
 struct ExportJobOptions;
+struct SearchJobOptions;
 struct ExportJobResult;
 }  // namespace qs::workflow
 
@@ -78,6 +79,10 @@ class MainWindow : public QMainWindow {
   int startQuantize();
   // Queues an Export job (core/workflow/export_job.h); 0 when no project is open.
   int startExport(const qs::workflow::ExportJobOptions& options);
+  // Queues a Search job (core/workflow/search_job.h: here or on Slurm); 0 when no project is open.
+  int startSearch(const qs::workflow::SearchJobOptions& options);
+  // Jobs › Mixed-Precision Search…: the Search dialog; accepted = a Search job is queued.
+  void openSearchDialog();
   // File › Export…: the Export dialog for the open project; accepted = an Export job is queued.
   void openExportDialog();
   // Enabled while the open project holds a finished quantize run with its artifact.
@@ -141,6 +146,7 @@ class MainWindow : public QMainWindow {
   TuningPanel* tuning_;
   QDockWidget* tuningDock_;
   QString projectDir_;
+  QStringList slurmProfiles_;  // the open project's Slurm profiles (project.yaml slurm:)
   std::set<int> analyseJobs_;
   std::map<int, std::shared_ptr<qs::workflow::ExportJobResult>> exportJobs_;
   QAction* exportAction_ = nullptr;

@@ -6,36 +6,20 @@
 // --backend slurm: each generation's new trials are evaluated as one Slurm job array (each task
 // runs this command with --trial FILE --bundle DIR: that one trial, stored in its bundle); the
 // coordinator imports them and replays the search, which proposes exactly what the local search
-// would (NSGA-II's children within a generation do not depend on each other's results).
-#include <ATen/ATen.h>
-
+// would (NSGA-II's children within a generation do not depend on each other's results). The steps are
+// core/workflow/search_job.h's (the GUI's Search dialog runs the same); this command prints the result.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <optional>
-#include <set>
-
-#include <filesystem>
 
 #include "app/qscope/cli_support.h"
 #include "app/qscope/cluster_options.h"
 #include "app/qscope/commands.h"
-#include "core/algo/precision_eval.h"
 #include "core/algo/precision_search.h"
-#include "core/algo/search_space.h"
 #include "core/algo/search_store.h"
-#include "core/quant/format_yaml.h"
-#include "core/eval/datasets.h"
-#include "core/eval/perplexity.h"
-#include "core/eval/task_metrics.h"
-#include "core/eval/tasks.h"
-#include "core/io/tokenizer/tokenizer.h"
-#include "core/model/model.h"
-#include "core/runs/fingerprint.h"
 #include "core/runs/project.h"
 #include "core/util/error.h"
-#include "core/util/fs.h"
-#include "core/workflow/cluster_jobs.h"
+#include "core/workflow/search_run.h"
 
 namespace qs::cli {
 namespace {
@@ -91,238 +75,61 @@ class SearchCommand : public Command {
   }
 
   int run() override {
-    auto load = resolveRunOptions(run_);
-    auto project = runs::Project::open(project_);
-    if (!bundle_.empty()) {
-      if (trialFile_.empty()) throw Error("--bundle is for one trial (--trial FILE)");
-      project.redirectStore(bundle_);
-    }
-    algo::SearchSpace space = algo::loadSearchSpace(spaceFile_);
-    if (maxBitsOpt_->count()) space.constraints.maxBits = maxBits_;
-    if (maxPplOpt_->count()) space.constraints.maxPpl = maxPpl_;
-    if (minPplOpt_->count()) space.constraints.minPpl = minPpl_;
-    if (minAccOpt_->count()) space.constraints.minAcc = minAcc_;
-    if (tasksLimitOpt_->count()) space.eval.tasksLimit = tasksLimit_;
-    if (datasetOpt_->count()) space.eval.dataset = dataset_;
-    if (seqlenOpt_->count()) space.eval.seqlen = seqlen_;
-    if (windowsOpt_->count()) space.eval.limitWindows = windows_;
-    options_.algo = algo::parseSearchAlgo(algo_);
-    options_.objectives = algo::parseObjectives(objectives_);
-    options_.constraints = space.constraints;
-    const std::string accTask = algo::accuracyTask(options_.objectives);
-    if (space.constraints.minAcc > 0 && accTask.empty())
-      throw Error(std::string(minAccOpt_->count() ? "--min-acc" : spaceFile_ + ": key 'constraints.min_acc'") +
-                  ": needs an accuracy objective (e.g. --objectives acc:piqa,bits)");
-    std::optional<eval::Task> task;  // the accuracy objective's examples, loaded before the model
-    if (!accTask.empty()) {
-      // --task-dir, else <data dir>/tasks when the data folder has one, else the search path.
-      std::string taskDir = taskDir_;
-      const std::string dataDir = dataDir_.empty() ? project.dataDir() : dataDir_;
-      if (taskDir.empty() && !dataDir.empty() && fs::isDirectory(fs::join(dataDir, "tasks"))) taskDir = fs::join(dataDir, "tasks");
-      task = eval::loadTask({accTask, ""}, eval::TaskLoadOptions().withTaskDir(taskDir).withLimit(space.eval.tasksLimit));
-    }
+    resolveRunOptions(run_);
+    workflow::SearchJobOptions o;
+    o.projectDir = project_;
+    o.spaceFile = spaceFile_;
+    o.trials = options_.trials;
+    o.seed = options_.seed;
+    o.population = options_.population;
+    o.algo = algo_;
+    o.objectives = objectives_;
+    if (maxBitsOpt_->count()) o.maxBits = maxBits_;
+    if (maxPplOpt_->count()) o.maxPpl = maxPpl_;
+    if (minPplOpt_->count()) o.minPpl = minPpl_;
+    if (minAccOpt_->count()) o.minAcc = minAcc_;
+    if (tasksLimitOpt_->count()) o.tasksLimit = tasksLimit_;
+    if (datasetOpt_->count()) o.dataset = dataset_;
+    if (seqlenOpt_->count()) o.seqlen = seqlen_;
+    if (windowsOpt_->count()) o.limitWindows = windows_;
+    o.dataDir = dataDir_;
+    o.taskDir = taskDir_;
+    o.device = run_.device;
+    o.dtype = run_.dtype;
+    o.exec = resolveExecOptions(run_);
+    o.toolVersion = QS_VERSION;
+    cluster_.forward(run_);
+    o.cluster = cluster_.options;
+    o.pollSeconds = pollSeconds_;
+    o.trialFile = trialFile_;
+    o.bundleDir = bundle_;
 
-    const std::string modelPath = project.modelPath();
-    const auto text = eval::loadDataset(space.eval.dataset, dataDir_.empty() ? project.dataDir() : dataDir_);
-    auto tokenizer = io::loadTokenizer(modelPath);
-    const std::vector<int32_t> tokens = tokenizer->encode(text.text, true);
-    auto model = model::openModel(modelPath, load);
-    model->setExecOptions(resolveExecOptions(run_));
-    std::vector<std::string> siteNames;
-    for (const auto& s : model->sites()) siteNames.push_back(s.name);
-    space.resolve(siteNames, spaceFile_);  // entries that match no site: an error before any trial
-
-    eval::PerplexityOptions ppl;
-    ppl.seqlen = space.eval.seqlen;
-    ppl.batchSize = space.eval.batchSize;
-    ppl.limitWindows = space.eval.limitWindows;
-
-    algo::SearchRunInfo info;
-    info.modelPath = modelPath;
-    info.modelFingerprint = runs::fingerprintModel(modelPath);
-    info.dataset = text.name;
-    info.algo = algo::searchAlgoName(options_.algo);
-    info.seed = options_.seed;
-    info.toolVersion = QS_VERSION;
-    info.device = run_.device;
-    info.evalYaml = "eval:\n  dataset: \"" + text.name + "\"\n  dataset_tokens: " + std::to_string(tokens.size()) +
-                    "\n  seqlen: " + std::to_string(ppl.seqlen) + "\n  limit_windows: " +
-                    std::to_string(ppl.limitWindows) + "\n  batch_size: " + std::to_string(ppl.batchSize) +
-                    "\n  device: " + run_.device + "\n  dtype: " + run_.dtype + "\n";
-    info.accTask = accTask;
-    if (task) {
-      // The examples scored: the task, its file's fingerprint and the limit (a trial key changes
-      // with any of them).
-      info.evalYaml += "  tasks: \"" + accTask + "\"\n  task_file: \"" + task->path + "\"\n  task_file_hash: \"" +
-                       algo::textKey(fs::readText(task->path)) + "\"\n  limit: " +
-                       std::to_string(space.eval.tasksLimit) + "\n  task_docs: " + std::to_string(task->docs.size()) +
-                       "\n";
-    }
-    // What a trial's number depends on besides its config: model, eval data and settings.
-    const std::string identity = info.modelFingerprint + "\n" + info.evalYaml;
-    std::string objectives;
-    for (const auto& o : options_.objectives) objectives += o + ",";
-    const std::string searchKey = algo::textKey(identity + space.toYaml() + info.algo + std::to_string(options_.seed) +
-                                                std::to_string(options_.population) + objectives);
-    info.searchId = "s-" + searchKey.substr(searchKey.size() - 12);
-
-    algo::PrecisionEmulator emulator(*model);
-    auto evaluate = [&](const quant::LayerPrecision& lp, jobs::Progress& progress) {
-      jobs::SubProgress formats(progress, 0.0, 0.1);
-      emulator.apply(lp, formats);
-      jobs::SubProgress scoring(progress, 0.1, task ? 0.4 : 1.0);
-      const auto r = eval::evaluatePerplexity(*model, tokens, ppl, scoring);
-      algo::TrialEval e{r.perplexity, r.protocol + " seqlen=" + std::to_string(r.seqlen), r.windows};
-      if (task) {
-        jobs::SubProgress taskProgress(progress, 0.4, 1.0);
-        const auto tr = eval::evaluateTask(*model, *tokenizer, *task, eval::LoglikelihoodOptions(), taskProgress);
-        const auto* m = tr.metric("acc");
-        if (!m) throw Error("--objectives: task '" + accTask + "' reports no acc metric");
-        e.acc = m->value;
-        e.accStderr = m->stdError;
-        e.accN = tr.n;
-        e.accProtocol = eval::taskProtocol(tr.task);
-      }
-      return e;
-    };
-    if (!trialFile_.empty()) return evaluateOneTrial(space, *model, info, identity, evaluate, project);
-
-    algo::SearchResult result;
-    if (cluster_.options.backend == "slurm") {
-      const int rc = searchOnSlurm(space, *model, info, identity, evaluate, project, result);
-      if (rc != 0) return rc;
-    } else {
-      algo::StoreTrialBackend backend(project.runsPath(), info, identity, evaluate);
-      if (!json_)
-        std::fprintf(stderr, "search %s: %s, %d trials, objectives %s, %d trials of this model/eval in the store\n",
-                     info.searchId.c_str(), info.algo.c_str(), options_.trials, objectives_.c_str(),
-                     backend.storedTrials());
-      ProgressBar bar("search", !noProgress_);
+    workflow::SearchRun r;
+    {
+      ProgressBar bar(trialFile_.empty() ? "search" : "trial", !noProgress_);
       try {
-        result = algo::runSearch(space, model->sites(), options_, backend, bar);
+        r = workflow::runSearchFull(o, bar, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
       } catch (const Cancelled&) {
         bar.finish();
-        std::fprintf(stderr,
-                     "qscope: search cancelled; finished trials are stored in %s - run the same command to resume\n",
-                     project.runsPath().c_str());
+        std::fprintf(stderr, "qscope: search cancelled; finished trials are stored in %s - run the same command to "
+                             "resume\n", (runs::Project::open(project_).runsPath()).c_str());
         return 130;
       }
       bar.finish();
     }
-    const int64_t summaryId = algo::recordSearchSummary(project.runsPath(), project.exportsDir(), info, options_,
-                                                        space.toYaml(), result);
-    if (json_) printJsonResult(info, result, summaryId, project);
-    else printTable(info, result, summaryId, project);
+    if (!trialFile_.empty()) {
+      std::printf("search %s trial %d: ppl %.4f, stored as run %lld in %s\n", r.info.searchId.c_str(), r.trialIndex,
+                  r.trialPpl, static_cast<long long>(r.trialRunId), r.runsPath.c_str());
+      return 0;
+    }
+    options_ = r.options;
+    const runs::Project project = runs::Project::open(project_);
+    if (json_) printJsonResult(r.info, r.result, r.summaryId, project);
+    else printTable(r.info, r.result, r.summaryId, project);
     return 0;
   }
 
  private:
-  using EvaluateFn = algo::StoreTrialBackend::EvaluateFn;
-
-  // A Slurm task: the one trial of --trial, stored in the bundle.
-  int evaluateOneTrial(const algo::SearchSpace& space, model::Model& model, const algo::SearchRunInfo& info,
-                       const std::string& identity, const EvaluateFn& evaluate, const runs::Project& project) {
-    const auto want = algo::parseTrialFile(trialFile_);
-    std::vector<std::string> names;
-    for (const auto& s : model.sites()) names.push_back(s.name);
-    const quant::LayerPrecision lp = space.decode(space.resolve(names), want.choice);
-    const std::string key = algo::textKey(identity + "\n" + quant::precisionToYaml(lp));
-    if (key != want.key)
-      throw Error(trialFile_ + ": this node sees another model, eval text or setting than the coordinator (trial key " +
-                  key + ", expected " + want.key + "); use the same files and options on every node");
-    const algo::PrecisionSummary summary = algo::summarizePrecision(model.sites(), lp);
-    algo::StoreTrialBackend backend(project.runsPath(), info, identity, evaluate);
-    algo::TrialRequest req{want.index, want.choice, want.key, &lp, &summary};
-    algo::StoredTrial t;
-    {
-      ProgressBar bar("trial", !noProgress_);
-      t = backend.evaluate(req, bar);
-      bar.finish();
-    }
-    std::printf("search %s trial %d: ppl %.4f, stored as run %lld in %s\n", info.searchId.c_str(), want.index, t.ppl,
-                static_cast<long long>(t.runId), project.runsPath().c_str());
-    return 0;
-  }
-
-  // The coordinator: replays the search from the store, sends each generation's new trials to
-  // Slurm as one array, imports them and goes on until the search ends as the local one would.
-  int searchOnSlurm(const algo::SearchSpace& space, model::Model& model, const algo::SearchRunInfo& info,
-                    const std::string& identity, const EvaluateFn& evaluate, const runs::Project& project,
-                    algo::SearchResult& result) {
-    cluster_.forward(run_);
-    const std::string projectAbs = std::filesystem::absolute(project.dir()).lexically_normal().string();
-    std::vector<std::string> args = {"search", projectAbs, "--space", std::filesystem::absolute(spaceFile_).string(),
-                                     "--trials", std::to_string(options_.trials), "--objectives", objectives_,
-                                     "--algo", algo_, "--seed", std::to_string(options_.seed), "--population",
-                                     std::to_string(options_.population), "--no-progress"};
-    if (datasetOpt_->count()) args.insert(args.end(), {"--dataset", dataset_});
-    if (seqlenOpt_->count()) args.insert(args.end(), {"--seqlen", std::to_string(seqlen_)});
-    if (windowsOpt_->count()) args.insert(args.end(), {"--limit-windows", std::to_string(windows_)});
-    if (tasksLimitOpt_->count()) args.insert(args.end(), {"--tasks-limit", std::to_string(tasksLimit_)});
-    if (!taskDir_.empty()) args.insert(args.end(), {"--task-dir", std::filesystem::absolute(taskDir_).string()});
-    if (!dataDir_.empty()) args.insert(args.end(), {"--data-dir", std::filesystem::absolute(dataDir_).string()});
-    args.insert(args.end(), {"--trial", "{task}/trial.yaml"});
-
-    // A coordinator that was stopped while its trials ran: wait for those and import them first, so
-    // the replay below finds them instead of submitting them again.
-    {
-      std::set<std::string> open;
-      for (const auto& j : runs::JobLedger(project.dir()).list("", /*pendingOnly=*/true))
-        if (j.group.rfind("search-" + info.searchId + "-", 0) == 0) open.insert(j.group);
-      for (const auto& g : open) {
-        std::fprintf(stderr, "search %s: waiting for the trials of %s, submitted earlier\n", info.searchId.c_str(),
-                     g.c_str());
-        ProgressBar bar("search", !noProgress_);
-        workflow::waitForGroup(project_, cluster_.options, g, pollSeconds_, bar);
-        bar.finish();
-        if (bar.cancelRequested()) return 130;
-      }
-    }
-    std::set<std::string> submitted;  // trials evaluated on Slurm by this command (not "reused")
-    for (int generation = 1;; ++generation) {
-      algo::StoreTrialBackend store(project.runsPath(), info, identity, evaluate);
-      algo::DeferringTrialBackend defer(store);
-      result = algo::runSearch(space, model.sites(), options_, defer);
-      if (defer.wanted.empty()) {
-        for (auto& t : result.trials)
-          if (submitted.count(t.key)) t.reused = false;
-        return 0;
-      }
-      for (const auto& w : defer.wanted) submitted.insert(w.key);
-      std::vector<workflow::ArrayTask> tasks;
-      for (const auto& w : defer.wanted) {
-        workflow::ArrayTask t;
-        t.name = "search " + info.searchId + " trial " + std::to_string(w.index);
-        t.kind = "search";
-        t.configYaml = w.config;
-        t.files = {{"trial.yaml", algo::trialFileYaml(w)}};
-        t.args = args;
-        tasks.push_back(t);
-      }
-      const auto g = workflow::submitArray(project_, "search-" + info.searchId, tasks, cluster_.options);
-      std::fprintf(stderr, "search %s: round %d, %zu new trial(s) (%zu of %d so far) as Slurm job array %s (%s)\n",
-                   info.searchId.c_str(), generation, tasks.size(), result.trials.size(), options_.trials,
-                   g.schedulerId.c_str(), g.group.c_str());
-      workflow::SyncResult s;
-      {
-        ProgressBar bar("search", !noProgress_);
-        s = workflow::waitForGroup(project_, cluster_.options, g.group, pollSeconds_, bar);
-        bar.finish();
-        if (bar.cancelRequested()) {
-          std::fprintf(stderr, "qscope: search cancelled; finished trials are stored in %s - run the same command "
-                               "to resume\n", project.runsPath().c_str());
-          return 130;
-        }
-      }
-      auto store2 = project.openStore();
-      for (const auto& j : s.jobs)
-        if (j.runId == 0 || store2.getRun(j.runId).status != runs::RunStatus::Finished)
-          throw Error("search: " + j.name + " did not finish on Slurm (" +
-                      (j.runId ? store2.getRun(j.runId).statusMessage : runs::toString(j.state)) +
-                      "); the finished trials are stored: run the same command to go on");
-    }
-  }
-
   static std::string shortConfig(const std::string& yaml) {
     // "precision:\n  default: ...\n  rules:\n    - {name: "a", weight: w, input: i}" -> "a=w/i; ..."
     std::string out;

@@ -19,7 +19,7 @@ ProcessOwner currentProcess();
 // so does a live pid whose start time differs (the pid was reused).
 bool isAlive(const ProcessOwner& o);
 
-// ISO 8601 UTC timestamp of now, "2024-05-01T12:00:00Z".
-std::string utcNow();
+// UTC time of now in strftime's `format`; by default ISO 8601, "2024-05-01T12:00:00Z".
+std::string utcNow(const char* format = "%Y-%m-%dT%H:%M:%SZ");
 
 }  // namespace qs::runs

@@ -1,6 +1,7 @@
 #include "core/runs/remote_jobs.h"
 
 #include <filesystem>
+#include <algorithm>
 #include <map>
 #include <memory>
 
@@ -202,37 +203,8 @@ std::vector<std::string> JobLedger::groups() const {
 
 int64_t JobLedger::importEnded(int64_t id) {
   Db& db = *impl_->db;
-  const RemoteJob job = get(id);
-  if (job.imported) return 0;
-  if (!isTerminal(job.state))
-    throw Error("job " + std::to_string(id) + " (" + job.schedulerId + ") is still " + toString(job.state) +
-                "; it is imported when it has ended");
+  if (get(id).imported) return 0;
   const stdfs::path project = stdfs::absolute(dir_);
-  const stdfs::path bundle = project / job.bundle;
-  const std::string bundleDb = (bundle / "runs.sqlite").string();
-  const std::string logPath = job.logPath.empty() ? "" : (project / job.logPath).string();
-
-  // What the bundle holds: its finished runs (complete by construction: a RunWriter's end is one
-  // transaction), or the message of the run that did not finish.
-  struct Found {
-    int64_t id;
-    std::string status, message;
-  };
-  std::vector<Found> found;
-  if (fs::exists(bundleDb)) {
-    try {
-      RunStore b(bundleDb, RunStoreOptions{30000, false});  // migrates a bundle an older qscope wrote
-      (void)b;
-      Db bdb(bundleDb, 30000, false);
-      auto s = bdb.prepare("SELECT id, status, coalesce(status_message, '') FROM runs ORDER BY id");
-      while (s.step()) found.push_back({s.getInt(0), s.getText(1), s.getText(2)});
-    } catch (const std::exception& e) {
-      log::warn(bundleDb + ": unreadable, the job is recorded as failed: " + e.what());
-      found.clear();
-    }
-  }
-  bool anyFinished = false;
-  for (const auto& f : found) anyFinished |= f.status == "finished";
 
   std::vector<std::pair<stdfs::path, stdfs::path>> linked;  // removed again when the import rolls back
   auto unlinkAll = [&] {
@@ -249,149 +221,135 @@ int64_t JobLedger::importEnded(int64_t id) {
     }
   };
 
-  // Attach first: SQLite refuses ATTACH inside a transaction.
-  struct Attached {
-    Db& db;
-    bool on = false;
-    ~Attached() {
-      if (on) try {
-          db.exec("DETACH DATABASE b");
-        } catch (...) {
-        }
-    }
-  } attached{db};
-  if (anyFinished) {
-    db.prepare("ATTACH DATABASE ? AS b").bind(1, bundleDb).run();
-    attached.on = true;
-  }
-
-  const std::string endedState = toString(job.state);
   int64_t firstRun = 0;
+  stdfs::path bundle;
   try {
+    // The project's write lock first: a coordinator reads and removes a bundle only while it holds
+    // it, so two coordinators never both read one (the second finds it imported and stops).
     WriteTransaction tx(db);
-    {
-      auto s = db.prepare("SELECT imported FROM remote_jobs WHERE id = ?");
-      s.bind(1, id);
-      if (!s.step() || s.getInt(0) != 0) return 0;  // another coordinator imported it
-    }
-    if (anyFinished) {
-      for (const auto& f : found) {
-        if (f.status != "finished") continue;
-        db.prepare(
-              "INSERT INTO runs (name, kind, status, created, finished, duration_s, model_path, model_fingerprint, "
-              "config_yaml, tool_version, device, notes, status_message, owner_pid, owner_host, owner_start) "
-              "SELECT name, kind, status, created, finished, duration_s, model_path, model_fingerprint, config_yaml, "
-              "tool_version, device, notes, status_message, owner_pid, owner_host, owner_start FROM b.runs WHERE id = ?")
-            .bind(1, f.id)
-            .run();
-        const int64_t runId = db.lastInsertId();
-        if (firstRun == 0) firstRun = runId;
-        db.prepare("INSERT INTO metrics (run_id, key, value, protocol, unit, n, stderr) SELECT ?, key, value, "
-                   "protocol, unit, n, stderr FROM b.metrics WHERE run_id = ? ORDER BY rowid")
-            .bind(1, runId).bind(2, f.id).run();
-        db.prepare("INSERT INTO layer_results (run_id, layer, site, rel_error, seconds, bits, extra_json) SELECT ?, "
-                   "layer, site, rel_error, seconds, bits, extra_json FROM b.layer_results WHERE run_id = ? ORDER BY rowid")
-            .bind(1, runId).bind(2, f.id).run();
-        {
-          auto stats = db.prepare("SELECT id FROM b.site_stats WHERE run_id = ? ORDER BY id");
-          stats.bind(1, f.id);
-          std::vector<int64_t> statIds;
-          while (stats.step()) statIds.push_back(stats.getInt(0));
-          for (int64_t sid : statIds) {
-            db.prepare("INSERT INTO site_stats (run_id, layer, site, kind, channels, max_abs, kurtosis_mean, "
-                       "kurtosis_max, outlier_channels, extra_json) SELECT ?, layer, site, kind, channels, max_abs, "
-                       "kurtosis_mean, kurtosis_max, outlier_channels, extra_json FROM b.site_stats WHERE id = ?")
-                .bind(1, runId).bind(2, sid).run();
-            db.prepare("INSERT INTO site_arrays (stat_id, name, data) SELECT ?, name, data FROM b.site_arrays "
-                       "WHERE stat_id = ? ORDER BY rowid")
-                .bind(1, db.lastInsertId()).bind(2, sid).run();
-          }
+    const RemoteJob job = get(id);
+    if (job.imported) return 0;
+    if (!isTerminal(job.state))
+      throw Error("job " + std::to_string(id) + " (" + job.schedulerId + ") is still " + toString(job.state) +
+                  "; it is imported when it has ended");
+    bundle = project / job.bundle;
+    const std::string bundleDb = (bundle / "runs.sqlite").string();
+    const std::string logPath = job.logPath.empty() ? "" : (project / job.logPath).string();
+
+    // What the bundle holds: its finished runs (complete by construction: a RunWriter's end is one
+    // transaction), or the message of the run that did not finish.
+    std::vector<RunRecord> finished;
+    std::string why;
+    if (fs::exists(bundleDb)) {
+      try {
+        RunStore b(bundleDb, RunStoreOptions{30000, false});  // migrates a bundle an older qscope wrote
+        auto runs = b.listRuns();
+        std::reverse(runs.begin(), runs.end());  // oldest first
+        for (const auto& r : runs) {
+          if (r.status == RunStatus::Finished) finished.push_back(b.loadRun(r.id, true));
+          else if (!r.statusMessage.empty()) why = r.statusMessage;
         }
-        // Files: the bundle's exports/run-<old>/ becomes exports/run-<new>/ (hard links; the bundle
-        // keeps its copy until the commit), and the artifacts' paths follow.
-        const std::string oldPrefix = "exports/run-" + std::to_string(f.id);
-        const std::string newPrefix = "exports/run-" + std::to_string(runId);
-        const stdfs::path from = bundle / oldPrefix, to = project / newPrefix;
-        clearOrphan(to);
-        if (stdfs::exists(from)) {
-          linkTree(from, to);
-          linked.emplace_back(from, to);
-        }
-        auto arts = db.prepare("SELECT kind, path, bytes, checksum FROM b.artifacts WHERE run_id = ? ORDER BY id");
-        arts.bind(1, f.id);
-        while (arts.step()) {
-          std::string path = arts.getText(1);
-          if (path.rfind(oldPrefix + "/", 0) == 0 || path == oldPrefix) path = newPrefix + path.substr(oldPrefix.size());
-          else if (!stdfs::path(path).is_absolute()) path = (stdfs::path(job.bundle) / path).lexically_normal().string();
-          db.prepare("INSERT INTO artifacts (run_id, kind, path, bytes, checksum) VALUES (?, ?, ?, ?, ?)")
-              .bind(1, runId).bind(2, arts.getText(0)).bind(3, path).bind(4, arts.getInt(2))
-              .bindTextOrNull(5, arts.getText(3)).run();
-        }
-        if (!logPath.empty() && fs::exists(logPath)) {
-          if (!stdfs::exists(to)) {
-            std::error_code ec;
-            stdfs::create_directories(to, ec);
-            linked.emplace_back(logPath, to);
-          }
-          linkTree(logPath, to / "job.log");
-          db.prepare("INSERT INTO artifacts (run_id, kind, path, bytes) VALUES (?, 'log', ?, ?)")
-              .bind(1, runId).bind(2, newPrefix + "/job.log")
-              .bind(3, static_cast<int64_t>(stdfs::file_size(to / "job.log"))).run();
-        }
+      } catch (const std::exception& e) {
+        log::warn(bundleDb + ": unreadable, the job is recorded as failed: " + e.what());
+        finished.clear();
       }
-    } else {
+    }
+    auto linkLog = [&](int64_t runId, const std::string& rel) {
+      if (logPath.empty() || !fs::exists(logPath)) return;
+      const stdfs::path to = project / rel;
+      if (!stdfs::exists(to)) {
+        std::error_code ec;
+        stdfs::create_directories(to, ec);
+        linked.emplace_back(logPath, to);
+      }
+      linkTree(logPath, to / "job.log");
+      insertRunRows(db, runId, {}, {},
+                    {{"log", rel + "/job.log", static_cast<int64_t>(stdfs::file_size(to / "job.log")), ""}});
+    };
+
+    for (auto& rec : finished) {
+      const RunInfo& r = rec.info;
+      db.prepare(
+            "INSERT INTO runs (name, kind, status, created, finished, duration_s, model_path, model_fingerprint, "
+            "config_yaml, tool_version, device, notes, status_message) VALUES (?, ?, 'finished', ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?)")
+          .bind(1, r.name)
+          .bind(2, toString(r.kind))
+          .bind(3, r.created)
+          .bindTextOrNull(4, r.finished)
+          .bind(5, r.durationS)
+          .bindTextOrNull(6, r.modelPath)
+          .bindTextOrNull(7, r.modelFingerprint)
+          .bindTextOrNull(8, r.configYaml)
+          .bindTextOrNull(9, r.toolVersion)
+          .bindTextOrNull(10, r.device)
+          .bindTextOrNull(11, r.notes)
+          .bindTextOrNull(12, r.statusMessage)
+          .run();
+      const int64_t runId = db.lastInsertId();
+      if (firstRun == 0) firstRun = runId;
+      // Files: the bundle's exports/run-<old>/ becomes exports/run-<new>/ (hard links; the bundle
+      // keeps its copy until the commit), and the artifacts' paths follow.
+      const std::string oldPrefix = "exports/run-" + std::to_string(r.id);
+      const std::string newPrefix = "exports/run-" + std::to_string(runId);
+      const stdfs::path from = bundle / oldPrefix, to = project / newPrefix;
+      clearOrphan(to);
+      if (stdfs::exists(from)) {
+        linkTree(from, to);
+        linked.emplace_back(from, to);
+      }
+      for (auto& a : rec.artifacts) {
+        if (a.path.rfind(oldPrefix + "/", 0) == 0 || a.path == oldPrefix) a.path = newPrefix + a.path.substr(oldPrefix.size());
+        else if (!stdfs::path(a.path).is_absolute()) a.path = (stdfs::path(job.bundle) / a.path).lexically_normal().string();
+      }
+      insertMetrics(db, runId, rec.metrics);
+      insertRunRows(db, runId, rec.siteStats, rec.layerResults, rec.artifacts);
+      linkLog(runId, newPrefix);
+    }
+    if (finished.empty()) {
       // No finished run: the job failed, was cancelled, timed out or lost its node. Its run says
       // so, with the bundle's own error where the job got far enough to write one, and the log.
-      std::string why;
-      for (const auto& f : found)
-        if (!f.message.empty()) why = f.message;
       if (why.empty()) why = lastLine(logPath);
-      std::string message = job.backend + " job " + job.schedulerId + " " + endedState;
+      std::string message = job.backend + " job " + job.schedulerId + " " + toString(job.state);
       if (!job.message.empty()) message += " (" + job.message + ")";
       if (!why.empty()) message += ": " + why;
-      const bool cancelled = job.state == JobState::Cancelled;
-      db.prepare("INSERT INTO runs (name, kind, status, created, finished, config_yaml, tool_version, device, "
-                 "status_message, owner_host) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)")
+      db.prepare("INSERT INTO runs (name, kind, status, created, finished, config_yaml, device, status_message) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
           .bind(1, job.name)
           .bind(2, job.kind)
-          .bind(3, cancelled ? "cancelled" : "failed")
+          .bind(3, job.state == JobState::Cancelled ? "cancelled" : "failed")
           .bind(4, job.submitted)
           .bind(5, utcNow())
           .bindTextOrNull(6, job.configYaml)
           .bind(7, job.backend)
           .bind(8, message)
-          .bindTextOrNull(9, job.node)
           .run();
       firstRun = db.lastInsertId();
-      if (!logPath.empty() && fs::exists(logPath)) {
-        const std::string rel = "exports/run-" + std::to_string(firstRun);
-        const stdfs::path to = project / rel;
-        clearOrphan(to);
-        std::error_code ec;
-        stdfs::create_directories(to, ec);
-        linkTree(logPath, to / "job.log");
-        linked.emplace_back(logPath, to);
-        db.prepare("INSERT INTO artifacts (run_id, kind, path, bytes) VALUES (?, 'log', ?, ?)")
-            .bind(1, firstRun).bind(2, rel + "/job.log")
-            .bind(3, static_cast<int64_t>(stdfs::file_size(to / "job.log"))).run();
-      }
+      const std::string rel = "exports/run-" + std::to_string(firstRun);
+      clearOrphan(project / rel);
+      linkLog(firstRun, rel);
     }
-    auto done = db.prepare("UPDATE remote_jobs SET imported = 1, run_id = ?, log_path = coalesce(?, log_path), "
-                           "ended = coalesce(ended, ?) WHERE id = ? AND imported = 0");
     std::string newLog;
     {
       auto a = db.prepare("SELECT path FROM artifacts WHERE run_id = ? AND kind = 'log'");
       a.bind(1, firstRun);
       if (a.step()) newLog = a.getText(0);
     }
-    done.bind(1, firstRun).bindTextOrNull(2, newLog).bind(3, utcNow()).bind(4, id).run();
+    db.prepare("UPDATE remote_jobs SET imported = 1, run_id = ?, log_path = coalesce(?, log_path), "
+               "ended = coalesce(ended, ?) WHERE id = ? AND imported = 0")
+        .bind(1, firstRun)
+        .bindTextOrNull(2, newLog)
+        .bind(3, utcNow())
+        .bind(4, id)
+        .run();
     if (db.changes() != 1) throw Error("job " + std::to_string(id) + " was imported concurrently");
+    // After the commit the bundle goes; a coordinator that takes the lock next finds the job
+    // imported and never opens it. (A failure to remove only leaves files.)
     tx.commit();
   } catch (...) {
     unlinkAll();
     throw;
   }
-  // Committed: the bundle has become runs; its folder goes (a failure here only leaves files).
   std::error_code ec;
   stdfs::remove_all(bundle, ec);
   if (ec) log::warn(bundle.string() + ": imported, but the folder could not be removed: " + ec.message());

@@ -105,48 +105,7 @@ void RunWriter::flush() {
 // statements succeeded, so a failed commit can be retried.
 void RunWriter::writePending() {
   insertMetrics(*db_, id_, metrics_);  // a metric recorded twice (re-evaluated) keeps the last value
-  if (!stats_.empty()) {
-    auto s = db_->prepare(
-        "INSERT INTO site_stats (run_id, layer, site, kind, channels, max_abs, kurtosis_mean, kurtosis_max, "
-        "outlier_channels, extra_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    auto a = db_->prepare("INSERT INTO site_arrays (stat_id, name, data) VALUES (?, ?, ?)");
-    for (const auto& st : stats_) {
-      s.bind(1, id_).bind(2, st.layer).bind(3, st.site).bind(4, st.kind).bind(5, st.channels);
-      s.bind(6, st.maxAbs).bind(7, st.kurtosisMean).bind(8, st.kurtosisMax).bind(9, st.outlierChannels);
-      s.bindTextOrNull(10, st.extraJson);
-      try {
-        s.run();
-      } catch (const Error& e) {
-        // Usually the UNIQUE (run, layer, site, kind) constraint: say which statistics collided.
-        throw Error(std::string(e.what()) + " (run " + std::to_string(id_) + ", layer " + std::to_string(st.layer) +
-                    ", site '" + st.site + "', kind '" + st.kind + "')");
-      }
-      s.reset();
-      int64_t statId = db_->lastInsertId();
-      for (const auto& [name, values] : st.arrays) {
-        auto blob = detail::floatsToBlob(values);
-        a.bind(1, statId).bind(2, name).bindBlob(3, blob.data(), blob.size()).run();
-        a.reset();
-      }
-    }
-  }
-  if (!results_.empty()) {
-    auto s = db_->prepare(
-        "INSERT OR REPLACE INTO layer_results (run_id, layer, site, rel_error, seconds, bits, extra_json) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)");
-    for (const auto& r : results_) {
-      s.bind(1, id_).bind(2, r.layer).bind(3, r.site).bind(4, r.relError).bind(5, r.seconds).bind(6, r.bits);
-      s.bindTextOrNull(7, r.extraJson).run();
-      s.reset();
-    }
-  }
-  if (!artifacts_.empty()) {
-    auto s = db_->prepare("INSERT INTO artifacts (run_id, kind, path, bytes, checksum) VALUES (?, ?, ?, ?, ?)");
-    for (const auto& x : artifacts_) {
-      s.bind(1, id_).bind(2, x.kind).bind(3, x.path).bind(4, x.bytes).bindTextOrNull(5, x.checksum).run();
-      s.reset();
-    }
-  }
+  insertRunRows(*db_, id_, stats_, results_, artifacts_);
   metrics_.clear();
   stats_.clear();
   results_.clear();

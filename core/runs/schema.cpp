@@ -1,5 +1,6 @@
 #include "core/runs/schema.h"
 
+#include "core/runs/float_blob.h"
 #include "core/runs/run_types.h"
 #include "core/runs/sqlite_db.h"
 #include "core/util/error.h"
@@ -162,6 +163,52 @@ void insertMetrics(Db& db, int64_t runId, const std::vector<Metric>& metrics) {
     if (m.n > 0) s.bind(6, m.n); else s.bindNull(6);
     s.bind(7, m.stdError).run();
     s.reset();
+  }
+}
+
+void insertRunRows(Db& db, int64_t runId, const std::vector<SiteStat>& stats, const std::vector<LayerResult>& results,
+                   const std::vector<Artifact>& artifacts) {
+  if (!stats.empty()) {
+    auto s = db.prepare(
+        "INSERT INTO site_stats (run_id, layer, site, kind, channels, max_abs, kurtosis_mean, kurtosis_max, "
+        "outlier_channels, extra_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    auto a = db.prepare("INSERT INTO site_arrays (stat_id, name, data) VALUES (?, ?, ?)");
+    for (const auto& st : stats) {
+      s.bind(1, runId).bind(2, st.layer).bind(3, st.site).bind(4, st.kind).bind(5, st.channels);
+      s.bind(6, st.maxAbs).bind(7, st.kurtosisMean).bind(8, st.kurtosisMax).bind(9, st.outlierChannels);
+      s.bindTextOrNull(10, st.extraJson);
+      try {
+        s.run();
+      } catch (const Error& e) {
+        // Usually the UNIQUE (run, layer, site, kind) constraint: say which statistics collided.
+        throw Error(std::string(e.what()) + " (run " + std::to_string(runId) + ", layer " + std::to_string(st.layer) +
+                    ", site '" + st.site + "', kind '" + st.kind + "')");
+      }
+      s.reset();
+      const int64_t statId = db.lastInsertId();
+      for (const auto& [name, values] : st.arrays) {
+        auto blob = detail::floatsToBlob(values);
+        a.bind(1, statId).bind(2, name).bindBlob(3, blob.data(), blob.size()).run();
+        a.reset();
+      }
+    }
+  }
+  if (!results.empty()) {
+    auto s = db.prepare(
+        "INSERT OR REPLACE INTO layer_results (run_id, layer, site, rel_error, seconds, bits, extra_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    for (const auto& r : results) {
+      s.bind(1, runId).bind(2, r.layer).bind(3, r.site).bind(4, r.relError).bind(5, r.seconds).bind(6, r.bits);
+      s.bindTextOrNull(7, r.extraJson).run();
+      s.reset();
+    }
+  }
+  if (!artifacts.empty()) {
+    auto s = db.prepare("INSERT INTO artifacts (run_id, kind, path, bytes, checksum) VALUES (?, ?, ?, ?, ?)");
+    for (const auto& x : artifacts) {
+      s.bind(1, runId).bind(2, x.kind).bind(3, x.path).bind(4, x.bytes).bindTextOrNull(5, x.checksum).run();
+      s.reset();
+    }
   }
 }
 

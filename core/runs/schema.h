@@ -22,7 +22,10 @@
 namespace qs::runs {
 
 class Db;
+struct Artifact;
+struct LayerResult;
 struct Metric;
+struct SiteStat;
 
 constexpr int kSchemaVersion = 3;
 
@@ -34,5 +37,9 @@ void migrate(Db& db);
 // Inserts run `runId`'s metrics (a key recorded again keeps the last value), inside the caller's
 // transaction: the one statement RunWriter and RunStore::addMetrics share.
 void insertMetrics(Db& db, int64_t runId, const std::vector<Metric>& metrics);
+// Inserts run `runId`'s site statistics (with their arrays), layer results and artifacts as given,
+// inside the caller's transaction (RunWriter's batches, a remote job's imported run).
+void insertRunRows(Db& db, int64_t runId, const std::vector<SiteStat>& stats, const std::vector<LayerResult>& results,
+                   const std::vector<Artifact>& artifacts);
 
 }  // namespace qs::runs

@@ -53,14 +53,7 @@ std::string defaultQscope() {
   return stdfs::exists(sibling) ? sibling.string() : std::string("qscope");
 }
 
-std::string utcStamp() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
+std::string utcStamp() { return runs::utcNow("%Y%m%d-%H%M%S"); }
 
 cluster::Slurm slurmFor(const ClusterOptions& o) { return cluster::Slurm(o.slurmBin, o.env); }
 

@@ -8,6 +8,9 @@
 #include <QComboBox>
 #include <QTreeWidget>
 
+#include <algorithm>
+#include <map>
+
 #include "core/jobs/progress.h"
 #include "core/runs/run_store.h"
 #include "core/util/fs.h"
@@ -19,6 +22,7 @@
 #include "ui/main_window.h"
 #include "ui/remote_jobs_view.h"
 #include "ui/runs_panel.h"
+#include "core/workflow/search_job.h"
 #include "ui/tuning_panel.h"
 
 namespace {
@@ -76,6 +80,58 @@ TEST(RemoteJobsSlurm, QuantizeAndEvaluateOnSlurmComesBackAsARun) {
   o.configYaml = w.quantizeConfigYaml().toStdString();
   const auto local = qs::workflow::runQuantizeJob(o, qs::jobs::Progress::none());
   EXPECT_EQ(metric(project, runId, "ppl." + std::string("sample.txt")), metric(project, local.runId, "ppl.sample.txt"));
+}
+
+}  // namespace
+
+namespace {
+
+// Jobs › Mixed-Precision Search… with Run on: Slurm: the job coordinates one array per generation
+// and ends with the same trials as the local search (reference: the same job run here).
+TEST(RemoteJobsSlurm, ASearchJobOnSlurmGivesTheLocalSearchsTrials) {
+  QS_REQUIRE_QSCOPE();
+  qs::test::uiApp();
+  const std::string dir = qs::test::tempDir("ui_slurm_search");
+  qs::test::LoopbackSlurm slurm;
+  QS_START_SLURM(slurm, dir);
+  const std::string space = dir + "/space.yaml";
+  qs::fs::writeAtomic(space, "search:\n  space:\n    - name: \"layers.*.fc*\"\n"
+                             "      weight: {format: bfp, mantissa_width: [3, 4, 6, 8], shared_exponent_width: 8, "
+                             "block_size: 16}\n      input: same\n    - name: \"layers.*.self_attn.*\"\n"
+                             "      weight: {format: bfp, mantissa_width: [3, 4, 6, 8], shared_exponent_width: 8, "
+                             "block_size: 16}\n      input: same\n  default: {weight: none, input: none}\n"
+                             "  eval: {dataset: " + qs::test::demoText() + ", seqlen: 64, limit_windows: 2, batch_size: 2}\n");
+  std::map<std::string, std::vector<double>> pplOf;  // project -> trial ppl in trial order
+  for (const std::string where : {"local", "slurm"}) {
+    const std::string project = qs::test::makeDemoProject(dir + "/" + where, where);
+    qs::fs::writeAtomic(project + "/project.yaml", "name: " + where + "\nmodel: " + qs::test::demoModel() +
+                                                       "\nslurm:\n  default:\n    qscope: " + qs::test::qscopeBinary() + "\n");
+    qs::ui::MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    ASSERT_EQ(w.openProject(QString::fromStdString(project)), "");
+    qs::workflow::SearchJobOptions o;
+    o.spaceFile = space;
+    o.trials = 10;
+    o.seed = 5;
+    o.pollSeconds = 0.5;
+    if (std::string(where) == "slurm") {
+      o.cluster.backend = "slurm";
+      o.cluster.profile = "default";
+    }
+    const int id = w.startSearch(o);
+    qs::ui::JobQueue* q = w.jobQueue();
+    ASSERT_TRUE(qs::test::waitUntil([&] { return q->job(id) && q->job(id)->state != qs::ui::JobQueue::State::Queued &&
+                                                 q->job(id)->state != qs::ui::JobQueue::State::Running; },
+                                    180000));
+    ASSERT_EQ(q->job(id)->state, qs::ui::JobQueue::State::Finished) << q->job(id)->result.toStdString();
+    qs::runs::RunStore store(project + "/runs.sqlite");
+    auto runs = store.listRuns();
+    std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    for (const auto& r : runs)
+      if (r.name.find(" trial ") != std::string::npos) pplOf[where].push_back(metric(project, r.id, "ppl.sample.txt"));
+  }
+  ASSERT_EQ(pplOf["local"].size(), 10u);
+  EXPECT_EQ(pplOf["slurm"], pplOf["local"]);
 }
 
 }  // namespace

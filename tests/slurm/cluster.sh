@@ -334,31 +334,23 @@ start_munged() {
 }
 
 # ---------------------------------------------------------------- slurm daemons
-start_slurmctld() {
-    local dir=$1 pid
-    if pid=$(live_pid "$dir/run/slurmctld.pid" slurmctld); then
-        log "slurmctld already running (pid $pid)"
+# start_daemon DIR NAME [ARGS...]: slurmctld or slurmd on DIR's config, unless already running.
+# QSCOPE_SLURM_DIR in its environment marks the daemon as ours (see cmd_stop).
+start_daemon() {
+    local dir=$1 name=$2 pid
+    shift 2
+    if pid=$(live_pid "$dir/run/$name.pid" "$name"); then
+        log "$name already running (pid $pid)"
         return 0
     fi
-    rm -f "$dir/run/slurmctld.pid"
-    # Marker in the environment so that stray processes can be attributed to DIR.
+    rm -f "$dir/run/$name.pid"
     QSCOPE_SLURM_DIR=$dir SLURM_CONF=$dir/slurm.conf \
-        slurmctld -f "$dir/slurm.conf" </dev/null >>"$dir/log/slurmctld.out" 2>&1 ||
-        fail_start "$dir" "slurmctld exited with status $?"
+        "$name" -f "$dir/slurm.conf" "$@" </dev/null >>"$dir/log/$name.out" 2>&1 ||
+        fail_start "$dir" "$name exited with status $?"
 }
 
-start_slurmd_daemon() {
-    local dir=$1 pid
-    if pid=$(live_pid "$dir/run/slurmd.pid" slurmd); then
-        log "slurmd already running (pid $pid)"
-        return 0
-    fi
-    rm -f "$dir/run/slurmd.pid"
-    # QSCOPE_SLURM_DIR marks the daemon as ours (see cmd_stop).
-    QSCOPE_SLURM_DIR=$dir SLURM_CONF=$dir/slurm.conf \
-        slurmd -f "$dir/slurm.conf" -N "$NODE" </dev/null >>"$dir/log/slurmd.out" 2>&1 ||
-        fail_start "$dir" "slurmd exited with status $?"
-}
+start_slurmctld() { start_daemon "$1" slurmctld; }
+start_slurmd_daemon() { start_daemon "$1" slurmd -N "$NODE"; }
 
 node_state() {
     local dir=$1

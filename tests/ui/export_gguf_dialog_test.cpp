@@ -61,12 +61,7 @@ TEST(ExportGgufDialog, PlansOneFileWithLlamaQuantizesTypes) {
   EXPECT_TRUE(output && fallback) << "the plan shows llama-quantize's types";
   for (auto* spin : dialog.findChildren<QSpinBox*>()) EXPECT_FALSE(spin->isEnabled()) << "no shards for one file";
 
-  dialog.show();
-  qs::test::waitUntil([] { return false; }, 200);  // let it lay out and paint
-  const char* shots = std::getenv("QS_SHOT_DIR");
-  const std::string png = (shots ? std::string(shots) : root) + "/export_gguf_dialog.png";
-  EXPECT_TRUE(dialog.grab().save(QString::fromStdString(png)));
-  std::printf("screenshot: %s\n", png.c_str());
+  EXPECT_TRUE(qs::test::saveScreenshot(dialog, root, "export_gguf_dialog.png"));
 }
 
 }  // namespace

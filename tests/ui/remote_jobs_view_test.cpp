@@ -89,12 +89,7 @@ TEST(RemoteJobsView, ShowsEachTaskOfASweepWithItsStateAndOffersCancelForTheUnfin
   EXPECT_NE(view.logText(runningId).indexOf("block 2/4"), -1);
 
   view.resize(900, 260);
-  view.show();
-  qs::test::waitUntil([] { return false; }, 200);
-  const char* shots = std::getenv("QS_SHOT_DIR");
-  const std::string png = (shots ? std::string(shots) : dir) + "/remote_jobs.png";
-  EXPECT_TRUE(view.grab().save(QString::fromStdString(png)));
-  std::printf("screenshot: %s\n", png.c_str());
+  EXPECT_TRUE(qs::test::saveScreenshot(view, dir, "remote_jobs.png"));
 }
 
 TEST(RemoteJobsView, RunOnListsTheProjectsSlurmProfiles) {

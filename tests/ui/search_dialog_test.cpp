@@ -55,12 +55,7 @@ TEST(SearchDialog, MapsItsFieldsAndOffersTheProjectsSlurmProfiles) {
   o = d.options();
   EXPECT_EQ(o.cluster.backend, "slurm");
   EXPECT_EQ(o.cluster.profile, "gpu");
-  d.show();
-  qs::test::waitUntil([] { return false; }, 200);
-  const char* shots = std::getenv("QS_SHOT_DIR");
-  const std::string png = (shots ? std::string(shots) : dir) + "/search_dialog.png";
-  EXPECT_TRUE(d.grab().save(QString::fromStdString(png)));
-  std::printf("screenshot: %s\n", png.c_str());
+  EXPECT_TRUE(qs::test::saveScreenshot(d, dir, "search_dialog.png"));
 }
 
 TEST(SearchDialog, TheMainWindowRunsTheSearchAsAJob) {

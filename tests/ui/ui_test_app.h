@@ -6,6 +6,11 @@
 #include <QEventLoop>
 #include <QSettings>
 #include <QTimer>
+#include <QWidget>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include <functional>
 
@@ -38,6 +43,19 @@ inline bool waitUntil(const std::function<bool()>& done, int timeoutMs = 10000) 
   QTimer::singleShot(timeoutMs, &loop, &QEventLoop::quit);
   if (!done()) loop.exec();
   return done();
+}
+
+
+// Shows `w`, lets it lay out and paint, and saves it as `name` in `dir` (QS_SHOT_DIR overrides) for
+// a person to look at; prints the path. Returns whether the PNG was written.
+inline bool saveScreenshot(QWidget& w, const std::string& dir, const std::string& name) {
+  w.show();
+  waitUntil([] { return false; }, 200);
+  const char* shots = std::getenv("QS_SHOT_DIR");
+  const std::string png = (shots ? std::string(shots) : dir) + "/" + name;
+  const bool ok = w.grab().save(QString::fromStdString(png));
+  std::printf("screenshot: %s\n", png.c_str());
+  return ok;
 }
 
 }  // namespace qs::test

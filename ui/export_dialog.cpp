@@ -81,7 +81,8 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
   gptqFormat_->addItems({QStringLiteral("gptq"), QStringLiteral("gptq_v2")});
   gptqFormat_->setToolTip(tr("gptq: AutoGPTQ v1 (zero points stored minus one), read by every GPTQ loader; gptq_v2: stored as is, "
                                 "read by GPTQModel and QuantScope but misread by AutoGPTQ 0.7"));
-  for (const char* t : {"F16", "F32", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1", "Q4_0"})
+  for (const char* t : {"F16", "F32", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1", "Q4_0", "Q3_K_L", "Q3_K_M",
+                        "Q3_K_S", "Q2_K"})
     ggufType_->addItem(QString::fromLatin1(t));
   ggufType_->setObjectName(QStringLiteral("ggufType"));
   ggufType_->setToolTip(tr("llama.cpp type of the matrices, rounded as llama-quantize rounds them; the output layer "

@@ -36,8 +36,8 @@ class ExportCommand : public Command {
     cmd->add_option("--format", format_, "hf-fp16, gptq, fake-fp16, scale-shift or gguf")->required();
     cmd->add_option("-o,--output", out_, "output folder, or the .gguf file (must not exist unless --force)")->required();
     cmd->add_option("--gguf-type", ggufType_,
-                    "gguf: llama.cpp type F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1 or "
-                    "Q4_0, as llama-quantize names them; default: the run's --target gguf:T type, else F16 (the _S/_M "
+                    "gguf: llama.cpp type F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, "
+                    "Q4_0, Q3_K_L, Q3_K_M, Q3_K_S or Q2_K, as llama-quantize names them; default: the run's --target gguf:T type, else F16 (the _S/_M "
                     "mixes, the output layer and "
                     "rows that do not split into blocks get the types llama-quantize gives them)")
         ->capture_default_str();

@@ -37,7 +37,8 @@ const std::vector<BaseType>& baseTypes() {
       {"Q8_0", io::ggml::Q8_0, 7},    {"Q6_K", io::ggml::Q6_K, 18},   {"Q5_K_M", io::ggml::Q5_K, 17},
       {"Q5_K_S", io::ggml::Q5_K, 16}, {"Q5_1", io::ggml::Q5_1, 9},    {"Q5_0", io::ggml::Q5_0, 8},
       {"Q4_K_M", io::ggml::Q4_K, 15}, {"Q4_K_S", io::ggml::Q4_K, 14}, {"Q4_1", io::ggml::Q4_1, 3},
-      {"Q4_0", io::ggml::Q4_0, 2}};
+      {"Q4_0", io::ggml::Q4_0, 2},    {"Q3_K_L", io::ggml::Q3_K, 13}, {"Q3_K_M", io::ggml::Q3_K, 12},
+      {"Q3_K_S", io::ggml::Q3_K, 11}, {"Q2_K", io::ggml::Q2_K, 10}};
   return t;
 }
 
@@ -51,7 +52,7 @@ const BaseType& parseBaseType(const std::string& name) {
   for (const auto& b : baseTypes())
     if (str::toUpper(name) == b.name) return b;
   throw Error("--gguf-type: '" + name + "' is not one of " + baseTypeList() +
-              " (Q2_K, Q3_K and the IQ types are not written yet)");
+              " (the IQ types, which need an importance matrix, are not written yet)");
 }
 
 // llama-quantize's layers that get more bits in the _M mixes: the first and last eighth, and
@@ -130,7 +131,7 @@ void writeGridBlocks(const QuantArtifact& a, const std::string& site, uint32_t t
 }  // namespace
 
 uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, const std::vector<int64_t>& shape,
-                        bool tied, int layers, bool attnVMoreBits, std::string* why) {
+                        bool tied, int layers, bool attnVMoreBits, std::string* why, int gqa) {
   if (why) why->clear();
   const BaseType& mix = parseBaseType(ggufType);
   const uint32_t base = mix.type;
@@ -145,21 +146,36 @@ uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, co
     if (why && t != base) *why = "llama.cpp's type for the output layer";
   } else if (const int layer = blockIndex(name); layer >= 0) {
     const bool attnV = str::endsWith(name, ".attn_v.weight"), ffnDown = str::endsWith(name, ".ffn_down.weight");
+    const bool attnOut = str::endsWith(name, ".attn_output.weight");
+    using namespace io::ggml;
     if (attnV) {
-      if ((m == "Q4_K_M" || m == "Q5_K_M") && useMoreBits(layer, layers)) t = io::ggml::Q6_K;
-      else if (m == "Q4_K_S" && layer < 4) t = io::ggml::Q5_K;
-      if (attnVMoreBits && t == io::ggml::Q4_K) t = io::ggml::Q5_K;  // 70B: 8 heads share attn_v
+      if (m == "Q2_K") t = gqa >= 4 ? Q4_K : Q3_K;
+      else if (m == "Q3_K_M") t = layer < 2 ? Q5_K : Q4_K;
+      else if (m == "Q3_K_L") t = Q5_K;
+      else if ((m == "Q4_K_M" || m == "Q5_K_M") && useMoreBits(layer, layers)) t = Q6_K;
+      else if (m == "Q4_K_S" && layer < 4) t = Q5_K;
+      if (attnVMoreBits && (t == Q3_K || t == Q4_K)) t = Q5_K;  // 70B: 8 heads share attn_v
     } else if (ffnDown) {
-      if ((m == "Q4_K_M" || m == "Q5_K_M") && useMoreBits(layer, layers)) t = io::ggml::Q6_K;
-      else if (m == "Q4_K_S" && layer < layers / 8) t = io::ggml::Q5_K;
+      if (m == "Q2_K") t = Q3_K;
+      else if (m == "Q3_K_M") t = layer < layers / 16 ? Q5_K : Q4_K;
+      else if (m == "Q3_K_L") t = Q5_K;
+      else if ((m == "Q4_K_M" || m == "Q5_K_M") && useMoreBits(layer, layers)) t = Q6_K;
+      else if (m == "Q4_K_S" && layer < layers / 8) t = Q5_K;
+    } else if (attnOut) {
+      if (m == "Q2_K") t = Q3_K;
+      else if (m == "Q3_K_M") t = Q4_K;
+      else if (m == "Q3_K_L") t = Q5_K;
     }
-    if (why && t != base) *why = "llama-quantize's " + m + " mix gives " + (attnV ? "attn_v" : "ffn_down") + " more bits here";
+    if (why && t != base)
+      *why = "llama-quantize's " + m + " mix gives " + (attnV ? "attn_v" : ffnDown ? "ffn_down" : "attn_output") +
+             " more bits here";
   }
   if (cols % blockOf(t) != 0) {
     const uint32_t wanted = t;
     if (t == io::ggml::Q6_K) t = io::ggml::Q8_0;
     else if (t == io::ggml::Q5_K) t = io::ggml::Q5_1;
     else if (t == io::ggml::Q4_K) t = io::ggml::Q5_0;
+    else if (t == io::ggml::Q3_K || t == io::ggml::Q2_K) t = io::ggml::Q4_0;
     if (cols % blockOf(t) != 0) t = io::ggml::F16;
     if (why)
       *why = (why->empty() ? "" : *why + "; ") + std::to_string(cols) + " columns do not split into " +
@@ -259,7 +275,8 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
     if (g.empty())
       throw Error("--format gguf: tensor '" + t.hfName + "' has no place in llama.cpp's LLaMA layout");
     std::string why;
-    uint32_t type = ggufTensorType(base.name, g, t.shape, tied, static_cast<int>(cfg.numLayers), attnVMoreBits, &why);
+    uint32_t type = ggufTensorType(base.name, g, t.shape, tied, static_cast<int>(cfg.numLayers), attnVMoreBits, &why,
+                                   static_cast<int>(cfg.numHeads / std::max<int64_t>(1, cfg.numKvHeads)));
     if (!why.empty()) why += ", as llama-quantize assigns it";
     const bool exact = target != 0 && !t.site.empty() && type == target;
     if (target != 0 && t.site.empty() && t.shape.size() >= 2) {

@@ -38,9 +38,11 @@ io::LlamaVocab checkGgufExport(const QuantArtifact& a, const ExportOptions& o, c
 
 // The GGML type llama-quantize gives tensor `ggufName` (columns = its last dimension) for
 // --gguf-type `ggufType` ("Q4_0", "Q4_K_M", ...) in a model of `layers` blocks; attnVMoreBits is
-// llama.cpp's 70B rule. `why` says why it differs from the type's default ("" when it does not).
+// llama.cpp's 70B rule, gqa = heads / KV heads (Q2_K's attn_v). `why` says why it differs from the
+// type's default ("" when it does not).
 uint32_t ggufTensorType(const std::string& ggufType, const std::string& ggufName, const std::vector<int64_t>& shape,
-                        bool outputTiedToEmbedding, int layers, bool attnVMoreBits = false, std::string* why = nullptr);
+                        bool outputTiedToEmbedding, int layers, bool attnVMoreBits = false, std::string* why = nullptr,
+                        int gqa = 1);
 
 // Writes (plan: only sizes) o.outDir as the GGUF file with checkGgufExport's vocabulary; fills
 // rep's files, sizes and notes.

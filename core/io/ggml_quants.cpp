@@ -203,7 +203,9 @@ void quantizeQ6_K(const float* x, uint8_t* b) {
 // ggml's make_qkx2_quants: codes [0, nmax] with a scale and a (negated, non-negative) minimum for
 // n weighted values, the best of nstep + 1 least-squares refits from shifted starting scales.
 float makeQkx2Quants(int n, int nmax, const float* x, const float* w, uint8_t* L, float* theMin, uint8_t* Laux,
-                     float rmin, float rdelta, int nstep) {
+                     float rmin, float rdelta, int nstep, bool absError = false) {
+  // The fit's error per value: squared, or absolute (ggml's use_mad, Q2_K).
+  auto err = [absError](float d) { return absError ? std::fabs(d) : d * d; };
   float mn = x[0], mx = x[0];
   float sumW = w[0], sumX = sumW * x[0];
   for (int i = 1; i < n; ++i) {
@@ -224,7 +226,7 @@ float makeQkx2Quants(int n, int nmax, const float* x, const float* w, uint8_t* L
   for (int i = 0; i < n; ++i) {
     L[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearestInt(iscale * (x[i] - mn)))));
     const float diff = scale * static_cast<float>(L[i]) + mn - x[i];
-    bestError += w[i] * (diff * diff);
+    bestError += w[i] * err(diff);
   }
   for (int is = 0; is <= nstep; ++is) {
     iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (mx - mn);
@@ -248,7 +250,7 @@ float makeQkx2Quants(int n, int nmax, const float* x, const float* w, uint8_t* L
       float curError = 0;
       for (int i = 0; i < n; ++i) {
         const float diff = thisScale * static_cast<float>(Laux[i]) + thisMin - x[i];
-        curError += w[i] * (diff * diff);
+        curError += w[i] * err(diff);
       }
       if (curError < bestError) {
         std::copy(Laux, Laux + n, L);
@@ -349,6 +351,150 @@ void quantizeQxK(const float* x, uint8_t* b) {
   }
 }
 
+
+// Packs 2-bit codes L[0, 256) as Q2_K and Q3_K store them: in each half of 128, byte l of the
+// 32 holds codes l, l + 32, l + 64 and l + 96 in bit pairs 0, 2, 4 and 6.
+void packTwoBitCodes(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < kQkK; j += 128)
+    for (int l = 0; l < 32; ++l)
+      qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+uint8_t twoBitCode(const uint8_t* qs, int e) { return static_cast<uint8_t>((qs[(e / 128) * 32 + e % 32] >> (2 * ((e % 128) / 32))) & 3); }
+
+// Q2_K (scales[16], qs[64], d, dmin): 16 sub-blocks of 16 codes in [0, 3], each with a 4-bit scale
+// and a 4-bit minimum under fp16 super-block factors; the sub-block fit minimises the weighted
+// absolute error (weights |x|).
+void quantizeQ2_K(const float* x, uint8_t* b) {
+  uint8_t L[kQkK], Laux[16];
+  float weights[16], mins[kQkK / 16], scales[kQkK / 16];
+  float maxScale = 0, maxMin = 0;
+  for (int j = 0; j < kQkK / 16; ++j) {
+    for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+    scales[j] = makeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+    maxScale = std::max(maxScale, scales[j]);
+    maxMin = std::max(maxMin, mins[j]);
+  }
+  std::memset(b, 0, 84);
+  uint8_t* sc = b;
+  if (maxScale > 0) {
+    const float inv = 15.f / maxScale;
+    for (int j = 0; j < kQkK / 16; ++j) sc[j] = static_cast<uint8_t>(nearestInt(inv * scales[j]));
+    putHalf(b + 80, maxScale / 15.f);
+  } else {
+    putHalf(b + 80, 0.f);
+  }
+  if (maxMin > 0) {
+    const float inv = 15.f / maxMin;
+    for (int j = 0; j < kQkK / 16; ++j) sc[j] = static_cast<uint8_t>(sc[j] | (nearestInt(inv * mins[j]) << 4));
+    putHalf(b + 82, maxMin / 15.f);
+  } else {
+    putHalf(b + 82, 0.f);
+  }
+  const float dSuper = getHalf(b + 80), mSuper = getHalf(b + 82);
+  for (int j = 0; j < kQkK / 16; ++j) {
+    const float d = dSuper * static_cast<float>(sc[j] & 0xF);
+    if (d == 0.0f) continue;
+    const float dm = mSuper * static_cast<float>(sc[j] >> 4);
+    for (int i = 0; i < 16; ++i)
+      L[16 * j + i] = static_cast<uint8_t>(std::max(0, std::min(3, nearestInt((x[16 * j + i] + dm) / d))));
+  }
+  packTwoBitCodes(L, b + 16);
+}
+
+// ggml's make_q3_quants with its refinement: signed codes in [-nmax, nmax - 1] (returned shifted
+// by nmax) for n values, the scale improved one code at a time on the x^2-weighted error.
+float makeQ3Quants(int n, int nmax, const float* x, int8_t* L) {
+  float amax, max;
+  signedAbsMax(x, n, amax, max);
+  if (amax < 1e-15f) {
+    std::fill(L, L + n, 0);
+    return 0.f;
+  }
+  const float iscale = -static_cast<float>(nmax) / max;
+  float sumLX = 0, sumL2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, nearestInt(iscale * x[i])));
+    L[i] = static_cast<int8_t>(l);
+    const float w = x[i] * x[i];
+    sumLX += w * x[i] * static_cast<float>(l);
+    sumL2 += w * static_cast<float>(l * l);
+  }
+  for (int pass = 0; pass < 5; ++pass) {
+    int changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumLX - w * x[i] * static_cast<float>(L[i]);
+      if (slx <= 0) continue;
+      float sl2 = sumL2 - w * static_cast<float>(L[i] * L[i]);
+      const int l = std::max(-nmax, std::min(nmax - 1, nearestInt(x[i] * sl2 / slx)));
+      if (l == L[i]) continue;
+      slx += w * x[i] * static_cast<float>(l);
+      sl2 += w * static_cast<float>(l * l);
+      if (sl2 > 0 && slx * slx * sumL2 > sumLX * sumLX * sl2) {
+        L[i] = static_cast<int8_t>(l);
+        sumLX = slx;
+        sumL2 = sl2;
+        ++changed;
+      }
+    }
+    if (!changed) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
+  return sumL2 > 0.0f ? sumLX / sumL2 : 0.0f;
+}
+
+// The signed 6-bit scale of sub-block j in Q3_K's 12-byte scales field.
+int scaleQ3K(int j, const uint8_t* s) {
+  const int low = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+  const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return (low | (high << 4)) - 32;
+}
+
+// Q3_K (hmask[32], qs[64], scales[12], d): 16 sub-blocks of 16 codes in [-4, 3] with signed 6-bit
+// scales under an fp16 super-block factor; the third bit of each code is in hmask.
+void quantizeQ3_K(const float* x, uint8_t* b) {
+  int8_t L[kQkK];
+  float scales[kQkK / 16];
+  float maxScale = 0, amax = 0;
+  for (int j = 0; j < kQkK / 16; ++j) {
+    scales[j] = makeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
+    if (std::fabs(scales[j]) > amax) {
+      amax = std::fabs(scales[j]);
+      maxScale = scales[j];
+    }
+  }
+  std::memset(b, 0, 110);
+  uint8_t* hmask = b;
+  uint8_t* qs = b + 32;
+  uint8_t* sc = b + 96;
+  if (maxScale != 0.0f) {
+    const float iscale = -32.f / maxScale;
+    for (int j = 0; j < kQkK / 16; ++j) {
+      int l = std::max(-32, std::min(31, static_cast<int>(static_cast<int8_t>(nearestInt(iscale * scales[j]))))) + 32;
+      if (j < 8) sc[j] = static_cast<uint8_t>(l & 0xF);
+      else sc[j - 8] = static_cast<uint8_t>(sc[j - 8] | ((l & 0xF) << 4));
+      l >>= 4;
+      sc[j % 4 + 8] = static_cast<uint8_t>(sc[j % 4 + 8] | (l << (2 * (j / 4))));
+    }
+    putHalf(b + 108, 1 / iscale);
+  } else {
+    putHalf(b + 108, 0.f);
+  }
+  const float dSuper = getHalf(b + 108);
+  for (int j = 0; j < kQkK / 16; ++j) {
+    const float d = dSuper * static_cast<float>(scaleQ3K(j, sc));
+    if (d == 0.0f) continue;
+    for (int i = 0; i < 16; ++i)
+      L[16 * j + i] = static_cast<int8_t>(std::max(-4, std::min(3, nearestInt(x[16 * j + i] / d))) + 4);
+  }
+  uint8_t low[kQkK];
+  for (int e = 0; e < kQkK; ++e) {
+    low[e] = static_cast<uint8_t>(L[e] > 3 ? L[e] - 4 : L[e]);
+    if (L[e] > 3) hmask[e % 32] = static_cast<uint8_t>(hmask[e % 32] | (1u << (e / 32)));
+  }
+  packTwoBitCodes(low, qs);
+}
+
 void dequantizeBlock(uint32_t type, const uint8_t* b, float* y) {
   switch (type) {
     case ggml::Q4_0:
@@ -385,6 +531,22 @@ void dequantizeBlock(uint32_t type, const uint8_t* b, float* y) {
     case ggml::Q8_0: {
       const float d = getHalf(b);
       for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<int8_t>(b[2 + j])) * d;
+      return;
+    }
+    case ggml::Q2_K: {
+      const float d = getHalf(b + 80), mn = getHalf(b + 82);
+      for (int e = 0; e < kQkK; ++e) {
+        const uint8_t sc = b[e / 16];
+        y[e] = d * static_cast<float>(sc & 0xF) * static_cast<float>(twoBitCode(b + 16, e)) - mn * static_cast<float>(sc >> 4);
+      }
+      return;
+    }
+    case ggml::Q3_K: {
+      const float d = getHalf(b + 108);
+      for (int e = 0; e < kQkK; ++e) {
+        const int q = twoBitCode(b + 32, e) + ((b[e % 32] >> (e / 32)) & 1 ? 4 : 0) - 4;
+        y[e] = d * static_cast<float>(scaleQ3K(e / 16, b + 96)) * static_cast<float>(q);
+      }
       return;
     }
     case ggml::Q4_K:
@@ -477,7 +639,8 @@ std::optional<uint32_t> ggmlTypeByName(const std::string& name) {
 bool ggmlCanConvert(uint32_t type) {
   switch (type) {
     case ggml::F32: case ggml::F16: case ggml::BF16: case ggml::Q4_0: case ggml::Q4_1:
-    case ggml::Q5_0: case ggml::Q5_1: case ggml::Q8_0: case ggml::Q4_K: case ggml::Q5_K: case ggml::Q6_K:
+    case ggml::Q5_0: case ggml::Q5_1: case ggml::Q8_0: case ggml::Q2_K: case ggml::Q3_K: case ggml::Q4_K:
+    case ggml::Q5_K: case ggml::Q6_K:
       return true;
     default: return false;
   }
@@ -513,6 +676,8 @@ void ggmlQuantizeRows(uint32_t type, const float* src, int64_t rows, int64_t n, 
       case ggml::Q4_1: quantizeAsym32<4>(x, y); break;
       case ggml::Q5_1: quantizeAsym32<5>(x, y); break;
       case ggml::Q8_0: quantizeQ8_0(x, y); break;
+      case ggml::Q2_K: quantizeQ2_K(x, y); break;
+      case ggml::Q3_K: quantizeQ3_K(x, y); break;
       case ggml::Q4_K: quantizeQxK<4>(x, y); break;
       case ggml::Q5_K: quantizeQxK<5>(x, y); break;
       case ggml::Q6_K: quantizeQ6_K(x, y); break;

@@ -1,6 +1,6 @@
 // GGML tensor types (llama.cpp's storage formats): the type table, and rows converted to and
 // from F16, BF16 and the block types QuantScope writes and reads (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-// Q4_K, Q5_K, Q6_K). Quantization follows ggml's reference rounding without an importance matrix, which is
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K). Quantization follows ggml's reference rounding without an importance matrix, which is
 // what `llama-quantize` applies then: the bytes equal ggml_quantize_chunk's (checked against
 // the shipped libggml in tests/io/ggml_quants_test.cpp). Torch-free.
 #pragma once

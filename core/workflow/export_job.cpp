@@ -115,7 +115,7 @@ const std::vector<ExportFormatInfo>& exportFormats() {
       {"fake-fp16", "Hugging Face folder with the dequantized weights of any method"},
       {"scale-shift", "scale_shift.safetensors: <pair>.shift / <pair>.scale per migration pair"},
       {"gguf", "one llama.cpp GGUF file (LLaMA family), matrices in a llama.cpp type rounded as llama-quantize "
-               "rounds them: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0"},
+               "rounds them: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K"},
   };
   return formats;
 }

@@ -306,6 +306,24 @@ TEST(Export, GgufTensorTypesFollowLlamaQuantize) {
   EXPECT_EQ(type("Q4_K_S", "blk.3.ffn_down.weight", {4096, 11008}), g::Q5_K);
   EXPECT_EQ(type("Q4_K_S", "blk.4.ffn_down.weight", {4096, 11008}), g::Q4_K);
   EXPECT_EQ(ggufTensorType("Q4_K_M", "blk.11.attn_v.weight", {1024, 8192}, false, 80, true), g::Q5_K) << "70B attn_v";
+  // The 2- and 3-bit mixes (llama-quantize's rules for a LLaMA without experts).
+  EXPECT_EQ(type("Q2_K", "blk.3.attn_q.weight", {4096, 4096}), g::Q2_K);
+  EXPECT_EQ(type("Q2_K", "blk.3.attn_v.weight", {4096, 4096}), g::Q3_K) << "no GQA";
+  EXPECT_EQ(ggufTensorType("Q2_K", "blk.3.attn_v.weight", {1024, 4096}, false, 32, false, nullptr, 4), g::Q4_K)
+      << "GQA 4: attn_v Q4_K";
+  EXPECT_EQ(type("Q2_K", "blk.3.ffn_down.weight", {4096, 11008}), g::Q3_K);
+  EXPECT_EQ(type("Q2_K", "blk.3.attn_output.weight", {4096, 4096}), g::Q3_K);
+  EXPECT_EQ(type("Q3_K_S", "blk.0.attn_v.weight", {4096, 4096}), g::Q3_K);
+  EXPECT_EQ(type("Q3_K_M", "blk.1.attn_v.weight", {4096, 4096}), g::Q5_K);
+  EXPECT_EQ(type("Q3_K_M", "blk.2.attn_v.weight", {4096, 4096}), g::Q4_K);
+  EXPECT_EQ(type("Q3_K_M", "blk.1.ffn_down.weight", {4096, 11008}), g::Q5_K) << "layer < 32/16";
+  EXPECT_EQ(type("Q3_K_M", "blk.2.ffn_down.weight", {4096, 11008}), g::Q4_K);
+  EXPECT_EQ(type("Q3_K_M", "blk.2.attn_output.weight", {4096, 4096}), g::Q4_K);
+  EXPECT_EQ(type("Q3_K_L", "blk.9.attn_output.weight", {4096, 4096}), g::Q5_K);
+  EXPECT_EQ(type("Q3_K_L", "blk.9.ffn_down.weight", {4096, 11008}), g::Q5_K);
+  EXPECT_EQ(type("Q3_K_L", "blk.9.ffn_up.weight", {11008, 4096}), g::Q3_K);
+  EXPECT_EQ(ggufTensorType("Q3_K_S", "blk.9.attn_v.weight", {1024, 8192}, false, 80, true), g::Q5_K) << "70B attn_v";
+  EXPECT_EQ(type("Q2_K", "blk.4.attn_q.weight", {64, 64}), g::Q4_0) << "Q2_K/Q3_K fall back to Q4_0";
   // K-quant fallbacks where rows do not fill 256: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, else F16.
   EXPECT_EQ(type("Q4_K_M", "blk.4.attn_q.weight", {64, 64}), g::Q5_0);
   EXPECT_EQ(type("Q5_K_S", "blk.4.attn_q.weight", {64, 64}), g::Q5_1);
@@ -321,8 +339,8 @@ TEST(Export, GgufRefusesWhatItCannotWriteBeforeBuildingAnything) {
   test::expectError([&] { exportRun(llama.art, o); }, "no tokenizer found");
   test::writeByteTokenizer(llama.modelDir);
   test::expectError([&] { exportRun(llama.art, o); }, "SentencePiece");  // a byte-level BPE is not written yet
-  o.ggufType = "Q3_K_M";
-  test::expectError([&] { exportRun(llama.art, o); }, "Q2_K, Q3_K and the IQ types are not written yet");
+  o.ggufType = "IQ2_XS";
+  test::expectError([&] { exportRun(llama.art, o); }, "the IQ types, which need an importance matrix, are not written yet");
   o.ggufType = "Q9_0";
   test::expectError([&] { exportRun(llama.art, o); }, "Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0");
   EXPECT_FALSE(fs::exists(o.outDir));

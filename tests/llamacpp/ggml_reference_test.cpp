@@ -45,7 +45,7 @@ TEST(GgmlReference, QuantizedBytesAndDequantizedFloatsEqualGgmls) {
   const std::string dir = test::tempDir("ggml-ref");
   writeFile(dir + "/x.f32", x);
   for (uint32_t type : {ggml::F16, ggml::BF16, ggml::Q8_0, ggml::Q4_0, ggml::Q4_1, ggml::Q5_0, ggml::Q5_1, ggml::Q4_K, ggml::Q5_K,
-                        ggml::Q6_K}) {
+                        ggml::Q6_K, ggml::Q2_K, ggml::Q3_K}) {
     const std::string name = ggmlTypeTraits(type).name;
     std::vector<uint8_t> ours(ggmlRowBytes(type, n) * rows);
     ggmlQuantizeRows(type, x.data(), rows, n, ours.data());

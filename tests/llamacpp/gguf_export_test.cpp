@@ -9,7 +9,7 @@
 // - The F32 file holds exactly the run's weights: QuantScope evaluates it to the run's perplexity.
 // - A GPTQ run on Q4_0's grid (quantize --target gguf:Q4_0) is written exactly: QuantScope
 //   evaluates the file to the run's perplexity, llama.cpp agrees within its activation rounding.
-// - K-quants and llama-quantize's mixes (Q4_K_S/M, Q5_K_S/M, Q6_K) on a LLaMA written by the test
+// - K-quants and llama-quantize's mixes (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K) on a LLaMA written by the test
 //   with widths of 256 (8 layers, so the _M mixes' layer pattern shows): byte-identical to
 //   llama_model_quantize's files, and llama.cpp's logits agree with QuantScope's.
 // Skips without ../shared data or llama.cpp (tests/llamacpp/install.sh).
@@ -183,7 +183,8 @@ TEST(GgufLlamaCpp, KQuantMixesEqualLlamaQuantizesOnWidthsOf256) {
   std::printf("F32: perplexity QuantScope %.6f llama.cpp %.6f, max |logit diff| %.3g\n", f.pOurs, f.pTheirs, f.maxAbs);
   EXPECT_NEAR(f.pTheirs, f.pOurs, 1e-5 * f.pOurs);
   for (const auto& [type, ftype] : std::vector<std::pair<std::string, int>>{
-           {"Q4_K_M", 15}, {"Q5_K_M", 17}, {"Q4_K_S", 14}, {"Q5_K_S", 16}, {"Q6_K", 18}}) {
+           {"Q4_K_M", 15}, {"Q5_K_M", 17}, {"Q4_K_S", 14}, {"Q5_K_S", 16}, {"Q6_K", 18}, {"Q3_K_L", 13},
+           {"Q3_K_M", 12}, {"Q3_K_S", 11}, {"Q2_K", 10}}) {
     const std::string ours = root + "/qs-" + type + ".gguf", theirs = root + "/llama-" + type + ".gguf";
     auto r = test::runQscope("export 1 -p " + quote(proj) + " --format gguf --gguf-type " + type + " -o " + quote(ours));
     ASSERT_EQ(r.code, 0) << r.err;

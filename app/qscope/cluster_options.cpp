@@ -33,8 +33,6 @@ void ClusterFlags::add(CLI::App* cmd, bool withResources) {
 
 void ClusterFlags::forward(const RunOptions& run) {
   auto& a = options.jobArgs;
-  if (run.device != "cpu") a.insert(a.end(), {"--device", run.device});
-  if (run.dtype != "float32") a.insert(a.end(), {"--dtype", run.dtype});
   if (run.exec != "auto") a.insert(a.end(), {"--exec", run.exec});
   if (!run.maxMemory.empty()) a.insert(a.end(), {"--max-memory", run.maxMemory});
   if (run.threads > 0) a.insert(a.end(), {"--threads", std::to_string(run.threads)});

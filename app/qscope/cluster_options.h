@@ -16,7 +16,8 @@ struct ClusterFlags {
   workflow::ClusterOptions options;
   // --backend and the Slurm resources (sweep); `withResources` false: only --profile/--slurm-bin (jobs).
   void add(CLI::App* cmd, bool withResources);
-  // Passes the model-running options that differ from their defaults on to every job.
+  // Passes --exec, --max-memory and --threads, where given, on to every job (--device and --dtype
+  // travel with the job's own options).
   void forward(const RunOptions& run);
 };
 

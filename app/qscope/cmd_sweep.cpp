@@ -3,7 +3,8 @@
 // process. Slurm: one job array (--array-max concurrent tasks), each task writing its run into its
 // own bundle under incoming/; this command then waits, showing how many have ended, and imports
 // each finished bundle once (core/workflow/cluster_jobs.h). --no-wait returns after submitting;
-// `qscope jobs sync` (or the GUI) imports later. Ctrl-C while waiting cancels the array.
+// `qscope jobs sync` (or the GUI) imports later. Ctrl-C while waiting cancels the array. Both go
+// through workflow::ExecutionBackend (makeExecutionBackend), the one interface over where jobs run.
 #include <cstdio>
 #include <filesystem>
 
@@ -47,13 +48,25 @@ class SweepCommand : public Command {
     for (size_t i = 0; i < configs.size(); ++i)
       std::printf("  %2zu  %-24s %s\n", i, configs[i].label.c_str(), configs[i].values.c_str());
     std::fflush(stdout);
-    if (cluster_.options.backend == "local") return runLocal(configs);
-    return runSlurm(configs, project);
-  }
-
- private:
-  int runLocal(const std::vector<workflow::SweepConfig>& configs) {
-    if (dryRun_) return 0;
+    auto& cluster = cluster_.options;
+    if (cluster.backend == "slurm") cluster_.forward(run_);
+    if (dryRun_ && cluster.backend == "local") return 0;
+    if (dryRun_ || noWait_) {
+      if (cluster.backend != "slurm") throw Error("--no-wait is for --backend slurm (a local sweep runs here and now)");
+      // Submit only: the load options go with the tasks.
+      if (!dataDir_.empty()) cluster.jobArgs.insert(cluster.jobArgs.end(), {"--data-dir", std::filesystem::absolute(dataDir_).string()});
+      if (run_.device != "cpu") cluster.jobArgs.insert(cluster.jobArgs.end(), {"--device", run_.device});
+      if (run_.dtype != "float32") cluster.jobArgs.insert(cluster.jobArgs.end(), {"--dtype", run_.dtype});
+      const auto g = workflow::submitSweep(project_, configs, cluster, dryRun_);
+      if (dryRun_) {
+        std::printf("\nbatch script (not submitted):\n%s", g.script.c_str());
+        return 0;
+      }
+      std::printf("submitted Slurm job array %s (%zu tasks) as %s; logs under %s/incoming/%s/\n", g.schedulerId.c_str(),
+                  g.jobs.size(), g.group.c_str(), project.dir().c_str(), g.group.c_str());
+      std::printf("not waiting: `qscope jobs sync %s` imports the runs as they end\n", project_.c_str());
+      return 0;
+    }
     workflow::QuantizeJobOptions o;
     o.projectDir = project_;
     o.dataDir = dataDir_;
@@ -61,42 +74,20 @@ class SweepCommand : public Command {
     o.dtype = run_.dtype;
     o.exec = resolveExecOptions(run_);
     o.toolVersion = QS_VERSION;
+    const auto backend = workflow::makeExecutionBackend(cluster, pollSeconds_, [](const std::string& line) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    });
     std::vector<int64_t> ids;
     {
       ProgressBar bar("sweep", !noProgress_);
-      ids = workflow::runSweepLocal(configs, o, bar);
+      ids = backend->runQuantizeConfigs(configs, o, bar);
       bar.finish();
     }
-    printResults(configs, ids);
-    return 0;
-  }
-
-  int runSlurm(const std::vector<workflow::SweepConfig>& configs, const runs::Project& project) {
-    auto& o = cluster_.options;
-    if (!dataDir_.empty()) o.jobArgs.insert(o.jobArgs.end(), {"--data-dir", std::filesystem::absolute(dataDir_).string()});
-    cluster_.forward(run_);
-    const auto g = workflow::submitSweep(project_, configs, o, dryRun_);
-    if (dryRun_) {
-      std::printf("\nbatch script (not submitted):\n%s", g.script.c_str());
-      return 0;
-    }
-    std::printf("submitted Slurm job array %s (%zu tasks) as %s; logs under %s/incoming/%s/\n", g.schedulerId.c_str(),
-                g.jobs.size(), g.group.c_str(), project.dir().c_str(), g.group.c_str());
-    if (noWait_) {
-      std::printf("not waiting: `qscope jobs sync %s` imports the runs as they end\n", project_.c_str());
-      return 0;
-    }
-    workflow::SyncResult s;
-    {
-      ProgressBar bar("sweep", !noProgress_);
-      s = workflow::waitForGroup(project_, o, g.group, pollSeconds_, bar);
-      bar.finish();
-    }
-    std::vector<int64_t> ids(g.jobs.size(), 0);
-    for (const auto& j : s.jobs) ids[static_cast<size_t>(j.taskIndex)] = j.runId;
     return printResults(configs, ids) ? 0 : 1;
   }
 
+ private:
   // Returns whether every config became a finished run.
   bool printResults(const std::vector<workflow::SweepConfig>& configs, const std::vector<int64_t>& ids) const {
     auto store = runs::Project::open(project_).openStore();

@@ -390,4 +390,54 @@ std::vector<int64_t> runSweepLocal(const std::vector<SweepConfig>& configs, cons
   return ids;
 }
 
+namespace {
+
+class LocalBackend : public ExecutionBackend {
+ public:
+  std::string name() const override { return "local"; }
+  std::vector<int64_t> runQuantizeConfigs(const std::vector<SweepConfig>& configs, const QuantizeJobOptions& base,
+                                          jobs::Progress& progress) override {
+    return runSweepLocal(configs, base, progress);
+  }
+};
+
+class SlurmBackend : public ExecutionBackend {
+ public:
+  SlurmBackend(ClusterOptions o, double poll, std::function<void(const std::string&)> note)
+      : o_(std::move(o)), poll_(poll), note_(std::move(note)) {}
+  std::string name() const override { return "slurm" + (o_.profile.empty() ? std::string() : " (profile " + o_.profile + ")"); }
+  std::vector<int64_t> runQuantizeConfigs(const std::vector<SweepConfig>& configs, const QuantizeJobOptions& base,
+                                          jobs::Progress& progress) override {
+    ClusterOptions o = o_;
+    // The load options of the local job, for every task.
+    if (!base.dataDir.empty()) o.jobArgs.insert(o.jobArgs.end(), {"--data-dir", stdfs::absolute(base.dataDir).string()});
+    if (!base.taskDir.empty()) o.jobArgs.insert(o.jobArgs.end(), {"--task-dir", stdfs::absolute(base.taskDir).string()});
+    if (base.device != "cpu") o.jobArgs.insert(o.jobArgs.end(), {"--device", base.device});
+    if (base.dtype != "float32") o.jobArgs.insert(o.jobArgs.end(), {"--dtype", base.dtype});
+    const SubmittedGroup g = submitSweep(base.projectDir, configs, o);
+    if (note_)
+      note_("submitted Slurm job array " + g.schedulerId + " (" + std::to_string(g.jobs.size()) + " tasks) as " +
+            g.group + "; logs under " + base.projectDir + "/incoming/" + g.group + "/");
+    const SyncResult s = waitForGroup(base.projectDir, o, g.group, poll_, progress);
+    std::vector<int64_t> ids(configs.size(), 0);
+    for (const auto& j : s.jobs)
+      if (j.taskIndex >= 0 && static_cast<size_t>(j.taskIndex) < ids.size()) ids[static_cast<size_t>(j.taskIndex)] = j.runId;
+    return ids;
+  }
+
+ private:
+  ClusterOptions o_;
+  double poll_;
+  std::function<void(const std::string&)> note_;
+};
+
+}  // namespace
+
+std::unique_ptr<ExecutionBackend> makeExecutionBackend(const ClusterOptions& options, double pollSeconds,
+                                                       std::function<void(const std::string&)> note) {
+  if (options.backend == "local") return std::make_unique<LocalBackend>();
+  if (options.backend == "slurm") return std::make_unique<SlurmBackend>(options, pollSeconds, std::move(note));
+  throw Error("--backend: '" + options.backend + "' is not an execution backend (local, slurm)");
+}
+
 }  // namespace qs::workflow

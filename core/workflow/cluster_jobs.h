@@ -6,6 +6,8 @@
 // Torch- and Qt-free header.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -98,5 +100,24 @@ std::vector<std::string> cancelJobs(const std::string& projectDir, const Cluster
 // store (today's in-process path). Returns the run ids.
 std::vector<int64_t> runSweepLocal(const std::vector<SweepConfig>& configs, const QuantizeJobOptions& base,
                                    jobs::Progress& progress);
+
+// Where quantize jobs run, behind one interface: `local` (this process, one config after another)
+// or `slurm` (one job array, waited for and imported). Both leave one run per config in the
+// project's store; the caller does not care which ran them.
+class ExecutionBackend {
+ public:
+  virtual ~ExecutionBackend() = default;
+  virtual std::string name() const = 0;  // "local", "slurm (profile gpu)"
+  // Runs `configs` as runs of base.projectDir; returns their run ids in order (0: the job ended
+  // without a run, e.g. a lost node; its failed run is in the store when the scheduler reported it).
+  // Cancelling `progress` cancels what has not finished.
+  virtual std::vector<int64_t> runQuantizeConfigs(const std::vector<SweepConfig>& configs,
+                                                  const QuantizeJobOptions& base, jobs::Progress& progress) = 0;
+};
+
+// options.backend = local | slurm. `note` receives what a front end shows ("submitted Slurm job
+// array 12 (4 tasks) as sweep-..."); `pollSeconds`: how often Slurm is asked while waiting.
+std::unique_ptr<ExecutionBackend> makeExecutionBackend(const ClusterOptions& options, double pollSeconds = 10,
+                                                       std::function<void(const std::string&)> note = {});
 
 }  // namespace qs::workflow

@@ -32,7 +32,7 @@ struct SearchJobOptions {
   std::string device = "cpu", dtype = "float32";
   model::ExecOptions exec;
   std::string toolVersion;
-  ClusterOptions cluster;              // backend local | slurm (jobArgs: --device/--dtype/--threads for the tasks)
+  ClusterOptions cluster;              // backend local | slurm (jobArgs: --exec/--threads for the tasks)
   double pollSeconds = 10;
   std::string trialFile, bundleDir;    // a Slurm task: evaluate this one trial into the bundle
 };

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -18,7 +19,9 @@
 #include "core/util/error.h"
 #include "core/util/fs.h"
 #include "core/util/log.h"
+#include "core/util/memory.h"
 #include "core/util/subprocess.h"
+#include "core/workflow/preflight.h"
 
 namespace qs::workflow {
 namespace stdfs = std::filesystem;
@@ -258,9 +261,43 @@ SubmittedGroup submitArray(const std::string& projectDir, const std::string& pre
   return g;
 }
 
+// A config whose pre-flight peak exceeds the memory Slurm gives each task (--mem) is refused
+// before anything is submitted: the task would only be killed for it on the node. Best effort: a
+// config the coordinator cannot estimate (its data only on the nodes) is left to the node's own
+// pre-flight.
+void checkFitsTaskMemory(const std::string& projectDir, const std::vector<SweepConfig>& configs,
+                         const config::SlurmProfile& profile) {
+  if (profile.mem.empty() || profile.mem == "0") return;  // 0: all of the node's memory
+  std::string mem = profile.mem;
+  if (std::isdigit(static_cast<unsigned char>(mem.back()))) mem += "M";  // Slurm's default unit is megabytes
+  const int64_t limit = parseMemorySize(mem, "slurm mem");
+  for (size_t i = 0; i < configs.size(); ++i) {
+    QuantizeJobOptions q;
+    q.projectDir = projectDir;
+    q.configYaml = configs[i].configYaml;
+    q.exec.maxMemoryBytes = limit;
+    QuantizePreflight pre;
+    try {
+      pre = preflightQuantize(q, /*probe=*/false);
+    } catch (const Error& e) {
+      log::debug("sweep config " + std::to_string(i) + ": no pre-flight here (" + e.what() + ")");
+      continue;
+    }
+    if (!pre.fits || pre.peakBytes > limit) {
+      std::string advice;
+      for (const auto& a : pre.advice)  // the budget here is --mem, not --max-memory
+        if (a.find("--max-memory") == std::string::npos) advice += (advice.empty() ? "" : "; ") + a;
+      throw Error("sweep config " + std::to_string(i) + " (" + configs[i].values + ") needs about " +
+                  formatMemory(pre.peakBytes) + ", more than the " + profile.mem +
+                  " each Slurm task gets (mem); raise --mem" + (advice.empty() ? "" : " or: " + advice));
+    }
+  }
+}
+
 SubmittedGroup submitSweep(const std::string& projectDir, const std::vector<SweepConfig>& configs,
                            const ClusterOptions& o, bool dryRun) {
   if (configs.empty()) throw Error("sweep: no configs to run");
+  if (o.backend == "slurm") checkFitsTaskMemory(projectDir, configs, resolveSlurmProfile(projectDir, o));
   const std::string project = stdfs::absolute(projectDir).lexically_normal().string();
   std::vector<ArrayTask> tasks;
   for (size_t i = 0; i < configs.size(); ++i) {

@@ -288,3 +288,32 @@ TEST_F(SlurmCluster, ASearchOnSlurmEvaluatesEachGenerationAsAnArrayAndEqualsTheL
 
 }  // namespace
 }  // namespace qs
+
+namespace qs {
+namespace {
+
+// No cluster needed: the pre-flight check happens before sbatch is looked for. Reference: the
+// job's own pre-flight (the demo model needs a few MiB, far more than 1 MiB, far less than 4 GiB).
+TEST(SlurmSweep, AConfigThatCannotFitTheTasksMemoryIsRefusedBeforeSubmitting) {
+  QS_REQUIRE_QSCOPE();
+  const std::string dir = test::tempDir("slurm-mem");
+  const std::string proj = test::makeDemoProject(dir, "p");
+  const std::string grid = dir + "/grid.yaml";
+  fs::writeAtomic(grid, "quantize: {nsamples: 4, seqlen: 64, dataset: " + test::demoText() + ", eval: []}\n"
+                        "list: [{method: rtn, wbits: 4}]\n");
+  const std::string noSlurm = dir + "/no-slurm";
+  std::filesystem::create_directories(noSlurm);
+  const std::string base = "sweep " + shellQuote(proj) + " --grid " + shellQuote(grid) +
+                           " --backend slurm --slurm-bin " + shellQuote(noSlurm) + " --mem ";
+  auto small = runQscope(base + "1M");
+  EXPECT_EQ(small.code, 1);
+  EXPECT_NE(small.err.find("sweep config 0 (method=rtn wbits=4) needs about"), std::string::npos) << small.err;
+  EXPECT_NE(small.err.find("more than the 1M each Slurm task gets (mem); raise --mem"), std::string::npos) << small.err;
+  auto enough = runQscope(base + "4G");
+  EXPECT_EQ(enough.code, 1);
+  EXPECT_NE(enough.err.find("cannot submit"), std::string::npos) << "the check passed; sbatch is missing\n" << enough.err;
+  EXPECT_TRUE(runs::JobLedger(proj).list().empty());
+}
+
+}  // namespace
+}  // namespace qs

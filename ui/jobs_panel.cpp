@@ -3,7 +3,6 @@
 
 #include <QComboBox>
 #include <QFrame>
-#include <QStandardItemModel>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QProgressBar>
@@ -91,15 +90,7 @@ JobsPanel::JobsPanel(JobQueue* queue, QWidget* parent)
   setProjectOpen(false);
 }
 
-void JobsPanel::setSlurmProfiles(const QStringList& profiles) {
-  runOn_->clear();
-  runOn_->addItem(tr("This machine"), QString());
-  for (const QString& p : profiles) runOn_->addItem(tr("Slurm (%1)").arg(p), p);
-  if (profiles.isEmpty()) {
-    runOn_->addItem(tr("Slurm (no profile in project.yaml)"), QString());
-    if (auto* model = qobject_cast<QStandardItemModel*>(runOn_->model())) model->item(1)->setEnabled(false);
-  }
-}
+void JobsPanel::setSlurmProfiles(const QStringList& profiles) { fillRunOnCombo(runOn_, profiles); }
 
 QString JobsPanel::runOnProfile() const { return runOn_->currentData().toString(); }
 

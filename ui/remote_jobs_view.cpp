@@ -1,6 +1,7 @@
 // RemoteJobsView: see remote_jobs_view.h.
 #include "ui/remote_jobs_view.h"
 
+#include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
 #include <QFontDatabase>
@@ -11,6 +12,7 @@
 #include <QMetaObject>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QStandardItemModel>
 #include <QThread>
 #include <QTimer>
 #include <QTreeWidget>
@@ -35,6 +37,16 @@ QString elapsedText(double s) {
 enum Column { kName, kSlurmId, kState, kNode, kElapsed, kRun, kColumns };
 
 }  // namespace
+
+void fillRunOnCombo(QComboBox* combo, const QStringList& profiles) {
+  combo->clear();
+  combo->addItem(QObject::tr("This machine"), QString());
+  for (const QString& p : profiles) combo->addItem(QObject::tr("Slurm (%1)").arg(p), p);
+  if (profiles.isEmpty()) {
+    combo->addItem(QObject::tr("Slurm (no profile in project.yaml)"), QString());
+    if (auto* model = qobject_cast<QStandardItemModel*>(combo->model())) model->item(1)->setEnabled(false);
+  }
+}
 
 RemoteJobsView::RemoteJobsView(QWidget* parent)
     : QWidget(parent),

@@ -6,6 +6,7 @@
 // job's log. No LibTorch header (ui/ rule).
 #pragma once
 #include <QString>
+#include <QStringList>
 #include <QWidget>
 
 #include <atomic>
@@ -13,12 +14,17 @@
 
 #include "core/runs/remote_jobs.h"
 
+class QComboBox;
 class QLabel;
 class QPushButton;
 class QTimer;
 class QTreeWidget;
 
 namespace qs::ui {
+
+// "Run on": This machine (data ""), then "Slurm (PROFILE)" (data PROFILE) for each project.yaml
+// profile, or a disabled "Slurm (no profile in project.yaml)" when there is none.
+void fillRunOnCombo(QComboBox* combo, const QStringList& profiles);
 
 class RemoteJobsView : public QWidget {
   Q_OBJECT

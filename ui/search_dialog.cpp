@@ -11,8 +11,9 @@
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSpinBox>
-#include <QStandardItemModel>
 #include <QVBoxLayout>
+
+#include "ui/remote_jobs_view.h"
 
 namespace qs::ui {
 
@@ -51,12 +52,7 @@ SearchDialog::SearchDialog(const QString& projectDir, const QStringList& profile
   population_->setValue(8);
   population_->setToolTip(tr("NSGA-II population: the trials of one generation (a Slurm job array each)"));
   runOn_->setObjectName(QStringLiteral("searchRunOn"));
-  runOn_->addItem(tr("This machine"), QString());
-  for (const QString& p : profiles) runOn_->addItem(tr("Slurm (%1)").arg(p), p);
-  if (profiles.isEmpty()) {
-    runOn_->addItem(tr("Slurm (no profile in project.yaml)"), QString());
-    if (auto* model = qobject_cast<QStandardItemModel*>(runOn_->model())) model->item(1)->setEnabled(false);
-  }
+  fillRunOnCombo(runOn_, profiles);
   runOn_->setToolTip(tr("Slurm: each generation's new trials run as one job array; the trials come back into "
                         "the run store and the search goes on exactly as it would here"));
   error_->setObjectName(QStringLiteral("searchError"));

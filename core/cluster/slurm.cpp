@@ -162,7 +162,13 @@ std::map<std::string, TaskStatus> Slurm::query(const std::vector<std::string>& i
     // scontrol knows pending, running and recently ended jobs (MinJobAge) without accounting.
     const auto r = proc::run({tool("scontrol"), "show", "job", "-o", base}, o);
     if (!r.started) throw Error("slurm: cannot query jobs: " + r.startError);
-    if (r.exitCode != 0) continue;  // "Invalid job id specified": purged; sacct below
+    if (r.timedOut) throw Error("slurm: scontrol did not answer within 60 s (is slurmctld reachable?)");
+    if (r.exitCode != 0) {
+      // "Invalid job id specified": the controller has purged it (sacct below). Anything else (the
+      // controller down) is an error: no job may be judged lost because nobody answered.
+      if (r.err.find("Invalid job id") != std::string::npos) continue;
+      throw Error("slurm: scontrol could not report job " + base + ": " + firstLine(r.err + r.out));
+    }
     std::istringstream in(r.out);
     std::string line;
     while (std::getline(in, line)) {

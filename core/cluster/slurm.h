@@ -46,7 +46,8 @@ class Slurm {
   // Submits the script file; returns the job id ("1234"). Throws qs::Error: sbatch missing,
   // or its refusal as one line.
   std::string submit(const std::string& scriptPath) const;
-  // The state of each id given ("1234_3"); ids the scheduler no longer knows are absent.
+  // The state of each id given ("1234_3"); ids the scheduler no longer knows are absent. Throws
+  // qs::Error when the controller does not answer (so no job is taken for lost).
   std::map<std::string, TaskStatus> query(const std::vector<std::string>& ids) const;
   // scancel; ids may be a job, an array task ("1234_3") or a whole array ("1234"). Throws with
   // scancel's message.

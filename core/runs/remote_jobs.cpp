@@ -157,13 +157,6 @@ std::vector<int64_t> JobLedger::add(const std::vector<RemoteJob>& jobs) {
   return ids;
 }
 
-void JobLedger::setSchedulerId(int64_t id, const std::string& schedulerId) {
-  Db& db = *impl_->db;
-  WriteTransaction tx(db);
-  db.prepare("UPDATE remote_jobs SET scheduler_id = ? WHERE id = ?").bind(1, schedulerId).bind(2, id).run();
-  tx.commit();
-}
-
 void JobLedger::update(int64_t id, JobState state, const std::string& node, double elapsedS, const std::string& message) {
   Db& db = *impl_->db;
   WriteTransaction tx(db);

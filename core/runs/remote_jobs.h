@@ -59,7 +59,6 @@ class JobLedger {
   // Adds jobs of a group (one transaction); returns their ids in order. Throws qs::Error when the
   // group already holds a task index.
   std::vector<int64_t> add(const std::vector<RemoteJob>& jobs);
-  void setSchedulerId(int64_t id, const std::string& schedulerId);
   // Records what the scheduler says; a job already imported keeps its final state.
   void update(int64_t id, JobState state, const std::string& node, double elapsedS, const std::string& message = "");
   // Newest first; `group` = "" lists every group; `pendingOnly` = not yet imported.

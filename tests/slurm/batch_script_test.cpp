@@ -3,9 +3,13 @@
 // formats scontrol prints for elapsed times ("[days-]hours:minutes:seconds").
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "core/cluster/slurm.h"
 #include "core/config/project_config.h"
 #include "core/util/error.h"
+#include "core/util/fs.h"
+#include "tests/support/test_paths.h"
 
 namespace qs::cluster {
 namespace {
@@ -90,6 +94,50 @@ TEST(SlurmProfiles, ProjectYamlProfilesParseAndBadKeysAreNamed) {
   }
   EXPECT_THROW(config::parseProjectConfig("model: m\nslurm:\n  gpu:\n    sbatch: [constraint=a100]\n", "p.yaml"),
                qs::Error);
+}
+
+}  // namespace
+}  // namespace qs::cluster
+
+namespace qs::cluster {
+namespace {
+
+// Fake Slurm commands in a folder (Slurm's own messages, as 22.05 prints them): a controller that
+// does not answer is an error, never a job taken for lost; a purged job id is simply absent.
+std::string fakeTools(const std::string& scontrolBody) {
+  const std::string dir = test::tempDir("fake-slurm");
+  for (const auto& [name, body] : std::vector<std::pair<std::string, std::string>>{
+           {"scontrol", scontrolBody}, {"sacct", "echo 'Slurm accounting storage is disabled' >&2; exit 1"}}) {
+    const std::string path = dir + "/" + name;
+    fs::writeAtomic(path, "#!/bin/sh\n" + body + "\n");
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+  }
+  return dir;
+}
+
+TEST(SlurmQuery, AControllerThatDoesNotAnswerIsAnErrorNotALostJob) {
+  const Slurm down(fakeTools("echo 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)' >&2; "
+                             "exit 1"));
+  try {
+    down.query({"12_0"});
+    FAIL() << "expected an error";
+  } catch (const qs::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Unable to contact slurm controller"), std::string::npos) << e.what();
+  }
+  const Slurm purged(fakeTools("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1"));
+  EXPECT_TRUE(purged.query({"12_0"}).empty());
+  const Slurm known(fakeTools(
+      "echo 'JobId=13 ArrayJobId=12 ArrayTaskId=0 JobName=x JobState=RUNNING Reason=None RunTime=00:01:05 "
+      "NodeList=n3 BatchHost=n3'; echo 'JobId=12 ArrayJobId=12 ArrayTaskId=1-2%1 JobState=PENDING "
+      "Reason=JobArrayTaskLimit RunTime=00:00:00 NodeList=(null)'"));
+  const auto states = known.query({"12_0", "12_2"});
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_EQ(states.at("12_0").state, runs::JobState::Running);
+  EXPECT_EQ(states.at("12_0").node, "n3");
+  EXPECT_EQ(states.at("12_0").elapsedS, 65);
+  EXPECT_EQ(states.at("12_2").state, runs::JobState::Pending);
+  EXPECT_EQ(states.at("12_2").reason, "JobArrayTaskLimit");
+  EXPECT_EQ(states.at("12_2").node, "");
 }
 
 }  // namespace

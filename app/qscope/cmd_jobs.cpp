@@ -54,8 +54,7 @@ class JobsCommand : public Command {
     if (sync_->parsed()) {
       const auto s = workflow::syncJobs(project_, cluster_.options, group_);
       if (!json_)
-        std::printf("imported %d finished run(s), recorded %d failed/cancelled job(s); %d still pending or running\n",
-                    s.imported, s.failed, s.active);
+        std::printf("%s\n", workflow::describeSync(s.imported, s.failed, s.active).c_str());
       return print(s.jobs);
     }
     if (cancel_->parsed()) {

@@ -153,8 +153,7 @@ class RunsCommand : public Command {
     workflow::ClusterOptions o;
     o.backend = "slurm";
     const auto s = workflow::syncJobs(importProject_.dir, o);
-    std::printf("imported %d finished run(s), recorded %d failed/cancelled job(s); %d still pending or running\n",
-                s.imported, s.failed, s.active);
+    std::printf("%s\n", workflow::describeSync(s.imported, s.failed, s.active).c_str());
     return 0;
   }
 

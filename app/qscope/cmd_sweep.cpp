@@ -54,9 +54,8 @@ class SweepCommand : public Command {
     if (dryRun_ || noWait_) {
       if (cluster.backend != "slurm") throw Error("--no-wait is for --backend slurm (a local sweep runs here and now)");
       // Submit only: the load options go with the tasks.
-      if (!dataDir_.empty()) cluster.jobArgs.insert(cluster.jobArgs.end(), {"--data-dir", std::filesystem::absolute(dataDir_).string()});
-      if (run_.device != "cpu") cluster.jobArgs.insert(cluster.jobArgs.end(), {"--device", run_.device});
-      if (run_.dtype != "float32") cluster.jobArgs.insert(cluster.jobArgs.end(), {"--dtype", run_.dtype});
+      const auto load = workflow::loadArgs(dataDir_, run_.device, run_.dtype);
+      cluster.jobArgs.insert(cluster.jobArgs.end(), load.begin(), load.end());
       const auto g = workflow::submitSweep(project_, configs, cluster, dryRun_);
       if (dryRun_) {
         std::printf("\nbatch script (not submitted):\n%s", g.script.c_str());

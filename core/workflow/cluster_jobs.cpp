@@ -142,6 +142,19 @@ std::vector<SweepConfig> loadSweepGrid(const std::string& gridPath, const std::s
   return out;
 }
 
+std::vector<std::string> loadArgs(const std::string& dataDir, const std::string& device, const std::string& dtype) {
+  std::vector<std::string> a;
+  if (!dataDir.empty()) a.insert(a.end(), {"--data-dir", stdfs::absolute(dataDir).string()});
+  if (device != "cpu") a.insert(a.end(), {"--device", device});
+  if (dtype != "float32") a.insert(a.end(), {"--dtype", dtype});
+  return a;
+}
+
+std::string describeSync(int imported, int failed, int active) {
+  return "imported " + std::to_string(imported) + " finished run(s), recorded " + std::to_string(failed) +
+         " failed/cancelled job(s); " + std::to_string(active) + " still pending or running";
+}
+
 config::SlurmProfile resolveSlurmProfile(const std::string& projectDir, const ClusterOptions& o) {
   const runs::Project project = runs::Project::open(projectDir);
   const auto& profiles = project.config().slurm;
@@ -447,10 +460,9 @@ class SlurmBackend : public ExecutionBackend {
                                           jobs::Progress& progress) override {
     ClusterOptions o = o_;
     // The load options of the local job, for every task.
-    if (!base.dataDir.empty()) o.jobArgs.insert(o.jobArgs.end(), {"--data-dir", stdfs::absolute(base.dataDir).string()});
+    const auto load = loadArgs(base.dataDir, base.device, base.dtype);
+    o.jobArgs.insert(o.jobArgs.end(), load.begin(), load.end());
     if (!base.taskDir.empty()) o.jobArgs.insert(o.jobArgs.end(), {"--task-dir", stdfs::absolute(base.taskDir).string()});
-    if (base.device != "cpu") o.jobArgs.insert(o.jobArgs.end(), {"--device", base.device});
-    if (base.dtype != "float32") o.jobArgs.insert(o.jobArgs.end(), {"--dtype", base.dtype});
     const SubmittedGroup g = submitSweep(base.projectDir, configs, o);
     if (note_)
       note_("submitted Slurm job array " + g.schedulerId + " (" + std::to_string(g.jobs.size()) + " tasks) as " +

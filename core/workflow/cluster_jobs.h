@@ -45,6 +45,13 @@ struct ClusterOptions {
   std::vector<std::string> jobArgs;  // more qscope options for every job (--device cuda --dtype bfloat16)
 };
 
+// The qscope options a remote task needs to load what the submitting job would: --data-dir
+// (absolute), --device and --dtype where they differ from the defaults.
+std::vector<std::string> loadArgs(const std::string& dataDir, const std::string& device, const std::string& dtype);
+
+// One line on what a sync did ("imported 2 finished run(s), recorded 1 failed/cancelled job(s); 3 still ...").
+std::string describeSync(int imported, int failed, int active);
+
 // The project's profile (by name) with the overrides applied. Throws qs::Error naming a missing profile.
 config::SlurmProfile resolveSlurmProfile(const std::string& projectDir, const ClusterOptions& options);
 

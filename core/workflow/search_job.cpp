@@ -160,9 +160,8 @@ SearchRun runSearchFull(const SearchJobOptions& o, jobs::Progress& progress,
     if (o.limitWindows >= 0) args.insert(args.end(), {"--limit-windows", std::to_string(o.limitWindows)});
     if (o.tasksLimit >= 0) args.insert(args.end(), {"--tasks-limit", std::to_string(o.tasksLimit)});
     if (!o.taskDir.empty()) args.insert(args.end(), {"--task-dir", stdfs::absolute(o.taskDir).string()});
-    if (!o.dataDir.empty()) args.insert(args.end(), {"--data-dir", stdfs::absolute(o.dataDir).string()});
-    if (o.device != "cpu") args.insert(args.end(), {"--device", o.device});
-    if (o.dtype != "float32") args.insert(args.end(), {"--dtype", o.dtype});
+    const auto load = loadArgs(o.dataDir, o.device, o.dtype);
+    args.insert(args.end(), load.begin(), load.end());
     args.insert(args.end(), {"--trial", "{task}/trial.yaml"});
 
     // A coordinator that was stopped while its trials ran: wait for those and import them first, so

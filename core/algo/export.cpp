@@ -211,7 +211,7 @@ ExportReport exportImpl(const QuantArtifact& a, const ExportOptions& o, jobs::Pr
   checkFormat(a, grids, o);
   const bool gguf = o.format == ExportFormat::Gguf;
   nlohmann::json config;  // the source's config.json, for the folder and GGUF formats
-  io::LlamaVocab ggufVocabulary;
+  GgufVocab ggufVocabulary;
   if (o.format != ExportFormat::ScaleShift) {
     config = readConfig(a.modelPath);
     const std::string configPath = fs::join(a.modelPath, "config.json");

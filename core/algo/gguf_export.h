@@ -1,7 +1,9 @@
 // The GGUF side of core/algo/export.h (`--format gguf --gguf-type T`): the run's model (OS+ folded,
-// the method's dequantized weights) written as one llama.cpp GGUF file of LLaMA-family layout —
-// tensor names and q/k row order as llama.cpp's convert_hf_to_gguf.py writes them, the
-// hyper-parameters and the SentencePiece vocabulary as metadata — with every tensor in the type
+// the method's dequantized weights) written as one llama.cpp GGUF file of the model's llama.cpp
+// architecture (llama for LLaMA/Mistral, gpt2, bloom, falcon, gptneox) — tensor names and row
+// orders as llama.cpp's convert_hf_to_gguf.py writes them (core/io/gguf_weights), the
+// hyper-parameters and the vocabulary (SentencePiece "llama" or byte-level BPE "gpt2") as
+// metadata — with every tensor in the type
 // llama-quantize would give it for T (output layer Q6_K, fallbacks for rows that do not split
 // into blocks) and rounded by ggml's reference rule, so the file equals what llama-quantize
 // makes of the same weights. Internal to core/algo.
@@ -10,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,22 +35,34 @@ struct GgufSourceTensor {
 // (quantize --target gguf:T), else F16.
 std::string effectiveGgufType(const QuantArtifact& a, const ExportOptions& o);
 
-// The checks made before anything is built: family, rope scaling, base type and tokenizer;
-// throws qs::Error naming what GGUF cannot hold. Returns the vocabulary the file will carry.
-io::LlamaVocab checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg);
+// The vocabulary a GGUF file carries: SentencePiece ("llama") or byte-level BPE ("gpt2").
+struct GgufVocab {
+  std::optional<io::LlamaVocab> llama;
+  std::optional<io::BpeVocab> bpe;
+};
+
+// llama.cpp's architecture name for the model ("llama", "gpt2", "bloom", "falcon", "gptneox");
+// qs::Error for OPT, which llama.cpp does not run.
+std::string ggufArchitecture(const model::ModelConfig& cfg);
+
+// The checks made before anything is built: family and its options, rope scaling, base type and
+// tokenizer; throws qs::Error naming what GGUF cannot hold. Returns the vocabulary the file will
+// carry.
+GgufVocab checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg);
 
 // The GGML type llama-quantize gives tensor `ggufName` (columns = its last dimension) for
 // --gguf-type `ggufType` ("Q4_0", "Q4_K_M", ...) in a model of `layers` blocks; attnVMoreBits is
-// llama.cpp's 70B rule, gqa = heads / KV heads (Q2_K's attn_v). `why` says why it differs from the
-// type's default ("" when it does not).
+// llama.cpp's 70B rule, gqa = heads / KV heads (Q2_K's attn_v), arch llama.cpp's architecture
+// (Falcon has its own rules; a fused attn_qkv follows attn_v's). `why` says why it differs from
+// the type's default ("" when it does not).
 uint32_t ggufTensorType(const std::string& ggufType, const std::string& ggufName, const std::vector<int64_t>& shape,
                         bool outputTiedToEmbedding, int layers, bool attnVMoreBits = false, std::string* why = nullptr,
-                        int gqa = 1);
+                        int gqa = 1, const std::string& arch = "llama");
 
 // Writes (plan: only sizes) o.outDir as the GGUF file with checkGgufExport's vocabulary; fills
 // rep's files, sizes and notes.
 void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model::ModelConfig& cfg,
-                     io::LlamaVocab vocab, const std::vector<GgufSourceTensor>& tensors, ExportReport& rep,
+                     GgufVocab vocab, const std::vector<GgufSourceTensor>& tensors, ExportReport& rep,
                      jobs::Progress& progress, bool plan);
 
 }  // namespace qs::algo

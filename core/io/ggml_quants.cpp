@@ -417,7 +417,7 @@ float makeQ3Quants(int n, int nmax, const float* x, int8_t* L) {
     L[i] = static_cast<int8_t>(l);
     const float w = x[i] * x[i];
     sumLX += w * x[i] * static_cast<float>(l);
-    sumL2 += w * static_cast<float>(l * l);
+    sumL2 += w * static_cast<float>(l) * static_cast<float>(l);  // (w l) l, rounded as ggml does
   }
   for (int pass = 0; pass < 5; ++pass) {
     int changed = 0;
@@ -425,11 +425,11 @@ float makeQ3Quants(int n, int nmax, const float* x, int8_t* L) {
       const float w = x[i] * x[i];
       float slx = sumLX - w * x[i] * static_cast<float>(L[i]);
       if (slx <= 0) continue;
-      float sl2 = sumL2 - w * static_cast<float>(L[i] * L[i]);
+      float sl2 = sumL2 - w * static_cast<float>(L[i]) * static_cast<float>(L[i]);
       const int l = std::max(-nmax, std::min(nmax - 1, nearestInt(x[i] * sl2 / slx)));
       if (l == L[i]) continue;
       slx += w * x[i] * static_cast<float>(l);
-      sl2 += w * static_cast<float>(l * l);
+      sl2 += w * static_cast<float>(l) * static_cast<float>(l);
       if (sl2 > 0 && slx * slx * sumL2 > sumLX * sumLX * sl2) {
         L[i] = static_cast<int8_t>(l);
         sumLX = slx;

@@ -47,6 +47,9 @@ TokenizerOptions readTokenizerConfig(const std::string& folder) {
 
 std::unique_ptr<Tokenizer> loadGguf(const std::string& path) {
   const auto gguf = GgufFile::open(path);
+  if (gguf->metadata().value("tokenizer.ggml.model", std::string()) == "gpt2")
+    return makeBpeVocabTokenizer(bpeVocabFromGgufMetadata(gguf->metadata(), path), path,
+                                 "byte-level BPE (GGUF gpt2 vocab)");
   return makeLlamaVocabTokenizer(llamaVocabFromGgufMetadata(gguf->metadata(), path),
                                  "SentencePiece BPE (GGUF llama vocab)");
 }

@@ -328,17 +328,48 @@ TEST(Export, GgufTensorTypesFollowLlamaQuantize) {
   EXPECT_EQ(type("Q4_K_M", "blk.4.attn_q.weight", {64, 64}), g::Q5_0);
   EXPECT_EQ(type("Q5_K_S", "blk.4.attn_q.weight", {64, 64}), g::Q5_1);
   EXPECT_EQ(type("Q4_K_M", "blk.0.ffn_down.weight", {64, 172}), g::F16);
+  // Other architectures: a fused attn_qkv follows attn_v's rules; Falcon's output layer is Q8_0 and
+  // its ffn_down/attn_output have their own steps; positional embeddings are not quantized.
+  auto arch = [&](const char* a, const char* t, const char* name, std::vector<int64_t> shape, int gqa = 1) {
+    return ggufTensorType(t, name, shape, false, 32, false, &why, gqa, a);
+  };
+  EXPECT_EQ(arch("gpt2", "Q4_K_M", "blk.0.attn_qkv.weight", {3072, 1024}), g::Q6_K);
+  EXPECT_EQ(arch("gpt2", "Q4_K_M", "blk.4.attn_qkv.weight", {3072, 1024}), g::Q4_K);
+  EXPECT_EQ(arch("falcon", "Q2_K", "blk.4.attn_qkv.weight", {4608, 4096}, 71), g::Q4_K) << "MQA: gqa 71";
+  EXPECT_EQ(arch("gpt2", "Q4_0", "position_embd.weight", {1024, 768}), g::F32);
+  EXPECT_EQ(arch("falcon", "Q4_K_M", "output.weight", {65024, 4096}), g::Q8_0);
+  EXPECT_EQ(arch("falcon", "Q4_K_M", "blk.0.ffn_down.weight", {4544, 18176}), g::Q6_K) << "layer < 32/16";
+  EXPECT_EQ(arch("falcon", "Q4_K_M", "blk.5.ffn_down.weight", {4544, 18176}), g::Q4_K);
+  EXPECT_EQ(arch("falcon", "Q4_K_M", "blk.6.ffn_down.weight", {4544, 18176}), g::Q5_K) << "use_more_bits";
+  EXPECT_EQ(arch("falcon", "Q3_K_M", "blk.5.ffn_down.weight", {4544, 18176}), g::Q3_K);
+  EXPECT_EQ(arch("falcon", "Q3_K_L", "blk.5.ffn_down.weight", {4544, 18176}), g::Q4_K);
+  EXPECT_EQ(arch("falcon", "Q3_K_L", "blk.5.attn_output.weight", {4096, 4096}), g::Q4_K);
+  EXPECT_EQ(arch("falcon", "Q2_K", "blk.5.attn_output.weight", {4096, 4096}), g::Q2_K);
+  EXPECT_EQ(arch("falcon", "Q4_K_S", "blk.0.ffn_down.weight", {4544, 18176}), g::Q4_K);
 }
 
 TEST(Export, GgufRefusesWhatItCannotWriteBeforeBuildingAnything) {
   const QuantizedTiny opt = quantizeTiny(false, "exp-gguf-opt");
   ExportOptions o = ExportOptions().withFormat(ExportFormat::Gguf).withOutDir(test::tempDir("exp-gguf") + "/m.gguf");
-  test::expectError([&] { exportRun(opt.art, o); }, "LLaMA-family");
-  test::expectError([&] { planExport(opt.art, o); }, "convert_hf_to_gguf.py");
+  test::expectError([&] { exportRun(opt.art, o); }, "llama.cpp has no OPT architecture");
+  test::expectError([&] { planExport(opt.art, o); }, "hf-fp16");
   const QuantizedTiny llama = quantizeTiny(true, "exp-gguf-llama");
   test::expectError([&] { exportRun(llama.art, o); }, "no tokenizer found");
+  // A byte-level BPE whose pre-tokenizer llama.cpp has no name for would split text differently there.
+  nlohmann::json vocab;
+  for (int b = 0; b < 256; ++b) vocab[test::gpt2ByteToken(b)] = b;
+  const nlohmann::json tokenizer = {
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Isolated"}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
+      {"decoder", {{"type", "ByteLevel"}}}};
+  fs::writeAtomic(llama.modelDir + "/tokenizer.json", tokenizer.dump());
+  test::expectError([&] { exportRun(llama.art, o); }, "pre-tokenizer is none llama.cpp names");
+  std::filesystem::remove(llama.modelDir + "/tokenizer.json");
   test::writeByteTokenizer(llama.modelDir);
-  test::expectError([&] { exportRun(llama.art, o); }, "SentencePiece");  // a byte-level BPE is not written yet
   o.ggufType = "IQ2_XS";
   test::expectError([&] { exportRun(llama.art, o); }, "the IQ types, which need an importance matrix, are not written yet");
   o.ggufType = "Q9_0";

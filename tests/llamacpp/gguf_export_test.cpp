@@ -31,6 +31,7 @@
 #include "core/util/fs.h"
 #include "core/workflow/export_job.h"
 #include "tests/support/cli_runner.h"
+#include "tests/support/gguf_checks.h"
 #include "tests/support/llamacpp.h"
 #include "tests/support/tensor_checks.h"
 #include "tests/support/test_paths.h"
@@ -39,7 +40,12 @@
 namespace qs {
 namespace {
 
-std::string quote(const std::string& s) { return test::shellQuote(s); }
+using test::Agreement;
+using test::compareWithLlamaCpp;
+using test::expectSameTensors;
+using test::llamaLogits;
+using test::perplexity;
+using test::quote;
 
 struct Exported {
   std::string root, proj;
@@ -71,56 +77,6 @@ const Exported& exported() {
   return e;
 }
 
-// llama.cpp's logits of every position of each window of ids [W, T] (fresh cache per window).
-at::Tensor llamaLogits(const std::string& gguf, const at::Tensor& ids, int64_t vocab) {
-  const std::string dir = test::tempDir("gguf-logits");
-  const at::Tensor flat = ids.to(at::kInt).contiguous();
-  fs::writeAtomic(dir + "/ids.i32",
-                  std::string(reinterpret_cast<const char*>(flat.data_ptr<int32_t>()), static_cast<size_t>(flat.numel() * 4)));
-  std::string err;
-  EXPECT_EQ(test::runLlamaTool("llama_logits", "logits " + quote(gguf) + " " + quote(dir + "/ids.i32") + " " +
-                                                   std::to_string(ids.size(1)) + " " + quote(dir + "/out.f32") + " kv-f32",
-                               &err),
-            0) << err;
-  const std::string b = fs::readText(dir + "/out.f32");
-  at::Tensor out = at::empty({ids.size(0), ids.size(1), vocab}, at::kFloat);
-  EXPECT_EQ(b.size(), static_cast<size_t>(out.numel() * 4));
-  if (b.size() == static_cast<size_t>(out.numel() * 4)) std::memcpy(out.data_ptr<float>(), b.data(), b.size());
-  return out;
-}
-
-// llama-quantize's file of `type` from QuantScope's F32 export must be QuantScope's file of that
-// type: the same tensors, types and bytes. Returns the count of each type in the file.
-std::map<std::string, int> expectSameTensors(const std::string& ours, const std::string& theirs, const std::string& type) {
-  const auto a = io::GgufFile::open(ours), b = io::GgufFile::open(theirs);
-  EXPECT_EQ(a->tensors().size(), b->tensors().size()) << type;
-  std::map<std::string, int> types;
-  for (const auto& t : b->tensors()) {
-    const io::GgufTensorInfo* o = a->find(t.name);
-    if (!o) {
-      ADD_FAILURE() << type << ": " << t.name << " missing";
-      continue;
-    }
-    EXPECT_EQ(o->ggmlType, t.ggmlType) << type << " " << t.name << ": " << io::ggmlTypeName(o->ggmlType) << " vs "
-                                       << io::ggmlTypeName(t.ggmlType);
-    EXPECT_EQ(o->shape, t.shape) << t.name;
-    if (o->nbytes != t.nbytes) {
-      ADD_FAILURE() << type << " " << t.name << ": " << o->nbytes << " vs " << t.nbytes << " bytes";
-      continue;
-    }
-    EXPECT_EQ(std::memcmp(a->data(*o), b->data(t), t.nbytes), 0) << type << " " << t.name << ": bytes differ";
-    ++types[io::ggmlTypeName(t.ggmlType)];
-  }
-  return types;
-}
-
-double perplexity(const at::Tensor& logits, const at::Tensor& ids) {
-  const int64_t t = ids.size(1);
-  const at::Tensor lp = at::log_softmax(logits.slice(1, 0, t - 1).to(at::kDouble), -1);
-  const at::Tensor nll = -lp.gather(-1, ids.slice(1, 1, t).unsqueeze(-1)).squeeze(-1);
-  return std::exp(nll.mean().item<double>());
-}
-
 // [4, 64] windows of WikiText-2 test as QuantScope tokenizes it.
 at::Tensor evalWindows(const io::Tokenizer& tok) {
   const std::string text = fs::readText(test::sharedPath("text/wikitext-2-raw-test.txt")).substr(0, 20000);
@@ -146,18 +102,6 @@ TEST(GgufLlamaCpp, LlamaQuantizeOfTheF32FileGivesQuantScopesFiles) {
     expectSameTensors(e.root + "/qs-" + type + ".gguf", theirsPath, type);
     EXPECT_EQ(io::GgufFile::open(theirsPath)->find("blk.0.ffn_down.weight")->ggmlType, 1u) << "172 columns: F16 fallback";
   }
-}
-
-// QuantScope's and llama.cpp's logits of one GGUF file on ids: max |diff|, perplexities, top-1.
-struct Agreement {
-  double maxAbs, pOurs, pTheirs, top1;
-};
-Agreement compareWithLlamaCpp(const std::string& file, const at::Tensor& ids) {
-  auto m = model::openModel(file);
-  const at::Tensor ours = test::inferenceLogits(*m, ids);
-  const at::Tensor theirs = llamaLogits(file, ids, ours.size(-1));
-  return {(ours - theirs).abs().max().item<double>(), perplexity(ours, ids), perplexity(theirs, ids),
-          (ours.argmax(-1) == theirs.argmax(-1)).to(at::kDouble).mean().item<double>()};
 }
 
 TEST(GgufLlamaCpp, KQuantMixesEqualLlamaQuantizesOnWidthsOf256) {

@@ -1,5 +1,6 @@
 #include "core/io/tokenizer/bpe_model.h"
 
+#include <algorithm>
 #include <queue>
 
 #include "core/util/error.h"
@@ -36,6 +37,18 @@ const std::string& BpeModel::piece(int32_t id) const {
   static const std::string kEmpty;
   if (id < 0 || id >= size()) return kEmpty;
   return pieces_[static_cast<size_t>(id)];
+}
+
+std::vector<std::pair<std::string, std::string>> BpeModel::mergesByRank() const {
+  std::vector<std::pair<int32_t, uint64_t>> byRank;
+  byRank.reserve(merges_.size());
+  for (const auto& [k, m] : merges_) byRank.emplace_back(m.rank, k);
+  std::sort(byRank.begin(), byRank.end());
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(byRank.size());
+  for (const auto& [rank, k] : byRank)
+    out.emplace_back(piece(static_cast<int32_t>(k >> 32)), piece(static_cast<int32_t>(k & 0xffffffffu)));
+  return out;
 }
 
 std::vector<int32_t> BpeModel::merge(const std::vector<int32_t>& symbols) const {

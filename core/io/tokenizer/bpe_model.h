@@ -30,6 +30,8 @@ class BpeModel {
   int32_t size() const { return static_cast<int32_t>(pieces_.size()); }
   const std::unordered_map<std::string, int32_t>& vocab() const { return vocab_; }
 
+  // The merges in rank order (duplicates dropped, as the engine applies them).
+  std::vector<std::pair<std::string, std::string>> mergesByRank() const;
   // Whether any merge takes id as its left or right side.
   bool inAnyMerge(int32_t id) const { return merged_.count(id) != 0; }
   // Applies the merges to a word given as its initial symbols; returns the final ids.

@@ -29,6 +29,7 @@ struct PreTokenizerStep {
   enum class Kind { Split, ByteLevel, Metaspace };
   Kind kind = Kind::Split;
   std::shared_ptr<RegexSplitter> regex;  // Split, ByteLevel with use_regex
+  std::string pattern;                   // regex's pattern (names the pre-tokenizer in GGUF)
   bool keepGaps = true;                  // Split behavior Isolated (true) / Removed (false)
   bool addPrefixSpace = false;           // ByteLevel " " / Metaspace replacement in front
   std::string replacement = "\xE2\x96\x81";  // Metaspace "▁"
@@ -70,6 +71,7 @@ class HfBpeTokenizer : public Tokenizer {
   std::optional<int32_t> bosId() const override { return cfg_.bosId; }
   std::optional<int32_t> eosId() const override { return cfg_.eosId; }
   std::string kind() const override { return cfg_.kindLabel; }
+  std::optional<BpeVocab> byteLevelBpeVocab() const override;
 
  private:
   std::string normalize(std::string_view text) const;

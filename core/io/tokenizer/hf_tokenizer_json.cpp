@@ -72,19 +72,24 @@ void parsePreTokenizer(const json& p, HfBpeConfig& cfg, const std::string& path)
   } else if (t == "ByteLevel") {
     step.kind = PreTokenizerStep::Kind::ByteLevel;
     step.addPrefixSpace = p.value("add_prefix_space", false);
-    if (p.value("use_regex", true))
-      step.regex = std::make_shared<RegexSplitter>(RegexSplitter::gpt2Pattern(), path);
+    if (p.value("use_regex", true)) {
+      step.pattern = RegexSplitter::gpt2Pattern();
+      step.regex = std::make_shared<RegexSplitter>(step.pattern, path);
+    }
   } else if (t == "Split") {
     if (p.value("invert", false)) throw fileError(path, "pre_tokenizer Split with invert is not supported");
     const std::string behavior = p.value("behavior", std::string("Isolated"));
     if (behavior != "Isolated" && behavior != "Removed")
       throw fileError(path, "pre_tokenizer Split behavior \"" + behavior + "\" is not supported");
-    step.regex = std::make_shared<RegexSplitter>(patternOf(p.at("pattern"), path, "pre_tokenizer"), path);
+    step.pattern = patternOf(p.at("pattern"), path, "pre_tokenizer");
+    step.regex = std::make_shared<RegexSplitter>(step.pattern, path);
     step.keepGaps = behavior == "Isolated";
   } else if (t == "Digits") {
-    step.regex = std::make_shared<RegexSplitter>(p.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+", path);
+    step.pattern = p.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+";
+    step.regex = std::make_shared<RegexSplitter>(step.pattern, path);
   } else if (t == "WhitespaceSplit") {
-    step.regex = std::make_shared<RegexSplitter>("\\S+", path);
+    step.pattern = "\\S+";
+    step.regex = std::make_shared<RegexSplitter>(step.pattern, path);
     step.keepGaps = false;
   } else if (t == "Metaspace") {
     step.kind = PreTokenizerStep::Kind::Metaspace;
@@ -275,7 +280,8 @@ std::unique_ptr<Tokenizer> loadBpeVocabMerges(const std::string& vocabPath, cons
   cfg.model = BpeModel(parseVocab(v, vocabPath), merges, mergesPath);
   PreTokenizerStep pre;
   pre.kind = PreTokenizerStep::Kind::ByteLevel;
-  pre.regex = std::make_shared<RegexSplitter>(RegexSplitter::gpt2Pattern(), vocabPath);
+  pre.pattern = RegexSplitter::gpt2Pattern();
+  pre.regex = std::make_shared<RegexSplitter>(pre.pattern, vocabPath);
   cfg.preTokenizer.push_back(std::move(pre));
   DecoderStep dec;
   dec.kind = DecoderStep::Kind::ByteLevel;

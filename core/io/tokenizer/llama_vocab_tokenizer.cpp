@@ -81,8 +81,8 @@ LlamaVocab vocabFromJson(const nlohmann::json& j, const std::string& keyPrefix, 
 LlamaVocab llamaVocabFromGgufMetadata(const nlohmann::json& metadata, const std::string& source) {
   const std::string model = metadata.value("tokenizer.ggml.model", std::string());
   if (model != "llama")
-    throw fileError(source, "tokenizer.ggml.model is \"" + model + "\"; only the \"llama\" (SentencePiece) "
-                            "vocabulary is supported in GGUF files");
+    throw fileError(source, "tokenizer.ggml.model is \"" + model + "\"; QuantScope reads the \"llama\" "
+                            "(SentencePiece) and \"gpt2\" (byte-level BPE) vocabularies of GGUF files");
   return vocabFromJson(metadata, "tokenizer.ggml.", source);
 }
 

@@ -13,6 +13,7 @@
 namespace qs::io {
 
 struct LlamaVocab;
+struct BpeVocab;
 
 class Tokenizer {
  public:
@@ -30,6 +31,9 @@ class Tokenizer {
   // The pieces/scores/types vocabulary behind a SentencePiece-style tokenizer (what a GGUF file's
   // "llama" tokenizer stores); nullptr for other tokenizers.
   virtual const LlamaVocab* llamaVocab() const { return nullptr; }
+  // The byte-level BPE vocabulary (what a GGUF file's "gpt2" tokenizer stores); nullopt for
+  // other tokenizers.
+  virtual std::optional<BpeVocab> byteLevelBpeVocab() const;
 };
 
 // Settings a model folder can override (tokenizer_config.json); unset = the tokenizer's own.
@@ -60,6 +64,18 @@ struct LlamaVocab {
   bool removeExtraWhitespaces = false;  // SentencePiece: trim, collapse runs of spaces
 };
 
+// The byte-level BPE vocabulary GGUF's "gpt2" tokenizer model stores: pieces by id (byte-level
+// characters, "Ġthe"), their types, the merges by rank ("Ġ t"), and the name llama.cpp gives the
+// pre-tokenizer ("gpt-2", "llama-bpe", "bloom"; "" when it matches none of those).
+struct BpeVocab {
+  std::vector<std::string> tokens;
+  std::vector<PieceType> types;  // Normal; Control for special added tokens; UserDefined for others
+  std::vector<std::string> merges;
+  std::string pre;
+  std::optional<int32_t> bosId, eosId, unkId;
+  bool addBos = false, addEos = false;
+};
+
 // Byte-level BPE or SentencePiece-style BPE from a Hugging Face tokenizer.json.
 std::unique_ptr<Tokenizer> loadHfTokenizerJson(const std::string& path,
                                                const TokenizerOptions& options = {});
@@ -80,6 +96,13 @@ LlamaVocab readLlamaVocabJson(const std::string& path);
 LlamaVocab llamaVocabFromHfBpeJson(const std::string& path);
 // The llama vocabulary in GGUF metadata ("tokenizer.ggml.*"); source names the file in errors.
 LlamaVocab llamaVocabFromGgufMetadata(const nlohmann::json& metadata, const std::string& source);
+// The "gpt2" (byte-level BPE) vocabulary in GGUF metadata; qs::Error naming `source` for a
+// missing or malformed key, or a pre-tokenizer QuantScope does not run (tokenizer.ggml.pre
+// other than gpt-2, llama-bpe/llama3, bloom).
+BpeVocab bpeVocabFromGgufMetadata(const nlohmann::json& metadata, const std::string& source);
+// A byte-level BPE tokenizer over a BpeVocab (the pre-tokenizer its `pre` names).
+std::unique_ptr<Tokenizer> makeBpeVocabTokenizer(const BpeVocab& vocab, const std::string& source,
+                                                 const std::string& kind);
 // llama.cpp/llama2.c-style encoder over a LlamaVocab; kind is shown by Tokenizer::kind().
 std::unique_ptr<Tokenizer> makeLlamaVocabTokenizer(LlamaVocab vocab, const std::string& kind,
                                                    const TokenizerOptions& options = {});

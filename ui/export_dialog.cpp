@@ -244,7 +244,7 @@ void ExportDialog::onRunChanged() {
         item->setEnabled(ok);
         QString why = name == "scale-shift" ? tr("the run has no OS+/SmoothQuant migration")
                       : !r.limits.empty()   ? fromStd(r.limits)
-                      : name == "gguf"      ? tr("GGUF export writes LLaMA-family models (llama, mistral)")
+                      : name == "gguf"      ? tr("llama.cpp has no architecture for this model (OPT), or its Falcon has no place for OS+ shift biases")
                                             : tr("the run did not quantize weights to 2/3/4/8 bits");
         item->setToolTip(ok ? QString() : why);
       }

@@ -28,7 +28,7 @@ class ExportCommand : public Command {
     cmd->footer(footer +
                 "QuantScope loads every folder format back (qscope eval DIR); GPTQ folders are dequantized on load.\n"
                 "Folder formats need a Hugging Face model folder as the run's source (a GGUF source: scale-shift only).\n"
-                "GGUF (LLaMA family) loads in llama.cpp; QuantScope reads it back too (qscope eval FILE.gguf).\n"
+                "GGUF (LLaMA/Mistral, GPT-2, BLOOM, Falcon, GPT-NeoX) loads in llama.cpp; QuantScope reads it back too (qscope eval FILE.gguf).\n"
                 "Examples: qscope export 3 -p proj --format gptq -o out/w4-gptq\n"
                 "          qscope export 3 -p proj --format gguf --gguf-type Q4_0 -o out/model-q4_0.gguf");
     cmd->add_option("run", runId_, "quantize run id (qscope runs list -p PROJECT)")->required();

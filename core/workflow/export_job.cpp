@@ -114,7 +114,7 @@ const std::vector<ExportFormatInfo>& exportFormats() {
       {"gptq", "AutoGPTQ layout (qweight/qzeros/scales/g_idx, quantize_config.json), 2/3/4/8 bits"},
       {"fake-fp16", "Hugging Face folder with the dequantized weights of any method"},
       {"scale-shift", "scale_shift.safetensors: <pair>.shift / <pair>.scale per migration pair"},
-      {"gguf", "one llama.cpp GGUF file (LLaMA family), matrices in a llama.cpp type rounded as llama-quantize "
+      {"gguf", "one llama.cpp GGUF file (LLaMA/Mistral, GPT-2, BLOOM, Falcon, GPT-NeoX), matrices in a llama.cpp type rounded as llama-quantize "
                "rounds them: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K"},
   };
   return formats;
@@ -159,10 +159,13 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
     }
     // transformers' and llama.cpp's LLaMA have no bias after RMSNorm: an OS+-shifted LLaMA run has
     // no folder export (algo::exportRun refuses it).
-    bool llama = false;
+    bool llama = false, ggufArch = false;
     if (hfSource) {
       try {
-        llama = model::loadConfig((model / "config.json").string()).family == model::Family::Llama;
+        const model::Family family = model::loadConfig((model / "config.json").string()).family;
+        llama = family == model::Family::Llama;
+        // llama.cpp has no OPT; its Falcon has no projection biases for OS+ shifting to fill.
+        ggufArch = family != model::Family::Opt && !(family == model::Family::Falcon && shifted);
       } catch (const Error&) {
         // an unreadable config: the export names the problem
       }
@@ -175,7 +178,7 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
     }
     if (folders && b < 16 && (b == 2 || b == 3 || b == 4 || b == 8)) r.formats.push_back("gptq");
     if (folders && b < 16) r.formats.push_back("fake-fp16");
-    if (folders && llama) r.formats.push_back("gguf");
+    if (folders && ggufArch) r.formats.push_back("gguf");
     if (r.migration != "none") r.formats.push_back("scale-shift");
     out.push_back(std::move(r));
   }

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -31,6 +32,7 @@
 #include "core/io/weight_source.h"
 #include "core/model/model.h"
 #include "core/util/fs.h"
+#include "core/workflow/export_job.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/gguf_checks.h"
 #include "tests/support/llamacpp.h"
@@ -49,6 +51,12 @@ const std::vector<std::string>& goldenFamilies() {
 }
 
 nlohmann::json readJson(const std::string& path) { return nlohmann::json::parse(fs::readText(path)); }
+
+// Whether the Export dialog (workflow::exportableRuns) offers GGUF for the project's run.
+bool offersGguf(const std::string& proj) {
+  const auto runs = workflow::exportableRuns(proj);
+  return !runs.empty() && std::find(runs[0].formats.begin(), runs[0].formats.end(), "gguf") != runs[0].formats.end();
+}
 
 // A project of `model` (a folder) with one run: `quantize` arguments, eval off.
 std::string projectWithRun(const std::string& root, const std::string& model, const std::string& quantize) {
@@ -135,6 +143,7 @@ TEST(GgufFamilies, F32FilesRunInLlamaCppAsTransformersDoes) {
     const std::string root = test::tempDir("gguf-fam-" + family);
     const std::string model = goldenFolder(family, root);
     const std::string proj = projectWithRun(root, model, "--method rtn --wbits 16");
+    EXPECT_TRUE(offersGguf(proj));
     const std::string file = root + "/f32.gguf";
     const std::string out = exportGguf(proj, "F32", file);
     EXPECT_NE(out.find("KL mean 0 / max 0"), std::string::npos) << "QuantScope reads the file back exactly\n" << out;
@@ -245,6 +254,7 @@ TEST(GgufFamilies, WhatLlamaCppCannotRunIsRefusedBeforeWriting) {
   {
     const std::string root = test::tempDir("gguf-opt");
     const std::string proj = projectWithRun(root, goldenFolder("opt", root), "--method rtn --wbits 8");
+    EXPECT_FALSE(offersGguf(proj));
     auto r = test::runQscope("export 1 -p " + quote(proj) + " --format gguf -o " + quote(root + "/o.gguf"));
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("llama.cpp has no OPT architecture"), std::string::npos) << r.err;
@@ -253,6 +263,7 @@ TEST(GgufFamilies, WhatLlamaCppCannotRunIsRefusedBeforeWriting) {
   {
     const std::string root = test::tempDir("gguf-falcon-shift");
     const std::string proj = projectWithRun(root, goldenFolder("falcon", root), "--method rtn --wbits 8 --migrate osplus");
+    EXPECT_FALSE(offersGguf(proj));
     auto r = test::runQscope("export 1 -p " + quote(proj) + " --format gguf -o " + quote(root + "/f.gguf"));
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("--no-shift"), std::string::npos) << r.err;

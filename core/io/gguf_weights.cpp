@@ -312,12 +312,14 @@ nlohmann::json ggufToHfConfig(const GgufFile& f) {
   const double eps = number(f, k("attention.layer_norm_epsilon"), 1e-5);
   nlohmann::json c;
   c["model_type"] = arch == "gptneox" ? "gpt_neox" : arch;
-  if (arch == "llama") {
-    c["architectures"] = {"LlamaForCausalLM"};
+  if (arch == "llama" || arch == "falcon" || arch == "gptneox") {  // their configs name the sizes alike
     c["hidden_size"] = hidden;
-    c["intermediate_size"] = positiveInt(f, k("feed_forward_length"));
     c["num_hidden_layers"] = layers;
     c["num_attention_heads"] = heads;
+  }
+  if (arch == "llama") {
+    c["architectures"] = {"LlamaForCausalLM"};
+    c["intermediate_size"] = positiveInt(f, k("feed_forward_length"));
     c["num_key_value_heads"] = kvHeads;
     c["rms_norm_eps"] = number(f, k("attention.layer_norm_rms_epsilon"), 1e-5);
     c["rope_theta"] = number(f, k("rope.freq_base"), 10000.0);
@@ -347,9 +349,6 @@ nlohmann::json ggufToHfConfig(const GgufFile& f) {
       throw fileError(f.path(), "Falcon with one norm per block and " + std::to_string(kvHeads) + " kv heads has no "
                                 "Hugging Face layout (the 7B layout has 1 kv head or one per head)");
     c["architectures"] = {"FalconForCausalLM"};
-    c["hidden_size"] = hidden;
-    c["num_hidden_layers"] = layers;
-    c["num_attention_heads"] = heads;
     c["num_kv_heads"] = kvHeads;
     c["new_decoder_architecture"] = v40b;
     c["multi_query"] = kvHeads == 1;
@@ -363,9 +362,6 @@ nlohmann::json ggufToHfConfig(const GgufFile& f) {
   } else {  // gptneox
     const int64_t headDim = hidden / heads;
     c["architectures"] = {"GPTNeoXForCausalLM"};
-    c["hidden_size"] = hidden;
-    c["num_hidden_layers"] = layers;
-    c["num_attention_heads"] = heads;
     c["intermediate_size"] = ff;
     c["layer_norm_eps"] = eps;
     c["rotary_pct"] = static_cast<double>(optionalInt(f, k("rope.dimension_count"), headDim)) / static_cast<double>(headDim);

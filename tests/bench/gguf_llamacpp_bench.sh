@@ -6,6 +6,7 @@
 # llama.cpp tools (bash tests/llamacpp/install.sh build/llamacpp) and ../shared/data.
 #   bash tests/bench/gguf_llamacpp_bench.sh            # stories260K, WikiText-2 test, 40 x 256 tokens
 #   MODEL=DIR TEXT=FILE NCTX=512 NW=40 bash tests/bench/gguf_llamacpp_bench.sh
+#   KMIX="Q4_K_M:15 Q5_K_M:17" ...   # also llama-quantize's K mixes (rows of 256) for reference
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Q=${QSCOPE:-build/app/qscope}
@@ -36,4 +37,9 @@ for t in Q4_0:2 Q5_0:8 Q8_0:7; do
     "$Q" export "$run" -p "$OUT/p" --format gguf -o "$OUT/$m-$type.gguf" --no-parity --no-progress >/dev/null
     printf "| %s, QuantScope %s codes | %s |\n" "$type" "$m" "$(ppl "$OUT/$m-$type.gguf")"
   done
+done
+for t in ${KMIX:-}; do
+  type=${t%%:*}
+  "$L" quantize "$OUT/f32.gguf" "$OUT/llama-$type.gguf" "${t##*:}" 2>/dev/null
+  printf "| %s, llama-quantize | %s |\n" "$type" "$(ppl "$OUT/llama-$type.gguf")"
 done

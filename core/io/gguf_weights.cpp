@@ -248,6 +248,9 @@ GgufWeightSource::GgufWeightSource(std::shared_ptr<GgufFile> file) : file_(std::
   if (nHeads_ % nKvHeads_ != 0)
     throw fileError(file_->path(), std::to_string(nHeads_) + " attention heads do not share " +
                                        std::to_string(nKvHeads_) + " kv heads evenly");
+  if (nKvHeads_ != nHeads_ && arch_ != "llama" && arch_ != "falcon")
+    throw fileError(file_->path(), "llama.cpp's " + arch_ + " has one kv head per attention head (" +
+                                       arch_ + ".attention.head_count_kv is " + std::to_string(nKvHeads_) + ")");
   const bool falcon40b = arch_ == "falcon" && hasFalcon40bNorms(*file_);
   for (const auto& t : file_->tensors()) {
     std::string hf = ggufToHfName(t.name, arch_, falcon40b);

@@ -4,7 +4,7 @@
 # Each step prints one markdown row; run the steps you need (the 7B quantize steps take hours on
 # two cores). The folders are written under $SCALE_DIR (default /tmp/scale) and never committed.
 #
-#   bash tests/bench/scale_bench.sh info eval rtn rtn-eval gptq quantease export ratio
+#   bash tests/bench/scale_bench.sh info eval rtn rtn-eval gptq quantease export osplus ratio
 #
 # Needs a built tree (build/) and ../shared/data (tokenizers, WikiText-2).
 set -euo pipefail
@@ -76,6 +76,19 @@ for step in "$@"; do
         "$Q" export 1 -p "$P" --format gguf --gguf-type Q4_0 -o "$DIR/export-q4_0.gguf" --no-parity --no-progress
       du -sh "$DIR/export-gptq" "$DIR/export-fake" "$DIR/export-q4_0.gguf" >&2
       rm -rf "$DIR/export-gptq" "$DIR/export-fake" "$DIR/export-q4_0.gguf" ;;
+    osplus)
+      # OS+ (channel shift and scale, threshold searched per pair on the calibration activations)
+      # before RTN, streamed; then the scales and shifts exported (a shifted LLaMA has no bias
+      # after RMSNorm for a folder or GGUF export to hold).
+      need llama2-7b "$LLAMA"
+      P=$DIR/project-7b-osplus
+      rm -rf "$P" "$DIR/export-ss"
+      "$Q" project init "$P" --model "$LLAMA" > /dev/null
+      measure "quantize OS+ then RTN w4 g128, 16 x 512 calibration, eval off" \
+        "$Q" quantize "$P" --method rtn --wbits 4 --groupsize 128 --migrate osplus --nsamples 16 --seqlen 512 \
+        --eval none --no-progress
+      measure "export scale-shift" "$Q" export 1 -p "$P" --format scale-shift -o "$DIR/export-ss" --no-progress
+      rm -rf "$DIR/export-ss" ;;
     ratio)
       need opt-1.3b "$OPT13"
       measure "OPT-1.3B eval fp32, whole model" \

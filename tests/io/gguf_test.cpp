@@ -1,8 +1,12 @@
-// GGUF reader, the HF view of LLaMA GGUFs, and the config derived from GGUF metadata.
+// GGUF reader, the HF view of GGUF files (names and row layouts per llama.cpp architecture), and the
+// config derived from GGUF metadata.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include <tuple>
+#include <vector>
 
 #include "core/io/gguf.h"
 #include "core/io/gguf_weights.h"
@@ -187,6 +191,67 @@ TEST(Gguf, Stories260KMatchesHfExport) {
   // The GGUF says llama.context_length 2048; the HF export chose llama2.c's seq_len 512, which
   // the GGUF does not record. We report what the GGUF says.
   EXPECT_EQ(c["max_position_embeddings"], 2048);
+}
+
+}  // namespace
+}  // namespace qs::io
+
+namespace qs::io {
+namespace {
+
+// The name tables of the llama.cpp architectures run both ways (convert_hf_to_gguf.py's names),
+// with and without the model's prefix; Falcon-40B's two norms map by whether the file has attn_norm_2.
+TEST(GgufLayouts, NamesRoundTripPerArchitecture) {
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"llama", "model.layers.3.self_attn.q_proj.weight", "blk.3.attn_q.weight"},
+      {"gpt2", "transformer.h.1.attn.c_attn.weight", "blk.1.attn_qkv.weight"},
+      {"gpt2", "transformer.wpe.weight", "position_embd.weight"},
+      {"bloom", "transformer.word_embeddings_layernorm.bias", "token_embd_norm.bias"},
+      {"bloom", "transformer.h.0.self_attention.query_key_value.bias", "blk.0.attn_qkv.bias"},
+      {"falcon", "transformer.h.2.mlp.dense_4h_to_h.weight", "blk.2.ffn_down.weight"},
+      {"falcon", "transformer.h.2.input_layernorm.weight", "blk.2.attn_norm.weight"},
+      {"gptneox", "gpt_neox.layers.5.post_attention_layernorm.weight", "blk.5.ffn_norm.weight"},
+      {"gptneox", "embed_out.weight", "output.weight"}};
+  for (const auto& [arch, hf, gguf] : cases) {
+    EXPECT_EQ(hfToGgufName(hf, arch), gguf) << arch << " " << hf;
+    EXPECT_EQ(ggufToHfName(gguf, arch), hf) << arch << " " << gguf;
+  }
+  EXPECT_EQ(hfToGgufName("h.1.attn.c_attn.weight", "gpt2"), "blk.1.attn_qkv.weight") << "a checkpoint without prefix";
+  EXPECT_EQ(ggufToHfName("blk.0.attn_norm.weight", "falcon", true), "transformer.h.0.ln_mlp.weight");
+  EXPECT_EQ(ggufToHfName("blk.0.attn_norm_2.weight", "falcon", true), "transformer.h.0.ln_attn.weight");
+  EXPECT_EQ(hfToGgufName("transformer.h.0.ln_attn.bias", "falcon"), "blk.0.attn_norm_2.bias");
+  EXPECT_EQ(hfToGgufName("transformer.h.0.post_attention_layernorm.weight", "falcon"), "") << "no llama.cpp twin";
+  EXPECT_TRUE(isHfBufferTensor("transformer.h.0.attn.masked_bias"));
+  EXPECT_TRUE(ggufHfTransposed("gpt2", "blk.0.ffn_up.weight"));
+  EXPECT_FALSE(ggufHfTransposed("gpt2", "blk.0.ffn_up.bias"));
+  EXPECT_FALSE(isMappedGgufArch("mamba"));
+}
+
+// The fused q|k|v rows: BLOOM/NeoX interleave [q k v] per head, Falcon puts each kv group's query
+// heads before its k and v; llama.cpp wants all q, then all k, then all v. fromGgufRows undoes it.
+TEST(GgufLayouts, FusedQkvRowsMoveAsConvertMovesThem) {
+  const int64_t heads = 4, d = 2, in = 3;
+  const at::Tensor bloom = at::arange(heads * 3 * d * in, at::kFloat).view({heads * 3 * d, in});
+  const at::Tensor g = toGgufRows("bloom", "blk.0.attn_qkv.weight", bloom, heads, heads);
+  // q of head 1 is HF rows [6, 8) (head 1's [q k v] starts at 6), GGUF rows [2, 4).
+  EXPECT_TRUE(at::equal(g.narrow(0, 2, 2), bloom.narrow(0, 6, 2)));
+  // v of head 0: HF rows [4, 6) -> GGUF rows [16, 18) (after 8 q and 8 k rows).
+  EXPECT_TRUE(at::equal(g.narrow(0, 16, 2), bloom.narrow(0, 4, 2)));
+  EXPECT_TRUE(at::equal(fromGgufRows("bloom", "blk.0.attn_qkv.weight", g, heads, heads), bloom));
+  const at::Tensor bias = at::arange(heads * 3 * d, at::kFloat);
+  EXPECT_TRUE(at::equal(fromGgufRows("gptneox", "blk.0.attn_qkv.bias",
+                                     toGgufRows("gptneox", "blk.0.attn_qkv.bias", bias, heads, heads), heads, heads),
+                        bias));
+  // Falcon-40B style: 8 heads in 2 kv groups -> group rows [q q q q k v] x 2.
+  const int64_t fh = 8, kv = 2;
+  const at::Tensor falcon = at::arange((fh + 2 * kv) * d * in, at::kFloat).view({(fh + 2 * kv) * d, in});
+  const at::Tensor fg = toGgufRows("falcon", "blk.0.attn_qkv.weight", falcon, fh, kv);
+  EXPECT_TRUE(at::equal(fg.narrow(0, 8, 8), falcon.narrow(0, 12, 8))) << "group 1's queries follow group 0's";
+  EXPECT_TRUE(at::equal(fg.narrow(0, 16, 2), falcon.narrow(0, 8, 2))) << "k of group 0";
+  EXPECT_TRUE(at::equal(fg.narrow(0, 22, 2), falcon.narrow(0, 22, 2))) << "v of group 1 ends both";
+  EXPECT_TRUE(at::equal(fromGgufRows("falcon", "blk.0.attn_qkv.weight", fg, fh, kv), falcon));
+  const at::Tensor other = at::randn({6, 3});
+  EXPECT_TRUE(at::equal(toGgufRows("gpt2", "blk.0.attn_qkv.weight", other, 1, 1), other)) << "GPT-2: already q|k|v";
 }
 
 }  // namespace

@@ -54,6 +54,9 @@ void checkFormat(const QuantArtifact& a, const std::map<std::string, GridShape>&
       if (a.bits != 2 && a.bits != 3 && a.bits != 4 && a.bits != 8)
         throw Error("--format gptq: the GPTQ layout holds 2, 3, 4 or 8 bits; this run used " + std::to_string(a.bits) +
                     " (use --format fake-fp16)");
+      if (const std::string t = effectiveGgufType(a, ExportOptions()); t == "Q4_K" || t == "Q5_K")
+        throw Error("--format gptq: the run is on llama.cpp's " + t + " grid, whose zero points (minimum / scale) "
+                    "are not integers as the GPTQ layout stores them; export --format gguf (or fake-fp16)");
       for (const auto& [site, g] : grids) {
         if (g.outliers > 0)
           throw Error("--format gptq: site '" + site + "' keeps full-precision outliers (QuantEase --outlier), which "

@@ -38,7 +38,10 @@ const std::vector<BaseType>& baseTypes() {
       {"Q5_K_S", io::ggml::Q5_K, 16}, {"Q5_1", io::ggml::Q5_1, 9},    {"Q5_0", io::ggml::Q5_0, 8},
       {"Q4_K_M", io::ggml::Q4_K, 15}, {"Q4_K_S", io::ggml::Q4_K, 14}, {"Q4_1", io::ggml::Q4_1, 3},
       {"Q4_0", io::ggml::Q4_0, 2},    {"Q3_K_L", io::ggml::Q3_K, 13}, {"Q3_K_M", io::ggml::Q3_K, 12},
-      {"Q3_K_S", io::ggml::Q3_K, 11}, {"Q2_K", io::ggml::Q2_K, 10}};
+      {"Q3_K_S", io::ggml::Q3_K, 11}, {"Q2_K", io::ggml::Q2_K, 10},
+      // Every matrix in one K type (llama-quantize --pure), the output layer Q6_K: the export of a run
+      // on that grid (quantize --target gguf:Q4_K); file_type says the nearest mix.
+      {"Q4_K", io::ggml::Q4_K, 14},   {"Q5_K", io::ggml::Q5_K, 16}};
   return t;
 }
 
@@ -118,7 +121,7 @@ GgufVocab ggufVocab(const std::string& modelPath, const model::ModelConfig& cfg)
 // The run's quantize spec (its config as stored with the artifact).
 quant::QuantSpec runSpec(const QuantArtifact& a) { return parseQuantizeConfig(a.configYaml, "run config").layer.spec; }
 
-// Q4_0/Q5_0/Q8_0 blocks straight from the run's grid of `site`: the codes and fp16 scales the
+// Q4_0/Q5_0/Q8_0/Q4_K/Q5_K blocks straight from the run's grid of `site`: the codes and scales the
 // method chose (quantize --target gguf:T), rows in llama.cpp's q/k order.
 void writeGridBlocks(const QuantArtifact& a, const std::string& site, uint32_t type,
                      const std::function<at::Tensor(const at::Tensor&)>& toRows, int64_t rows, int64_t cols,
@@ -127,12 +130,21 @@ void writeGridBlocks(const QuantArtifact& a, const std::string& site, uint32_t t
   if (g.outlierIndices.defined() && g.outlierIndices.numel() > 0)
     throw Error("--format gguf: site '" + site + "' keeps full-precision outliers, which a GGUF block cannot hold");
   const int64_t groups = g.scales.size(1);
+  const bool k = type == io::ggml::Q4_K || type == io::ggml::Q5_K;
   const float zero = type == io::ggml::Q8_0 ? 128.f : type == io::ggml::Q5_0 ? 16.f : 8.f;
-  if (naturalGroupSize(g.gIdx, groups) != 32 || groups * 32 != cols || !at::equal(g.zeros, at::full_like(g.zeros, zero)))
+  if (naturalGroupSize(g.gIdx, groups) != 32 || groups * 32 != cols ||
+      (!k && !at::equal(g.zeros, at::full_like(g.zeros, zero))))
     throw Error("--format gguf: site '" + site + "' is not on " + io::ggmlTypeTraits(type).name +
-                "'s grid (blocks of 32 in column order, zero " + std::to_string(static_cast<int>(zero)) + ")");
+                "'s grid (blocks of 32 in column order" +
+                (k ? std::string(")") : ", zero " + std::to_string(static_cast<int>(zero)) + ")"));
   const at::Tensor codes = toRows(expandCodes(g.codes).to(at::kFloat)).contiguous();
   const at::Tensor scales = toRows(g.scales.to(at::kFloat)).contiguous();
+  if (k) {  // sub-block minimums: the grid stores zero = minimum / scale
+    const at::Tensor mins = toRows(at::mul(g.zeros.to(at::kFloat), g.scales.to(at::kFloat))).contiguous();
+    io::ggmlEncodeKBlocks(type, codes.data_ptr<float>(), scales.data_ptr<float>(), mins.data_ptr<float>(), rows, cols,
+                          dst, "site '" + site + "'");
+    return;
+  }
   io::ggmlEncodeBlocks(type, codes.data_ptr<float>(), scales.data_ptr<float>(), rows, cols, dst, "site '" + site + "'");
 }
 
@@ -472,14 +484,18 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
                         std::to_string(cfg.slidingWindow) + " tokens (as convert_hf_to_gguf.py writes Mistral)");
   if (exactSites > 0)
     rep.notes.push_back(std::to_string(exactSites) + " quantized layers written from the run's own " + targetName +
-                        " codes and fp16 block scales (quantize --target gguf:" + targetName +
-                        "): the file holds exactly the weights QuantScope evaluated");
+                        " codes and scales (quantize --target gguf:" + targetName +
+                        "): the file holds exactly the codes and scales QuantScope evaluated" +
+                        (target == io::ggml::Q4_K || target == io::ggml::Q5_K
+                             ? std::string(" (llama.cpp computes scale * q - minimum, QuantScope (q - minimum / "
+                                           "scale) * scale: the same weights to float rounding)")
+                             : std::string()));
   if (!isFloatType(base.type) && a.bits < 16 && (target == 0 || reroundedSites > 0))
     rep.notes.push_back("the run's " + std::to_string(a.bits) + "-bit weights" +
                         (target != 0 ? " of " + std::to_string(reroundedSites) + " layers" : std::string()) +
                         " are rounded again onto " + base.name + "'s grids; quantize with --target gguf:Q4_0 (Q5_0, "
-                        "Q8_0) and export that type, or export F32, to keep exactly the weights QuantScope "
-                        "evaluated");
+                        "Q8_0, Q4_K, Q5_K) and export that type, or export F32, to keep exactly the weights "
+                        "QuantScope evaluated");
   if (!plan && weightSq > 0) {
     char rel[32];
     std::snprintf(rel, sizeof rel, "%.3g", std::sqrt(errSq / weightSq));

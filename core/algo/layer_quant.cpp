@@ -62,10 +62,12 @@ void LayerQuantOptions::validate() const {
 LayerQuantResult quantizeLayer(const at::Tensor& w, const at::Tensor& hessian, const LayerQuantOptions& opts,
                                jobs::Progress& progress) {
   opts.validate();
-  // On a llama.cpp grid (observer ggml, groups of 32) a matrix whose rows do not split into blocks
-  // cannot be on it: llama.cpp keeps such a matrix in a float type, and so does the run.
-  if (opts.spec.observer == quant::Observer::Ggml && opts.spec.enabled() && w.dim() == 2 &&
-      w.size(1) % opts.spec.groupSize != 0)
+  // On a llama.cpp grid (observer ggml, groups of 32; ggml_k) a matrix whose rows do not split into
+  // blocks cannot be on it: llama.cpp keeps such a matrix in another type, the run in float.
+  // A K-quant grid's super-blocks are 256 columns.
+  const bool ggmlGrid = opts.spec.observer == quant::Observer::Ggml || opts.spec.observer == quant::Observer::GgmlK;
+  const int64_t block = opts.spec.observer == quant::Observer::GgmlK ? 256 : opts.spec.groupSize;
+  if (ggmlGrid && opts.spec.enabled() && w.dim() == 2 && w.size(1) % block != 0)
     return unquantized(methodName(opts.method), w.to(at::kFloat), hessian);
   switch (opts.method) {
     case Method::Rtn: return quantizeRtn(w, opts.spec, hessian, progress);

@@ -240,7 +240,7 @@ __attribute__((target_clones("avx2", "default")))
 #endif
 void sweepRows(int64_t r0, int64_t r1, int64_t in, int64_t b0, int64_t cnt, float* p, float* wq, float* codes,
                const float* h, const float* sc, const float* ze, const float* fr, float* dd, bool quantize,
-               float qmin, float qmax) {
+               float qmin, float qmax, bool zeroInside) {
   // Four rows at a time, so each row of H's block is read once per four rows (it is 64 KB for a
   // 128-column block: re-reading it for every row made the loop wait on the L2 cache). Each row's
   // arithmetic and its order are unchanged.
@@ -280,7 +280,8 @@ void sweepRows(int64_t r0, int64_t r1, int64_t in, int64_t b0, int64_t cnt, floa
           if (frr[r] && frr[r][c] != 0.0f) {
             cr[r][c] = zr[r][j];
           } else {
-            float q = std::nearbyint(beta / sr[r][j]) + zr[r][j];
+            // round(beta / s) + z; on a K-quant grid (non-integer zero) round(beta / s + z).
+            float q = zeroInside ? std::nearbyint(beta / sr[r][j] + zr[r][j]) : std::nearbyint(beta / sr[r][j]) + zr[r][j];
             q = std::min(std::max(q, qmin), qmax);
             nw = (q - zr[r][j]) * sr[r][j];
             cr[r][c] = q;
@@ -426,7 +427,8 @@ void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, dou
     expandedZero_ = zero_.index_select(1, group_).contiguous();
   }
   SweepBlock blk{p_, wq_, codes_, h_, expandedScale_, expandedZero_, {}, 0, 0,
-                 quant::intGrid(spec_.bits, spec_.symmetric), quantize, free_};
+                 quant::intGrid(spec_.bits, spec_.symmetric), quantize, free_,
+                 spec_.observer == quant::Observer::GgmlK};
   for (int64_t b0 = 0; b0 < in; b0 += blockSize_) {
     progress.checkCancel();
     const int64_t cnt = std::min<int64_t>(blockSize_, in - b0), b1 = b0 + cnt;
@@ -472,7 +474,8 @@ void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end
     const auto t0 = std::chrono::steady_clock::now();
     // Rows are independent: each walks the block's columns in order, keeping its slice of P exact.
     at::parallel_for(0, out, 16, [&](int64_t r0, int64_t r1) {
-      sweepRows(r0, r1, in, b0, cnt, p, wq, codes, h, sc, ze, fr, dd, quantize, qmin, qmax);
+      sweepRows(r0, r1, in, b0, cnt, p, wq, codes, h, sc, ze, fr, dd, quantize, qmin, qmax,
+                spec_.observer == quant::Observer::GgmlK);
     });
     const auto t1 = std::chrono::steady_clock::now();
     if (b0 > 0) p_.narrow(1, 0, b0).addmm_(d, h_.narrow(0, b0, cnt).narrow(1, 0, b0));

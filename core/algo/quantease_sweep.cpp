@@ -22,7 +22,8 @@ void sweepBlockReference(SweepBlock& b) {
     const at::Tensor beta = at::add(w, at::div(pBlock.select(1, j), b.h.select(0, c).select(0, c)));
     at::Tensor nw = beta;
     if (b.quantize) {
-      at::Tensor q = at::clamp(at::add(at::round(at::div(beta, s)), z), qmin, qmax);  // half to even
+      at::Tensor q = b.zeroInside ? at::clamp(at::round(at::add(at::div(beta, s), z)), qmin, qmax)
+                                  : at::clamp(at::add(at::round(at::div(beta, s)), z), qmin, qmax);  // half to even
       nw = at::mul(at::sub(q, z), s);
       if (b.free.defined()) {
         const at::Tensor f = b.free.select(1, c) != 0;
@@ -44,7 +45,7 @@ void registerCudaSweepBlock(SweepBlockImpl impl) { g_cudaImpl.store(impl); }
 SweepBlockImpl cudaSweepBlock() { return g_cudaImpl.load(); }
 
 void sweepBlockDispatch(SweepBlock& b) {
-  if (b.p.is_cuda()) {
+  if (b.p.is_cuda() && !b.zeroInside) {  // the kernel rounds with integer zeros only
     if (SweepBlockImpl impl = cudaSweepBlock()) {
       if (impl(b)) return;  // false: a block wider than the kernel takes; the reference is exact too
     } else {

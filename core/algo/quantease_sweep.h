@@ -24,6 +24,7 @@ struct SweepBlock {
   quant::IntGrid grid;
   bool quantize = true;    // false: a relaxed sweep (every weight to its optimum, codes untouched)
   at::Tensor free;         // [out, in] float32, 1 = free (optimum, zero-point code); or undefined
+  bool zeroInside = false; // a K-quant grid (non-integer zeros): q = clamp(round(beta/s + z))
 };
 
 // The reference: for j in block, all rows: beta = W^_c + P_j / H_cc, q = clamp(round(beta/s) + z),
@@ -33,7 +34,7 @@ struct SweepBlock {
 void sweepBlockReference(SweepBlock& b);
 
 // A CUDA kernel for the block; returns false when it cannot take this block (size, a relaxed
-// sweep or free weights), and the caller then uses the reference.
+// sweep, free weights or a K-quant grid), and the caller then uses the reference.
 using SweepBlockImpl = bool (*)(SweepBlock& b);
 void registerCudaSweepBlock(SweepBlockImpl impl);  // nullptr removes; thread-safe
 SweepBlockImpl cudaSweepBlock();

@@ -109,6 +109,8 @@ void QuantizeConfig::validate() const {
   checkKey(layer.outlierFraction == 0 || layer.method == Method::QuantEase || layer.method == Method::GptqQuantEase,
            "outlier", std::string("only the QuantEase methods keep outliers (method is ") + methodName(layer.method) + ")");
   checkKey(!layer.structuredOutlier || layer.outlierFraction > 0, "structured_outlier", "needs an outlier fraction");
+  checkKey(layer.outlierFraction == 0 || s.observer != quant::Observer::GgmlK, "outlier",
+           "a llama.cpp K-quant grid (observer ggml_k) has no place for full-precision weights");
   checkKey(layer.alpha > 0, "alpha", fmt(layer.alpha) + " must be positive");
   checkKey(batchSize >= 1, "batch_size", std::to_string(batchSize) + " must be at least 1");
   checkKey(nsamples >= 1, "nsamples", std::to_string(nsamples) + " must be at least 1");
@@ -342,12 +344,18 @@ void applyQConfig(QuantizeConfig& c, const quant::QConfig& q) {
 
 namespace {
 
-// The llama.cpp types whose grid a quantize run can target, with their bits (groups of 32).
+// The llama.cpp types whose grid a quantize run can target, with their bits (groups of 32; the
+// K types in super-blocks of 256 columns).
 struct GridTarget {
   const char* type;
   int bits;
+  quant::Observer observer;
 };
-constexpr GridTarget kGridTargets[] = {{"Q4_0", 4}, {"Q5_0", 5}, {"Q8_0", 8}};
+constexpr GridTarget kGridTargets[] = {{"Q4_0", 4, quant::Observer::Ggml},
+                                       {"Q5_0", 5, quant::Observer::Ggml},
+                                       {"Q8_0", 8, quant::Observer::Ggml},
+                                       {"Q4_K", 4, quant::Observer::GgmlK},
+                                       {"Q5_K", 5, quant::Observer::GgmlK}};
 
 }  // namespace
 
@@ -359,17 +367,18 @@ void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
       spec.groupSize = 32;
       spec.symmetric = false;
       spec.chAxis = 0;
-      spec.observer = quant::Observer::Ggml;
+      spec.observer = g.observer;
+      // A K super-block's factors come from all its 8 groups: fixed on W before the method runs.
+      if (g.observer == quant::Observer::GgmlK) spec.staticGroups = true;
       return;
     }
-  throw Error("--target: '" + target + "' is not gguf:Q4_0, gguf:Q5_0 or gguf:Q8_0 (the K-quant grids, whose "
-              "block scales are quantized again per super-block, are not targets yet)");
+  throw Error("--target: '" + target + "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q4_K or gguf:Q5_K");
 }
 
 std::string gridTargetType(const quant::QuantSpec& spec) {
-  if (spec.observer != quant::Observer::Ggml || !spec.enabled()) return "";
+  if (!spec.enabled()) return "";
   for (const GridTarget& g : kGridTargets)
-    if (g.bits == spec.bits) return g.type;
+    if (g.observer == spec.observer && g.bits == spec.bits) return g.type;
   return "";
 }
 

@@ -100,12 +100,13 @@ struct QuantizeConfig {
 // The keys a quantize section may hold, in the order toYaml writes them.
 const std::vector<std::string>& quantizeConfigKeys();
 
-// `--target gguf:Q4_0|Q5_0|Q8_0`: the weight grid of that llama.cpp type (bits, groups of 32, the
-// type's fp16 block scale: observer ggml), so the methods choose the codes a GGUF file of that
-// type stores and `qscope export --format gguf` writes them exactly. Throws qs::Error naming
-// --target for other values.
+// `--target gguf:Q4_0|Q5_0|Q8_0|Q4_K|Q5_K`: the weight grid of that llama.cpp type (bits, groups
+// of 32, the type's fp16 block scale: observer ggml; for Q4_K/Q5_K the sub-block scales and
+// minimums ggml's quantizer gives each super-block of 256, static groups: observer ggml_k), so
+// the methods choose the codes a GGUF file of that type stores and `qscope export --format gguf`
+// writes them exactly. Throws qs::Error naming --target for other values.
 void applyGridTarget(quant::QuantSpec& spec, const std::string& target);
-// The GGUF type a spec's grid is ("Q4_0", ...), or "" when it is not a llama.cpp grid.
+// The GGUF type a spec's grid is ("Q4_0", "Q4_K", ...), or "" when it is not a llama.cpp grid.
 std::string gridTargetType(const quant::QuantSpec& spec);
 
 // Parses a config document (the `quantize:` section; a document without it is read as the section

@@ -275,12 +275,22 @@ void scaleMinK4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
   }
 }
 
-// Q4_K (kBits 4: d, dmin, scales[12], qs[128]) and Q5_K (kBits 5: the same, then qh[32] before
-// qs): 8 sub-blocks of 32 with 6-bit scales and minimums under fp16 super-block factors.
+// The super-block parameters of a Q4_K/Q5_K block: fp16 factors d and dmin, and per sub-block of
+// 32 a 6-bit scale sc and minimum m (sub-block j dequantizes as d sc_j q - dmin m_j).
+struct KParams {
+  float d = 0, dmin = 0;
+  uint8_t sc[kQkK / 32] = {}, m[kQkK / 32] = {};
+};
+
+// ggml's quantize_row_q{4,5}_K_ref choice of KParams for 256 values (make_qkx2_quants per
+// sub-block, then the scales and minimums rounded to 6 bits under fp16 factors). nonzeroScales
+// raises a sub-block scale that rounds to 0 to 1 (a grid for other methods: every sub-block keeps
+// a nonzero step), and gives an all-constant super-block the step max|x| / (63 nmax). L (256, or
+// null) receives make_qkx2_quants' codes, which ggml keeps for a sub-block whose step is 0.
 template <int kBits>
-void quantizeQxK(const float* x, uint8_t* b) {
+KParams kParams(const float* x, bool nonzeroScales, uint8_t* L) {
   constexpr int nmax = (1 << kBits) - 1;
-  uint8_t L[kQkK], Laux[32];
+  uint8_t tmp[32], Laux[32];
   float weights[32], mins[kQkK / 32], scales[kQkK / 32];
   float maxScale = 0, maxMin = 0;
   for (int j = 0; j < kQkK / 32; ++j) {
@@ -288,18 +298,40 @@ void quantizeQxK(const float* x, uint8_t* b) {
     for (int l = 0; l < 32; ++l) sumX2 += x[32 * j + l] * x[32 * j + l];
     const float avX = std::sqrt(sumX2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = avX + std::fabs(x[32 * j + l]);
-    scales[j] = kBits == 4 ? makeQkx2Quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20)
-                           : makeQkx2Quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+    uint8_t* l = L ? L + 32 * j : tmp;
+    scales[j] = kBits == 4 ? makeQkx2Quants(32, nmax, x + 32 * j, weights, l, &mins[j], Laux, -1.f, 0.1f, 20)
+                           : makeQkx2Quants(32, nmax, x + 32 * j, weights, l, &mins[j], Laux, -0.5f, 0.1f, 15);
     maxScale = std::max(maxScale, scales[j]);
     maxMin = std::max(maxMin, mins[j]);
   }
-  std::memset(b, 0, kBits == 4 ? 144 : 176);
-  uint8_t* sc = b + 4;
+  KParams p;
+  if (nonzeroScales && maxScale <= 0) {
+    float amax = 0;
+    for (int i = 0; i < kQkK; ++i) amax = std::max(amax, std::fabs(x[i]));
+    maxScale = amax > 0 ? amax / nmax : 1.0f;
+    std::fill(scales, scales + kQkK / 32, maxScale);
+  }
   const float invScale = maxScale > 0 ? 63.f / maxScale : 0.f;
   const float invMin = maxMin > 0 ? 63.f / maxMin : 0.f;
   for (int j = 0; j < kQkK / 32; ++j) {
-    const uint8_t ls = std::min<uint8_t>(63, static_cast<uint8_t>(nearestInt(invScale * scales[j])));
-    const uint8_t lm = std::min<uint8_t>(63, static_cast<uint8_t>(nearestInt(invMin * mins[j])));
+    p.sc[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearestInt(invScale * scales[j])));
+    p.m[j] = std::min<uint8_t>(63, static_cast<uint8_t>(nearestInt(invMin * mins[j])));
+    if (nonzeroScales && p.sc[j] == 0) p.sc[j] = 1;
+  }
+  p.d = fp16ToFp32(fp32ToFp16(maxScale / 63.f));
+  p.dmin = fp16ToFp32(fp32ToFp16(maxMin / 63.f));
+  if (nonzeroScales && p.d == 0) p.d = fp16ToFp32(1);  // 0x0001: the smallest fp16 step
+  return p;
+}
+
+// Writes a Q4_K (kBits 4: d, dmin, scales[12], qs[128]) or Q5_K (the same, then qh[32] before qs)
+// block of codes L[256] (0..2^kBits - 1) under p.
+template <int kBits>
+void packQxK(const KParams& p, const uint8_t* L, uint8_t* b) {
+  std::memset(b, 0, kBits == 4 ? 144 : 176);
+  uint8_t* sc = b + 4;
+  for (int j = 0; j < kQkK / 32; ++j) {
+    const uint8_t ls = p.sc[j], lm = p.m[j];
     if (j < 4) {
       sc[j] = ls;
       sc[j + 4] = lm;
@@ -309,18 +341,8 @@ void quantizeQxK(const float* x, uint8_t* b) {
       sc[j] |= static_cast<uint8_t>((lm >> 4) << 6);
     }
   }
-  putHalf(b, maxScale / 63.f);
-  putHalf(b + 2, maxMin / 63.f);
-  const float dSuper = getHalf(b), mSuper = getHalf(b + 2);
-  for (int j = 0; j < kQkK / 32; ++j) {
-    uint8_t s, m;
-    scaleMinK4(j, sc, s, m);
-    const float d = dSuper * static_cast<float>(s);
-    if (d == 0.0f) continue;
-    const float dm = mSuper * static_cast<float>(m);
-    for (int i = 0; i < 32; ++i)
-      L[32 * j + i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearestInt((x[32 * j + i] + dm) / d))));
-  }
+  putHalf(b, p.d);
+  putHalf(b + 2, p.dmin);
   if (kBits == 4) {
     uint8_t* q = b + 16;
     for (int j = 0; j < kQkK; j += 64) {
@@ -351,6 +373,22 @@ void quantizeQxK(const float* x, uint8_t* b) {
   }
 }
 
+// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and minimums under fp16 super-block factors,
+// codes rounded as ggml rounds them: nearest((x + dmin m) / (d sc)).
+template <int kBits>
+void quantizeQxK(const float* x, uint8_t* b) {
+  constexpr int nmax = (1 << kBits) - 1;
+  uint8_t L[kQkK];
+  const KParams p = kParams<kBits>(x, false, L);
+  for (int j = 0; j < kQkK / 32; ++j) {
+    const float d = p.d * static_cast<float>(p.sc[j]);
+    if (d == 0.0f) continue;
+    const float dm = p.dmin * static_cast<float>(p.m[j]);
+    for (int i = 0; i < 32; ++i)
+      L[32 * j + i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearestInt((x[32 * j + i] + dm) / d))));
+  }
+  packQxK<kBits>(p, L, b);
+}
 
 // Packs 2-bit codes L[0, 256) as Q2_K and Q3_K store them: in each half of 128, byte l of the
 // 32 holds codes l, l + 32, l + 64 and l + 96 in bit pairs 0, 2, 4 and 6.
@@ -741,6 +779,53 @@ void ggmlEncodeBlocks(uint32_t type, const float* codes, const float* scales, in
         qh |= static_cast<uint32_t>((q[j + 16] & 0x10) >> 4) << (j + 16);
       }
       if (bits == 5) std::memcpy(y + 2, &qh, 4);
+    }
+}
+
+void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins) {
+  if (type != ggml::Q4_K && type != ggml::Q5_K) throw Error("ggmlKGrid: Q4_K or Q5_K only");
+  const KParams p = type == ggml::Q4_K ? kParams<4>(x, true, nullptr) : kParams<5>(x, true, nullptr);
+  for (int j = 0; j < kQkK / 32; ++j) {
+    scales[j] = p.d * static_cast<float>(p.sc[j]);
+    mins[j] = p.dmin * static_cast<float>(p.m[j]);
+  }
+}
+
+void ggmlEncodeKBlocks(uint32_t type, const float* codes, const float* scales, const float* mins, int64_t rows,
+                       int64_t n, uint8_t* dst, const std::string& what) {
+  if (type != ggml::Q4_K && type != ggml::Q5_K) throw Error(what + ": codes are written as Q4_K or Q5_K blocks only");
+  checkRow(type, n, what.c_str());
+  const int top = type == ggml::Q4_K ? 15 : 31;
+  const auto bytes = static_cast<int64_t>(ggmlTypeTraits(type).typeSize);
+  const int64_t blocks = n / kQkK, sub = kQkK / 32;
+  auto off = [&](const std::string& why) { return Error(what + ": " + why + " (not a " + ggmlTypeTraits(type).name + " grid)"); };
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* s = scales + (r * blocks + b) * sub;
+      const float* m = mins + (r * blocks + b) * sub;
+      // d and dmin: the largest scale and minimum are 63 steps of them (ggml rounds the largest
+      // to 63), fp16 values; every other one a whole number of steps.
+      KParams p;
+      p.d = fp16ToFp32(fp32ToFp16(*std::max_element(s, s + sub) / 63.f));
+      p.dmin = fp16ToFp32(fp32ToFp16(*std::max_element(m, m + sub) / 63.f));
+      for (int j = 0; j < sub; ++j) {
+        const int sc = p.d > 0 ? nearestInt(s[j] / p.d) : 0, mm = p.dmin > 0 ? nearestInt(m[j] / p.dmin) : 0;
+        if (sc < 1 || sc > 63 || p.d * static_cast<float>(sc) != s[j]) throw off("sub-block scale " + std::to_string(s[j]));
+        if (mm < 0 || mm > 63 || std::fabs(p.dmin * static_cast<float>(mm) - m[j]) > 1e-6f * std::fabs(m[j]))
+          throw off("sub-block minimum " + std::to_string(m[j]));
+        p.sc[j] = static_cast<uint8_t>(sc);
+        p.m[j] = static_cast<uint8_t>(mm);
+      }
+      uint8_t L[kQkK];
+      const float* c = codes + r * n + b * kQkK;
+      for (int i = 0; i < kQkK; ++i) {
+        const int q = static_cast<int>(c[i]);
+        if (static_cast<float>(q) != c[i] || q < 0 || q > top) throw off("code " + std::to_string(c[i]));
+        L[i] = static_cast<uint8_t>(q);
+      }
+      uint8_t* y = dst + (r * blocks + b) * bytes;
+      if (type == ggml::Q4_K) packQxK<4>(p, L, y);
+      else packQxK<5>(p, L, y);
     }
 }
 

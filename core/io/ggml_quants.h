@@ -45,6 +45,18 @@ void ggmlDequantizeRows(uint32_t type, const uint8_t* src, int64_t rows, int64_t
 void ggmlEncodeBlocks(uint32_t type, const float* codes, const float* scales, int64_t rows, int64_t n, uint8_t* dst,
                       const std::string& what);
 
+// The Q4_K / Q5_K grid of 256 values as ggml's reference quantizer chooses it (make_qkx2_quants
+// per sub-block of 32, 6-bit scales and minimums under fp16 super-block factors), for methods that
+// choose their own codes on it: sub-block j's values are scales[j] * q - mins[j], q in
+// 0..15 (Q4_K) or 0..31 (Q5_K). Unlike ggml, a sub-block scale that would round to 0 is one step
+// (every sub-block has a nonzero scale).
+void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins);
+// Q4_K / Q5_K blocks from codes [rows, n] and per-sub-block scales and minimums [rows, n / 32] on
+// ggmlKGrid's grid (recovers the fp16 factors and 6-bit steps; qs::Error naming `what` for values
+// off the grid). Dequantizing gives scales[j] * q - mins[j] as ggml computes it.
+void ggmlEncodeKBlocks(uint32_t type, const float* codes, const float* scales, const float* mins, int64_t rows,
+                       int64_t n, uint8_t* dst, const std::string& what);
+
 // IEEE half and bfloat16 with round-to-nearest-even (ggml's conversions).
 uint16_t fp32ToFp16(float f);
 float fp16ToFp32(uint16_t h);

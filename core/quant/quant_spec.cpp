@@ -9,6 +9,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/io/ggml_quants.h"
 #include "core/quant/option_parse.h"
 #include "core/util/error.h"
 #include "core/util/strings.h"
@@ -29,8 +30,9 @@ Observer parseObserver(const std::string& v) {
   if (l == "mse" || l == "mseobserver") return Observer::Mse;
   if (l == "percentile" || l == "percentileobserver") return Observer::Percentile;
   if (l == "ggml" || l == "ggmlobserver") return Observer::Ggml;
+  if (l == "ggml_k" || l == "ggmlk") return Observer::GgmlK;
   throw Error("observer: '" + v + "' is not supported (minmax/MinMaxObserver, mse/MSEObserver, "
-              "percentile/PercentileObserver, ggml)");
+              "percentile/PercentileObserver, ggml, ggml_k)");
 }
 
 // llama.cpp's Q4_0/Q5_0/Q8_0 block scale for each row (a block of 32), rounded to fp16 as the GGUF
@@ -46,6 +48,20 @@ QuantParams ggmlParams(const at::Tensor& rows, int bits) {
   d = d.to(at::kHalf).to(at::kFloat);
   d = at::where(d == 0, at::ones_like(d), d);  // an all-zero block is 0 on any scale; 1 keeps codes finite
   return {d.contiguous(), at::full_like(d, static_cast<float>(1 << (bits - 1)))};
+}
+
+// llama.cpp's Q4_K/Q5_K grid: rows are groups of 32 in row-major order, 8 consecutive ones a
+// super-block of one output row (observeGroups' view of a weight whose columns fill 256s).
+QuantParams ggmlKParams(const at::Tensor& rows, int bits) {
+  if (rows.size(1) != 32 || rows.size(0) % 8 != 0)
+    throw Error("observer: ggml_k needs whole super-blocks of 256 columns (8 groups of 32); got rows of " +
+                std::to_string(rows.size(1)) + " in " + std::to_string(rows.size(0)) + " groups");
+  const at::Tensor x = rows.contiguous();
+  at::Tensor scale = at::empty({rows.size(0)}, at::kFloat), minimum = at::empty({rows.size(0)}, at::kFloat);
+  const uint32_t type = bits == 4 ? io::ggml::Q4_K : io::ggml::Q5_K;
+  for (int64_t b = 0; b < rows.size(0) / 8; ++b)
+    io::ggmlKGrid(type, x.data_ptr<float>() + b * 256, scale.data_ptr<float>() + b * 8, minimum.data_ptr<float>() + b * 8);
+  return {scale, at::div(minimum, scale)};
 }
 
 // GPTQ's --mse search: shrink [lo, hi] by p = 1 - i/grid and keep, per row, the p with the
@@ -82,6 +98,7 @@ const char* observerName(Observer o) {
     case Observer::Mse: return "mse";
     case Observer::Percentile: return "percentile";
     case Observer::Ggml: return "ggml";
+    case Observer::GgmlK: return "ggml_k";
   }
   return "?";
 }
@@ -120,6 +137,14 @@ void QuantSpec::validate() const {
     if (actOrder && !staticGroups)
       throw Error("act_order: a llama.cpp grid's blocks are 32 consecutive columns; with observer ggml act_order "
                   "needs static_groups");
+  }
+  if (observer == Observer::GgmlK && bits < 16) {
+    if (bits != 4 && bits != 5)
+      throw Error("observer: ggml_k is llama.cpp's Q4_K or Q5_K grid: bit must be 4 or 5 (got " +
+                  std::to_string(bits) + ")");
+    if (groupSize != 32 || symmetric || chAxis != 0 || !staticGroups)
+      throw Error("observer: ggml_k is llama.cpp's K-quant grid: it needs group_size 32, symmetric false, ch_axis 0 "
+                  "and static_groups true (qscope quantize --target gguf:Q4_K sets them)");
   }
 }
 
@@ -180,6 +205,7 @@ QuantParams observeRows(const at::Tensor& rowsIn, const QuantSpec& spec) {
       return paramsFromRange(at::amin(rows, 1), at::amax(rows, 1), spec.bits, spec.symmetric);
     case Observer::Mse: return mseSearch(rows, spec);
     case Observer::Ggml: return ggmlParams(rows, spec.bits);
+    case Observer::GgmlK: return ggmlKParams(rows, spec.bits);
     case Observer::Percentile: {
       // Sorted rows with linear interpolation (numpy's default); at::quantile refuses rows of
       // more than 2^24 elements, which a per-tensor 4096x4096 weight reaches.
@@ -235,9 +261,11 @@ at::Tensor naturalGroupIndex(int64_t inFeatures, const QuantSpec& spec) {
 at::Tensor quantizeCodes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero,
                          const QuantSpec& spec) {
   const IntGrid g = intGrid(spec.bits, spec.symmetric);
-  // One allocation, then in place: the same operations and bits as round(x / s) + z, clamped.
+  // One allocation, then in place: the same operations and bits as round(x / s) + z, clamped. A
+  // K-quant grid's zero is not an integer: round(x / s + z) there.
   at::Tensor q = at::div(x, scale);
-  q.round_().add_(zero);
+  if (spec.observer == Observer::GgmlK) q.add_(zero).round_();
+  else q.round_().add_(zero);
   return q.clamp_(static_cast<double>(g.qmin), static_cast<double>(g.qmax));
 }
 

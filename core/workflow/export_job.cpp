@@ -176,7 +176,8 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
       r.limits = "OS+ shifted this LLaMA-family run: transformers and llama.cpp have no bias after RMSNorm, so only "
                  "scale-shift can be exported (quantize with --no-shift for the other formats)";
     }
-    if (folders && b < 16 && (b == 2 || b == 3 || b == 4 || b == 8)) r.formats.push_back("gptq");
+    const bool kGrid = r.ggufType == "Q4_K" || r.ggufType == "Q5_K";  // zero points not integers
+    if (folders && b < 16 && (b == 2 || b == 3 || b == 4 || b == 8) && !kGrid) r.formats.push_back("gptq");
     if (folders && b < 16) r.formats.push_back("fake-fp16");
     if (folders && ggufArch) r.formats.push_back("gguf");
     if (r.migration != "none") r.formats.push_back("scale-shift");

@@ -1,12 +1,15 @@
 // `--target gguf:Q4_0|Q5_0|Q8_0` (observer ggml): QuantScope's block scales are exactly the fp16 d
 // that ggml's own Q4_0/Q5_0/Q8_0 quantization stores (core/io/ggml_quants.cpp, itself byte-equal
 // to libggml in tests/llamacpp), codes stay on the type's range, and the spec refuses settings the
-// grid cannot have, naming the key.
+// grid cannot have, naming the key. `--target gguf:Q4_K|Q5_K` (observer ggml_k): every value ggml's
+// own Q4_K/Q5_K quantization gives lies on QuantScope's grid, and codes chosen on it encode to
+// blocks that dequantize to the grid's values.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 #include "core/algo/quantize_config.h"
@@ -65,9 +68,67 @@ TEST(GgufTarget, SettingsTheGridCannotHaveAreRefused) {
   test::expectError([&] { spec.validate(); }, "act_order");
   spec.staticGroups = true;
   spec.validate();
-  test::expectError([&] { applyGridTarget(spec, "gguf:Q4_K"); }, "--target");
+  test::expectError([&] { applyGridTarget(spec, "gguf:Q6_K"); }, "--target");
+  applyGridTarget(spec, "gguf:Q4_K");
+  EXPECT_TRUE(spec.staticGroups) << "a super-block's factors are fixed before the method runs";
+  EXPECT_EQ(gridTargetType(spec), "Q4_K");
+  spec.validate();
+  spec.staticGroups = false;
+  test::expectError([&] { spec.validate(); }, "static_groups true");
+  applyGridTarget(spec, "gguf:Q5_K");
+  spec.bits = 6;
+  test::expectError([&] { spec.validate(); }, "bit must be 4 or 5");
   quant::QuantSpec plain;
   EXPECT_EQ(gridTargetType(plain), "");
+}
+
+TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
+  at::Generator gen = at::detail::createCPUGenerator(12);
+  at::Tensor w = at::randn({8, 512}, gen) * 0.05;
+  w.index_put_({0, at::indexing::Slice(0, 32)}, 0.0);    // an all-zero sub-block
+  w.index_put_({1, at::indexing::Slice(256, 512)}, 0.3);  // a constant super-block
+  w.index_put_({2, 7}, 1.5);                               // an outlier
+  const at::Tensor wc = w.contiguous();
+  for (const auto& [target, type, top] : std::vector<std::tuple<const char*, uint32_t, int>>{
+           {"gguf:Q4_K", io::ggml::Q4_K, 15}, {"gguf:Q5_K", io::ggml::Q5_K, 31}}) {
+    SCOPED_TRACE(target);
+    quant::QuantSpec spec;
+    applyGridTarget(spec, target);
+    const quant::QuantParams p = quant::observeGroups(w, spec);
+    ASSERT_EQ(p.scale.sizes(), (std::vector<int64_t>{8, 16}));
+    EXPECT_GT(p.scale.min().item<float>(), 0.0f) << "every sub-block has a step";
+    const at::Tensor s = p.scale.repeat_interleave(32, 1), z = p.zero.repeat_interleave(32, 1);
+    // ggml's own quantization of w (byte-equal to libggml's, tests/llamacpp) lies on the grid:
+    // (value + minimum) / scale is a code in range.
+    std::vector<uint8_t> blocks(io::ggmlRowBytes(type, 512) * 8);
+    io::ggmlQuantizeRows(type, wc.data_ptr<float>(), 8, 512, blocks.data());
+    at::Tensor theirs = at::empty({8, 512}, at::kFloat);
+    io::ggmlDequantizeRows(type, blocks.data(), 8, 512, theirs.data_ptr<float>());
+    const at::Tensor steps = at::div(theirs, s) + z;
+    EXPECT_LT((steps - steps.round()).abs().max().item<float>(), 2e-3f);
+    EXPECT_GE(steps.round().min().item<float>(), 0.0f);
+    EXPECT_LE(steps.round().max().item<float>(), static_cast<float>(top));
+    // Codes QuantScope chooses on the grid encode to blocks that dequantize to (q - z) s.
+    const at::Tensor codes = quant::quantizeCodes(w, s, z, spec).contiguous();
+    EXPECT_GE(codes.min().item<float>(), 0.0f);
+    EXPECT_LE(codes.max().item<float>(), static_cast<float>(top));
+    const at::Tensor scales = p.scale.contiguous(), mins = at::mul(p.zero, p.scale).contiguous();
+    std::vector<uint8_t> ours(blocks.size());
+    io::ggmlEncodeKBlocks(type, codes.data_ptr<float>(), scales.data_ptr<float>(), mins.data_ptr<float>(), 8, 512,
+                          ours.data(), "w");
+    at::Tensor back = at::empty({8, 512}, at::kFloat);
+    io::ggmlDequantizeRows(type, ours.data(), 8, 512, back.data_ptr<float>());
+    const at::Tensor emulated = quant::dequantizeCodes(codes, s, z);
+    EXPECT_LT((back - emulated).abs().max().item<float>(), 1e-6f * w.abs().max().item<float>());
+    EXPECT_LT((emulated - w).abs().max().item<float>(), 0.2f) << "the codes are close to w";
+    // Off-grid scales are refused, naming the weight.
+    at::Tensor bad = scales.clone();
+    bad[3][2] = bad[3][2] * 1.01f;
+    test::expectError([&] {
+      io::ggmlEncodeKBlocks(type, codes.data_ptr<float>(), bad.data_ptr<float>(), mins.data_ptr<float>(), 8, 512,
+                            ours.data(), "w");
+    }, "w: sub-block scale");
+  }
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <vector>
@@ -166,7 +167,7 @@ TEST(GgufLlamaCpp, AGptqRunOnTheQ4_0GridIsWrittenExactly) {
   auto q = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q4_0 --nsamples 8 --seqlen 128 "
                            "--eval none --no-progress" + data);
   ASSERT_EQ(q.code, 0) << q.err;
-  auto bad = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q4_K --eval none" + data);
+  auto bad = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q6_K --eval none" + data);
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("--target"), std::string::npos) << bad.err;
   const std::string file = root + "/t.gguf";
@@ -192,6 +193,62 @@ TEST(GgufLlamaCpp, AGptqRunOnTheQ4_0GridIsWrittenExactly) {
   std::printf("gptq on Q4_0's grid: perplexity QuantScope %.6f llama.cpp %.6f, max |logit diff| %.3g, top-1 %.4f\n",
               g.pOurs, g.pTheirs, g.maxAbs, g.top1);
   EXPECT_NEAR(g.pTheirs, g.pOurs, 1e-2 * g.pOurs) << "llama.cpp rounds activations to Q8_0 blocks";
+}
+
+// `--target gguf:Q4_K|Q5_K` (observer ggml_k): GPTQ and QuantEase choose codes on the sub-block
+// scales and minimums llama.cpp's quantizer gives each super-block (static groups); the export
+// writes those codes, scales and minimums as Q4_K/Q5_K blocks. QuantScope's evaluation of the file
+// equals the run's to float rounding (llama.cpp computes scale * q - minimum where the run's grid
+// computes (q - minimum / scale) * scale), llama.cpp runs it, and the GPTQ layout, which stores
+// integer zero points, is refused. LLaMA with widths of 256 (K super-blocks).
+TEST(GgufLlamaCpp, GptqAndQuantEaseOnKQuantGridsAreWrittenAsTheyChose) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  QS_REQUIRE_LLAMACPP();
+  const std::string root = test::tempDir("gguf-ktarget");
+  const std::string model = root + "/model";
+  std::filesystem::create_directories(model);
+  test::writeTinyLlama(model, test::TinyModelOptions().setVocab(512).setHidden(256).setHeads(4, 2).setFfn(512)
+                                  .setLayers(2).setSeed(9).setTied(false).setWeightStd(0.05));
+  std::filesystem::copy_file(test::sharedPath("models/stories260K/hf/tok512_vocab.json"), model + "/tok512_vocab.json");
+  const std::string proj = root + "/p";
+  const std::string data = " --data-dir " + quote(test::sharedDataDir());
+  ASSERT_EQ(test::runQscope("project init " + quote(proj) + " --model " + quote(model)).code, 0);
+  const at::Tensor ids = evalWindows(*io::loadTokenizer(model));
+  for (const auto& [method, type] : std::vector<std::pair<std::string, std::string>>{
+           {"gptq", "Q4_K"}, {"quantease --num-iter 3", "Q5_K"}}) {
+    SCOPED_TRACE(method);
+    auto q = test::runQscope("quantize " + quote(proj) + " --method " + method + " --target gguf:" + type +
+                             " --nsamples 8 --seqlen 64 --eval none --no-progress" + data);
+    ASSERT_EQ(q.code, 0) << q.err;
+    const size_t at = (q.out + q.err).find("stored as run ");
+    ASSERT_NE(at, std::string::npos) << q.out << q.err;
+    const int run = std::atoi((q.out + q.err).c_str() + at + 14);
+    const std::string file = root + "/" + type + ".gguf";
+    auto x = test::runQscope("export " + std::to_string(run) + " -p " + quote(proj) + " --format gguf -o " + quote(file) +
+                             " --no-progress");
+    ASSERT_EQ(x.code, 0) << x.err;
+    EXPECT_NE(x.out.find("14 quantized layers written from the run's own " + type + " codes"), std::string::npos)
+        << x.out;
+    const auto f = io::GgufFile::open(file);
+    EXPECT_EQ(io::ggmlTypeName(f->find("blk.1.ffn_down.weight")->ggmlType), type);
+    EXPECT_EQ(io::ggmlTypeName(f->find("blk.0.attn_k.weight")->ggmlType), type);
+    const std::string opts = " --dataset wikitext2 --seqlen 64 --limit-windows 8 --no-progress --json" + data;
+    auto ran = test::runQscope("eval " + std::to_string(run) + " -p " + quote(proj) + opts);
+    auto fromFile = test::runQscope("eval " + quote(file) + opts);
+    ASSERT_EQ(ran.code, 0) << ran.err;
+    ASSERT_EQ(fromFile.code, 0) << fromFile.err;
+    const double pRun = nlohmann::json::parse(ran.out)["perplexity"].get<double>();
+    EXPECT_NEAR(nlohmann::json::parse(fromFile.out)["perplexity"].get<double>(), pRun, 1e-6 * pRun)
+        << "the file holds the run's codes, scales and minimums";
+    const Agreement g = compareWithLlamaCpp(file, ids);
+    std::printf("%s on %s's grid: perplexity QuantScope %.6f llama.cpp %.6f, max |logit diff| %.3g, top-1 %.4f\n",
+                method.c_str(), type.c_str(), g.pOurs, g.pTheirs, g.maxAbs, g.top1);
+    EXPECT_NEAR(g.pTheirs, g.pOurs, 1e-2 * g.pOurs) << "llama.cpp rounds activations to Q8_K blocks";
+  }
+  auto gptq = test::runQscope("export 1 -p " + quote(proj) + " --format gptq -o " + quote(root + "/g"));
+  EXPECT_EQ(gptq.code, 1);
+  EXPECT_NE(gptq.err.find("not integers"), std::string::npos) << gptq.err;
 }
 
 TEST(GgufLlamaCpp, LlamaCppLoadsEachFileAndAgreesWithQuantScope) {

@@ -137,15 +137,17 @@ TEST(QuantizeConfig, ShippedPresetsParse) {
   const std::string dir = std::string(QS_SOURCE_DIR) + "/resources/presets";
   int n = 0;
   for (const char* name :
-       {"rtn-w4g128", "gptq-w4g128", "gptq-w3", "quantease-w3", "quantease-w3-outlier1pct", "gptq-gguf-q4_0"}) {
+       {"rtn-w4g128", "gptq-w4g128", "gptq-w3", "quantease-w3", "quantease-w3-outlier1pct", "gptq-gguf-q4_0",
+        "gptq-gguf-q4_k"}) {
     const std::string path = dir + "/" + name + ".yaml";
     ASSERT_TRUE(std::filesystem::exists(path)) << path;
     EXPECT_NO_THROW(loadQuantizeConfig(path)) << path;
     ++n;
   }
-  EXPECT_EQ(n, 6);
+  EXPECT_EQ(n, 7);
   EXPECT_DOUBLE_EQ(loadQuantizeConfig(dir + "/quantease-w3-outlier1pct.yaml").layer.outlierFraction, 0.01);
   EXPECT_EQ(gridTargetType(loadQuantizeConfig(dir + "/gptq-gguf-q4_0.yaml").layer.spec), "Q4_0");
+  EXPECT_EQ(gridTargetType(loadQuantizeConfig(dir + "/gptq-gguf-q4_k.yaml").layer.spec), "Q4_K");
 }
 
 }  // namespace

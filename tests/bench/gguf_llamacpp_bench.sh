@@ -6,6 +6,7 @@
 # llama.cpp tools (bash tests/llamacpp/install.sh build/llamacpp) and ../shared/data.
 #   bash tests/bench/gguf_llamacpp_bench.sh            # stories260K, WikiText-2 test, 40 x 256 tokens
 #   MODEL=DIR TEXT=FILE NCTX=512 NW=40 bash tests/bench/gguf_llamacpp_bench.sh
+#   TYPES="Q4_K:14 Q5_K:16" MODEL=DIR ...   # K-quant targets (widths of 256) vs llama-quantize's Q4_K_S/Q5_K_S
 #   KMIX="Q4_K_M:15 Q5_K_M:17" ...   # also llama-quantize's K mixes (rows of 256) for reference
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,10 +28,16 @@ q quantize "$OUT/p" --method rtn --wbits 16 --eval none --nsamples 2 --seqlen 64
 printf "| file | llama.cpp perplexity (%s x %s tokens) |\n|---|---:|\n" "$NW" "$NCTX"
 printf "| F32 (FP model) | %s |\n" "$(ppl "$OUT/f32.gguf")"
 run=1
-for t in Q4_0:2 Q5_0:8 Q8_0:7; do
+# TARGET:FTYPE: QuantScope's --target gguf:TARGET against llama-quantize's FTYPE (for Q4_K/Q5_K its
+# Q4_K_S/Q5_K_S mix, 14/16: the nearest; attn_v and ffn_down of the first layers get Q5_K there).
+for t in ${TYPES:-Q4_0:2 Q5_0:8 Q8_0:7}; do
   type=${t%%:*}
-  "$L" quantize "$OUT/f32.gguf" "$OUT/llama-$type.gguf" "${t##*:}" 2>/dev/null
-  printf "| %s, llama-quantize | %s |\n" "$type" "$(ppl "$OUT/llama-$type.gguf")"
+  ftype=${t##*:}
+  label=$type
+  [ "$ftype" = 14 ] && label=Q4_K_S
+  [ "$ftype" = 16 ] && label=Q5_K_S
+  "$L" quantize "$OUT/f32.gguf" "$OUT/llama-$type.gguf" "$ftype" 2>/dev/null
+  printf "| %s, llama-quantize | %s |\n" "$label" "$(ppl "$OUT/llama-$type.gguf")"
   for m in rtn gptq quantease; do
     q quantize "$OUT/p" --method "$m" --target "gguf:$type" --eval none $CAL
     run=$((run + 1))

@@ -122,7 +122,7 @@ analysis::BatchMoments channelMomentsCuda(const at::Tensor& xIn, const at::Tenso
 // tensors are float32 contiguous on one device (CoordinateDescent keeps them so).
 bool sweepBlockCuda(algo::SweepBlock& b) {
   // The kernel rounds every weight: relaxed sweeps and free (outlier) weights take the reference.
-  if (b.cnt > kMaxSweepBlock || !b.quantize || b.free.defined()) return false;
+  if (b.cnt > kMaxSweepBlock || !b.quantize || b.free.defined() || b.zeroInside) return false;
   const c10::cuda::CUDAGuard guard(b.p.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(b.p.device().index()).stream();
   const cudaError_t err = quantEaseSweepBlockF32(

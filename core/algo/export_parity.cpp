@@ -90,7 +90,9 @@ ExportParity measureExportParity(const QuantArtifact& a, const ExportOptions& o,
   progress.update(0.5, "parity: the export reloaded");
   auto exported = model::openModel(rep.dir);
   const at::Tensor got = logProbs(*exported, ids, progress);
-  const at::Tensor kl = (want.exp() * (want - got)).sum(-1);  // [W, T]
+  // [W, T]; KL is never negative: a token whose two distributions agree to float rounding can sum to
+  // -1e-9, which is 0.
+  const at::Tensor kl = (want.exp() * (want - got)).sum(-1).clamp_min(0.0);
   p.klMean = kl.mean().item<double>();
   p.klMax = kl.max().item<double>();
   p.top1 = (want.argmax(-1) == got.argmax(-1)).to(at::kDouble).mean().item<double>();

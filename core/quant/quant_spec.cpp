@@ -56,12 +56,12 @@ QuantParams ggmlKParams(const at::Tensor& rows, int bits) {
   if (rows.size(1) != 32 || rows.size(0) % 8 != 0)
     throw Error("observer: ggml_k needs whole super-blocks of 256 columns (8 groups of 32); got rows of " +
                 std::to_string(rows.size(1)) + " in " + std::to_string(rows.size(0)) + " groups");
-  const at::Tensor x = rows.contiguous();
+  const at::Tensor x = rows.to(at::kCPU).contiguous();  // ggml's scalar rule runs on the host
   at::Tensor scale = at::empty({rows.size(0)}, at::kFloat), minimum = at::empty({rows.size(0)}, at::kFloat);
   const uint32_t type = bits == 4 ? io::ggml::Q4_K : io::ggml::Q5_K;
   for (int64_t b = 0; b < rows.size(0) / 8; ++b)
     io::ggmlKGrid(type, x.data_ptr<float>() + b * 256, scale.data_ptr<float>() + b * 8, minimum.data_ptr<float>() + b * 8);
-  return {scale, at::div(minimum, scale)};
+  return {scale.to(rows.device()), at::div(minimum, scale).to(rows.device())};
 }
 
 // GPTQ's --mse search: shrink [lo, hi] by p = 1 - i/grid and keep, per row, the p with the

@@ -316,6 +316,7 @@ class QuantizeCommand : public Command {
                         {"advice", p.advice}};
     if (p.probed)
       j["time"] = {{"total_seconds", p.totalSeconds},           {"load_seconds_per_block", p.loadSecondsPerBlock},
+                   {"migration_seconds", p.migrationSeconds},
                    {"calibration_seconds", p.calibrationSeconds}, {"quantizer_seconds", p.quantizerSeconds},
                    {"evaluation_seconds", p.evaluationSeconds}, {"probe_seconds", p.probeSeconds},
                    {"basis", p.timeBasis}};

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <tuple>
 
 #include "core/algo/layer_quant.h"
@@ -219,6 +220,44 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
       cropText = "512- and 1024-wide crops";
     }
   }
+  // Migration: the pairs' inputs captured (the search tokens through every block), then for each
+  // OS+ pair its candidates (search_steps + 1 thresholds, and the errors before, after shifting and
+  // after): each runs the search tokens through the pair's consumers and fake-quantizes their
+  // weights; timed on the block's share of consumer weights and an RTN pass over a crop.
+  if (cfg.migrate != algo::Migration::None) {
+    double blockElements = 0, consumerElements = 0;
+    std::set<std::string> consumers;
+    for (const auto& pair : model->migrationPairs())
+      if (pair.block == 0) consumers.insert(pair.consumers.begin(), pair.consumers.end());
+    const model::SiteInfo* first = nullptr;
+    for (const auto& site : model->sites()) {
+      if (site.block != 0) continue;
+      if (!first) first = &site;
+      const double e = static_cast<double>(site.outFeatures) * static_cast<double>(site.inFeatures);
+      blockElements += e;
+      if (consumers.count(site.name)) consumerElements += e;
+    }
+    double perElement = 0;  // fake-quantizing a weight, per element
+    if (first && cfg.layer.spec.enabled()) {
+      const at::Tensor w = model->siteWeight(first->name).to(at::kFloat)
+                               .narrow(0, 0, std::min<int64_t>(first->outFeatures, 1024))
+                               .narrow(1, 0, std::min<int64_t>(first->inFeatures, 1024)).contiguous();
+      algo::LayerQuantOptions lo = cfg.layer;
+      lo.method = algo::Method::Rtn;
+      lo.outlierFraction = 0;
+      if (lo.spec.groupSize > 0) lo.spec.groupSize = std::min<int>(lo.spec.groupSize, static_cast<int>(w.size(1)));
+      auto tq = Clock::now();
+      (void)algo::quantizeLayer(w, at::Tensor(), lo);
+      perElement = since(tq) / static_cast<double>(w.numel());
+    }
+    const double tokens = static_cast<double>(std::min<int64_t>(cfg.osplusSearchTokens, cfg.nsamples * cfg.seqlen));
+    const double evaluations = cfg.migrate == algo::Migration::SmoothQuant ? 0.0
+                               : cfg.osplusThreshold > 0                 ? 3.0
+                                                                          : cfg.osplusSearchSteps + 4.0;
+    const double share = blockElements > 0 ? consumerElements / blockElements : 1.0;
+    p.migrationSeconds = p.blocks * (tokens * perToken + evaluations * (tokens * perToken * share +
+                                                                        perElement * consumerElements));
+  }
   model->release(0);
   for (const auto& site : model->sites()) {
     const double out = static_cast<double>(site.outFeatures), in = static_cast<double>(site.inFeatures);
@@ -244,15 +283,18 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
   // Loading: once whole; streaming re-reads every block per pass (pipeline, the two evaluations).
   const double passes = p.streaming ? 1.0 + (cfg.eval.empty() ? 0.0 : 2.0 * static_cast<double>(plan.groups)) : 1.0;
   const double loadSeconds = passes * p.blocks * p.loadSecondsPerBlock;
-  p.totalSeconds = loadSeconds + p.calibrationSeconds + p.quantizerSeconds + p.evaluationSeconds;
+  p.totalSeconds = loadSeconds + p.migrationSeconds + p.calibrationSeconds + p.quantizerSeconds + p.evaluationSeconds;
   p.probed = true;
   p.probeSeconds = since(t0);
   char basis[320];
   std::snprintf(basis, sizeof basis,
                 "measured: block 1 loaded in %.2f s, %lld tokens through it in %.2f s, %s timed on %s; "
-                "loading %s, calibration %s, weight method %s, evaluation %s%s",
+                "loading %s, %scalibration %s, weight method %s, evaluation %s%s",
                 p.loadSecondsPerBlock, static_cast<long long>(probeTokens), perToken * probeTokens,
                 algo::methodName(cfg.layer.method), cropText.c_str(), fmtSeconds(loadSeconds).c_str(),
+                cfg.migrate == algo::Migration::None
+                    ? ""
+                    : (std::string(algo::migrationName(cfg.migrate)) + " " + fmtSeconds(p.migrationSeconds) + ", ").c_str(),
                 fmtSeconds(p.calibrationSeconds).c_str(), fmtSeconds(p.quantizerSeconds).c_str(),
                 fmtSeconds(p.evaluationSeconds).c_str(), cfg.evalTasks.empty() ? "" : " (zero-shot tasks not included)");
   p.timeBasis = basis;

@@ -38,6 +38,7 @@ struct QuantizePreflight {
   double probeSeconds = 0;       // the probe itself
   double loadSecondsPerBlock = 0;  // materialising one block from the checkpoint
   double calibrationSeconds = 0, quantizerSeconds = 0, evaluationSeconds = 0, totalSeconds = 0;
+  double migrationSeconds = 0;   // OS+/SmoothQuant: capture and (OS+) the threshold search's candidates
   std::string timeBasis;         // what was measured
 };
 

@@ -186,6 +186,31 @@ TEST(QuantizeStreaming, AJobThatCannotFitStopsBeforeItsRunExists) {
   EXPECT_NE(qs::workflow::describePreflight(ok).find("time: about"), std::string::npos);
 }
 
+// Regression (issue 15): the pre-flight of an OS+ job said "about 2 min" for a LLaMA-2-7B-shaped
+// run whose threshold search takes hours (101 candidates per pair, each running 1024 tokens through
+// the pair's consumers and fake-quantizing their weights): the migration is now in the estimate,
+// and it grows with the number of candidates.
+TEST(QuantizeStreaming, TheTimeEstimateCountsTheOsPlusSearch) {
+  const std::string dir = qs::test::tempDir("qstream_osplus_time");
+  auto rtn = [](const std::string& extra) {
+    std::string y = config(extra);
+    return y.replace(y.find("method: gptq"), 12, "method: rtn");
+  };
+  qs::workflow::QuantizeJobOptions o;
+  o.projectDir = makeProject(dir);
+  o.configYaml = rtn("  migrate: osplus\n");
+  const auto many = qs::workflow::preflightQuantize(o, /*probe=*/true);
+  o.configYaml = rtn("  migrate: osplus\n  osplus_search_steps: 4\n");
+  const auto few = qs::workflow::preflightQuantize(o, /*probe=*/true);
+  o.configYaml = rtn("");
+  const auto none = qs::workflow::preflightQuantize(o, /*probe=*/true);
+  EXPECT_GT(many.migrationSeconds, 0.0);
+  EXPECT_GT(many.migrationSeconds, 4.0 * few.migrationSeconds) << "104 against 8 candidate evaluations per pair";
+  EXPECT_EQ(none.migrationSeconds, 0.0);
+  EXPECT_GE(many.totalSeconds, many.migrationSeconds);
+  EXPECT_NE(many.timeBasis.find("osplus "), std::string::npos) << many.timeBasis;
+}
+
 TEST(QuantizeStreaming, DefaultCalibrationIsNotTheEvaluationTextAndIsRecorded) {
   QS_REQUIRE_SHARED();
   // Regression (issue 15): `dataset` defaulted to wikitext2, which named the WikiText-2 *test*

@@ -105,16 +105,23 @@ TEST(GgufLlamaCpp, LlamaQuantizeOfTheF32FileGivesQuantScopesFiles) {
   }
 }
 
+// A LLaMA with widths of 256 (K-quant super-blocks fit every row): hidden 256, 4/2 heads, FFN 512,
+// untied output, N(0, 0.05) weights, stories260K's 512-piece vocabulary; root/model.
+std::string wideLlama(const std::string& root, int64_t layers, uint64_t seed) {
+  const std::string model = root + "/model";
+  std::filesystem::create_directories(model);
+  test::writeTinyLlama(model, test::TinyModelOptions().setVocab(512).setHidden(256).setHeads(4, 2).setFfn(512)
+                                  .setLayers(layers).setSeed(seed).setTied(false).setWeightStd(0.05));
+  std::filesystem::copy_file(test::sharedPath("models/stories260K/hf/tok512_vocab.json"), model + "/tok512_vocab.json");
+  return model;
+}
+
 TEST(GgufLlamaCpp, KQuantMixesEqualLlamaQuantizesOnWidthsOf256) {
   QS_REQUIRE_QSCOPE();
   QS_REQUIRE_SHARED();
   QS_REQUIRE_LLAMACPP();
   const std::string root = test::tempDir("gguf-k");
-  const std::string model = root + "/model";
-  std::filesystem::create_directories(model);
-  test::writeTinyLlama(model, test::TinyModelOptions().setVocab(512).setHidden(256).setHeads(4, 2).setFfn(512)
-                                  .setLayers(8).setSeed(7).setTied(false).setWeightStd(0.05));
-  std::filesystem::copy_file(test::sharedPath("models/stories260K/hf/tok512_vocab.json"), model + "/tok512_vocab.json");
+  const std::string model = wideLlama(root, 8, 7);
   const std::string proj = root + "/p";
   ASSERT_EQ(test::runQscope("project init " + quote(proj) + " --model " + quote(model)).code, 0);
   auto q = test::runQscope("quantize " + quote(proj) + " --method rtn --wbits 8 --groupsize 128 --nsamples 2 --seqlen 64 "
@@ -206,11 +213,7 @@ TEST(GgufLlamaCpp, GptqAndQuantEaseOnKQuantGridsAreWrittenAsTheyChose) {
   QS_REQUIRE_SHARED();
   QS_REQUIRE_LLAMACPP();
   const std::string root = test::tempDir("gguf-ktarget");
-  const std::string model = root + "/model";
-  std::filesystem::create_directories(model);
-  test::writeTinyLlama(model, test::TinyModelOptions().setVocab(512).setHidden(256).setHeads(4, 2).setFfn(512)
-                                  .setLayers(2).setSeed(9).setTied(false).setWeightStd(0.05));
-  std::filesystem::copy_file(test::sharedPath("models/stories260K/hf/tok512_vocab.json"), model + "/tok512_vocab.json");
+  const std::string model = wideLlama(root, 2, 9);
   const std::string proj = root + "/p";
   const std::string data = " --data-dir " + quote(test::sharedDataDir());
   ASSERT_EQ(test::runQscope("project init " + quote(proj) + " --model " + quote(model)).code, 0);

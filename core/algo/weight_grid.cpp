@@ -4,6 +4,9 @@
 
 #include <chrono>
 
+#include "core/algo/quantize_config.h"
+#include "core/io/ggml_quants.h"
+
 namespace qs::algo {
 
 WeightGrid observeWeight(const at::Tensor& w, const quant::QuantSpec& spec) {
@@ -51,6 +54,14 @@ void finishResult(LayerQuantResult& r, const at::Tensor& w, const at::Tensor& co
   }
   accountBits(r, spec.bits, spec.symmetric, w.size(0), w.size(1), spec.actOrder && spec.grouped() && !spec.staticGroups,
               spec.chAxis == -1);
+  // On a llama.cpp grid the parameters cost what its block stores (Q4_0: an fp16 scale per 32,
+  // 4.5 bits per weight; Q4_K: 144 bytes per 256, also 4.5), not a scale and a zero per group.
+  if (const std::string type = gridTargetType(spec); !type.empty()) {
+    const io::GgmlTypeTraits t = io::ggmlTypeTraits(*io::ggmlTypeByName(type));
+    const double perWeight = 8.0 * static_cast<double>(t.typeSize) / static_cast<double>(t.blockSize);
+    r.paramBits = perWeight - r.denseBits;
+    r.bitsPerWeight = perWeight + r.outlierBits;
+  }
 }
 
 LayerQuantResult unquantized(const std::string& method, const at::Tensor& w, const at::Tensor& hessian) {

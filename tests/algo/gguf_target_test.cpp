@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/algo/layer_quant.h"
 #include "core/algo/quantize_config.h"
 #include "core/io/ggml_quants.h"
 #include "core/quant/quant_spec.h"
@@ -128,6 +129,20 @@ TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
       io::ggmlEncodeKBlocks(type, codes.data_ptr<float>(), bad.data_ptr<float>(), mins.data_ptr<float>(), 8, 512,
                             ours.data(), "w");
     }, "w: sub-block scale");
+  }
+}
+
+// Bits per weight on a llama.cpp grid are what its blocks store: Q4_0 18 bytes per 32 (4.5),
+// Q5_0 22 per 32 (5.5), Q8_0 34 per 32 (8.5), Q4_K 144 per 256 (4.5), Q5_K 176 per 256 (5.5).
+TEST(GgufTarget, BitsPerWeightAreTheBlocksBits) {
+  at::Generator gen = at::detail::createCPUGenerator(13);
+  const at::Tensor w = at::randn({8, 512}, gen) * 0.05;
+  for (const auto& [target, bpw] : std::vector<std::pair<const char*, double>>{
+           {"gguf:Q4_0", 4.5}, {"gguf:Q5_0", 5.5}, {"gguf:Q8_0", 8.5}, {"gguf:Q4_K", 4.5}, {"gguf:Q5_K", 5.5}}) {
+    LayerQuantOptions o;
+    o.method = Method::Rtn;
+    applyGridTarget(o.spec, target);
+    EXPECT_DOUBLE_EQ(quantizeLayer(w, at::Tensor(), o).bitsPerWeight, bpw) << target;
   }
 }
 

@@ -49,9 +49,10 @@ class QuantizeCommand : public Command {
     add(cmd->add_flag("--sym", sym_, "symmetric grid (zero point 0)"));
     add(cmd->add_option("--target", gridTarget_,
                         "quantize onto a llama.cpp type's exact grid: gguf:Q4_0, gguf:Q5_0, gguf:Q8_0 (its bits, "
-                        "blocks of 32 and fp16 block scale; config observer: ggml) or gguf:Q4_K, gguf:Q5_K (sub-block "
-                        "scales and minimums under fp16 super-block factors as llama.cpp chooses them, static groups; "
-                        "observer: ggml_k); `qscope export --format gguf` then writes the codes the method chose"));
+                        "blocks of 32 and fp16 block scale; config observer: ggml) or gguf:Q4_K, gguf:Q5_K, gguf:Q6_K "
+                        "(sub-block scales and minimums under fp16 super-block factors as llama.cpp chooses them, "
+                        "static groups; observer: ggml_k); `qscope export --format gguf` then writes the codes the "
+                        "method chose"));
     add(cmd->add_option("--percdamp", percdamp_, "GPTQ dampening as a fraction of the mean Hessian diagonal"));
     add(cmd->add_option("--num-iter", numIter_, "QuantEase sweeps"));
     add(cmd->add_option("--quantease-init", quanteaseInit_,

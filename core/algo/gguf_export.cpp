@@ -42,6 +42,7 @@ const std::vector<BaseType>& baseTypes() {
       // Every matrix in one K type (llama-quantize --pure), the output layer Q6_K: the export of a run
       // on that grid (quantize --target gguf:Q4_K); file_type says the nearest mix.
       {"Q4_K", io::ggml::Q4_K, 14},   {"Q5_K", io::ggml::Q5_K, 16}};
+  // (Q6_K above is already one type throughout, as llama-quantize's Q6_K is.)
   return t;
 }
 
@@ -130,12 +131,13 @@ void writeGridBlocks(const QuantArtifact& a, const std::string& site, uint32_t t
   if (g.outlierIndices.defined() && g.outlierIndices.numel() > 0)
     throw Error("--format gguf: site '" + site + "' keeps full-precision outliers, which a GGUF block cannot hold");
   const int64_t groups = g.scales.size(1);
-  const bool k = type == io::ggml::Q4_K || type == io::ggml::Q5_K;
+  const bool k = type == io::ggml::Q4_K || type == io::ggml::Q5_K || type == io::ggml::Q6_K;
+  const int64_t group = type == io::ggml::Q6_K ? 16 : 32;
   const float zero = type == io::ggml::Q8_0 ? 128.f : type == io::ggml::Q5_0 ? 16.f : 8.f;
-  if (naturalGroupSize(g.gIdx, groups) != 32 || groups * 32 != cols ||
+  if (naturalGroupSize(g.gIdx, groups) != group || groups * group != cols ||
       (!k && !at::equal(g.zeros, at::full_like(g.zeros, zero))))
     throw Error("--format gguf: site '" + site + "' is not on " + io::ggmlTypeTraits(type).name +
-                "'s grid (blocks of 32 in column order" +
+                "'s grid (blocks of " + std::to_string(group) + " in column order" +
                 (k ? std::string(")") : ", zero " + std::to_string(static_cast<int>(zero)) + ")"));
   const at::Tensor codes = toRows(expandCodes(g.codes).to(at::kFloat)).contiguous();
   const at::Tensor scales = toRows(g.scales.to(at::kFloat)).contiguous();

@@ -428,7 +428,7 @@ void CoordinateDescent::sweepBlocked(jobs::Progress& progress, double begin, dou
   }
   SweepBlock blk{p_, wq_, codes_, h_, expandedScale_, expandedZero_, {}, 0, 0,
                  quant::intGrid(spec_.bits, spec_.symmetric), quantize, free_,
-                 spec_.observer == quant::Observer::GgmlK};
+                 quant::roundsWithZeroInside(spec_)};
   for (int64_t b0 = 0; b0 < in; b0 += blockSize_) {
     progress.checkCancel();
     const int64_t cnt = std::min<int64_t>(blockSize_, in - b0), b1 = b0 + cnt;
@@ -475,7 +475,7 @@ void CoordinateDescent::sweep(jobs::Progress& progress, double begin, double end
     // Rows are independent: each walks the block's columns in order, keeping its slice of P exact.
     at::parallel_for(0, out, 16, [&](int64_t r0, int64_t r1) {
       sweepRows(r0, r1, in, b0, cnt, p, wq, codes, h, sc, ze, fr, dd, quantize, qmin, qmax,
-                spec_.observer == quant::Observer::GgmlK);
+                quant::roundsWithZeroInside(spec_));
     });
     const auto t1 = std::chrono::steady_clock::now();
     if (b0 > 0) p_.narrow(1, 0, b0).addmm_(d, h_.narrow(0, b0, cnt).narrow(1, 0, b0));

@@ -350,12 +350,14 @@ struct GridTarget {
   const char* type;
   int bits;
   quant::Observer observer;
+  int group;
 };
-constexpr GridTarget kGridTargets[] = {{"Q4_0", 4, quant::Observer::Ggml},
-                                       {"Q5_0", 5, quant::Observer::Ggml},
-                                       {"Q8_0", 8, quant::Observer::Ggml},
-                                       {"Q4_K", 4, quant::Observer::GgmlK},
-                                       {"Q5_K", 5, quant::Observer::GgmlK}};
+constexpr GridTarget kGridTargets[] = {{"Q4_0", 4, quant::Observer::Ggml, 32},
+                                       {"Q5_0", 5, quant::Observer::Ggml, 32},
+                                       {"Q8_0", 8, quant::Observer::Ggml, 32},
+                                       {"Q4_K", 4, quant::Observer::GgmlK, 32},
+                                       {"Q5_K", 5, quant::Observer::GgmlK, 32},
+                                       {"Q6_K", 6, quant::Observer::GgmlK, 16}};
 
 }  // namespace
 
@@ -364,7 +366,7 @@ void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
   for (const GridTarget& g : kGridTargets)
     if (t == std::string("GGUF:") + g.type) {
       spec.bits = g.bits;
-      spec.groupSize = 32;
+      spec.groupSize = g.group;
       spec.symmetric = false;
       spec.chAxis = 0;
       spec.observer = g.observer;
@@ -372,7 +374,7 @@ void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
       if (g.observer == quant::Observer::GgmlK) spec.staticGroups = true;
       return;
     }
-  throw Error("--target: '" + target + "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q4_K or gguf:Q5_K");
+  throw Error("--target: '" + target + "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q4_K, gguf:Q5_K or gguf:Q6_K");
 }
 
 std::string gridTargetType(const quant::QuantSpec& spec) {

@@ -100,9 +100,9 @@ struct QuantizeConfig {
 // The keys a quantize section may hold, in the order toYaml writes them.
 const std::vector<std::string>& quantizeConfigKeys();
 
-// `--target gguf:Q4_0|Q5_0|Q8_0|Q4_K|Q5_K`: the weight grid of that llama.cpp type (bits, groups
-// of 32, the type's fp16 block scale: observer ggml; for Q4_K/Q5_K the sub-block scales and
-// minimums ggml's quantizer gives each super-block of 256, static groups: observer ggml_k), so
+// `--target gguf:Q4_0|Q5_0|Q8_0|Q4_K|Q5_K|Q6_K`: the weight grid of that llama.cpp type (bits,
+// groups of 32, the type's fp16 block scale: observer ggml; for Q4_K/Q5_K/Q6_K the sub-block scales
+// and minimums ggml's quantizer gives each super-block of 256, static groups: observer ggml_k), so
 // the methods choose the codes a GGUF file of that type stores and `qscope export --format gguf`
 // writes them exactly. Throws qs::Error naming --target for other values.
 void applyGridTarget(quant::QuantSpec& spec, const std::string& target);

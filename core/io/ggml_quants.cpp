@@ -158,35 +158,54 @@ float makeQxQuants(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
-// Q6_K super-block of 256: ql[128] low 4 bits, qh[64] high 2 bits, scales[16] int8, d fp16.
-void quantizeQ6_K(const float* x, uint8_t* b) {
-  int8_t L[kQkK];
+// Q6_K's super-block parameters: an fp16 factor d and a signed 8-bit scale per sub-block of 16
+// (sub-block j dequantizes as d sc_j (q - 32)), as ggml's quantize_row_q6_K_ref chooses them
+// (make_qx_quants per sub-block). nonzeroScales: a scale that rounds to 0 becomes 1 and an
+// all-zero super-block gets d = 1 (a grid for other methods: every sub-block has a step). L (256)
+// receives make_qx_quants' codes (shifted by 32), which ggml keeps where a step is 0.
+struct Q6Params {
+  float d = 0;
+  int8_t sc[kQkK / 16] = {};
+  bool allZero = false;  // ggml writes such a super-block as 210 zero bytes
+};
+
+Q6Params q6Params(const float* x, bool nonzeroScales, int8_t* L) {
+  int8_t tmp[16];
   float scales[kQkK / 16];
   float maxScale = 0, maxAbsScale = 0;
   for (int ib = 0; ib < kQkK / 16; ++ib) {
-    const float s = makeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
+    const float s = makeQxQuants(16, 32, x + 16 * ib, L ? L + 16 * ib : tmp);
     scales[ib] = s;
     if (std::fabs(s) > maxAbsScale) {
       maxAbsScale = std::fabs(s);
       maxScale = s;
     }
   }
-  uint8_t* ql = b;
-  uint8_t* qh = b + 128;
-  auto* sc = reinterpret_cast<int8_t*>(b + 192);
+  Q6Params p;
   if (maxAbsScale < kGroupMaxEps) {
-    std::memset(b, 0, 210);
-    return;
+    p.allZero = !nonzeroScales;
+    if (nonzeroScales) {
+      p.d = 1.0f;
+      std::fill(p.sc, p.sc + kQkK / 16, int8_t{1});
+    }
+    return p;
   }
   const float iscale = -128.f / maxScale;
-  putHalf(b + 208, 1 / iscale);
-  for (int ib = 0; ib < kQkK / 16; ++ib) sc[ib] = static_cast<int8_t>(std::min(127, nearestInt(iscale * scales[ib])));
-  const float dSuper = getHalf(b + 208);
-  for (int j = 0; j < kQkK / 16; ++j) {
-    const float d = dSuper * static_cast<float>(sc[j]);
-    if (d == 0.0f) continue;
-    for (int i = 0; i < 16; ++i) L[16 * j + i] = static_cast<int8_t>(std::max(-32, std::min(31, nearestInt(x[16 * j + i] / d))) + 32);
+  p.d = fp16ToFp32(fp32ToFp16(1 / iscale));
+  for (int ib = 0; ib < kQkK / 16; ++ib) {
+    p.sc[ib] = static_cast<int8_t>(std::min(127, nearestInt(iscale * scales[ib])));
+    if (nonzeroScales && p.sc[ib] == 0) p.sc[ib] = 1;
   }
+  return p;
+}
+
+// Q6_K super-block of 256: ql[128] low 4 bits, qh[64] high 2 bits, scales[16] int8, d fp16; codes
+// L (0..63) under p.
+void packQ6K(const Q6Params& p, const int8_t* L, uint8_t* b) {
+  uint8_t* ql = b;
+  uint8_t* qh = b + 128;
+  std::memcpy(b + 192, p.sc, kQkK / 16);
+  putHalf(b + 208, p.d);
   for (int j = 0; j < kQkK; j += 128) {
     for (int l = 0; l < 32; ++l) {
       const int q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
@@ -198,6 +217,21 @@ void quantizeQ6_K(const float* x, uint8_t* b) {
     ql += 64;
     qh += 32;
   }
+}
+
+void quantizeQ6_K(const float* x, uint8_t* b) {
+  int8_t L[kQkK];
+  const Q6Params p = q6Params(x, false, L);
+  if (p.allZero) {  // every byte 0, as ggml writes it
+    std::memset(b, 0, 210);
+    return;
+  }
+  for (int j = 0; j < kQkK / 16; ++j) {
+    const float d = p.d * static_cast<float>(p.sc[j]);
+    if (d == 0.0f) continue;
+    for (int i = 0; i < 16; ++i) L[16 * j + i] = static_cast<int8_t>(std::max(-32, std::min(31, nearestInt(x[16 * j + i] / d))) + 32);
+  }
+  packQ6K(p, L, b);
 }
 
 // ggml's make_qkx2_quants: codes [0, nmax] with a scale and a (negated, non-negative) minimum for
@@ -782,8 +816,61 @@ void ggmlEncodeBlocks(uint32_t type, const float* codes, const float* scales, in
     }
 }
 
+namespace {
+
+// Q6_K blocks from codes (0..63, zero 32) and per-sub-block scales d sc (mins = 32 scales): d is
+// the largest-magnitude scale over -128 (ggml rounds that scale to -128 steps), an fp16 value.
+void encodeQ6KBlocks(const float* codes, const float* scales, const float* mins, int64_t rows, int64_t n, uint8_t* dst,
+                     const std::string& what) {
+  checkRow(ggml::Q6_K, n, what.c_str());
+  const int64_t blocks = n / kQkK, sub = kQkK / 16;
+  auto off = [&](const std::string& why) { return Error(what + ": " + why + " (not a Q6_K grid)"); };
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* s = scales + (r * blocks + b) * sub;
+      const float* m = mins + (r * blocks + b) * sub;
+      int64_t big = 0;
+      for (int64_t j = 1; j < sub; ++j)
+        if (std::fabs(s[j]) > std::fabs(s[big])) big = j;
+      Q6Params p;
+      // ggml's own grid has its largest scale at -128 steps; an all-zero super-block's grid is d 1.
+      for (const float d : {s[big] / -128.f, s[big]}) {
+        p.d = fp16ToFp32(fp32ToFp16(d));
+        bool ok = p.d != 0;
+        for (int64_t j = 0; ok && j < sub; ++j) {
+          const int sc = nearestInt(s[j] / p.d);
+          ok = sc >= -128 && sc <= 127 && p.d * static_cast<float>(sc) == s[j];
+          if (ok) p.sc[j] = static_cast<int8_t>(sc);
+        }
+        if (ok) break;
+        p.d = 0;
+      }
+      if (p.d == 0) throw off("sub-block scale " + std::to_string(s[big]));
+      int8_t L[kQkK];
+      const float* c = codes + r * n + b * kQkK;
+      for (int64_t j = 0; j < sub; ++j)
+        if (m[j] != 32.0f * s[j]) throw off("sub-block zero " + std::to_string(m[j] / s[j]) + " (Q6_K's is 32)");
+      for (int i = 0; i < kQkK; ++i) {
+        const int q = static_cast<int>(c[i]);
+        if (static_cast<float>(q) != c[i] || q < 0 || q > 63) throw off("code " + std::to_string(c[i]));
+        L[i] = static_cast<int8_t>(q);
+      }
+      packQ6K(p, L, dst + (r * blocks + b) * 210);
+    }
+}
+
+}  // namespace
+
 void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins) {
-  if (type != ggml::Q4_K && type != ggml::Q5_K) throw Error("ggmlKGrid: Q4_K or Q5_K only");
+  if (type == ggml::Q6_K) {  // symmetric: the minimum is 32 steps (zero point 32)
+    const Q6Params p = q6Params(x, true, nullptr);
+    for (int j = 0; j < kQkK / 16; ++j) {
+      scales[j] = p.d * static_cast<float>(p.sc[j]);
+      mins[j] = 32.0f * scales[j];
+    }
+    return;
+  }
+  if (type != ggml::Q4_K && type != ggml::Q5_K) throw Error("ggmlKGrid: Q4_K, Q5_K or Q6_K only");
   const KParams p = type == ggml::Q4_K ? kParams<4>(x, true, nullptr) : kParams<5>(x, true, nullptr);
   for (int j = 0; j < kQkK / 32; ++j) {
     scales[j] = p.d * static_cast<float>(p.sc[j]);
@@ -793,7 +880,12 @@ void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins) {
 
 void ggmlEncodeKBlocks(uint32_t type, const float* codes, const float* scales, const float* mins, int64_t rows,
                        int64_t n, uint8_t* dst, const std::string& what) {
-  if (type != ggml::Q4_K && type != ggml::Q5_K) throw Error(what + ": codes are written as Q4_K or Q5_K blocks only");
+  if (type == ggml::Q6_K) {
+    encodeQ6KBlocks(codes, scales, mins, rows, n, dst, what);
+    return;
+  }
+  if (type != ggml::Q4_K && type != ggml::Q5_K)
+    throw Error(what + ": codes are written as Q4_K, Q5_K or Q6_K blocks only");
   checkRow(type, n, what.c_str());
   const int top = type == ggml::Q4_K ? 15 : 31;
   const auto bytes = static_cast<int64_t>(ggmlTypeTraits(type).typeSize);

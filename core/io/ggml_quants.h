@@ -45,13 +45,15 @@ void ggmlDequantizeRows(uint32_t type, const uint8_t* src, int64_t rows, int64_t
 void ggmlEncodeBlocks(uint32_t type, const float* codes, const float* scales, int64_t rows, int64_t n, uint8_t* dst,
                       const std::string& what);
 
-// The Q4_K / Q5_K grid of 256 values as ggml's reference quantizer chooses it (make_qkx2_quants
-// per sub-block of 32, 6-bit scales and minimums under fp16 super-block factors), for methods that
-// choose their own codes on it: sub-block j's values are scales[j] * q - mins[j], q in
-// 0..15 (Q4_K) or 0..31 (Q5_K). Unlike ggml, a sub-block scale that would round to 0 is one step
-// (every sub-block has a nonzero scale).
+// The Q4_K / Q5_K / Q6_K grid of 256 values as ggml's reference quantizer chooses it (Q4_K/Q5_K:
+// make_qkx2_quants per sub-block of 32, 6-bit scales and minimums under fp16 factors; Q6_K:
+// make_qx_quants per sub-block of 16, signed 8-bit scales under an fp16 d, minimum 32 scales), for
+// methods that choose their own codes on it: sub-block j's values are scales[j] * q - mins[j], q in
+// 0..15 (Q4_K), 0..31 (Q5_K), 0..63 (Q6_K). Unlike ggml, a sub-block scale that would round to 0
+// is one step (every sub-block has a nonzero scale).
 void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins);
-// Q4_K / Q5_K blocks from codes [rows, n] and per-sub-block scales and minimums [rows, n / 32] on
+// Q4_K / Q5_K / Q6_K blocks from codes [rows, n] and per-sub-block scales and minimums [rows, n / 32
+// (Q6_K: n / 16)] on
 // ggmlKGrid's grid (recovers the fp16 factors and 6-bit steps; qs::Error naming `what` for values
 // off the grid). Dequantizing gives scales[j] * q - mins[j] as ggml computes it.
 void ggmlEncodeKBlocks(uint32_t type, const float* codes, const float* scales, const float* mins, int64_t rows,

@@ -50,17 +50,21 @@ QuantParams ggmlParams(const at::Tensor& rows, int bits) {
   return {d.contiguous(), at::full_like(d, static_cast<float>(1 << (bits - 1)))};
 }
 
-// llama.cpp's Q4_K/Q5_K grid: rows are groups of 32 in row-major order, 8 consecutive ones a
-// super-block of one output row (observeGroups' view of a weight whose columns fill 256s).
+// llama.cpp's Q4_K/Q5_K (groups of 32) or Q6_K (groups of 16) grid: rows are groups in row-major
+// order, 256 / group of them a super-block of one output row (observeGroups' view of a weight
+// whose columns fill 256s).
 QuantParams ggmlKParams(const at::Tensor& rows, int bits) {
-  if (rows.size(1) != 32 || rows.size(0) % 8 != 0)
-    throw Error("observer: ggml_k needs whole super-blocks of 256 columns (8 groups of 32); got rows of " +
-                std::to_string(rows.size(1)) + " in " + std::to_string(rows.size(0)) + " groups");
+  const int64_t g = bits == 6 ? 16 : 32, per = 256 / g;
+  if (rows.size(1) != g || rows.size(0) % per != 0)
+    throw Error("observer: ggml_k needs whole super-blocks of 256 columns (" + std::to_string(per) + " groups of " +
+                std::to_string(g) + "); got rows of " + std::to_string(rows.size(1)) + " in " +
+                std::to_string(rows.size(0)) + " groups");
   const at::Tensor x = rows.to(at::kCPU).contiguous();  // ggml's scalar rule runs on the host
   at::Tensor scale = at::empty({rows.size(0)}, at::kFloat), minimum = at::empty({rows.size(0)}, at::kFloat);
-  const uint32_t type = bits == 4 ? io::ggml::Q4_K : io::ggml::Q5_K;
-  for (int64_t b = 0; b < rows.size(0) / 8; ++b)
-    io::ggmlKGrid(type, x.data_ptr<float>() + b * 256, scale.data_ptr<float>() + b * 8, minimum.data_ptr<float>() + b * 8);
+  const uint32_t type = bits == 4 ? io::ggml::Q4_K : bits == 5 ? io::ggml::Q5_K : io::ggml::Q6_K;
+  for (int64_t b = 0; b < rows.size(0) / per; ++b)
+    io::ggmlKGrid(type, x.data_ptr<float>() + b * 256, scale.data_ptr<float>() + b * per,
+                  minimum.data_ptr<float>() + b * per);
   return {scale.to(rows.device()), at::div(minimum, scale).to(rows.device())};
 }
 
@@ -139,12 +143,14 @@ void QuantSpec::validate() const {
                   "needs static_groups");
   }
   if (observer == Observer::GgmlK && bits < 16) {
-    if (bits != 4 && bits != 5)
-      throw Error("observer: ggml_k is llama.cpp's Q4_K or Q5_K grid: bit must be 4 or 5 (got " +
+    if (bits != 4 && bits != 5 && bits != 6)
+      throw Error("observer: ggml_k is llama.cpp's Q4_K, Q5_K or Q6_K grid: bit must be 4, 5 or 6 (got " +
                   std::to_string(bits) + ")");
-    if (groupSize != 32 || symmetric || chAxis != 0 || !staticGroups)
-      throw Error("observer: ggml_k is llama.cpp's K-quant grid: it needs group_size 32, symmetric false, ch_axis 0 "
-                  "and static_groups true (qscope quantize --target gguf:Q4_K sets them)");
+    const int group = bits == 6 ? 16 : 32;
+    if (groupSize != group || symmetric || chAxis != 0 || !staticGroups)
+      throw Error("observer: ggml_k is llama.cpp's K-quant grid: it needs group_size " + std::to_string(group) +
+                  " (for bit " + std::to_string(bits) + "), symmetric false, ch_axis 0 and static_groups true "
+                  "(qscope quantize --target gguf:Q4_K sets them)");
   }
 }
 
@@ -262,9 +268,9 @@ at::Tensor quantizeCodes(const at::Tensor& x, const at::Tensor& scale, const at:
                          const QuantSpec& spec) {
   const IntGrid g = intGrid(spec.bits, spec.symmetric);
   // One allocation, then in place: the same operations and bits as round(x / s) + z, clamped. A
-  // K-quant grid's zero is not an integer: round(x / s + z) there.
+  // Q4_K/Q5_K grid's zero is not an integer: round(x / s + z) there.
   at::Tensor q = at::div(x, scale);
-  if (spec.observer == Observer::GgmlK) q.add_(zero).round_();
+  if (roundsWithZeroInside(spec)) q.add_(zero).round_();
   else q.round_().add_(zero);
   return q.clamp_(static_cast<double>(g.qmin), static_cast<double>(g.qmax));
 }

@@ -24,7 +24,8 @@ enum class Observer {
   Percentile,  // the percentile and 1 - percentile quantiles of the row
   Ggml,        // llama.cpp's block scale, fp16 like the GGUF file: Q4_0/Q5_0 d = the value of largest
                // magnitude / -2^(bits-1), Q8_0 d = max|x| / 127; zero 2^(bits-1) (bits 4, 5, 8, groups of 32)
-  GgmlK,       // llama.cpp's Q4_K/Q5_K grid (bits 4, 5; groups of 32, 8 to a super-block of 256 columns):
+  GgmlK,       // llama.cpp's Q4_K/Q5_K grid (bits 4, 5; groups of 32, 8 to a super-block of 256 columns;
+               // Q6_K: bits 6, groups of 16 with signed 8-bit scales under fp16 d, zero 32):
                // each group's scale d*sc and minimum dmin*m as ggml's quantizer chooses them (fp16 d,
                // dmin, 6-bit sc, m); zero = minimum / scale is not an integer, so codes are
                // round(x / s + z) on this grid. Needs static groups (a super-block's d is known first).
@@ -90,9 +91,13 @@ QuantParams observeGroups(const at::Tensor& w, const QuantSpec& spec);
 // all zeros when not grouped.
 at::Tensor naturalGroupIndex(int64_t inFeatures, const QuantSpec& spec);
 
+// Whether codes on spec's grid round with the zero inside, round(x / s + z): Q4_K/Q5_K grids, whose
+// zero points (minimum / scale) are not integers. Every other grid rounds round(x / s) + z.
+inline bool roundsWithZeroInside(const QuantSpec& spec) { return spec.observer == Observer::GgmlK && spec.bits != 6; }
+
 // Integer codes (float32 holding integers) of x on the grid (scale, zero); broadcasting shapes.
-// Same arithmetic as fakeQuant: clamp(round(x / scale) + zero, qmin, qmax); on a K-quant grid
-// (observer ggml_k, zeros not integers) clamp(round(x / scale + zero), qmin, qmax).
+// Same arithmetic as fakeQuant: clamp(round(x / scale) + zero, qmin, qmax); where
+// roundsWithZeroInside, clamp(round(x / scale + zero), qmin, qmax).
 at::Tensor quantizeCodes(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero,
                          const QuantSpec& spec);
 // (codes - zero) * scale.

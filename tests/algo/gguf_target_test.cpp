@@ -1,9 +1,10 @@
 // `--target gguf:Q4_0|Q5_0|Q8_0` (observer ggml): QuantScope's block scales are exactly the fp16 d
 // that ggml's own Q4_0/Q5_0/Q8_0 quantization stores (core/io/ggml_quants.cpp, itself byte-equal
 // to libggml in tests/llamacpp), codes stay on the type's range, and the spec refuses settings the
-// grid cannot have, naming the key. `--target gguf:Q4_K|Q5_K` (observer ggml_k): every value ggml's
-// own Q4_K/Q5_K quantization gives lies on QuantScope's grid, and codes chosen on it encode to
-// blocks that dequantize to the grid's values.
+// grid cannot have, naming the key. `--target gguf:Q4_K|Q5_K|Q6_K` (observer ggml_k): every value ggml's
+// own Q4_K/Q5_K/Q6_K quantization gives lies on QuantScope's grid, codes chosen on it encode to
+// blocks that dequantize to the grid's values, and on Q6_K (an integer zero) rounding to nearest
+// gives ggml's own blocks.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -69,7 +70,7 @@ TEST(GgufTarget, SettingsTheGridCannotHaveAreRefused) {
   test::expectError([&] { spec.validate(); }, "act_order");
   spec.staticGroups = true;
   spec.validate();
-  test::expectError([&] { applyGridTarget(spec, "gguf:Q6_K"); }, "--target");
+  test::expectError([&] { applyGridTarget(spec, "gguf:Q3_K"); }, "--target");
   applyGridTarget(spec, "gguf:Q4_K");
   EXPECT_TRUE(spec.staticGroups) << "a super-block's factors are fixed before the method runs";
   EXPECT_EQ(gridTargetType(spec), "Q4_K");
@@ -78,7 +79,9 @@ TEST(GgufTarget, SettingsTheGridCannotHaveAreRefused) {
   test::expectError([&] { spec.validate(); }, "static_groups true");
   applyGridTarget(spec, "gguf:Q5_K");
   spec.bits = 6;
-  test::expectError([&] { spec.validate(); }, "bit must be 4 or 5");
+  test::expectError([&] { spec.validate(); }, "group_size 16");
+  spec.bits = 3;
+  test::expectError([&] { spec.validate(); }, "bit must be 4, 5 or 6");
   quant::QuantSpec plain;
   EXPECT_EQ(gridTargetType(plain), "");
 }
@@ -91,14 +94,18 @@ TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
   w.index_put_({2, 7}, 1.5);                               // an outlier
   const at::Tensor wc = w.contiguous();
   for (const auto& [target, type, top] : std::vector<std::tuple<const char*, uint32_t, int>>{
-           {"gguf:Q4_K", io::ggml::Q4_K, 15}, {"gguf:Q5_K", io::ggml::Q5_K, 31}}) {
+           {"gguf:Q4_K", io::ggml::Q4_K, 15}, {"gguf:Q5_K", io::ggml::Q5_K, 31}, {"gguf:Q6_K", io::ggml::Q6_K, 63}}) {
     SCOPED_TRACE(target);
     quant::QuantSpec spec;
     applyGridTarget(spec, target);
+    const int64_t g = spec.groupSize;
     const quant::QuantParams p = quant::observeGroups(w, spec);
-    ASSERT_EQ(p.scale.sizes(), (std::vector<int64_t>{8, 16}));
-    EXPECT_GT(p.scale.min().item<float>(), 0.0f) << "every sub-block has a step";
-    const at::Tensor s = p.scale.repeat_interleave(32, 1), z = p.zero.repeat_interleave(32, 1);
+    ASSERT_EQ(p.scale.sizes(), (std::vector<int64_t>{8, 512 / g}));
+    EXPECT_GT(p.scale.abs().min().item<float>(), 0.0f) << "every sub-block has a step";
+    if (type == io::ggml::Q6_K) {
+      EXPECT_TRUE(at::equal(p.zero, at::full_like(p.zero, 32.0f))) << "Q6_K's zero is 32";
+    }
+    const at::Tensor s = p.scale.repeat_interleave(g, 1), z = p.zero.repeat_interleave(g, 1);
     // ggml's own quantization of w (byte-equal to libggml's, tests/llamacpp) lies on the grid:
     // (value + minimum) / scale is a code in range.
     std::vector<uint8_t> blocks(io::ggmlRowBytes(type, 512) * 8);
@@ -117,6 +124,10 @@ TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
     std::vector<uint8_t> ours(blocks.size());
     io::ggmlEncodeKBlocks(type, codes.data_ptr<float>(), scales.data_ptr<float>(), mins.data_ptr<float>(), 8, 512,
                           ours.data(), "w");
+    if (type == io::ggml::Q6_K) {  // integer zero: round to nearest on the grid is ggml's own rounding
+      EXPECT_EQ(std::memcmp(ours.data() + 210 * 2, blocks.data() + 210 * 2, 210 * 14), 0)
+          << "rows 1-7 (row 0's all-zero sub-block has a step of 1 here, 0 in ggml)";
+    }
     at::Tensor back = at::empty({8, 512}, at::kFloat);
     io::ggmlDequantizeRows(type, ours.data(), 8, 512, back.data_ptr<float>());
     const at::Tensor emulated = quant::dequantizeCodes(codes, s, z);
@@ -138,7 +149,8 @@ TEST(GgufTarget, BitsPerWeightAreTheBlocksBits) {
   at::Generator gen = at::detail::createCPUGenerator(13);
   const at::Tensor w = at::randn({8, 512}, gen) * 0.05;
   for (const auto& [target, bpw] : std::vector<std::pair<const char*, double>>{
-           {"gguf:Q4_0", 4.5}, {"gguf:Q5_0", 5.5}, {"gguf:Q8_0", 8.5}, {"gguf:Q4_K", 4.5}, {"gguf:Q5_K", 5.5}}) {
+           {"gguf:Q4_0", 4.5}, {"gguf:Q5_0", 5.5}, {"gguf:Q8_0", 8.5}, {"gguf:Q4_K", 4.5}, {"gguf:Q5_K", 5.5},
+           {"gguf:Q6_K", 6.5625}}) {
     LayerQuantOptions o;
     o.method = Method::Rtn;
     applyGridTarget(o.spec, target);

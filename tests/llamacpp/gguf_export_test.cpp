@@ -174,7 +174,7 @@ TEST(GgufLlamaCpp, AGptqRunOnTheQ4_0GridIsWrittenExactly) {
   auto q = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q4_0 --nsamples 8 --seqlen 128 "
                            "--eval none --no-progress" + data);
   ASSERT_EQ(q.code, 0) << q.err;
-  auto bad = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q6_K --eval none" + data);
+  auto bad = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q3_K --eval none" + data);
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("--target"), std::string::npos) << bad.err;
   const std::string file = root + "/t.gguf";
@@ -202,13 +202,13 @@ TEST(GgufLlamaCpp, AGptqRunOnTheQ4_0GridIsWrittenExactly) {
   EXPECT_NEAR(g.pTheirs, g.pOurs, 1e-2 * g.pOurs) << "llama.cpp rounds activations to Q8_0 blocks";
 }
 
-// `--target gguf:Q4_K|Q5_K` (observer ggml_k): GPTQ and QuantEase choose codes on the sub-block
-// scales and minimums llama.cpp's quantizer gives each super-block (static groups); the export
-// writes those codes, scales and minimums as Q4_K/Q5_K blocks. QuantScope's evaluation of the file
+// `--target gguf:Q4_K|Q5_K|Q6_K` (observer ggml_k): GPTQ, QuantEase and RTN choose codes on the
+// sub-block scales and minimums llama.cpp's quantizer gives each super-block (static groups); the
+// export writes those codes, scales and minimums as Q4_K/Q5_K/Q6_K blocks. QuantScope's evaluation of the file
 // equals the run's to float rounding (llama.cpp computes scale * q - minimum where the run's grid
 // computes (q - minimum / scale) * scale), llama.cpp runs it, and the GPTQ layout, which stores
 // integer zero points, is refused. LLaMA with widths of 256 (K super-blocks).
-TEST(GgufLlamaCpp, GptqAndQuantEaseOnKQuantGridsAreWrittenAsTheyChose) {
+TEST(GgufLlamaCpp, MethodsOnKQuantGridsAreWrittenAsTheyChose) {
   QS_REQUIRE_QSCOPE();
   QS_REQUIRE_SHARED();
   QS_REQUIRE_LLAMACPP();
@@ -219,7 +219,7 @@ TEST(GgufLlamaCpp, GptqAndQuantEaseOnKQuantGridsAreWrittenAsTheyChose) {
   ASSERT_EQ(test::runQscope("project init " + quote(proj) + " --model " + quote(model)).code, 0);
   const at::Tensor ids = evalWindows(*io::loadTokenizer(model));
   for (const auto& [method, type] : std::vector<std::pair<std::string, std::string>>{
-           {"gptq", "Q4_K"}, {"quantease --num-iter 3", "Q5_K"}}) {
+           {"gptq", "Q4_K"}, {"quantease --num-iter 3", "Q5_K"}, {"rtn", "Q6_K"}}) {
     SCOPED_TRACE(method);
     auto q = test::runQscope("quantize " + quote(proj) + " --method " + method + " --target gguf:" + type +
                              " --nsamples 8 --seqlen 64 --eval none --no-progress" + data);
@@ -252,6 +252,31 @@ TEST(GgufLlamaCpp, GptqAndQuantEaseOnKQuantGridsAreWrittenAsTheyChose) {
   auto gptq = test::runQscope("export 1 -p " + quote(proj) + " --format gptq -o " + quote(root + "/g"));
   EXPECT_EQ(gptq.code, 1);
   EXPECT_NE(gptq.err.find("not integers"), std::string::npos) << gptq.err;
+
+  // Q6_K's zero point is 32, an integer: round to nearest on its grid is ggml's own rounding, so the
+  // RTN run's blocks are llama-quantize's Q6_K of the FP model, byte for byte.
+  auto fp = test::runQscope("quantize " + quote(proj) + " --method rtn --wbits 16 --nsamples 2 --seqlen 64 --eval none "
+                            "--no-progress" + data);
+  ASSERT_EQ(fp.code, 0) << fp.err;
+  const size_t at = (fp.out + fp.err).find("stored as run ");
+  ASSERT_NE(at, std::string::npos);
+  const std::string fpRun = std::to_string(std::atoi((fp.out + fp.err).c_str() + at + 14));
+  ASSERT_EQ(test::runQscope("export " + fpRun + " -p " + quote(proj) + " --format gguf --gguf-type F32 -o " +
+                            quote(root + "/fp.gguf") + " --no-parity").code, 0);
+  std::string err;
+  ASSERT_EQ(test::runLlamaTool("llama_logits", "quantize " + quote(root + "/fp.gguf") + " " + quote(root + "/llama-q6k.gguf") +
+                                                   " 18", &err), 0) << err;
+  const auto ours = io::GgufFile::open(root + "/Q6_K.gguf"), theirs = io::GgufFile::open(root + "/llama-q6k.gguf");
+  int compared = 0;
+  for (const auto& t : theirs->tensors()) {
+    if (t.name.rfind("blk.", 0) != 0 || t.ggmlType != 14u) continue;
+    const io::GgufTensorInfo* o = ours->find(t.name);
+    ASSERT_NE(o, nullptr) << t.name;
+    ASSERT_EQ(o->nbytes, t.nbytes) << t.name;
+    EXPECT_EQ(std::memcmp(ours->data(*o), theirs->data(t), t.nbytes), 0) << t.name;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 14);
 }
 
 TEST(GgufLlamaCpp, LlamaCppLoadsEachFileAndAgreesWithQuantScope) {

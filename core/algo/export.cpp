@@ -19,6 +19,7 @@
 #include "core/io/weight_source.h"
 #include "core/model/config.h"
 #include "core/model/family.h"
+#include "core/quant/quant_spec.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
 #include "core/util/strings.h"
@@ -54,9 +55,11 @@ void checkFormat(const QuantArtifact& a, const std::map<std::string, GridShape>&
       if (a.bits != 2 && a.bits != 3 && a.bits != 4 && a.bits != 8)
         throw Error("--format gptq: the GPTQ layout holds 2, 3, 4 or 8 bits; this run used " + std::to_string(a.bits) +
                     " (use --format fake-fp16)");
-      if (const std::string t = effectiveGgufType(a, ExportOptions()); t == "Q4_K" || t == "Q5_K")
-        throw Error("--format gptq: the run is on llama.cpp's " + t + " grid, whose zero points (minimum / scale) "
-                    "are not integers as the GPTQ layout stores them; export --format gguf (or fake-fp16)");
+      if (const quant::QuantSpec spec = parseQuantizeConfig(a.configYaml, "run config").layer.spec;
+          quant::roundsWithZeroInside(spec))
+        throw Error("--format gptq: the run is on llama.cpp's " + gridTargetType(spec) + " grid, whose zero points "
+                    "(minimum / scale) are not integers as the GPTQ layout stores them; export --format gguf (or "
+                    "fake-fp16)");
       for (const auto& [site, g] : grids) {
         if (g.outliers > 0)
           throw Error("--format gptq: site '" + site + "' keeps full-precision outliers (QuantEase --outlier), which "

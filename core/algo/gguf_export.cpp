@@ -173,7 +173,8 @@ uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, co
     if (why && t != base) *why = "llama.cpp's type for the output layer";
   } else if (const int layer = blockIndex(name); layer >= 0) {
     // A fused attn_qkv gets attn_v's rules (llama-quantize counts it as attn_v).
-    const bool attnV = str::endsWith(name, ".attn_v.weight") || str::endsWith(name, ".attn_qkv.weight");
+    const bool qkv = str::endsWith(name, ".attn_qkv.weight");
+    const bool attnV = qkv || str::endsWith(name, ".attn_v.weight");
     const bool ffnDown = str::endsWith(name, ".ffn_down.weight");
     const bool attnOut = str::endsWith(name, ".attn_output.weight");
     using namespace io::ggml;
@@ -200,7 +201,7 @@ uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, co
     }
     if (why && t != base)
       *why = "llama-quantize's " + m + " mix gives " +
-             (attnV ? (str::endsWith(name, ".attn_qkv.weight") ? "attn_qkv" : "attn_v") : ffnDown ? "ffn_down" : "attn_output") +
+             (qkv ? "attn_qkv" : attnV ? "attn_v" : ffnDown ? "ffn_down" : "attn_output") +
              " more bits here";
   }
   if (cols % blockOf(t) != 0) {

@@ -16,6 +16,7 @@
 #include "core/algo/quant_artifact.h"
 #include "core/algo/quantize_config.h"
 #include "core/model/config.h"
+#include "core/quant/quant_spec.h"
 #include "core/runs/fingerprint.h"
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
@@ -136,7 +137,7 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
     r.id = info.id;
     r.name = info.name;
     r.formats = {"hf-fp16"};
-    bool shifted = false;
+    bool shifted = false, integerZeros = true;
     try {
       const algo::QuantizeConfig c = algo::parseQuantizeConfig(info.configYaml, "run " + std::to_string(info.id));
       r.method = algo::methodName(c.layer.method);
@@ -144,6 +145,7 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
       r.migration = algo::migrationName(c.migrate);
       shifted = c.migrate == algo::Migration::OsPlus && c.osplusShift;
       r.ggufType = algo::gridTargetType(c.layer.spec);
+      integerZeros = !quant::roundsWithZeroInside(c.layer.spec);  // the GPTQ layout stores integer zeros
     } catch (const Error&) {
       r.migration = "none";  // an unreadable config: hf-fp16 is still possible; export says the rest
     }
@@ -176,8 +178,7 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
       r.limits = "OS+ shifted this LLaMA-family run: transformers and llama.cpp have no bias after RMSNorm, so only "
                  "scale-shift can be exported (quantize with --no-shift for the other formats)";
     }
-    const bool kGrid = r.ggufType == "Q4_K" || r.ggufType == "Q5_K";  // zero points not integers
-    if (folders && b < 16 && (b == 2 || b == 3 || b == 4 || b == 8) && !kGrid) r.formats.push_back("gptq");
+    if (folders && b < 16 && (b == 2 || b == 3 || b == 4 || b == 8) && integerZeros) r.formats.push_back("gptq");
     if (folders && b < 16) r.formats.push_back("fake-fp16");
     if (folders && ggufArch) r.formats.push_back("gguf");
     if (r.migration != "none") r.formats.push_back("scale-shift");

@@ -330,6 +330,7 @@ void TuningPanel::requestPreview() {
   o.scale = osPlusValue("quantize.osplus_scale").toLower() != "false";
   o.threshold = osPlusValue("quantize.osplus_threshold").toDouble();
   o.searchSteps = std::max(1, QString::fromStdString(doc_.get("quantize.osplus_search_steps")).toInt());
+  if (!doc_.get("quantize.osplus_search").empty()) o.search = doc_.get("quantize.osplus_search");
   const qint64 tokens = QString::fromStdString(doc_.get("quantize.osplus_search_tokens")).toLongLong();
   if (tokens > 0) o.tokens = tokens;
   o.configYaml = doc_.section("quantize");

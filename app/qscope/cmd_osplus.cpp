@@ -70,6 +70,10 @@ class MigrateCommand : public Command {
                                        "found, else the evaluation text)");
     cmd->add_option("--alpha", sq_.alpha, "SmoothQuant migration strength")->capture_default_str();
     cmd->add_option("--search-steps", osp_.searchSteps, "OS+ threshold candidates - 1")->capture_default_str();
+    cmd->add_option("--search", search_, "OS+ threshold search: refine (coarse to fine, ~20 candidates) or grid "
+                                          "(every candidate)")
+        ->check(CLI::IsMember({"refine", "grid"}))
+        ->capture_default_str();
     cmd->add_option("--search-tokens", osp_.searchTokens, "OS+ calibration tokens per pair in the search")
         ->capture_default_str();
     cmd->add_option("--dataset,--eval", dataset_, "evaluation text: wikitext2, ptb or a file")->capture_default_str();
@@ -157,6 +161,7 @@ class MigrateCommand : public Command {
       evaluate("osplus", wa + " + OS+", [&](model::Model& m, jobs::Progress& bar) {
         osp_.act = act_;
         osp_.weight = wspec;
+        osp_.search = algo::parseOsPlusSearch(search_);
         auto rep = algo::applyOsPlus(m, samples, osp_, bar);
         quantize(m, bar);
         double mx = 0;
@@ -174,7 +179,7 @@ class MigrateCommand : public Command {
                      "\"\n  w_bits: " + std::to_string(wspec.bits) + "\n  samples: " + std::to_string(samples_) +
                      "\n  calib_seqlen: " + std::to_string(calibSeqlen_) + "\n  calib: \"" + calibSource +
                      "\"\n  alpha: " + std::to_string(sq_.alpha) + "\n  search_steps: " +
-                     std::to_string(osp_.searchSteps) + "\n  dataset: \"" + dataset_ + "\"\n  seqlen: " +
+                     std::to_string(osp_.searchSteps) + "\n  search: " + search_ + "\n  dataset: \"" + dataset_ + "\"\n  seqlen: " +
                      std::to_string(ppl_.seqlen) + "\n  quantize_matmul: " + (matmul_ ? "true" : "false") + "\n";
       n.toolVersion = QS_VERSION;
       n.device = run_.device;
@@ -224,7 +229,7 @@ class MigrateCommand : public Command {
   }
 
   std::string model_, method_ = "all", qconfig_, aQuantizer_ = "per_tensor", observer_ = "minmax";
-  std::string calib_, dataset_ = "wikitext2", dataDir_, project_;
+  std::string calib_, dataset_ = "wikitext2", dataDir_, project_, search_ = "refine";
   int wBits_ = 8, samples_ = 32, calibSeqlen_ = 256;
   quant::ActQuantOptions act_;
   algo::OsPlusOptions osp_;

@@ -128,26 +128,64 @@ int quantizeWeightsRtn(model::Model& model, const quant::QuantSpec& spec, const 
   return done;
 }
 
+namespace {
+
+// Accumulates one site's statistics and its evenly spread token subsamples, batch by batch.
+class SiteRecorder {
+ public:
+  SiteRecorder(int64_t batches, int64_t maxTokens, int64_t statTokens)
+      : maxTokens_(maxTokens), statTokens_(statTokens),
+        quota_(std::max<int64_t>(1, maxTokens / std::max<int64_t>(1, batches))),
+        statQuota_(std::max<int64_t>(1, statTokens / std::max<int64_t>(1, batches))) {}
+
+  void observe(const at::Tensor& x) {
+    at::Tensor rows = x.reshape({-1, x.size(-1)}).to(at::kFloat);
+    at::Tensor mn = std::get<0>(rows.min(0)), mx = std::get<0>(rows.max(0));
+    st_.min = st_.min.defined() ? at::minimum(st_.min, mn) : mn;
+    st_.max = st_.max.defined() ? at::maximum(st_.max, mx) : mx;
+    st_.tokensSeen += rows.size(0);
+    kept_.push_back(subsample(rows, quota_));
+    if (statTokens_ > 0) statKept_.push_back(subsample(rows, statQuota_));
+  }
+
+  SiteInputStats finish(const std::string& site) {
+    if (!st_.min.defined()) throw Error("site '" + site + "' saw no input during calibration");
+    st_.min = st_.min.cpu();
+    st_.max = st_.max.cpu();
+    st_.absMax = at::maximum(st_.min.abs(), st_.max.abs());
+    st_.tokens = firstRows(at::cat(kept_), maxTokens_);
+    if (statTokens_ > 0) st_.statTokens = firstRows(at::cat(statKept_), statTokens_);
+    kept_.clear();
+    statKept_.clear();
+    return std::move(st_);
+  }
+
+ private:
+  static at::Tensor subsample(const at::Tensor& rows, int64_t quota) {
+    const int64_t step = std::max<int64_t>(1, rows.size(0) / quota);
+    return rows.slice(0, 0, rows.size(0), step).slice(0, 0, quota).cpu().clone();
+  }
+  static at::Tensor firstRows(const at::Tensor& all, int64_t n) { return all.size(0) > n ? all.slice(0, 0, n) : all; }
+
+  int64_t maxTokens_, statTokens_, quota_, statQuota_;
+  SiteInputStats st_;
+  std::vector<at::Tensor> kept_, statKept_;
+};
+
+int64_t batchCount(const at::Tensor& samples) {
+  return (samples.size(0) + kCalibrationBatch - 1) / kCalibrationBatch;
+}
+
+}  // namespace
+
 std::map<std::string, SiteInputStats> captureSiteInputs(model::Model& model, const at::Tensor& samples,
                                                         const std::vector<std::string>& sites, int64_t maxTokens,
                                                         jobs::Progress& progress) {
-  std::map<std::string, SiteInputStats> out;
-  for (const auto& s : sites) out[s];
-  const int64_t n = samples.size(0);
-  const int64_t batches = (n + kCalibrationBatch - 1) / kCalibrationBatch;
-  const int64_t quota = std::max<int64_t>(1, maxTokens / std::max<int64_t>(1, batches));
-  std::unordered_map<std::string, std::vector<at::Tensor>> kept;
+  std::map<std::string, SiteRecorder> recorders;
+  for (const auto& s : sites) recorders.emplace(s, SiteRecorder(batchCount(samples), maxTokens, 0));
   model.setInputHook([&](const std::string& site, const at::Tensor& x) {
-    auto it = out.find(site);
-    if (it == out.end()) return;
-    SiteInputStats& st = it->second;
-    at::Tensor rows = x.reshape({-1, x.size(-1)}).to(at::kFloat);
-    at::Tensor mn = std::get<0>(rows.min(0)), mx = std::get<0>(rows.max(0));
-    st.min = st.min.defined() ? at::minimum(st.min, mn) : mn;
-    st.max = st.max.defined() ? at::maximum(st.max, mx) : mx;
-    st.tokensSeen += rows.size(0);
-    const int64_t step = std::max<int64_t>(1, rows.size(0) / quota);
-    kept[site].push_back(rows.slice(0, 0, rows.size(0), step).slice(0, 0, quota).cpu().clone());
+    auto it = recorders.find(site);
+    if (it != recorders.end()) it->second.observe(x);
   });
   try {
     c10::InferenceMode guard;
@@ -157,15 +195,73 @@ std::map<std::string, SiteInputStats> captureSiteInputs(model::Model& model, con
     throw;
   }
   model.setInputHook({});
-  for (auto& [site, st] : out) {
-    if (!st.min.defined()) throw Error("site '" + site + "' saw no input during calibration");
-    st.min = st.min.cpu();
-    st.max = st.max.cpu();
-    st.absMax = at::maximum(st.min.abs(), st.max.abs());
-    at::Tensor all = at::cat(kept[site]);
-    st.tokens = all.size(0) > maxTokens ? all.slice(0, 0, maxTokens) : all;
-  }
+  std::map<std::string, SiteInputStats> out;
+  for (auto& [site, r] : recorders) out.emplace(site, r.finish(site));
   return out;
+}
+
+void captureBlockwise(model::Model& model, const at::Tensor& samples, const std::vector<std::string>& sites,
+                      int64_t maxTokens, int64_t statTokens, const BlockCaptureFn& onBlock, jobs::Progress& progress,
+                      const std::string& what) {
+  const int blocks = model.numBlocks();
+  std::vector<std::vector<std::string>> byBlock(static_cast<size_t>(blocks));
+  {
+    std::map<std::string, int> blockOf;
+    for (const auto& si : model.sites()) blockOf[si.name] = si.block;
+    for (const auto& s : sites) {
+      auto it = blockOf.find(s);
+      if (it == blockOf.end()) throw Error("unknown quantization site '" + s + "'");
+      byBlock[static_cast<size_t>(it->second)].push_back(s);
+    }
+  }
+  const int64_t n = samples.size(0), batches = batchCount(samples);
+  model::Workload work;
+  work.batches = batches;
+  work.rows = std::min(kCalibrationBatch, n);
+  work.tokens = samples.size(1);
+  work.head = false;
+  const bool streaming = model::planExecution(model, work, model.execOptions()).streaming;
+  auto batchIds = [&](int64_t i) {
+    return samples.narrow(0, i * kCalibrationBatch, std::min(kCalibrationBatch, n - i * kCalibrationBatch))
+        .to(model.device(), at::kLong);
+  };
+  c10::InferenceMode guard;
+  std::vector<at::Tensor> hidden(static_cast<size_t>(batches));
+  for (int64_t i = 0; i < batches; ++i) {
+    progress.checkCancel();
+    hidden[static_cast<size_t>(i)] = model.embed(model.prepare(batchIds(i), {}));
+  }
+  if (streaming) {
+    model.releaseAll();  // the budget is for one block (an earlier whole pass may have left blocks loaded)
+  }
+  std::map<std::string, SiteRecorder> recorders;
+  struct HookReset {
+    model::Model& m;
+    ~HookReset() { m.setInputHook({}); }
+  } reset{model};
+  model.setInputHook([&](const std::string& site, const at::Tensor& x) {
+    auto it = recorders.find(site);
+    if (it != recorders.end()) it->second.observe(x);
+  });
+  const double total = static_cast<double>(blocks) * static_cast<double>(batches);
+  for (int b = 0; b < blocks; ++b) {
+    recorders.clear();
+    for (const auto& s : byBlock[static_cast<size_t>(b)]) recorders.emplace(s, SiteRecorder(batches, maxTokens, statTokens));
+    model.materialize(b);
+    for (int64_t i = 0; i < batches; ++i) {
+      progress.checkCancel();
+      at::Tensor& h = hidden[static_cast<size_t>(i)];
+      h = model.runBlock(b, h, model.prepare(batchIds(i), {}));
+      progress.update((static_cast<double>(b) * static_cast<double>(batches) + static_cast<double>(i + 1)) / total,
+                      what + ": block " + std::to_string(b + 1) + "/" + std::to_string(blocks) + ", batch " +
+                          std::to_string(i + 1) + "/" + std::to_string(batches));
+    }
+    std::map<std::string, SiteInputStats> captured;
+    for (auto& [site, r] : recorders) captured.emplace(site, r.finish(site));
+    recorders.clear();
+    if (onBlock) onBlock(b, captured);
+    if (streaming) model.release(b);
+  }
 }
 
 at::Tensor calibrationWindows(const std::vector<int32_t>& tokens, int n, int seqlen) {

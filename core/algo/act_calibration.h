@@ -5,6 +5,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,12 +65,27 @@ at::Tensor fakeQuantWeight(const at::Tensor& w, const quant::QuantSpec& spec);
 struct SiteInputStats {
   at::Tensor min, max, absMax;  // float32 [in]
   at::Tensor tokens;            // float32 [n <= maxTokens, in]
+  at::Tensor statTokens;        // float32 [n <= statTokens, in] (captureBlockwise with statTokens > 0)
   int64_t tokensSeen = 0;
 };
 std::map<std::string, SiteInputStats> captureSiteInputs(model::Model& model, const at::Tensor& samples,
                                                         const std::vector<std::string>& sites,
                                                         int64_t maxTokens,
                                                         jobs::Progress& progress = jobs::Progress::none());
+
+// The same captures in one block-major pass that hands each block's over as soon as its batches
+// have run: samples [N, T] are embedded in batches of kCalibrationBatch, then per block (loaded
+// from the checkpoint and released again when the model streams) every batch runs through it with
+// the inputs of `sites` in that block captured, and onBlock(block, captures) is called with the
+// block still loaded. onBlock may change the block's weights (a migration folds here): the hidden
+// states handed on are the ones the block computed before, so every capture is of the model as it
+// was, and the memory held is one block, the calibration hidden states and one block's captures.
+// statTokens > 0 also keeps a second, independent subsample of that many rows (SiteInputStats::
+// statTokens) with the quota captureSiteInputs(…, statTokens) would use.
+using BlockCaptureFn = std::function<void(int block, std::map<std::string, SiteInputStats>& captured)>;
+void captureBlockwise(model::Model& model, const at::Tensor& samples, const std::vector<std::string>& sites,
+                      int64_t maxTokens, int64_t statTokens, const BlockCaptureFn& onBlock,
+                      jobs::Progress& progress = jobs::Progress::none(), const std::string& what = "capture");
 
 // N windows of T tokens from a token stream, evenly spaced (deterministic), as [N, T] int64.
 // Throws qs::Error when the text has fewer than T tokens.

@@ -29,7 +29,9 @@ struct MigrationRecord {
 };
 
 // Statistics of one migrated site input over the calibration samples (token rows of a strided
-// subsample of at most kMigrationStatTokens for the kurtosis; min/max over all tokens).
+// subsample of at most kMigrationStatTokens for the kurtosis; min/max over all tokens). Taken
+// from the migration's own capture: "after" is that input transformed as the fold transforms it,
+// x' = (x - shift) / scale, which is what the migrated model computes (exact migration).
 struct MigrationSiteStats {
   std::string pair;        // "layers.3.ln1"
   std::string site;        // its first consumer, whose input it is
@@ -48,16 +50,20 @@ struct MigrationOutcome {
   double seconds = 0;
 };
 
-// Statistics of the inputs of `pairs` (their first consumers) on samples [N, T] int64.
-std::vector<MigrationSiteStats> migrationStats(model::Model& model, const at::Tensor& samples,
-                                               const std::vector<std::string>& pairNames,
-                                               jobs::Progress& progress = jobs::Progress::none());
-
 // Runs config.migrate (OS+ with the weight spec and activation quantizer of config as the
-// search's quantizers; SmoothQuant with sq_alpha) and folds it into `model`. None returns an
-// empty outcome without touching the model.
+// search's quantizers; SmoothQuant with sq_alpha) and folds it into `model`, block by block in
+// one pass (a streamed model holds one block). None returns an empty outcome without touching
+// the model.
 MigrationOutcome runMigration(model::Model& model, const at::Tensor& samples, const QuantizeConfig& config,
                               jobs::Progress& progress = jobs::Progress::none());
+
+// A finished migration saved with a quantize run's checkpoint, so a resumed run folds it again
+// (applyMigrationRecords) instead of capturing and searching for an hour on a 7B model. `tag`
+// identifies the job (config, model, dtype); reading a file of another tag, another format or a
+// damaged one throws qs::Error naming the file. Atomic write.
+inline constexpr const char* kMigrationCheckpointFile = "migration.safetensors";
+void writeMigrationCheckpoint(const std::string& path, const MigrationOutcome& outcome, const std::string& tag);
+MigrationOutcome readMigrationCheckpoint(const std::string& path, const std::string& tag);
 
 // Folds recorded migrations into a freshly opened model of the same checkpoint, in order, with
 // the very same arithmetic as the run: the result equals the run's migrated model bit for bit.

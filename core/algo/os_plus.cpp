@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 #include "core/algo/act_calibration.h"
 #include "core/model/migration.h"
@@ -71,6 +72,35 @@ at::Tensor thresholdScale(const at::Tensor& range, double threshold) {
   return (range.to(at::kFloat).clamp_min(1e-8) / threshold).clamp_min(1.0);
 }
 
+const char* osPlusSearchName(OsPlusSearch s) { return s == OsPlusSearch::Grid ? "grid" : "refine"; }
+
+OsPlusSearch parseOsPlusSearch(const std::string& name) {
+  if (name == "refine") return OsPlusSearch::Refine;
+  if (name == "grid") return OsPlusSearch::Grid;
+  throw Error("OS+ search '" + name + "' is not refine (coarse to fine) or grid (every candidate)");
+}
+
+namespace {
+
+// The coarse stride of a refined search: about ten coarse candidates, then halving.
+int coarseStride(const OsPlusOptions& o) {
+  return o.search == OsPlusSearch::Grid ? 1 : std::max(1, (o.searchSteps + 9) / 10);
+}
+
+}  // namespace
+
+int thresholdEvaluations(const OsPlusOptions& options) {
+  const int steps = std::max(1, options.searchSteps);
+  int h = coarseStride(options);
+  if (h == 1) return steps + 1;
+  int n = steps / h + 1 + (steps % h != 0 ? 1 : 0);
+  while (h > 1) {
+    h = (h + 1) / 2;
+    n += 2;
+  }
+  return std::min(n, steps + 1);
+}
+
 ThresholdSearch searchThreshold(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& range,
                                 const std::vector<LinearRef>& consumers, const OsPlusOptions& options,
                                 jobs::Progress& progress) {
@@ -79,72 +109,99 @@ ThresholdSearch searchThreshold(const at::Tensor& x, const at::Tensor& shift, co
   const std::vector<at::Tensor> refs = referenceOutputs(x, consumers);  // once, not per candidate
   at::Tensor r = range.to(at::kFloat).clamp_min(1e-8);
   const double lo = r.min().item<double>(), hi = r.max().item<double>();
-  ThresholdSearch best;
-  best.error = std::numeric_limits<double>::infinity();
-  for (int k = 0; k <= options.searchSteps; ++k) {
-    // From the largest range down: t = hi is "no scaling", which ties win (scale only if it helps).
-    const double t = hi - (hi - lo) * static_cast<double>(k) / options.searchSteps;
-    progress.checkCancel();  // a 7B pair takes minutes: cancel between candidates
-    at::Tensor s = thresholdScale(r, t);
-    const double e = migrationErrorAgainst(x, shift, s, consumers, refs, options);
-    best.candidates.push_back(t);
-    best.errors.push_back(e);
-    if (e < best.error) {
-      best.error = e;
-      best.threshold = t;
-      best.scale = s;
-    }
+  const int steps = options.searchSteps;
+  // Candidate k of the grid: t = hi - (hi - lo) k / steps; k = 0 is "no scaling".
+  std::map<int, std::pair<double, double>> tried;  // k -> (t, error)
+  int best = -1;
+  auto evaluate = [&](int k) {
+    if (k < 0 || k > steps || tried.count(k)) return;
+    const double t = hi - (hi - lo) * static_cast<double>(k) / steps;
+    progress.checkCancel();  // a 7B pair takes seconds per candidate: cancel between them
+    const double e = migrationErrorAgainst(x, shift, thresholdScale(r, t), consumers, refs, options);
+    tried[k] = {t, e};
+    // Ties go to the smaller k (the larger threshold): scale only where it helps.
+    if (best < 0 || e < tried[best].second || (e == tried[best].second && k < best)) best = k;
+  };
+  int h = coarseStride(options);
+  for (int k = 0; k <= steps; k += h) evaluate(k);
+  evaluate(steps);
+  while (h > 1) {
+    h = (h + 1) / 2;
+    const int centre = best;
+    evaluate(centre - h);
+    evaluate(centre + h);
   }
-  std::reverse(best.candidates.begin(), best.candidates.end());
-  std::reverse(best.errors.begin(), best.errors.end());
-  return best;
+  ThresholdSearch out;
+  out.threshold = tried[best].first;
+  out.error = tried[best].second;
+  out.scale = thresholdScale(r, out.threshold);
+  for (auto it = tried.rbegin(); it != tried.rend(); ++it) {  // ascending t
+    out.candidates.push_back(it->second.first);
+    out.errors.push_back(it->second.second);
+  }
+  return out;
 }
 
+namespace {
+
+// One pair: the errors before and after shifting, the threshold (fixed or searched), then folded.
+PairReport migratePair(model::Model& model, const model::MigrationPair& pair, const SiteInputStats& st,
+                       const OsPlusOptions& options, jobs::Progress& progress) {
+  PairReport pr;
+  pr.name = pair.name;
+  pr.consumers = pair.consumers;
+  std::vector<LinearRef> refs = consumerRefs(model, pair);
+  at::Tensor z = options.shift ? ((st.max + st.min) / 2) : at::Tensor();
+  at::Tensor range = options.shift ? (st.max - st.min) / 2 : st.absMax;
+  pr.maxAbsBefore = st.absMax.max().item<double>();
+  pr.errorBefore = migrationError(st.tokens, {}, {}, refs, options);
+  pr.errorShift = options.shift ? migrationError(st.tokens, z, {}, refs, options) : pr.errorBefore;
+  pr.errorAfter = pr.errorShift;
+  at::Tensor s;
+  if (options.scale && options.threshold > 0) {
+    s = thresholdScale(range, options.threshold);
+    pr.threshold = options.threshold;
+    pr.errorAfter = migrationError(st.tokens, z, s, refs, options);
+  } else if (options.scale) {
+    ThresholdSearch ts = searchThreshold(st.tokens, z, range, refs, options, progress);
+    pr.threshold = ts.threshold;
+    pr.errorAfter = ts.error;
+    s = ts.scale;
+  }
+  pr.maxAbsAfter = (s.defined() ? range / s : range).max().item<double>();
+  pr.shift = z;
+  pr.scale = s;
+  model::foldMigration(model, pair, z, s);
+  return pr;
+}
+
+}  // namespace
+
 OsPlusReport applyOsPlus(model::Model& model, const at::Tensor& samples, const OsPlusOptions& options,
-                         jobs::Progress& progress) {
+                         jobs::Progress& progress, const PairObserver& observe, int64_t statTokens) {
   OsPlusReport report;
   std::vector<model::MigrationPair> pairs;
   for (auto& p : model.migrationPairs())
     if (options.valueOut || p.kind == model::MigrationPair::Kind::Norm) pairs.push_back(std::move(p));
   if (pairs.empty()) return report;
-  // Each pair's input is the input of its first consumer.
+  // Each pair's input is the input of its first consumer, in the pair's block.
   std::vector<std::string> watch;
   for (const auto& p : pairs) watch.push_back(p.consumers.front());
-  jobs::SubProgress capture(progress, 0.0, 0.4);
-  auto stats = captureSiteInputs(model, samples, watch, options.searchTokens, capture);
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    progress.checkCancel();
-    const auto& pair = pairs[i];
-    const SiteInputStats& st = stats.at(pair.consumers.front());
-    report.calibrationTokens = st.tokensSeen;
-    PairReport pr;
-    pr.name = pair.name;
-    pr.consumers = pair.consumers;
-    std::vector<LinearRef> refs = consumerRefs(model, pair);
-    at::Tensor z = options.shift ? ((st.max + st.min) / 2) : at::Tensor();
-    at::Tensor range = options.shift ? (st.max - st.min) / 2 : st.absMax;
-    pr.maxAbsBefore = st.absMax.max().item<double>();
-    pr.errorBefore = migrationError(st.tokens, {}, {}, refs, options);
-    pr.errorShift = options.shift ? migrationError(st.tokens, z, {}, refs, options) : pr.errorBefore;
-    pr.errorAfter = pr.errorShift;
-    at::Tensor s;
-    if (options.scale && options.threshold > 0) {
-      s = thresholdScale(range, options.threshold);
-      pr.threshold = options.threshold;
-      pr.errorAfter = migrationError(st.tokens, z, s, refs, options);
-    } else if (options.scale) {
-      ThresholdSearch ts = searchThreshold(st.tokens, z, range, refs, options, progress);
-      pr.threshold = ts.threshold;
-      pr.errorAfter = ts.error;
-      s = ts.scale;
-    }
-    pr.maxAbsAfter = (s.defined() ? range / s : range).max().item<double>();
-    pr.shift = z;
-    pr.scale = s;
-    model::foldMigration(model, pair, z, s);
-    report.pairs.push_back(std::move(pr));
-    progress.update(0.4 + 0.6 * static_cast<double>(i + 1) / static_cast<double>(pairs.size()), "OS+ " + pair.name);
-  }
+  const int blocks = model.numBlocks();
+  captureBlockwise(
+      model, samples, watch, options.searchTokens, statTokens,
+      [&](int block, std::map<std::string, SiteInputStats>& captured) {
+        for (const auto& pair : pairs) {
+          auto it = captured.find(pair.consumers.front());
+          if (it == captured.end()) continue;  // another block's pair
+          progress.update(static_cast<double>(block + 1) / blocks, "OS+ " + pair.name + ": threshold search");
+          const SiteInputStats& st = it->second;
+          report.calibrationTokens = st.tokensSeen;
+          report.pairs.push_back(migratePair(model, pair, st, options, progress));
+          if (observe) observe(pair, st, report.pairs.back().shift, report.pairs.back().scale);
+        }
+      },
+      progress, "OS+ capture");
   return report;
 }
 

@@ -2,10 +2,13 @@
 // Linears that read a norm's output (and of the output projection, which reads the values),
 // migrated exactly into the neighbouring layers so the FP model is unchanged while its
 // activations become symmetric (shift z = (max + min) / 2) and concentrated (scale
-// s = max(1, r / t), r = (max - min) / 2). The clipping threshold t is searched on a linear grid
+// s = max(1, r / t), r = (max - min) / 2). The clipping threshold t is chosen on a linear grid
 // of searchSteps + 1 candidates from the smallest to the largest channel range r, minimising
 // the L2 error of the consuming Linears' quantized outputs (all consumers of the pair together),
-// unless a fixed threshold is given (OsPlusOptions::threshold; shift and scale can each be off):
+// unless a fixed threshold is given (OsPlusOptions::threshold; shift and scale can each be off).
+// The grid is searched coarse to fine by default (every ceil(steps / 10)-th candidate, then
+// halving steps around the best: about 20 evaluations for 100 steps; OsPlusSearch::Refine) or
+// candidate by candidate (OsPlusSearch::Grid, the paper's search). The objective:
 //   sum_c || Qa((X - z) / s) Qw(W_c diag(s))^T + b_c + W_c z - (X W_c^T + b_c) ||^2
 // Folding (model/migration.h): norm weight /= s, norm bias = (bias - z) / s (an RMSNorm
 // gets this bias; the family has none), consumer bias += W z (a bias is added where the Linear
@@ -13,9 +16,11 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/algo/osplus_search.h"
 #include "core/jobs/progress.h"
 #include "core/quant/act_quant.h"
 #include "core/quant/quant_spec.h"
@@ -34,6 +39,7 @@ struct OsPlusOptions {
   double threshold = 0;          // fixed clipping threshold t > 0 instead of the search; 0 = search
   int searchSteps = 100;         // grid intervals between the smallest and largest channel range (>= 100 advised)
   int64_t searchTokens = 1024;   // calibration tokens per pair the search evaluates
+  OsPlusSearch search = OsPlusSearch::Refine;
   quant::ActQuantOptions act;    // activation quantizer the search assumes (range = min/max of the tokens)
   quant::QuantSpec weight = quant::QuantSpec().withBits(8).withSymmetric(true);  // weight quantizer the search assumes
 
@@ -43,6 +49,7 @@ struct OsPlusOptions {
   OsPlusOptions& withThreshold(double v) { threshold = v; return *this; }
   OsPlusOptions& withSearchSteps(int v) { searchSteps = v; return *this; }
   OsPlusOptions& withSearchTokens(int64_t v) { searchTokens = v; return *this; }
+  OsPlusOptions& withSearch(OsPlusSearch v) { search = v; return *this; }
   OsPlusOptions& withAct(const quant::ActQuantOptions& v) { act = v; return *this; }
   OsPlusOptions& withWeight(const quant::QuantSpec& v) { weight = v; return *this; }
 };
@@ -57,9 +64,12 @@ struct ThresholdSearch {
   double threshold = 0;             // chosen t
   at::Tensor scale;                 // [in] max(1, r / t)
   double error = 0;                 // objective at t
-  std::vector<double> candidates;   // every t tried (ascending)
+  std::vector<double> candidates;   // every t evaluated (ascending)
   std::vector<double> errors;       // objective per candidate
 };
+
+// The most candidates a search of `options` evaluates (Grid: searchSteps + 1).
+int thresholdEvaluations(const OsPlusOptions& options);
 
 // s = max(1, r / t) per channel for half-ranges r [in] and threshold t > 0 (float32).
 at::Tensor thresholdScale(const at::Tensor& range, double threshold);
@@ -69,6 +79,7 @@ double migrationError(const at::Tensor& x, const at::Tensor& shift, const at::Te
                       const std::vector<LinearRef>& consumers, const OsPlusOptions& options);
 // The threshold search; range r [in] = half the channel range after shifting. The consumers'
 // unmigrated outputs are computed once; progress is checked for a cancel between candidates.
+// Ties go to the larger threshold (less scaling).
 ThresholdSearch searchThreshold(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& range,
                                 const std::vector<LinearRef>& consumers, const OsPlusOptions& options,
                                 jobs::Progress& progress = jobs::Progress::none());
@@ -89,9 +100,20 @@ struct OsPlusReport {
   int64_t calibrationTokens = 0;
 };
 
-// Calibrates on samples [N, T] int64 (one FP pass: migration is exact, so every pair's
-// statistics are those of the original model) and folds shift/scale into every migration pair.
+// What a migration saw at one pair: its captured input (SiteInputStats, act_calibration.h) and
+// the shift/scale folded into it (undefined = not applied); called right after the fold.
+struct SiteInputStats;
+using PairObserver = std::function<void(const model::MigrationPair& pair, const SiteInputStats& input,
+                                        const at::Tensor& shift, const at::Tensor& scale)>;
+
+// Calibrates on samples [N, T] int64 and folds shift/scale into every migration pair, block by
+// block in one pass (captureBlockwise): a block's pairs are captured, searched and folded before
+// the next block runs, so a streamed model holds one block and one block's captures. The hidden
+// states passed on are the unmigrated block's (migration is exact), so every pair's statistics
+// are those of the original model. statTokens > 0: `observe` also gets a subsample of that many
+// input rows (SiteInputStats::statTokens).
 OsPlusReport applyOsPlus(model::Model& model, const at::Tensor& samples, const OsPlusOptions& options,
-                         jobs::Progress& progress = jobs::Progress::none());
+                         jobs::Progress& progress = jobs::Progress::none(), const PairObserver& observe = {},
+                         int64_t statTokens = 0);
 
 }  // namespace qs::algo

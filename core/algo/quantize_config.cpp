@@ -90,7 +90,7 @@ const std::vector<std::string>& quantizeConfigKeys() {
       "num_iter", "outlier", "structured_outlier", "alpha", "quantease_init", "relaxed_sweeps", "true_sequential", "calibrate_rtn", "batch_size", "nsamples", "seqlen",
       "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "eval_tasks", "eval_tasks_limit", "migrate", "a_bits", "a_quantizer",
       "a_group_size", "a_symmetric", "a_observer", "except_quantizer", "sq_alpha", "osplus_search_steps",
-      "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold", "precision"};
+      "osplus_search", "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold", "precision"};
   return keys;
 }
 
@@ -233,6 +233,8 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   c.sqAlpha = readDouble(n, "sq_alpha", file, prefix, c.sqAlpha);
   c.osplusSearchSteps = static_cast<int>(readInt(n, "osplus_search_steps", file, prefix, c.osplusSearchSteps));
   c.osplusSearchTokens = readInt(n, "osplus_search_tokens", file, prefix, c.osplusSearchTokens);
+  if (n["osplus_search"])
+    keyed("osplus_search", [&] { c.osplusSearch = parseOsPlusSearch(readString(n, "osplus_search", file, prefix)); });
   c.osplusValueOut = readBool(n, "osplus_value_out", file, prefix, c.osplusValueOut);
   c.osplusShift = readBool(n, "osplus_shift", file, prefix, c.osplusShift);
   c.osplusScale = readBool(n, "osplus_scale", file, prefix, c.osplusScale);
@@ -316,6 +318,7 @@ std::string toYaml(const QuantizeConfig& c) {
   e << YAML::EndSeq;
   e << YAML::Key << "sq_alpha" << YAML::Value << fmt(c.sqAlpha);
   e << YAML::Key << "osplus_search_steps" << YAML::Value << c.osplusSearchSteps;
+  e << YAML::Key << "osplus_search" << YAML::Value << osPlusSearchName(c.osplusSearch);
   e << YAML::Key << "osplus_search_tokens" << YAML::Value << c.osplusSearchTokens;
   e << YAML::Key << "osplus_value_out" << YAML::Value << c.osplusValueOut;
   e << YAML::Key << "osplus_shift" << YAML::Value << c.osplusShift;
@@ -355,6 +358,8 @@ struct GridTarget {
 constexpr GridTarget kGridTargets[] = {{"Q4_0", 4, quant::Observer::Ggml, 32},
                                        {"Q5_0", 5, quant::Observer::Ggml, 32},
                                        {"Q8_0", 8, quant::Observer::Ggml, 32},
+                                       {"Q2_K", 2, quant::Observer::GgmlK, 16},
+                                       {"Q3_K", 3, quant::Observer::GgmlK, 16},
                                        {"Q4_K", 4, quant::Observer::GgmlK, 32},
                                        {"Q5_K", 5, quant::Observer::GgmlK, 32},
                                        {"Q6_K", 6, quant::Observer::GgmlK, 16}};
@@ -374,7 +379,8 @@ void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
       if (g.observer == quant::Observer::GgmlK) spec.staticGroups = true;
       return;
     }
-  throw Error("--target: '" + target + "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q4_K, gguf:Q5_K or gguf:Q6_K");
+  throw Error("--target: '" + target +
+              "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q2_K, gguf:Q3_K, gguf:Q4_K, gguf:Q5_K or gguf:Q6_K");
 }
 
 std::string gridTargetType(const quant::QuantSpec& spec) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/algo/layer_quant.h"
+#include "core/algo/osplus_search.h"
 #include "core/quant/act_quant.h"
 
 namespace qs::quant {
@@ -71,6 +72,7 @@ struct QuantizeConfig {
   double sqAlpha = 0.5;                  // "sq_alpha": SmoothQuant migration strength
   int osplusSearchSteps = 100;           // "osplus_search_steps": threshold candidates - 1
   int64_t osplusSearchTokens = 1024;     // "osplus_search_tokens": calibration tokens per pair in the search
+  OsPlusSearch osplusSearch = OsPlusSearch::Refine;  // "osplus_search": refine (coarse to fine) | grid (every candidate)
   bool osplusValueOut = true;            // "osplus_value_out": also migrate value -> output projection
   bool osplusShift = true;               // "osplus_shift": OS+ channel shifting z = (max + min) / 2
   bool osplusScale = true;               // "osplus_scale": OS+ channel scaling s = max(1, r / t)

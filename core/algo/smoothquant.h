@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/algo/os_plus.h"
 #include "core/jobs/progress.h"
 
 namespace qs::model {
@@ -35,9 +36,12 @@ struct SmoothQuantPair {
 at::Tensor smoothQuantScales(const at::Tensor& xMax, const std::vector<at::Tensor>& weights,
                              const SmoothQuantOptions& options);
 
-// Calibrates max|x| per channel on samples [N, T] and folds the scales into every pair.
+// Calibrates max|x| per channel on samples [N, T] and folds the scales into every pair, block by
+// block in one pass as applyOsPlus does (a streamed model holds one block); `observe` and
+// statTokens as there (os_plus.h).
 std::vector<SmoothQuantPair> applySmoothQuant(model::Model& model, const at::Tensor& samples,
                                               const SmoothQuantOptions& options,
-                                              jobs::Progress& progress = jobs::Progress::none());
+                                              jobs::Progress& progress = jobs::Progress::none(),
+                                              const PairObserver& observe = {}, int64_t statTokens = 0);
 
 }  // namespace qs::algo

@@ -102,6 +102,7 @@ LayerPreviewResult LayerPreviewer::preview(const LayerPreviewOptions& o, jobs::P
   c10::InferenceMode guard;
   algo::OsPlusOptions opt;
   opt.withShift(o.shift).withScale(o.scale).withSearchSteps(o.searchSteps).withWeight(cfg.layer.spec);
+  opt.withSearch(algo::parseOsPlusSearch(o.search));
   // As migrate: osplus does: with FP activations the objective assumes 8-bit per-tensor.
   quant::ActQuantOptions act = cfg.act;
   if (!act.enabled()) act = quant::ActQuantOptions().withBits(8);

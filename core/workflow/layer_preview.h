@@ -32,6 +32,7 @@ struct LayerPreviewOptions {
   bool shift = true;              // OS+ channel shift z = (max + min) / 2
   bool scale = true;              // OS+ channel scale s = max(1, r / t)
   int searchSteps = 100;          // threshold candidates - 1 (when threshold == 0)
+  std::string search = "refine";  // how the candidates are searched: refine (coarse to fine) or grid
   double threshold = 0;           // fixed clipping threshold t; 0 = search it
   std::string configYaml;         // quantize section: wbits/groupsize/sym and a_* give the quantizers
 };

@@ -6,10 +6,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <tuple>
 
+#include "core/algo/act_calibration.h"
 #include "core/algo/layer_quant.h"
+#include "core/algo/migration_run.h"
+#include "core/algo/os_plus.h"
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
 #include "core/io/tokenizer/tokenizer.h"
@@ -48,6 +52,55 @@ int64_t methodBytes(const algo::QuantizeConfig& c, int64_t out, int64_t in) {
     case algo::Method::GptqQuantEase: return 4 * w + 2 * h;     // float32 H and its scaled copy
   }
   return 3 * w;
+}
+
+// The migration's working set beyond the weights (algo::runMigration: one block-major pass that
+// captures a block's pair inputs, then searches and folds its pairs before the next block runs):
+// the calibration hidden states, one batch inside a block, the captures of the block with the
+// most pairs (the search tokens and the statistics subsample), the widest pair's search (float32
+// consumer weights, their scaled and fake-quantized copies of the largest, the unmigrated and
+// candidate outputs of the search tokens) and, streaming, the migrated weights held in memory
+// until they spill to disk (the override budget).
+std::vector<PreflightItem> migrationItems(const model::Model& m, const algo::QuantizeConfig& cfg, bool streaming) {
+  std::map<std::string, const model::SiteInfo*> site;
+  for (const auto& s : m.sites()) site[s.name] = &s;
+  std::map<int, int64_t> captureByBlock;
+  int64_t search = 0, consumerBytes = 0;
+  const int64_t tokens = std::min<int64_t>(cfg.osplusSearchTokens, static_cast<int64_t>(cfg.nsamples) * cfg.seqlen);
+  const int64_t rows = cfg.migrate == algo::Migration::OsPlus ? tokens + algo::kMigrationStatTokens : algo::kMigrationStatTokens;
+  for (const auto& pair : m.migrationPairs()) {
+    if (pair.kind == model::MigrationPair::Kind::ValueOut && !(cfg.migrate == algo::Migration::OsPlus && cfg.osplusValueOut))
+      continue;
+    const model::SiteInfo* first = site.at(pair.consumers.front());
+    captureByBlock[pair.block] += rows * first->inFeatures * 4;
+    int64_t all = 0, largest = 0, outs = 0, widestOut = 0;
+    for (const auto& c : pair.consumers) {
+      const model::SiteInfo* si = site.at(c);
+      all += si->outFeatures * si->inFeatures * 4;
+      largest = std::max(largest, si->outFeatures * si->inFeatures * 4);
+      outs += si->outFeatures;
+      widestOut = std::max(widestOut, si->outFeatures);
+    }
+    consumerBytes += all;
+    if (cfg.migrate == algo::Migration::OsPlus) search = std::max(search, all + 3 * largest + tokens * (outs + 2 * widestOut) * 4);
+    else search = std::max(search, all);
+  }
+  int64_t capture = 0;
+  for (const auto& [b, bytes] : captureByBlock) capture = std::max(capture, bytes);
+  const int64_t rowsPerBatch = std::min<int64_t>(algo::kCalibrationBatch, cfg.nsamples);
+  std::vector<PreflightItem> items = {
+      {"calibration hidden states, " + std::to_string(cfg.nsamples) + " x " + std::to_string(cfg.seqlen) + " tokens",
+       model::hiddenBytes(m, cfg.nsamples, cfg.seqlen)},
+      {"activations of one calibration batch inside the block", model::blockActivationBytes(m, rowsPerBatch, cfg.seqlen)},
+      {"one block's captured pair inputs (search tokens and statistics rows)", capture},
+      {cfg.migrate == algo::Migration::OsPlus ? "the threshold search of the widest pair (float32 weights and outputs)"
+                                               : "the consumer weights of the widest pair (float32)",
+       search}};
+  if (streaming) {
+    const int64_t dtypeBytes = consumerBytes / 4 * static_cast<int64_t>(c10::elementSize(m.dtype()));
+    items.push_back({"migrated weights held before they spill to disk", std::min(m.defaultOverrideBudget(), dtypeBytes)});
+  }
+  return items;
 }
 
 std::string fmtSeconds(double s) {
@@ -125,9 +178,12 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
   const bool evaluates = !cfg.eval.empty() || !cfg.evalTasks.empty();
   const int64_t evalPeak = evaluates ? (p.streaming ? plan.streamingBytes : plan.wholeBytes) : 0;
   int64_t migrationPeak = 0;
-  if (cfg.migrate != algo::Migration::None)
-    migrationPeak = weightsHeld + model::hiddenBytes(*model, 4, cfg.seqlen) + blockAct +
-                    cfg.osplusSearchTokens * widestIn * 4 * 2 * p.blocks;
+  std::vector<PreflightItem> migrationParts;
+  if (cfg.migrate != algo::Migration::None) {
+    migrationParts = migrationItems(*model, cfg, p.streaming);
+    migrationPeak = weightsHeld;
+    for (const auto& it : migrationParts) migrationPeak += it.bytes;
+  }
   p.peakBytes = std::max({quantPeak, evalPeak, migrationPeak});
   if (p.peakBytes == quantPeak) {
     p.peakPhase = "quantizing a block";
@@ -140,8 +196,8 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
                 evalPeak - (p.streaming ? f.maxBlockBytes() + std::max(f.embeddingBytes, f.headBytes) : f.totalBytes())}};
   } else {
     p.peakPhase = "migration (" + std::string(algo::migrationName(cfg.migrate)) + ")";
-    p.items = {{"weights and migrated copies (" + dt + ")", weightsHeld},
-               {"captured site inputs and activations", migrationPeak - weightsHeld}};
+    p.items = {{p.streaming ? "the block being migrated (" + dt + ")" : "the model's weights (" + dt + ")", weightsHeld}};
+    p.items.insert(p.items.end(), migrationParts.begin(), migrationParts.end());
   }
   std::vector<PreflightItem> kept;
   for (auto& it : p.items)
@@ -220,10 +276,11 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
       cropText = "512- and 1024-wide crops";
     }
   }
-  // Migration: the pairs' inputs captured (the search tokens through every block), then for each
-  // OS+ pair its candidates (search_steps + 1 thresholds, and the errors before, after shifting and
-  // after): each runs the search tokens through the pair's consumers and fake-quantizes their
-  // weights; timed on the block's share of consumer weights and an RTN pass over a crop.
+  // Migration: the pairs' inputs captured (every calibration token through every block, once),
+  // then for each OS+ pair the errors before and after shifting and its threshold candidates
+  // (thresholdEvaluations: about 20 refined, search_steps + 1 on the grid): each runs the search
+  // tokens through the pair's consumers and fake-quantizes their weights; timed on the block's
+  // share of consumer weights and an RTN pass over a crop.
   if (cfg.migrate != algo::Migration::None) {
     double blockElements = 0, consumerElements = 0;
     std::set<std::string> consumers;
@@ -251,12 +308,17 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
       perElement = since(tq) / static_cast<double>(w.numel());
     }
     const double tokens = static_cast<double>(std::min<int64_t>(cfg.osplusSearchTokens, cfg.nsamples * cfg.seqlen));
+    algo::OsPlusOptions search;
+    search.withSearchSteps(cfg.osplusSearchSteps).withSearch(cfg.osplusSearch);
+    // Per OS+ pair: the error before and after shifting, then the threshold's candidates.
     const double evaluations = cfg.migrate == algo::Migration::SmoothQuant ? 0.0
-                               : cfg.osplusThreshold > 0                 ? 3.0
-                                                                          : cfg.osplusSearchSteps + 4.0;
+                               : !cfg.osplusScale                         ? 2.0
+                               : cfg.osplusThreshold > 0                  ? 3.0
+                                                                          : algo::thresholdEvaluations(search) + 2.0;
     const double share = blockElements > 0 ? consumerElements / blockElements : 1.0;
-    p.migrationSeconds = p.blocks * (tokens * perToken + evaluations * (tokens * perToken * share +
-                                                                        perElement * consumerElements));
+    // One pass of every calibration token through every block captures the pairs' inputs.
+    const double capture = static_cast<double>(cfg.nsamples) * static_cast<double>(cfg.seqlen) * perToken;
+    p.migrationSeconds = p.blocks * (capture + evaluations * (tokens * perToken * share + perElement * consumerElements));
   }
   model->release(0);
   for (const auto& site : model->sites()) {
@@ -281,7 +343,9 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
     p.evaluationSeconds = 2 * windows * static_cast<double>(evalSeqlen) * perToken * p.blocks;
   }
   // Loading: once whole; streaming re-reads every block per pass (pipeline, the two evaluations).
-  const double passes = p.streaming ? 1.0 + (cfg.eval.empty() ? 0.0 : 2.0 * static_cast<double>(plan.groups)) : 1.0;
+  const double passes = p.streaming ? 1.0 + (cfg.migrate == algo::Migration::None ? 0.0 : 1.0) +
+                                          (cfg.eval.empty() ? 0.0 : 2.0 * static_cast<double>(plan.groups))
+                                    : 1.0;
   const double loadSeconds = passes * p.blocks * p.loadSecondsPerBlock;
   p.totalSeconds = loadSeconds + p.migrationSeconds + p.calibrationSeconds + p.quantizerSeconds + p.evaluationSeconds;
   p.probed = true;

@@ -49,6 +49,10 @@
 namespace qs::workflow {
 namespace {
 
+bool hasMigrationCheckpoint(const std::string& checkpointDir) {
+  return !checkpointDir.empty() && std::filesystem::exists(checkpointDir + "/" + algo::kMigrationCheckpointFile);
+}
+
 const char* const kToolVersion = "0.1.0";
 
 // Maps a stage onto [begin, end] of the parent and prefixes its messages ("quantize: block 2/5").
@@ -140,7 +144,11 @@ void recordMigration(runs::RunWriter& w, const algo::MigrationOutcome& m) {
       st.kurtosisMax = s->kurtosis;
       nlohmann::json extra = {{"pair", s->pair}, {"asymmetry", s->asymmetry}, {"method", algo::migrationName(m.method)},
                               {"kurtosis", "Pearson, all input values of <= 4096 calibration tokens"}};
-      if (s == &a) extra["threshold"] = m.records[i].threshold;
+      if (s == &a) {
+        extra["threshold"] = m.records[i].threshold;
+        if (m.method == algo::Migration::OsPlus)
+          extra["objective"] = {{"before", m.records[i].errorBefore}, {"after", m.records[i].errorAfter}};
+      }
       st.extraJson = extra.dump();
       w.addSiteStat(st);
     }
@@ -217,8 +225,10 @@ QuantizeReport makeReport(const algo::PipelineResult& pr, const algo::MigrationO
   for (size_t i = 0; i < m.before.size() && i < m.after.size(); ++i) {
     const auto& b = m.before[i];
     const auto& a = m.after[i];
+    const bool rec = i < m.records.size();
     r.migrationSites.push_back({b.pair, b.site, b.maxAbs, a.maxAbs, b.kurtosis, a.kurtosis, b.asymmetry, a.asymmetry,
-                                i < m.records.size() ? m.records[i].threshold : 0.0});
+                                rec ? m.records[i].threshold : 0.0, rec ? m.records[i].errorBefore : 0.0,
+                                rec ? m.records[i].errorAfter : 0.0});
   }
   return r;
 }
@@ -384,9 +394,9 @@ QuantizeInputs resolveQuantizeInputs(const QuantizeJobOptions& o) {
     if (prev.status == runs::RunStatus::Running) throw Error("run " + rid + " is still being written by another process");
     cfg = algo::parseQuantizeConfig(prev.configYaml, "run " + rid + " config");
     in.resumeDir = quantizeCheckpointDir(*project, o.resumeRunId);
-    if (algo::checkpointedBlocks(in.resumeDir) == 0)
+    if (algo::checkpointedBlocks(in.resumeDir) == 0 && !hasMigrationCheckpoint(in.resumeDir))
       throw Error("run " + rid + " has no checkpoint to resume (" + in.resumeDir +
-                  "): it finished, was cancelled, or stopped before its first block");
+                  "): it finished, was cancelled, or stopped before its migration or first block was done");
   } else {
     if (project && !project->defaultConfig("quantize").empty())
       cfg = algo::loadQuantizeConfig(project->defaultConfig("quantize"));
@@ -515,9 +525,24 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
   } sessionReset{actSession};
   try {
     evaluate(0.0, false, tasksFp);
+    // A resumed run continues in its predecessor's folder, then moves it under its own id.
+    if (writer && !resumeDir.empty()) std::filesystem::rename(resumeDir, ckptDir);
     if (cfg.migrate != algo::Migration::None) {
       StageProgress stage(progress, evalShare, qBegin, algo::migrationName(cfg.migrate));
-      migration = algo::runMigration(*model, ids, cfg, stage);
+      const std::string saved = writer ? ckptDir + "/" + algo::kMigrationCheckpointFile : "";
+      if (!saved.empty() && std::filesystem::exists(saved)) {
+        // Resumed: fold the migration the killed run found instead of searching again.
+        migration = algo::readMigrationCheckpoint(saved, tag);
+        algo::applyMigrationRecords(*model, migration.records);
+        log::info(std::string(algo::migrationName(cfg.migrate)) + ": " + std::to_string(migration.records.size()) +
+                  " pairs folded from the checkpoint of the resumed run (" + saved + ")");
+      } else {
+        migration = algo::runMigration(*model, ids, cfg, stage);
+        if (!saved.empty()) {
+          std::filesystem::create_directories(ckptDir);
+          algo::writeMigrationCheckpoint(saved, migration, tag);
+        }
+      }
     }
     {
       StageProgress stage(progress, qBegin, qEnd, "quantize");
@@ -526,8 +551,6 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
       po.withKeepGrids(writer != nullptr).withCalibrateRtn(cfg.calibrateRtn);
       po.withOffload(execPlan.streaming, writer ? "" : workDir);
       if (writer) {
-        // A resumed run continues in its predecessor's folder, then moves it under its own id.
-        if (!resumeDir.empty()) std::filesystem::rename(resumeDir, ckptDir);
         po.withCheckpoint(ckptDir, tag).withResume(!resumeDir.empty());
       }
       pr = algo::quantizeModel(*model, ids, mask, po, stage);
@@ -562,9 +585,11 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
     if (writer) {
       writer->fail(e.what());
       std::filesystem::remove_all(exportDir);
-      if (algo::checkpointedBlocks(ckptDir) > 0)
-        log::warn(std::to_string(algo::checkpointedBlocks(ckptDir)) + " block(s) checkpointed; continue with: qscope "
-                  "quantize " + project->dir() + " --resume " + std::to_string(writer->id()));
+      const int blocks = algo::checkpointedBlocks(ckptDir);
+      if (blocks > 0 || hasMigrationCheckpoint(ckptDir))
+        log::warn((hasMigrationCheckpoint(ckptDir) ? "the migration and " : std::string()) + std::to_string(blocks) +
+                  " block(s) checkpointed; continue with: qscope quantize " + project->dir() + " --resume " +
+                  std::to_string(writer->id()));
     }
     throw;
   }

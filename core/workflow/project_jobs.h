@@ -82,6 +82,9 @@ struct MigrationSiteReport {
   std::string pair, site;
   double maxAbsBefore = 0, maxAbsAfter = 0, kurtosisBefore = 0, kurtosisAfter = 0;
   double asymmetryBefore = 0, asymmetryAfter = 0, threshold = 0;
+  // OS+: the search objective (sum of squared quantized-output errors of the pair's consumers on
+  // the search tokens) without migration and with the folded shift and scale; 0 otherwise.
+  double objectiveBefore = 0, objectiveAfter = 0;
 };
 struct QuantizeReport {
   int64_t runId = 0;             // 0 = not stored (model target)

@@ -97,6 +97,10 @@ const std::vector<TuningControl>& tuningControls() {
        "Fixed OS+ clipping threshold t; 0 = searched over the OS+ search steps"},
       {"quantize.osplus_search_steps", "Outlier migration", "OS+ search steps", T::Int, {}, {}, 1, 100000,
        "Threshold candidates - 1 between the smallest and largest channel range"},
+      {"quantize.osplus_search", "Outlier migration", "OS+ search", T::Choice, {"refine", "grid"},
+       {"coarse to fine (~20 candidates)", "every candidate"}, 0, 0,
+       "How the threshold grid is searched: about ten coarse candidates then halving steps around the best "
+       "(fast on 7B models), or every candidate (the paper's search)"},
       {"quantize.osplus_search_tokens", "Outlier migration", "OS+ search tokens", T::Int, {}, {}, 16, 10000000,
        "Calibration tokens per migration pair the threshold search evaluates"},
       {"quantize.osplus_value_out", "Outlier migration", "Value → output", T::Bool, {}, {}, 0, 0,

@@ -55,6 +55,7 @@ TEST(OsPlusTest, ThresholdSearchFindsTheOptimumOfItsObjective) {
   OsPlusOptions o;
   o.act = ActQuantOptions().withBits(6);
   o.weight = QuantSpec().withBits(6).withSymmetric(true);
+  o.search = qs::algo::OsPlusSearch::Grid;
   auto ts = qs::algo::searchThreshold(x, z, r, {{w, {}}}, o);
   ASSERT_EQ(ts.candidates.size(), 101u);
   EXPECT_NEAR(ts.candidates.front(), r.min().item<double>(), 1e-5);
@@ -81,6 +82,44 @@ TEST(OsPlusTest, ThresholdSearchFindsTheOptimumOfItsObjective) {
   // Channels below t are left alone, the others scaled to range t.
   at::Tensor after = r / ts.scale;
   EXPECT_LE(after.max().item<double>(), ts.threshold * (1 + 1e-5));
+}
+
+// The default coarse-to-fine search evaluates about a fifth of the grid and lands on the grid's
+// own optimum of this objective (the same planted outliers as above; the grid search is the
+// reference): every candidate it tried is a grid point with the grid's error.
+TEST(OsPlusTest, RefinedSearchFindsTheGridOptimumWithAFifthOfTheEvaluations) {
+  c10::InferenceMode guard;
+  auto g = gen(0);
+  at::Tensor x = at::randn({512, 16}, g);
+  x.select(1, 3).mul_(40).add_(60);
+  x.select(1, 7).mul_(12).sub_(20);
+  x.select(1, 11).mul_(5).add_(8);
+  at::Tensor w = at::randn({24, 16}, g) * 0.2;
+  at::Tensor mn = std::get<0>(x.min(0)), mx = std::get<0>(x.max(0));
+  at::Tensor z = (mx + mn) / 2, r = (mx - mn) / 2;
+  OsPlusOptions o;
+  o.act = ActQuantOptions().withBits(6);
+  o.weight = QuantSpec().withBits(6).withSymmetric(true);
+  o.search = qs::algo::OsPlusSearch::Grid;
+  const auto grid = qs::algo::searchThreshold(x, z, r, {{w, {}}}, o);
+  o.search = qs::algo::OsPlusSearch::Refine;
+  const auto refined = qs::algo::searchThreshold(x, z, r, {{w, {}}}, o);
+  EXPECT_EQ(qs::algo::thresholdEvaluations(o), 19);  // 11 coarse (every 10th) + 2 x (5, 3, 2, 1)
+  EXPECT_LE(refined.candidates.size(), 19u);
+  EXPECT_GE(refined.candidates.size(), 15u);
+  for (size_t k = 0; k < refined.candidates.size(); ++k) {
+    auto it = std::find(grid.candidates.begin(), grid.candidates.end(), refined.candidates[k]);
+    ASSERT_NE(it, grid.candidates.end()) << "candidate " << refined.candidates[k] << " is not a grid point";
+    EXPECT_EQ(refined.errors[k], grid.errors[static_cast<size_t>(it - grid.candidates.begin())]);
+  }
+  EXPECT_EQ(refined.threshold, grid.threshold);
+  EXPECT_EQ(refined.error, grid.error);
+  // Ascending thresholds, as the grid reports them.
+  EXPECT_TRUE(std::is_sorted(refined.candidates.begin(), refined.candidates.end()));
+  // A grid of at most 10 steps is searched candidate by candidate either way.
+  o.searchSteps = 10;
+  EXPECT_EQ(qs::algo::thresholdEvaluations(o), 11);
+  EXPECT_EQ(qs::algo::searchThreshold(x, z, r, {{w, {}}}, o).candidates.size(), 11u);
 }
 
 // Tiny OPT whose norms produce asymmetric outlier channels (large gain and offset).

@@ -189,7 +189,8 @@ TEST(QuantizeStreaming, AJobThatCannotFitStopsBeforeItsRunExists) {
 // Regression (issue 15): the pre-flight of an OS+ job said "about 2 min" for a LLaMA-2-7B-shaped
 // run whose threshold search takes hours (101 candidates per pair, each running 1024 tokens through
 // the pair's consumers and fake-quantizing their weights): the migration is now in the estimate,
-// and it grows with the number of candidates.
+// and it grows with the number of candidates the search evaluates (osplus_search grid: all 101;
+// refine, the default: 19).
 TEST(QuantizeStreaming, TheTimeEstimateCountsTheOsPlusSearch) {
   const std::string dir = qs::test::tempDir("qstream_osplus_time");
   auto rtn = [](const std::string& extra) {
@@ -198,14 +199,19 @@ TEST(QuantizeStreaming, TheTimeEstimateCountsTheOsPlusSearch) {
   };
   qs::workflow::QuantizeJobOptions o;
   o.projectDir = makeProject(dir);
-  o.configYaml = rtn("  migrate: osplus\n");
+  o.configYaml = rtn("  migrate: osplus\n  osplus_search: grid\n");
   const auto many = qs::workflow::preflightQuantize(o, /*probe=*/true);
+  o.configYaml = rtn("  migrate: osplus\n");
+  const auto refined = qs::workflow::preflightQuantize(o, /*probe=*/true);
   o.configYaml = rtn("  migrate: osplus\n  osplus_search_steps: 4\n");
   const auto few = qs::workflow::preflightQuantize(o, /*probe=*/true);
   o.configYaml = rtn("");
   const auto none = qs::workflow::preflightQuantize(o, /*probe=*/true);
   EXPECT_GT(many.migrationSeconds, 0.0);
-  EXPECT_GT(many.migrationSeconds, 4.0 * few.migrationSeconds) << "104 against 8 candidate evaluations per pair";
+  // Per pair: 103 evaluations on the grid, 22 refined, 7 with 4 steps (+ the same capture pass).
+  EXPECT_GT(many.migrationSeconds, 4.0 * few.migrationSeconds) << "103 against 7 candidate evaluations per pair";
+  EXPECT_GT(many.migrationSeconds, 2.5 * refined.migrationSeconds) << "103 against 22";
+  EXPECT_GT(refined.migrationSeconds, few.migrationSeconds);
   EXPECT_EQ(none.migrationSeconds, 0.0);
   EXPECT_GE(many.totalSeconds, many.migrationSeconds);
   EXPECT_NE(many.timeBasis.find("osplus "), std::string::npos) << many.timeBasis;

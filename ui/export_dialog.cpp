@@ -84,6 +84,13 @@ ExportDialog::ExportDialog(const QString& projectDir, qint64 preferredRun, QWidg
   for (const char* t : {"F16", "F32", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1", "Q4_0", "Q3_K_L", "Q3_K_M",
                         "Q3_K_S", "Q2_K"})
     ggufType_->addItem(QString::fromLatin1(t));
+  // Every matrix in one K type (llama-quantize --pure): the exact export of a --target gguf:T run.
+  for (const char* t : {"Q5_K", "Q4_K", "Q3_K", "Q2_K_PURE"}) {
+    ggufType_->addItem(QString::fromLatin1(t));
+    ggufType_->setItemData(ggufType_->count() - 1, tr("every matrix %1 (llama-quantize --pure), the output layer Q6_K")
+                                                       .arg(QString::fromLatin1(t).section(QLatin1Char('_'), 0, 1)),
+                           Qt::ToolTipRole);
+  }
   ggufType_->setObjectName(QStringLiteral("ggufType"));
   ggufType_->setToolTip(tr("llama.cpp type of the matrices, rounded as llama-quantize rounds them; the output layer "
                            "and rows that do not split into the type's blocks get the types llama-quantize gives "

@@ -37,9 +37,10 @@ class ExportCommand : public Command {
     cmd->add_option("-o,--output", out_, "output folder, or the .gguf file (must not exist unless --force)")->required();
     cmd->add_option("--gguf-type", ggufType_,
                     "gguf: llama.cpp type F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, "
-                    "Q4_0, Q3_K_L, Q3_K_M, Q3_K_S or Q2_K, as llama-quantize names them; default: the run's --target gguf:T type, else F16 (the _S/_M "
-                    "mixes, the output layer and "
-                    "rows that do not split into blocks get the types llama-quantize gives them)")
+                    "Q4_0, Q3_K_L, Q3_K_M, Q3_K_S or Q2_K, as llama-quantize names them, or Q5_K, Q4_K, Q3_K, Q2_K_PURE "
+                    "(every matrix in that type, the output layer Q6_K); default: the run's --target gguf:T type, else "
+                    "F16 (the _S/_M mixes, the output layer and rows that do not split into blocks get the types "
+                    "llama-quantize gives them)")
         ->capture_default_str();
     cmd->add_flag("--force", force_, "replace an existing output folder (only once the new one is complete)");
     cmd->add_option("--dtype", dtype_, "float tensors: float16, bfloat16 or float32 (GPTQ scales too)")

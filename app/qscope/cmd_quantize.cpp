@@ -49,7 +49,8 @@ class QuantizeCommand : public Command {
     add(cmd->add_flag("--sym", sym_, "symmetric grid (zero point 0)"));
     add(cmd->add_option("--target", gridTarget_,
                         "quantize onto a llama.cpp type's exact grid: gguf:Q4_0, gguf:Q5_0, gguf:Q8_0 (its bits, "
-                        "blocks of 32 and fp16 block scale; config observer: ggml) or gguf:Q4_K, gguf:Q5_K, gguf:Q6_K "
+                        "blocks of 32 and fp16 block scale; config observer: ggml) or gguf:Q2_K, gguf:Q3_K, gguf:Q4_K, "
+                        "gguf:Q5_K, gguf:Q6_K "
                         "(sub-block scales and minimums under fp16 super-block factors as llama.cpp chooses them, "
                         "static groups; observer: ggml_k); `qscope export --format gguf` then writes the codes the "
                         "method chose"));
@@ -82,6 +83,9 @@ class QuantizeCommand : public Command {
                                                    "quantized model's weights and inputs during its evaluation"));
     add(cmd->add_option("--sq-alpha", sqAlpha_, "SmoothQuant migration strength"));
     add(cmd->add_option("--search-steps", searchSteps_, "OS+ threshold candidates - 1"));
+    add(cmd->add_option("--osplus-search", osplusSearch_,
+                        "OS+ threshold search: refine (coarse to fine, ~20 candidates) or grid (every candidate); "
+                        "config osplus_search"));
     add(cmd->add_option("--search-tokens", searchTokens_, "OS+ calibration tokens per pair in the search"));
     add(cmd->add_flag("--no-shift", noShift_, "OS+ without channel shifting (scaling only; config osplus_shift: false)"));
     add(cmd->add_flag("--no-scale", noScale_, "OS+ without channel scaling (shifting only; config osplus_scale: false)"));
@@ -191,7 +195,8 @@ class QuantizeCommand : public Command {
                                    {"asymmetry", m.asymmetryBefore}}},
                        {"after", {{"max_abs", m.maxAbsAfter}, {"kurtosis", m.kurtosisAfter},
                                   {"asymmetry", m.asymmetryAfter}}},
-                       {"threshold", m.threshold}});
+                       {"threshold", m.threshold},
+                       {"objective", {{"before", m.objectiveBefore}, {"after", m.objectiveAfter}}}});
     return {{"method", r.migration}, {"seconds", r.migrationSeconds}, {"sites", sites}};
   }
 
@@ -273,6 +278,7 @@ class QuantizeCommand : public Command {
       if (given("--precision")) c.precision = quant::precisionToYaml(quant::loadPrecisionConfig(precision_));
       if (given("--search-steps")) c.osplusSearchSteps = searchSteps_;
       if (given("--search-tokens")) c.osplusSearchTokens = searchTokens_;
+      if (given("--osplus-search")) c.osplusSearch = algo::parseOsPlusSearch(osplusSearch_);
       if (given("--no-shift")) c.osplusShift = false;
       if (given("--no-scale")) c.osplusScale = false;
       if (given("--osplus-threshold")) c.osplusThreshold = osplusThreshold_;
@@ -364,7 +370,7 @@ class QuantizeCommand : public Command {
   }
 
   std::string target_, configFile_, method_, quanteaseInit_, dataset_, eval_, dataDir_, migrate_, aQuantizer_, aObserver_, qconfig_;
-  std::string evalTasks_, taskDir_, gridTarget_, bundle_;
+  std::string evalTasks_, taskDir_, gridTarget_, bundle_, osplusSearch_ = "refine";
   int64_t evalTasksLimit_ = 0;
   int aBits_ = 16, aGroupSize_ = 128, searchSteps_ = 100;
   int64_t searchTokens_ = 1024;

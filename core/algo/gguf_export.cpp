@@ -40,8 +40,10 @@ const std::vector<BaseType>& baseTypes() {
       {"Q4_0", io::ggml::Q4_0, 2},    {"Q3_K_L", io::ggml::Q3_K, 13}, {"Q3_K_M", io::ggml::Q3_K, 12},
       {"Q3_K_S", io::ggml::Q3_K, 11}, {"Q2_K", io::ggml::Q2_K, 10},
       // Every matrix in one K type (llama-quantize --pure), the output layer Q6_K: the export of a run
-      // on that grid (quantize --target gguf:Q4_K); file_type says the nearest mix.
-      {"Q4_K", io::ggml::Q4_K, 14},   {"Q5_K", io::ggml::Q5_K, 16}};
+      // on that grid (quantize --target gguf:Q4_K); file_type says the nearest mix. Q2_K's name is
+      // the mix above, so its pure form is Q2_K_PURE.
+      {"Q3_K", io::ggml::Q3_K, 11},   {"Q4_K", io::ggml::Q4_K, 14},   {"Q5_K", io::ggml::Q5_K, 16},
+      {"Q2_K_PURE", io::ggml::Q2_K, 10}};
   // (Q6_K above is already one type throughout, as llama-quantize's Q6_K is.)
   return t;
 }
@@ -122,7 +124,7 @@ GgufVocab ggufVocab(const std::string& modelPath, const model::ModelConfig& cfg)
 // The run's quantize spec (its config as stored with the artifact).
 quant::QuantSpec runSpec(const QuantArtifact& a) { return parseQuantizeConfig(a.configYaml, "run config").layer.spec; }
 
-// Q4_0/Q5_0/Q8_0/Q4_K/Q5_K blocks straight from the run's grid of `site`: the codes and scales the
+// Q4_0/Q5_0/Q8_0 and K blocks straight from the run's grid of `site`: the codes and scales the
 // method chose (quantize --target gguf:T), rows in llama.cpp's q/k order.
 void writeGridBlocks(const QuantArtifact& a, const std::string& site, uint32_t type,
                      const std::function<at::Tensor(const at::Tensor&)>& toRows, int64_t rows, int64_t cols,
@@ -131,8 +133,9 @@ void writeGridBlocks(const QuantArtifact& a, const std::string& site, uint32_t t
   if (g.outlierIndices.defined() && g.outlierIndices.numel() > 0)
     throw Error("--format gguf: site '" + site + "' keeps full-precision outliers, which a GGUF block cannot hold");
   const int64_t groups = g.scales.size(1);
-  const bool k = type == io::ggml::Q4_K || type == io::ggml::Q5_K || type == io::ggml::Q6_K;
-  const int64_t group = type == io::ggml::Q6_K ? 16 : 32;
+  const bool k = type == io::ggml::Q2_K || type == io::ggml::Q3_K || type == io::ggml::Q4_K ||
+                 type == io::ggml::Q5_K || type == io::ggml::Q6_K;
+  const int64_t group = type == io::ggml::Q4_K || type == io::ggml::Q5_K ? 32 : k ? 16 : 32;
   const float zero = type == io::ggml::Q8_0 ? 128.f : type == io::ggml::Q5_0 ? 16.f : 8.f;
   if (naturalGroupSize(g.gIdx, groups) != group || groups * group != cols ||
       (!k && !at::equal(g.zeros, at::full_like(g.zeros, zero))))
@@ -218,9 +221,14 @@ uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, co
   return t;
 }
 
+std::string targetGgufType(const quant::QuantSpec& spec) {
+  const std::string target = gridTargetType(spec);
+  return target == "Q2_K" ? "Q2_K_PURE" : target;
+}
+
 std::string effectiveGgufType(const QuantArtifact& a, const ExportOptions& o) {
   if (!o.ggufType.empty()) return o.ggufType;
-  const std::string target = gridTargetType(runSpec(a));
+  const std::string target = targetGgufType(runSpec(a));
   return target.empty() ? "F16" : target;
 }
 

@@ -32,8 +32,12 @@ struct GgufSourceTensor {
 };
 
 // The --gguf-type an export uses: options.ggufType, or when that is empty the run's grid target
-// (quantize --target gguf:T), else F16.
+// (quantize --target gguf:T, targetGgufType), else F16.
 std::string effectiveGgufType(const QuantArtifact& a, const ExportOptions& o);
+// The --gguf-type that writes every matrix of a run on a llama.cpp grid in the run's own type, so
+// the file holds exactly its codes ("Q4_0", "Q4_K", ...; "Q2_K_PURE", since "Q2_K" is
+// llama-quantize's mix); "" for a run on no such grid.
+std::string targetGgufType(const quant::QuantSpec& spec);
 
 // The vocabulary a GGUF file carries: SentencePiece ("llama") or byte-level BPE ("gpt2").
 struct GgufVocab {

@@ -433,44 +433,72 @@ void packTwoBitCodes(const uint8_t* L, uint8_t* qs) {
 }
 uint8_t twoBitCode(const uint8_t* qs, int e) { return static_cast<uint8_t>((qs[(e / 128) * 32 + e % 32] >> (2 * ((e % 128) / 32))) & 3); }
 
-// Q2_K (scales[16], qs[64], d, dmin): 16 sub-blocks of 16 codes in [0, 3], each with a 4-bit scale
-// and a 4-bit minimum under fp16 super-block factors; the sub-block fit minimises the weighted
-// absolute error (weights |x|).
-void quantizeQ2_K(const float* x, uint8_t* b) {
-  uint8_t L[kQkK], Laux[16];
+// Q2_K's super-block parameters: fp16 factors d and dmin and per sub-block of 16 a 4-bit scale
+// and minimum (sub-block j dequantizes as d sc_j q - dmin m_j), as ggml's quantize_row_q2_K_ref
+// chooses them (make_qkx2_quants per sub-block, weights |x|). nonzeroScales: a scale that rounds
+// to 0 becomes 1 and an all-constant super-block gets the step max|x| / (15 * 3) (a grid for other
+// methods). L (256, or null) receives make_qkx2_quants' codes, which ggml keeps where a step is 0.
+struct Q2Params {
+  float d = 0, dmin = 0;
+  uint8_t sc[kQkK / 16] = {}, m[kQkK / 16] = {};
+};
+
+Q2Params q2Params(const float* x, bool nonzeroScales, uint8_t* L) {
+  uint8_t tmp[16], Laux[16];
   float weights[16], mins[kQkK / 16], scales[kQkK / 16];
   float maxScale = 0, maxMin = 0;
   for (int j = 0; j < kQkK / 16; ++j) {
     for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-    scales[j] = makeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+    scales[j] = makeQkx2Quants(16, 3, x + 16 * j, weights, L ? L + 16 * j : tmp, &mins[j], Laux, -0.5f, 0.1f, 15, true);
     maxScale = std::max(maxScale, scales[j]);
     maxMin = std::max(maxMin, mins[j]);
   }
-  std::memset(b, 0, 84);
-  uint8_t* sc = b;
+  if (nonzeroScales && maxScale <= 0) {
+    float amax = 0;
+    for (int i = 0; i < kQkK; ++i) amax = std::max(amax, std::fabs(x[i]));
+    maxScale = amax > 0 ? amax / 3 : 1.0f;
+    std::fill(scales, scales + kQkK / 16, maxScale);
+  }
+  Q2Params p;
   if (maxScale > 0) {
     const float inv = 15.f / maxScale;
-    for (int j = 0; j < kQkK / 16; ++j) sc[j] = static_cast<uint8_t>(nearestInt(inv * scales[j]));
-    putHalf(b + 80, maxScale / 15.f);
-  } else {
-    putHalf(b + 80, 0.f);
+    for (int j = 0; j < kQkK / 16; ++j) {
+      p.sc[j] = static_cast<uint8_t>(nearestInt(inv * scales[j]));
+      if (nonzeroScales && p.sc[j] == 0) p.sc[j] = 1;
+    }
+    p.d = fp16ToFp32(fp32ToFp16(maxScale / 15.f));
+    if (nonzeroScales && p.d == 0) p.d = fp16ToFp32(1);  // 0x0001: the smallest fp16 step
   }
   if (maxMin > 0) {
     const float inv = 15.f / maxMin;
-    for (int j = 0; j < kQkK / 16; ++j) sc[j] = static_cast<uint8_t>(sc[j] | (nearestInt(inv * mins[j]) << 4));
-    putHalf(b + 82, maxMin / 15.f);
-  } else {
-    putHalf(b + 82, 0.f);
+    for (int j = 0; j < kQkK / 16; ++j) p.m[j] = static_cast<uint8_t>(nearestInt(inv * mins[j]));
+    p.dmin = fp16ToFp32(fp32ToFp16(maxMin / 15.f));
   }
-  const float dSuper = getHalf(b + 80), mSuper = getHalf(b + 82);
+  return p;
+}
+
+// Q2_K (scales[16], qs[64], d, dmin) of codes L[256] (0..3) under p.
+void packQ2K(const Q2Params& p, const uint8_t* L, uint8_t* b) {
+  std::memset(b, 0, 84);
+  for (int j = 0; j < kQkK / 16; ++j) b[j] = static_cast<uint8_t>(p.sc[j] | (p.m[j] << 4));
+  putHalf(b + 80, p.d);
+  putHalf(b + 82, p.dmin);
+  packTwoBitCodes(L, b + 16);
+}
+
+// Q2_K: 16 sub-blocks of 16 codes in [0, 3], each with a 4-bit scale and a 4-bit minimum under
+// fp16 super-block factors; the sub-block fit minimises the weighted absolute error (weights |x|).
+void quantizeQ2_K(const float* x, uint8_t* b) {
+  uint8_t L[kQkK];
+  const Q2Params p = q2Params(x, false, L);
   for (int j = 0; j < kQkK / 16; ++j) {
-    const float d = dSuper * static_cast<float>(sc[j] & 0xF);
+    const float d = p.d * static_cast<float>(p.sc[j]);
     if (d == 0.0f) continue;
-    const float dm = mSuper * static_cast<float>(sc[j] >> 4);
+    const float dm = p.dmin * static_cast<float>(p.m[j]);
     for (int i = 0; i < 16; ++i)
       L[16 * j + i] = static_cast<uint8_t>(std::max(0, std::min(3, nearestInt((x[16 * j + i] + dm) / d))));
   }
-  packTwoBitCodes(L, b + 16);
+  packQ2K(p, L, b);
 }
 
 // ggml's make_q3_quants with its refinement: signed codes in [-nmax, nmax - 1] (returned shifted
@@ -522,49 +550,80 @@ int scaleQ3K(int j, const uint8_t* s) {
   return (low | (high << 4)) - 32;
 }
 
-// Q3_K (hmask[32], qs[64], scales[12], d): 16 sub-blocks of 16 codes in [-4, 3] with signed 6-bit
-// scales under an fp16 super-block factor; the third bit of each code is in hmask.
-void quantizeQ3_K(const float* x, uint8_t* b) {
-  int8_t L[kQkK];
+// Q3_K's super-block parameters: an fp16 factor d and a signed 6-bit scale per sub-block of 16
+// (sub-block j dequantizes as d sc_j (q - 4), q in 0..7), as ggml's quantize_row_q3_K_ref chooses
+// them (make_q3_quants per sub-block; the largest-magnitude scale is -32 steps). nonzeroScales: a
+// scale that rounds to 0 becomes 1 and an all-zero super-block gets d = 1. L (256, or null)
+// receives make_q3_quants' codes, which ggml keeps where a step is 0.
+struct Q3Params {
+  float d = 0;
+  int8_t sc[kQkK / 16] = {};
+  bool zero = false;  // every sub-block scale 0: ggml writes d = 0 and zero scale bytes
+};
+
+Q3Params q3Params(const float* x, bool nonzeroScales, int8_t* L) {
+  int8_t tmp[16];
   float scales[kQkK / 16];
   float maxScale = 0, amax = 0;
   for (int j = 0; j < kQkK / 16; ++j) {
-    scales[j] = makeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
+    scales[j] = makeQ3Quants(16, 4, x + 16 * j, L ? L + 16 * j : tmp);
     if (std::fabs(scales[j]) > amax) {
       amax = std::fabs(scales[j]);
       maxScale = scales[j];
     }
   }
+  Q3Params p;
+  if (maxScale == 0.0f) {
+    p.zero = !nonzeroScales;
+    if (nonzeroScales) {
+      p.d = 1.0f;
+      std::fill(p.sc, p.sc + kQkK / 16, int8_t{1});
+    }
+    return p;
+  }
+  const float iscale = -32.f / maxScale;
+  for (int j = 0; j < kQkK / 16; ++j) {
+    p.sc[j] = static_cast<int8_t>(std::max(-32, std::min(31, static_cast<int>(static_cast<int8_t>(nearestInt(iscale * scales[j]))))));
+    if (nonzeroScales && p.sc[j] == 0) p.sc[j] = 1;
+  }
+  p.d = fp16ToFp32(fp32ToFp16(1 / iscale));
+  return p;
+}
+
+// Q3_K (hmask[32], qs[64], scales[12], d) of codes L[256] (0..7, zero 4) under p; the third bit
+// of each code is in hmask.
+void packQ3K(const Q3Params& p, const int8_t* L, uint8_t* b) {
   std::memset(b, 0, 110);
   uint8_t* hmask = b;
-  uint8_t* qs = b + 32;
   uint8_t* sc = b + 96;
-  if (maxScale != 0.0f) {
-    const float iscale = -32.f / maxScale;
+  if (!p.zero)
     for (int j = 0; j < kQkK / 16; ++j) {
-      int l = std::max(-32, std::min(31, static_cast<int>(static_cast<int8_t>(nearestInt(iscale * scales[j]))))) + 32;
+      int l = p.sc[j] + 32;
       if (j < 8) sc[j] = static_cast<uint8_t>(l & 0xF);
       else sc[j - 8] = static_cast<uint8_t>(sc[j - 8] | ((l & 0xF) << 4));
       l >>= 4;
       sc[j % 4 + 8] = static_cast<uint8_t>(sc[j % 4 + 8] | (l << (2 * (j / 4))));
     }
-    putHalf(b + 108, 1 / iscale);
-  } else {
-    putHalf(b + 108, 0.f);
-  }
-  const float dSuper = getHalf(b + 108);
-  for (int j = 0; j < kQkK / 16; ++j) {
-    const float d = dSuper * static_cast<float>(scaleQ3K(j, sc));
-    if (d == 0.0f) continue;
-    for (int i = 0; i < 16; ++i)
-      L[16 * j + i] = static_cast<int8_t>(std::max(-4, std::min(3, nearestInt(x[16 * j + i] / d))) + 4);
-  }
+  putHalf(b + 108, p.zero ? 0.f : p.d);
   uint8_t low[kQkK];
   for (int e = 0; e < kQkK; ++e) {
     low[e] = static_cast<uint8_t>(L[e] > 3 ? L[e] - 4 : L[e]);
     if (L[e] > 3) hmask[e % 32] = static_cast<uint8_t>(hmask[e % 32] | (1u << (e / 32)));
   }
-  packTwoBitCodes(low, qs);
+  packTwoBitCodes(low, b + 32);
+}
+
+// Q3_K: 16 sub-blocks of 16 codes in [-4, 3] with signed 6-bit scales under an fp16 factor.
+void quantizeQ3_K(const float* x, uint8_t* b) {
+  int8_t L[kQkK];
+  const Q3Params p = q3Params(x, false, L);
+  for (int j = 0; j < kQkK / 16 && !p.zero; ++j) {
+    const float d = p.d * static_cast<float>(p.sc[j]);
+    if (d == 0.0f) continue;
+    for (int i = 0; i < 16; ++i)
+      L[16 * j + i] = static_cast<int8_t>(std::max(-4, std::min(3, nearestInt(x[16 * j + i] / d))) + 4);
+  }
+  packQ3K(p, L, b);
 }
 
 void dequantizeBlock(uint32_t type, const uint8_t* b, float* y) {
@@ -818,13 +877,17 @@ void ggmlEncodeBlocks(uint32_t type, const float* codes, const float* scales, in
 
 namespace {
 
-// Q6_K blocks from codes (0..63, zero 32) and per-sub-block scales d sc (mins = 32 scales): d is
-// the largest-magnitude scale over -128 (ggml rounds that scale to -128 steps), an fp16 value.
-void encodeQ6KBlocks(const float* codes, const float* scales, const float* mins, int64_t rows, int64_t n, uint8_t* dst,
-                     const std::string& what) {
-  checkRow(ggml::Q6_K, n, what.c_str());
-  const int64_t blocks = n / kQkK, sub = kQkK / 16;
-  auto off = [&](const std::string& why) { return Error(what + ": " + why + " (not a Q6_K grid)"); };
+// Q6_K or Q3_K blocks from codes (Q6_K 0..63, zero 32; Q3_K 0..7, zero 4) and per-sub-block
+// scales d sc (mins = zero scales): d is the largest-magnitude scale over -128 (Q3_K: -32; ggml
+// rounds that scale to the most negative step), an fp16 value.
+void encodeSignedKBlocks(uint32_t type, const float* codes, const float* scales, const float* mins, int64_t rows,
+                         int64_t n, uint8_t* dst, const std::string& what) {
+  const bool q6 = type == ggml::Q6_K;
+  const int lowest = q6 ? -128 : -32, highest = q6 ? 127 : 31, zero = q6 ? 32 : 4, top = 2 * zero - 1;
+  const char* name = q6 ? "Q6_K" : "Q3_K";
+  checkRow(type, n, what.c_str());
+  const int64_t blocks = n / kQkK, sub = kQkK / 16, bytes = q6 ? 210 : 110;
+  auto off = [&](const std::string& why) { return Error(what + ": " + why + " (not a " + name + " grid)"); };
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t b = 0; b < blocks; ++b) {
       const float* s = scales + (r * blocks + b) * sub;
@@ -832,36 +895,98 @@ void encodeQ6KBlocks(const float* codes, const float* scales, const float* mins,
       int64_t big = 0;
       for (int64_t j = 1; j < sub; ++j)
         if (std::fabs(s[j]) > std::fabs(s[big])) big = j;
-      Q6Params p;
-      // ggml's own grid has its largest scale at -128 steps; an all-zero super-block's grid is d 1.
-      for (const float d : {s[big] / -128.f, s[big]}) {
-        p.d = fp16ToFp32(fp32ToFp16(d));
-        bool ok = p.d != 0;
+      float d = 0;
+      int8_t sc[kQkK / 16] = {};
+      // ggml's own grid has its largest scale at the lowest step; an all-zero super-block's grid is d 1.
+      for (const float cand : {s[big] / static_cast<float>(lowest), s[big]}) {
+        d = fp16ToFp32(fp32ToFp16(cand));
+        bool ok = d != 0;
         for (int64_t j = 0; ok && j < sub; ++j) {
-          const int sc = nearestInt(s[j] / p.d);
-          ok = sc >= -128 && sc <= 127 && p.d * static_cast<float>(sc) == s[j];
-          if (ok) p.sc[j] = static_cast<int8_t>(sc);
+          const int k = nearestInt(s[j] / d);
+          ok = k >= lowest && k <= highest && d * static_cast<float>(k) == s[j];
+          if (ok) sc[j] = static_cast<int8_t>(k);
         }
         if (ok) break;
-        p.d = 0;
+        d = 0;
       }
-      if (p.d == 0) throw off("sub-block scale " + std::to_string(s[big]));
+      if (d == 0) throw off("sub-block scale " + std::to_string(s[big]));
       int8_t L[kQkK];
       const float* c = codes + r * n + b * kQkK;
       for (int64_t j = 0; j < sub; ++j)
-        if (m[j] != 32.0f * s[j]) throw off("sub-block zero " + std::to_string(m[j] / s[j]) + " (Q6_K's is 32)");
+        if (m[j] != static_cast<float>(zero) * s[j])
+          throw off("sub-block zero " + std::to_string(m[j] / s[j]) + " (" + name + "'s is " + std::to_string(zero) + ")");
       for (int i = 0; i < kQkK; ++i) {
         const int q = static_cast<int>(c[i]);
-        if (static_cast<float>(q) != c[i] || q < 0 || q > 63) throw off("code " + std::to_string(c[i]));
+        if (static_cast<float>(q) != c[i] || q < 0 || q > top) throw off("code " + std::to_string(c[i]));
         L[i] = static_cast<int8_t>(q);
       }
-      packQ6K(p, L, dst + (r * blocks + b) * 210);
+      uint8_t* y = dst + (r * blocks + b) * bytes;
+      if (q6) {
+        Q6Params p;
+        p.d = d;
+        std::copy(sc, sc + sub, p.sc);
+        packQ6K(p, L, y);
+      } else {
+        Q3Params p;
+        p.d = d;
+        std::copy(sc, sc + sub, p.sc);
+        packQ3K(p, L, y);
+      }
+    }
+}
+
+// Q2_K blocks from codes (0..3) and per-sub-block scales d sc and minimums dmin m: d and dmin are
+// the largest scale and minimum over 15 (ggml rounds the largest to 15 steps), fp16 values.
+void encodeQ2KBlocks(const float* codes, const float* scales, const float* mins, int64_t rows, int64_t n, uint8_t* dst,
+                     const std::string& what) {
+  checkRow(ggml::Q2_K, n, what.c_str());
+  const int64_t blocks = n / kQkK, sub = kQkK / 16;
+  auto off = [&](const std::string& why) { return Error(what + ": " + why + " (not a Q2_K grid)"); };
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* s = scales + (r * blocks + b) * sub;
+      const float* m = mins + (r * blocks + b) * sub;
+      Q2Params p;
+      p.d = fp16ToFp32(fp32ToFp16(*std::max_element(s, s + sub) / 15.f));
+      p.dmin = fp16ToFp32(fp32ToFp16(*std::max_element(m, m + sub) / 15.f));
+      for (int64_t j = 0; j < sub; ++j) {
+        const int sc = p.d > 0 ? nearestInt(s[j] / p.d) : 0, mm = p.dmin > 0 ? nearestInt(m[j] / p.dmin) : 0;
+        if (sc < 1 || sc > 15 || p.d * static_cast<float>(sc) != s[j]) throw off("sub-block scale " + std::to_string(s[j]));
+        if (mm < 0 || mm > 15 || std::fabs(p.dmin * static_cast<float>(mm) - m[j]) > 1e-6f * std::fabs(m[j]))
+          throw off("sub-block minimum " + std::to_string(m[j]));
+        p.sc[j] = static_cast<uint8_t>(sc);
+        p.m[j] = static_cast<uint8_t>(mm);
+      }
+      uint8_t L[kQkK];
+      const float* c = codes + r * n + b * kQkK;
+      for (int i = 0; i < kQkK; ++i) {
+        const int q = static_cast<int>(c[i]);
+        if (static_cast<float>(q) != c[i] || q < 0 || q > 3) throw off("code " + std::to_string(c[i]));
+        L[i] = static_cast<uint8_t>(q);
+      }
+      packQ2K(p, L, dst + (r * blocks + b) * 84);
     }
 }
 
 }  // namespace
 
 void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins) {
+  if (type == ggml::Q3_K) {  // signed scales, the minimum 4 steps (zero point 4)
+    const Q3Params p = q3Params(x, true, nullptr);
+    for (int j = 0; j < kQkK / 16; ++j) {
+      scales[j] = p.d * static_cast<float>(p.sc[j]);
+      mins[j] = 4.0f * scales[j];
+    }
+    return;
+  }
+  if (type == ggml::Q2_K) {
+    const Q2Params p = q2Params(x, true, nullptr);
+    for (int j = 0; j < kQkK / 16; ++j) {
+      scales[j] = p.d * static_cast<float>(p.sc[j]);
+      mins[j] = p.dmin * static_cast<float>(p.m[j]);
+    }
+    return;
+  }
   if (type == ggml::Q6_K) {  // symmetric: the minimum is 32 steps (zero point 32)
     const Q6Params p = q6Params(x, true, nullptr);
     for (int j = 0; j < kQkK / 16; ++j) {
@@ -870,7 +995,7 @@ void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins) {
     }
     return;
   }
-  if (type != ggml::Q4_K && type != ggml::Q5_K) throw Error("ggmlKGrid: Q4_K, Q5_K or Q6_K only");
+  if (type != ggml::Q4_K && type != ggml::Q5_K) throw Error("ggmlKGrid: Q2_K, Q3_K, Q4_K, Q5_K or Q6_K only");
   const KParams p = type == ggml::Q4_K ? kParams<4>(x, true, nullptr) : kParams<5>(x, true, nullptr);
   for (int j = 0; j < kQkK / 32; ++j) {
     scales[j] = p.d * static_cast<float>(p.sc[j]);
@@ -880,12 +1005,16 @@ void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins) {
 
 void ggmlEncodeKBlocks(uint32_t type, const float* codes, const float* scales, const float* mins, int64_t rows,
                        int64_t n, uint8_t* dst, const std::string& what) {
-  if (type == ggml::Q6_K) {
-    encodeQ6KBlocks(codes, scales, mins, rows, n, dst, what);
+  if (type == ggml::Q6_K || type == ggml::Q3_K) {
+    encodeSignedKBlocks(type, codes, scales, mins, rows, n, dst, what);
+    return;
+  }
+  if (type == ggml::Q2_K) {
+    encodeQ2KBlocks(codes, scales, mins, rows, n, dst, what);
     return;
   }
   if (type != ggml::Q4_K && type != ggml::Q5_K)
-    throw Error(what + ": codes are written as Q4_K, Q5_K or Q6_K blocks only");
+    throw Error(what + ": codes are written as Q2_K, Q3_K, Q4_K, Q5_K or Q6_K blocks only");
   checkRow(type, n, what.c_str());
   const int top = type == ggml::Q4_K ? 15 : 31;
   const auto bytes = static_cast<int64_t>(ggmlTypeTraits(type).typeSize);

@@ -50,18 +50,22 @@ QuantParams ggmlParams(const at::Tensor& rows, int bits) {
   return {d.contiguous(), at::full_like(d, static_cast<float>(1 << (bits - 1)))};
 }
 
-// llama.cpp's Q4_K/Q5_K (groups of 32) or Q6_K (groups of 16) grid: rows are groups in row-major
-// order, 256 / group of them a super-block of one output row (observeGroups' view of a weight
-// whose columns fill 256s).
+// llama.cpp's Q4_K/Q5_K (groups of 32) or Q2_K/Q3_K/Q6_K (groups of 16) grid: rows are groups in
+// row-major order, 256 / group of them a super-block of one output row (observeGroups' view of a
+// weight whose columns fill 256s).
 QuantParams ggmlKParams(const at::Tensor& rows, int bits) {
-  const int64_t g = bits == 6 ? 16 : 32, per = 256 / g;
+  const int64_t g = ggmlKGroupSize(bits), per = 256 / g;
   if (rows.size(1) != g || rows.size(0) % per != 0)
     throw Error("observer: ggml_k needs whole super-blocks of 256 columns (" + std::to_string(per) + " groups of " +
                 std::to_string(g) + "); got rows of " + std::to_string(rows.size(1)) + " in " +
                 std::to_string(rows.size(0)) + " groups");
   const at::Tensor x = rows.to(at::kCPU).contiguous();  // ggml's scalar rule runs on the host
   at::Tensor scale = at::empty({rows.size(0)}, at::kFloat), minimum = at::empty({rows.size(0)}, at::kFloat);
-  const uint32_t type = bits == 4 ? io::ggml::Q4_K : bits == 5 ? io::ggml::Q5_K : io::ggml::Q6_K;
+  const uint32_t type = bits == 2   ? io::ggml::Q2_K
+                        : bits == 3 ? io::ggml::Q3_K
+                        : bits == 4 ? io::ggml::Q4_K
+                        : bits == 5 ? io::ggml::Q5_K
+                                    : io::ggml::Q6_K;
   for (int64_t b = 0; b < rows.size(0) / per; ++b)
     io::ggmlKGrid(type, x.data_ptr<float>() + b * 256, scale.data_ptr<float>() + b * per,
                   minimum.data_ptr<float>() + b * per);
@@ -143,10 +147,10 @@ void QuantSpec::validate() const {
                   "needs static_groups");
   }
   if (observer == Observer::GgmlK && bits < 16) {
-    if (bits != 4 && bits != 5 && bits != 6)
-      throw Error("observer: ggml_k is llama.cpp's Q4_K, Q5_K or Q6_K grid: bit must be 4, 5 or 6 (got " +
+    if (bits < 2 || bits > 6)
+      throw Error("observer: ggml_k is llama.cpp's Q2_K, Q3_K, Q4_K, Q5_K or Q6_K grid: bit must be 2 to 6 (got " +
                   std::to_string(bits) + ")");
-    const int group = bits == 6 ? 16 : 32;
+    const int group = ggmlKGroupSize(bits);
     if (groupSize != group || symmetric || chAxis != 0 || !staticGroups)
       throw Error("observer: ggml_k is llama.cpp's K-quant grid: it needs group_size " + std::to_string(group) +
                   " (for bit " + std::to_string(bits) + "), symmetric false, ch_axis 0 and static_groups true "

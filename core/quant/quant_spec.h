@@ -25,10 +25,12 @@ enum class Observer {
   Ggml,        // llama.cpp's block scale, fp16 like the GGUF file: Q4_0/Q5_0 d = the value of largest
                // magnitude / -2^(bits-1), Q8_0 d = max|x| / 127; zero 2^(bits-1) (bits 4, 5, 8, groups of 32)
   GgmlK,       // llama.cpp's Q4_K/Q5_K grid (bits 4, 5; groups of 32, 8 to a super-block of 256 columns;
-               // Q6_K: bits 6, groups of 16 with signed 8-bit scales under fp16 d, zero 32):
-               // each group's scale d*sc and minimum dmin*m as ggml's quantizer chooses them (fp16 d,
-               // dmin, 6-bit sc, m); zero = minimum / scale is not an integer, so codes are
-               // round(x / s + z) on this grid. Needs static groups (a super-block's d is known first).
+               // Q2_K: bits 2, groups of 16 with 4-bit scales and minimums; Q3_K: bits 3, groups of
+               // 16 with signed 6-bit scales under fp16 d, zero 4; Q6_K: bits 6, groups of 16 with
+               // signed 8-bit scales, zero 32): each group's scale d*sc and minimum dmin*m as ggml's
+               // quantizer chooses them (fp16 d, dmin; 6-bit sc, m for Q4_K/Q5_K); where zero =
+               // minimum / scale is not an integer (Q2_K, Q4_K, Q5_K) codes are round(x / s + z).
+               // Needs static groups (a super-block's d is known first).
 };
 
 const char* observerName(Observer o);  // "minmax", "mse", "percentile"
@@ -93,7 +95,11 @@ at::Tensor naturalGroupIndex(int64_t inFeatures, const QuantSpec& spec);
 
 // Whether codes on spec's grid round with the zero inside, round(x / s + z): Q4_K/Q5_K grids, whose
 // zero points (minimum / scale) are not integers. Every other grid rounds round(x / s) + z.
-inline bool roundsWithZeroInside(const QuantSpec& spec) { return spec.observer == Observer::GgmlK && spec.bits != 6; }
+inline bool roundsWithZeroInside(const QuantSpec& spec) {
+  return spec.observer == Observer::GgmlK && spec.bits != 6 && spec.bits != 3;
+}
+// The sub-block of llama.cpp's K grid of `bits`: 32 for Q4_K/Q5_K, 16 for Q2_K, Q3_K and Q6_K.
+inline int ggmlKGroupSize(int bits) { return bits == 4 || bits == 5 ? 32 : 16; }
 
 // Integer codes (float32 holding integers) of x on the grid (scale, zero); broadcasting shapes.
 // Same arithmetic as fakeQuant: clamp(round(x / scale) + zero, qmin, qmax); where

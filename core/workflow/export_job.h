@@ -24,7 +24,8 @@ struct ExportJobOptions {
   std::string gptqFormat = "gptq";    // gptq (AutoGPTQ v1: zero - 1 stored) or gptq_v2
   bool allowPadding = false;          // GPTQ: pack in/out features not divisible by 32 (QuantScope-only)
   std::string ggufType;               // gguf: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M/S, Q5_1, Q5_0, Q4_K_M/S,
-                                      // Q4_1, Q4_0; "" = the run's --target type, else F16
+                                      // Q4_1, Q4_0, Q3_K_L/M/S, Q2_K; pure Q5_K, Q4_K, Q3_K, Q2_K_PURE;
+                                      // "" = the run's --target type, else F16
   // After writing, reload the export and compare it with the run's model on 4 windows of the run's
   // calibration text (KL, top-1); stored with the run as export.<format>.kl_mean/kl_max/top1.
   bool checkParity = true;
@@ -43,7 +44,8 @@ struct ExportableRun {
   std::string name;                   // run name ("gptq w4 g128")
   std::string method;                 // weight method ("gptq")
   int bits = 16;                      // 16 = weights not quantized
-  std::string ggufType;               // the run's llama.cpp grid (quantize --target gguf:T): "Q4_0", or ""
+  std::string ggufType;               // the --gguf-type that writes the run's llama.cpp grid (quantize
+                                      // --target gguf:T) exactly: "Q4_0", "Q2_K_PURE", ...; or ""
   std::string migration;              // none | osplus | smoothquant
   std::vector<std::string> formats;   // the formats this run can provide
   std::string limits;                 // why other formats are missing ("" = only the run's settings)

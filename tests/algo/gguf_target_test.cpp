@@ -1,10 +1,10 @@
 // `--target gguf:Q4_0|Q5_0|Q8_0` (observer ggml): QuantScope's block scales are exactly the fp16 d
 // that ggml's own Q4_0/Q5_0/Q8_0 quantization stores (core/io/ggml_quants.cpp, itself byte-equal
 // to libggml in tests/llamacpp), codes stay on the type's range, and the spec refuses settings the
-// grid cannot have, naming the key. `--target gguf:Q4_K|Q5_K|Q6_K` (observer ggml_k): every value ggml's
-// own Q4_K/Q5_K/Q6_K quantization gives lies on QuantScope's grid, codes chosen on it encode to
-// blocks that dequantize to the grid's values, and on Q6_K (an integer zero) rounding to nearest
-// gives ggml's own blocks.
+// grid cannot have, naming the key. `--target gguf:Q2_K|Q3_K|Q4_K|Q5_K|Q6_K` (observer ggml_k): every
+// value ggml's own K quantization gives lies on QuantScope's grid, codes chosen on it encode to
+// blocks that dequantize to the grid's values, and on Q3_K and Q6_K (integer zeros) rounding to
+// nearest gives ggml's own blocks.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -70,7 +70,7 @@ TEST(GgufTarget, SettingsTheGridCannotHaveAreRefused) {
   test::expectError([&] { spec.validate(); }, "act_order");
   spec.staticGroups = true;
   spec.validate();
-  test::expectError([&] { applyGridTarget(spec, "gguf:Q3_K"); }, "--target");
+  test::expectError([&] { applyGridTarget(spec, "gguf:IQ3_S"); }, "--target");
   applyGridTarget(spec, "gguf:Q4_K");
   EXPECT_TRUE(spec.staticGroups) << "a super-block's factors are fixed before the method runs";
   EXPECT_EQ(gridTargetType(spec), "Q4_K");
@@ -80,8 +80,15 @@ TEST(GgufTarget, SettingsTheGridCannotHaveAreRefused) {
   applyGridTarget(spec, "gguf:Q5_K");
   spec.bits = 6;
   test::expectError([&] { spec.validate(); }, "group_size 16");
-  spec.bits = 3;
-  test::expectError([&] { spec.validate(); }, "bit must be 4, 5 or 6");
+  spec.bits = 7;
+  test::expectError([&] { spec.validate(); }, "bit must be 2 to 6");
+  applyGridTarget(spec, "gguf:Q3_K");
+  EXPECT_EQ(spec.groupSize, 16);
+  EXPECT_EQ(gridTargetType(spec), "Q3_K");
+  EXPECT_FALSE(quant::roundsWithZeroInside(spec)) << "Q3_K's zero is the integer 4";
+  applyGridTarget(spec, "gguf:Q2_K");
+  EXPECT_EQ(spec.bits, 2);
+  EXPECT_TRUE(quant::roundsWithZeroInside(spec)) << "Q2_K's minimums are not whole steps";
   quant::QuantSpec plain;
   EXPECT_EQ(gridTargetType(plain), "");
 }
@@ -94,7 +101,8 @@ TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
   w.index_put_({2, 7}, 1.5);                               // an outlier
   const at::Tensor wc = w.contiguous();
   for (const auto& [target, type, top] : std::vector<std::tuple<const char*, uint32_t, int>>{
-           {"gguf:Q4_K", io::ggml::Q4_K, 15}, {"gguf:Q5_K", io::ggml::Q5_K, 31}, {"gguf:Q6_K", io::ggml::Q6_K, 63}}) {
+           {"gguf:Q4_K", io::ggml::Q4_K, 15}, {"gguf:Q5_K", io::ggml::Q5_K, 31}, {"gguf:Q6_K", io::ggml::Q6_K, 63},
+           {"gguf:Q3_K", io::ggml::Q3_K, 7}, {"gguf:Q2_K", io::ggml::Q2_K, 3}}) {
     SCOPED_TRACE(target);
     quant::QuantSpec spec;
     applyGridTarget(spec, target);
@@ -102,8 +110,9 @@ TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
     const quant::QuantParams p = quant::observeGroups(w, spec);
     ASSERT_EQ(p.scale.sizes(), (std::vector<int64_t>{8, 512 / g}));
     EXPECT_GT(p.scale.abs().min().item<float>(), 0.0f) << "every sub-block has a step";
-    if (type == io::ggml::Q6_K) {
-      EXPECT_TRUE(at::equal(p.zero, at::full_like(p.zero, 32.0f))) << "Q6_K's zero is 32";
+    if (type == io::ggml::Q6_K || type == io::ggml::Q3_K) {
+      const float zero = type == io::ggml::Q6_K ? 32.0f : 4.0f;
+      EXPECT_TRUE(at::equal(p.zero, at::full_like(p.zero, zero))) << "Q6_K's zero is 32, Q3_K's 4";
     }
     const at::Tensor s = p.scale.repeat_interleave(g, 1), z = p.zero.repeat_interleave(g, 1);
     // ggml's own quantization of w (byte-equal to libggml's, tests/llamacpp) lies on the grid:
@@ -124,15 +133,17 @@ TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
     std::vector<uint8_t> ours(blocks.size());
     io::ggmlEncodeKBlocks(type, codes.data_ptr<float>(), scales.data_ptr<float>(), mins.data_ptr<float>(), 8, 512,
                           ours.data(), "w");
-    if (type == io::ggml::Q6_K) {  // integer zero: round to nearest on the grid is ggml's own rounding
-      EXPECT_EQ(std::memcmp(ours.data() + 210 * 2, blocks.data() + 210 * 2, 210 * 14), 0)
+    if (type == io::ggml::Q6_K || type == io::ggml::Q3_K) {
+      // Integer zero: round to nearest on the grid is ggml's own rounding.
+      const size_t block = io::ggmlRowBytes(type, 256);
+      EXPECT_EQ(std::memcmp(ours.data() + block * 2, blocks.data() + block * 2, block * 14), 0)
           << "rows 1-7 (row 0's all-zero sub-block has a step of 1 here, 0 in ggml)";
     }
     at::Tensor back = at::empty({8, 512}, at::kFloat);
     io::ggmlDequantizeRows(type, ours.data(), 8, 512, back.data_ptr<float>());
     const at::Tensor emulated = quant::dequantizeCodes(codes, s, z);
     EXPECT_LT((back - emulated).abs().max().item<float>(), 1e-6f * w.abs().max().item<float>());
-    EXPECT_LT((emulated - w).abs().max().item<float>(), 0.2f) << "the codes are close to w";
+    EXPECT_LT((emulated - w).abs().max().item<float>(), type == io::ggml::Q2_K ? 0.5f : 0.2f) << "the codes are close to w";
     // Off-grid scales are refused, naming the weight.
     at::Tensor bad = scales.clone();
     bad[3][2] = bad[3][2] * 1.01f;
@@ -144,13 +155,14 @@ TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
 }
 
 // Bits per weight on a llama.cpp grid are what its blocks store: Q4_0 18 bytes per 32 (4.5),
-// Q5_0 22 per 32 (5.5), Q8_0 34 per 32 (8.5), Q4_K 144 per 256 (4.5), Q5_K 176 per 256 (5.5).
+// Q5_0 22 per 32 (5.5), Q8_0 34 per 32 (8.5), Q4_K 144 per 256 (4.5), Q5_K 176 per 256 (5.5),
+// Q6_K 210 per 256 (6.5625), Q3_K 110 per 256 (3.4375), Q2_K 84 per 256 (2.625).
 TEST(GgufTarget, BitsPerWeightAreTheBlocksBits) {
   at::Generator gen = at::detail::createCPUGenerator(13);
   const at::Tensor w = at::randn({8, 512}, gen) * 0.05;
   for (const auto& [target, bpw] : std::vector<std::pair<const char*, double>>{
            {"gguf:Q4_0", 4.5}, {"gguf:Q5_0", 5.5}, {"gguf:Q8_0", 8.5}, {"gguf:Q4_K", 4.5}, {"gguf:Q5_K", 5.5},
-           {"gguf:Q6_K", 6.5625}}) {
+           {"gguf:Q6_K", 6.5625}, {"gguf:Q3_K", 3.4375}, {"gguf:Q2_K", 2.625}}) {
     LayerQuantOptions o;
     o.method = Method::Rtn;
     applyGridTarget(o.spec, target);

@@ -174,7 +174,7 @@ TEST(GgufLlamaCpp, AGptqRunOnTheQ4_0GridIsWrittenExactly) {
   auto q = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q4_0 --nsamples 8 --seqlen 128 "
                            "--eval none --no-progress" + data);
   ASSERT_EQ(q.code, 0) << q.err;
-  auto bad = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q3_K --eval none" + data);
+  auto bad = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:IQ3_S --eval none" + data);
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("--target"), std::string::npos) << bad.err;
   const std::string file = root + "/t.gguf";
@@ -219,7 +219,8 @@ TEST(GgufLlamaCpp, MethodsOnKQuantGridsAreWrittenAsTheyChose) {
   ASSERT_EQ(test::runQscope("project init " + quote(proj) + " --model " + quote(model)).code, 0);
   const at::Tensor ids = evalWindows(*io::loadTokenizer(model));
   for (const auto& [method, type] : std::vector<std::pair<std::string, std::string>>{
-           {"gptq", "Q4_K"}, {"quantease --num-iter 3", "Q5_K"}, {"rtn", "Q6_K"}}) {
+           {"gptq", "Q4_K"}, {"quantease --num-iter 3", "Q5_K"}, {"rtn", "Q6_K"}, {"rtn", "Q3_K"},
+           {"quantease --num-iter 3", "Q2_K"}, {"gptq", "Q3_K"}}) {
     SCOPED_TRACE(method);
     auto q = test::runQscope("quantize " + quote(proj) + " --method " + method + " --target gguf:" + type +
                              " --nsamples 8 --seqlen 64 --eval none --no-progress" + data);
@@ -227,7 +228,7 @@ TEST(GgufLlamaCpp, MethodsOnKQuantGridsAreWrittenAsTheyChose) {
     const size_t at = (q.out + q.err).find("stored as run ");
     ASSERT_NE(at, std::string::npos) << q.out << q.err;
     const int run = std::atoi((q.out + q.err).c_str() + at + 14);
-    const std::string file = root + "/" + type + ".gguf";
+    const std::string file = root + "/" + method.substr(0, 4) + "-" + type + ".gguf";
     auto x = test::runQscope("export " + std::to_string(run) + " -p " + quote(proj) + " --format gguf -o " + quote(file) +
                              " --no-progress");
     ASSERT_EQ(x.code, 0) << x.err;
@@ -253,8 +254,9 @@ TEST(GgufLlamaCpp, MethodsOnKQuantGridsAreWrittenAsTheyChose) {
   EXPECT_EQ(gptq.code, 1);
   EXPECT_NE(gptq.err.find("not integers"), std::string::npos) << gptq.err;
 
-  // Q6_K's zero point is 32, an integer: round to nearest on its grid is ggml's own rounding, so the
-  // RTN run's blocks are llama-quantize's Q6_K of the FP model, byte for byte.
+  // Q6_K's and Q3_K's zero points are integers (32, 4): round to nearest on their grids is ggml's
+  // own rounding, so the RTN runs' blocks are llama-quantize's Q6_K and Q3_K_S (Q3_K throughout
+  // but the output layer) of the FP model, byte for byte.
   auto fp = test::runQscope("quantize " + quote(proj) + " --method rtn --wbits 16 --nsamples 2 --seqlen 64 --eval none "
                             "--no-progress" + data);
   ASSERT_EQ(fp.code, 0) << fp.err;
@@ -263,20 +265,25 @@ TEST(GgufLlamaCpp, MethodsOnKQuantGridsAreWrittenAsTheyChose) {
   const std::string fpRun = std::to_string(std::atoi((fp.out + fp.err).c_str() + at + 14));
   ASSERT_EQ(test::runQscope("export " + fpRun + " -p " + quote(proj) + " --format gguf --gguf-type F32 -o " +
                             quote(root + "/fp.gguf") + " --no-parity").code, 0);
-  std::string err;
-  ASSERT_EQ(test::runLlamaTool("llama_logits", "quantize " + quote(root + "/fp.gguf") + " " + quote(root + "/llama-q6k.gguf") +
-                                                   " 18", &err), 0) << err;
-  const auto ours = io::GgufFile::open(root + "/Q6_K.gguf"), theirs = io::GgufFile::open(root + "/llama-q6k.gguf");
-  int compared = 0;
-  for (const auto& t : theirs->tensors()) {
-    if (t.name.rfind("blk.", 0) != 0 || t.ggmlType != 14u) continue;
-    const io::GgufTensorInfo* o = ours->find(t.name);
-    ASSERT_NE(o, nullptr) << t.name;
-    ASSERT_EQ(o->nbytes, t.nbytes) << t.name;
-    EXPECT_EQ(std::memcmp(ours->data(*o), theirs->data(t), t.nbytes), 0) << t.name;
-    ++compared;
+  for (const auto& [type, ftype, ggmlType] : std::vector<std::tuple<std::string, int, uint32_t>>{
+           {"Q6_K", 18, 14u}, {"Q3_K", 11, 11u}}) {  // ggml type ids
+    SCOPED_TRACE(type);
+    std::string err;
+    const std::string theirsPath = root + "/llama-" + type + ".gguf";
+    ASSERT_EQ(test::runLlamaTool("llama_logits", "quantize " + quote(root + "/fp.gguf") + " " + quote(theirsPath) + " " +
+                                                     std::to_string(ftype), &err), 0) << err;
+    const auto ours = io::GgufFile::open(root + "/rtn-" + type + ".gguf"), theirs = io::GgufFile::open(theirsPath);
+    int compared = 0;
+    for (const auto& t : theirs->tensors()) {
+      if (t.name.rfind("blk.", 0) != 0 || t.ggmlType != ggmlType) continue;
+      const io::GgufTensorInfo* o = ours->find(t.name);
+      ASSERT_NE(o, nullptr) << t.name;
+      ASSERT_EQ(o->nbytes, t.nbytes) << t.name;
+      EXPECT_EQ(std::memcmp(ours->data(*o), theirs->data(t), t.nbytes), 0) << t.name;
+      ++compared;
+    }
+    EXPECT_EQ(compared, 14);
   }
-  EXPECT_EQ(compared, 14);
 }
 
 TEST(GgufLlamaCpp, LlamaCppLoadsEachFileAndAgreesWithQuantScope) {

@@ -935,24 +935,30 @@ void encodeSignedKBlocks(uint32_t type, const float* codes, const float* scales,
     }
 }
 
-// Q2_K blocks from codes (0..3) and per-sub-block scales d sc and minimums dmin m: d and dmin are
-// the largest scale and minimum over 15 (ggml rounds the largest to 15 steps), fp16 values.
-void encodeQ2KBlocks(const float* codes, const float* scales, const float* mins, int64_t rows, int64_t n, uint8_t* dst,
-                     const std::string& what) {
-  checkRow(ggml::Q2_K, n, what.c_str());
-  const int64_t blocks = n / kQkK, sub = kQkK / 16;
-  auto off = [&](const std::string& why) { return Error(what + ": " + why + " (not a Q2_K grid)"); };
+// Blocks of a K type with unsigned sub-block scales and minimums under fp16 d and dmin (Q4_K/Q5_K:
+// 8 sub-blocks of 32, 6-bit steps; Q2_K: 16 sub-blocks of 16, 4-bit steps) from codes (0..top):
+// the largest scale and minimum are `steps` steps of d and dmin (ggml rounds the largest to the
+// last step), fp16 values; every other one a whole number of steps.
+template <class Params, class Pack>
+void encodeUnsignedKBlocks(uint32_t type, int steps, int top, const float* codes, const float* scales,
+                           const float* mins, int64_t rows, int64_t n, uint8_t* dst, const std::string& what,
+                           const Pack& pack) {
+  checkRow(type, n, what.c_str());
+  const auto bytes = static_cast<int64_t>(ggmlTypeTraits(type).typeSize);
+  constexpr int64_t sub = sizeof(Params::sc);
+  const int64_t blocks = n / kQkK;
+  auto off = [&](const std::string& why) { return Error(what + ": " + why + " (not a " + ggmlTypeTraits(type).name + " grid)"); };
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t b = 0; b < blocks; ++b) {
       const float* s = scales + (r * blocks + b) * sub;
       const float* m = mins + (r * blocks + b) * sub;
-      Q2Params p;
-      p.d = fp16ToFp32(fp32ToFp16(*std::max_element(s, s + sub) / 15.f));
-      p.dmin = fp16ToFp32(fp32ToFp16(*std::max_element(m, m + sub) / 15.f));
-      for (int64_t j = 0; j < sub; ++j) {
+      Params p;
+      p.d = fp16ToFp32(fp32ToFp16(*std::max_element(s, s + sub) / static_cast<float>(steps)));
+      p.dmin = fp16ToFp32(fp32ToFp16(*std::max_element(m, m + sub) / static_cast<float>(steps)));
+      for (int j = 0; j < sub; ++j) {
         const int sc = p.d > 0 ? nearestInt(s[j] / p.d) : 0, mm = p.dmin > 0 ? nearestInt(m[j] / p.dmin) : 0;
-        if (sc < 1 || sc > 15 || p.d * static_cast<float>(sc) != s[j]) throw off("sub-block scale " + std::to_string(s[j]));
-        if (mm < 0 || mm > 15 || std::fabs(p.dmin * static_cast<float>(mm) - m[j]) > 1e-6f * std::fabs(m[j]))
+        if (sc < 1 || sc > steps || p.d * static_cast<float>(sc) != s[j]) throw off("sub-block scale " + std::to_string(s[j]));
+        if (mm < 0 || mm > steps || std::fabs(p.dmin * static_cast<float>(mm) - m[j]) > 1e-6f * std::fabs(m[j]))
           throw off("sub-block minimum " + std::to_string(m[j]));
         p.sc[j] = static_cast<uint8_t>(sc);
         p.m[j] = static_cast<uint8_t>(mm);
@@ -961,10 +967,10 @@ void encodeQ2KBlocks(const float* codes, const float* scales, const float* mins,
       const float* c = codes + r * n + b * kQkK;
       for (int i = 0; i < kQkK; ++i) {
         const int q = static_cast<int>(c[i]);
-        if (static_cast<float>(q) != c[i] || q < 0 || q > 3) throw off("code " + std::to_string(c[i]));
+        if (static_cast<float>(q) != c[i] || q < 0 || q > top) throw off("code " + std::to_string(c[i]));
         L[i] = static_cast<uint8_t>(q);
       }
-      packQ2K(p, L, dst + (r * blocks + b) * 84);
+      pack(p, L, dst + (r * blocks + b) * bytes);
     }
 }
 
@@ -1009,45 +1015,14 @@ void ggmlEncodeKBlocks(uint32_t type, const float* codes, const float* scales, c
     encodeSignedKBlocks(type, codes, scales, mins, rows, n, dst, what);
     return;
   }
-  if (type == ggml::Q2_K) {
-    encodeQ2KBlocks(codes, scales, mins, rows, n, dst, what);
-    return;
-  }
-  if (type != ggml::Q4_K && type != ggml::Q5_K)
+  if (type == ggml::Q2_K)
+    encodeUnsignedKBlocks<Q2Params>(type, 15, 3, codes, scales, mins, rows, n, dst, what, packQ2K);
+  else if (type == ggml::Q4_K)
+    encodeUnsignedKBlocks<KParams>(type, 63, 15, codes, scales, mins, rows, n, dst, what, packQxK<4>);
+  else if (type == ggml::Q5_K)
+    encodeUnsignedKBlocks<KParams>(type, 63, 31, codes, scales, mins, rows, n, dst, what, packQxK<5>);
+  else
     throw Error(what + ": codes are written as Q2_K, Q3_K, Q4_K, Q5_K or Q6_K blocks only");
-  checkRow(type, n, what.c_str());
-  const int top = type == ggml::Q4_K ? 15 : 31;
-  const auto bytes = static_cast<int64_t>(ggmlTypeTraits(type).typeSize);
-  const int64_t blocks = n / kQkK, sub = kQkK / 32;
-  auto off = [&](const std::string& why) { return Error(what + ": " + why + " (not a " + ggmlTypeTraits(type).name + " grid)"); };
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const float* s = scales + (r * blocks + b) * sub;
-      const float* m = mins + (r * blocks + b) * sub;
-      // d and dmin: the largest scale and minimum are 63 steps of them (ggml rounds the largest
-      // to 63), fp16 values; every other one a whole number of steps.
-      KParams p;
-      p.d = fp16ToFp32(fp32ToFp16(*std::max_element(s, s + sub) / 63.f));
-      p.dmin = fp16ToFp32(fp32ToFp16(*std::max_element(m, m + sub) / 63.f));
-      for (int j = 0; j < sub; ++j) {
-        const int sc = p.d > 0 ? nearestInt(s[j] / p.d) : 0, mm = p.dmin > 0 ? nearestInt(m[j] / p.dmin) : 0;
-        if (sc < 1 || sc > 63 || p.d * static_cast<float>(sc) != s[j]) throw off("sub-block scale " + std::to_string(s[j]));
-        if (mm < 0 || mm > 63 || std::fabs(p.dmin * static_cast<float>(mm) - m[j]) > 1e-6f * std::fabs(m[j]))
-          throw off("sub-block minimum " + std::to_string(m[j]));
-        p.sc[j] = static_cast<uint8_t>(sc);
-        p.m[j] = static_cast<uint8_t>(mm);
-      }
-      uint8_t L[kQkK];
-      const float* c = codes + r * n + b * kQkK;
-      for (int i = 0; i < kQkK; ++i) {
-        const int q = static_cast<int>(c[i]);
-        if (static_cast<float>(q) != c[i] || q < 0 || q > top) throw off("code " + std::to_string(c[i]));
-        L[i] = static_cast<uint8_t>(q);
-      }
-      uint8_t* y = dst + (r * blocks + b) * bytes;
-      if (type == ggml::Q4_K) packQxK<4>(p, L, y);
-      else packQxK<5>(p, L, y);
-    }
 }
 
 // Round-to-nearest-even through float arithmetic (the FP16 library's method, which ggml uses

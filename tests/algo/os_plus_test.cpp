@@ -41,20 +41,32 @@ double bruteObjective(const at::Tensor& x, const at::Tensor& z, const at::Tensor
   return (y - at::matmul(x, w.t())).pow(2).sum().item<double>();
 }
 
+// 16 channels: 13 ordinary (|x| ~ 1), three asymmetric outliers of very different widths, and a
+// consumer w; z and r the channels' shift and half-range; the search assumes 6-bit activations
+// and 6-bit symmetric weights (as bruteObjective).
+struct Planted {
+  at::Tensor x, w, z, r;
+  OsPlusOptions o;
+};
+Planted plantedOutliers() {
+  auto g = gen(0);
+  Planted p;
+  p.x = at::randn({512, 16}, g);
+  p.x.select(1, 3).mul_(40).add_(60);
+  p.x.select(1, 7).mul_(12).sub_(20);
+  p.x.select(1, 11).mul_(5).add_(8);
+  p.w = at::randn({24, 16}, g) * 0.2;
+  at::Tensor mn = std::get<0>(p.x.min(0)), mx = std::get<0>(p.x.max(0));
+  p.z = (mx + mn) / 2;
+  p.r = (mx - mn) / 2;
+  p.o.act = ActQuantOptions().withBits(6);
+  p.o.weight = QuantSpec().withBits(6).withSymmetric(true);
+  return p;
+}
+
 TEST(OsPlusTest, ThresholdSearchFindsTheOptimumOfItsObjective) {
   c10::InferenceMode guard;
-  auto g = gen(0);
-  // 16 channels: 13 ordinary (|x| ~ 1), three asymmetric outliers of very different widths.
-  at::Tensor x = at::randn({512, 16}, g);
-  x.select(1, 3).mul_(40).add_(60);
-  x.select(1, 7).mul_(12).sub_(20);
-  x.select(1, 11).mul_(5).add_(8);
-  at::Tensor w = at::randn({24, 16}, g) * 0.2;
-  at::Tensor mn = std::get<0>(x.min(0)), mx = std::get<0>(x.max(0));
-  at::Tensor z = (mx + mn) / 2, r = (mx - mn) / 2;
-  OsPlusOptions o;
-  o.act = ActQuantOptions().withBits(6);
-  o.weight = QuantSpec().withBits(6).withSymmetric(true);
+  auto [x, w, z, r, o] = plantedOutliers();
   o.search = qs::algo::OsPlusSearch::Grid;
   auto ts = qs::algo::searchThreshold(x, z, r, {{w, {}}}, o);
   ASSERT_EQ(ts.candidates.size(), 101u);
@@ -89,17 +101,7 @@ TEST(OsPlusTest, ThresholdSearchFindsTheOptimumOfItsObjective) {
 // reference): every candidate it tried is a grid point with the grid's error.
 TEST(OsPlusTest, RefinedSearchFindsTheGridOptimumWithAFifthOfTheEvaluations) {
   c10::InferenceMode guard;
-  auto g = gen(0);
-  at::Tensor x = at::randn({512, 16}, g);
-  x.select(1, 3).mul_(40).add_(60);
-  x.select(1, 7).mul_(12).sub_(20);
-  x.select(1, 11).mul_(5).add_(8);
-  at::Tensor w = at::randn({24, 16}, g) * 0.2;
-  at::Tensor mn = std::get<0>(x.min(0)), mx = std::get<0>(x.max(0));
-  at::Tensor z = (mx + mn) / 2, r = (mx - mn) / 2;
-  OsPlusOptions o;
-  o.act = ActQuantOptions().withBits(6);
-  o.weight = QuantSpec().withBits(6).withSymmetric(true);
+  auto [x, w, z, r, o] = plantedOutliers();
   o.search = qs::algo::OsPlusSearch::Grid;
   const auto grid = qs::algo::searchThreshold(x, z, r, {{w, {}}}, o);
   o.search = qs::algo::OsPlusSearch::Refine;

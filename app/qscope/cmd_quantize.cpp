@@ -49,10 +49,11 @@ class QuantizeCommand : public Command {
     add(cmd->add_flag("--sym", sym_, "symmetric grid (zero point 0)"));
     add(cmd->add_option("--target", gridTarget_,
                         "quantize onto a llama.cpp type's exact grid: gguf:Q4_0, gguf:Q5_0, gguf:Q8_0 (its bits, "
-                        "blocks of 32 and fp16 block scale; config observer: ggml) or gguf:Q2_K, gguf:Q3_K, gguf:Q4_K, "
-                        "gguf:Q5_K, gguf:Q6_K "
-                        "(sub-block scales and minimums under fp16 super-block factors as llama.cpp chooses them, "
-                        "static groups; observer: ggml_k); `qscope export --format gguf` then writes the codes the "
+                        "blocks of 32 and fp16 block scale; config observer: ggml), gguf:Q2_K, gguf:Q3_K, gguf:Q4_K, "
+                        "gguf:Q5_K, gguf:Q6_K (sub-block scales and minimums under fp16 super-block factors as "
+                        "llama.cpp chooses them, static groups; observer: ggml_k), or a K mix gguf:Q4_K_M, Q4_K_S, "
+                        "Q5_K_M, Q5_K_S, Q3_K_L, Q3_K_M, Q3_K_S (each layer on the grid of the type llama-quantize's "
+                        "mix gives it; config gguf_mix); `qscope export --format gguf` then writes the codes the "
                         "method chose"));
     add(cmd->add_option("--percdamp", percdamp_, "GPTQ dampening as a fraction of the mean Hessian diagonal"));
     add(cmd->add_option("--num-iter", numIter_, "QuantEase sweeps"));
@@ -219,7 +220,7 @@ class QuantizeCommand : public Command {
 
   void applyFlags(algo::QuantizeConfig& c) const {
     if (given("--method")) c.layer.method = algo::parseMethod(method_);
-    if (given("--target")) algo::applyGridTarget(c.layer.spec, gridTarget_);  // explicit flags below win
+    if (given("--target")) algo::applyGridTarget(c, gridTarget_);  // explicit flags below win
     if (given("--wbits")) c.layer.spec.bits = wbits_;
     if (given("--groupsize")) c.layer.spec.groupSize = groupsize_;
     if (given("--act-order")) c.layer.spec.actOrder = actOrder_;

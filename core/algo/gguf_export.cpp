@@ -17,6 +17,7 @@
 #include "core/io/gguf_weights.h"
 #include "core/io/gguf_writer.h"
 #include "core/io/tokenizer/tokenizer.h"
+#include "core/model/model.h"
 #include "core/util/error.h"
 #include "core/util/fs.h"
 #include "core/util/strings.h"
@@ -121,8 +122,6 @@ GgufVocab ggufVocab(const std::string& modelPath, const model::ModelConfig& cfg)
                              "source); this model's tokenizer is " + tok->kind() + ", which is not written yet");
 }
 
-// The run's quantize spec (its config as stored with the artifact).
-quant::QuantSpec runSpec(const QuantArtifact& a) { return parseQuantizeConfig(a.configYaml, "run config").layer.spec; }
 
 // Q4_0/Q5_0/Q8_0 and K blocks straight from the run's grid of `site`: the codes and scales the
 // method chose (quantize --target gguf:T), rows in llama.cpp's q/k order.
@@ -221,6 +220,53 @@ uint32_t ggufTensorType(const std::string& ggufType, const std::string& name, co
   return t;
 }
 
+namespace {
+
+// llama.cpp's LLaMA-2-70B rule (80 layers, grouped kv heads: attn_v gets a step more) and the
+// heads per KV head Q2_K's attn_v rule reads.
+bool attnVMoreBitsOf(const model::ModelConfig& cfg) { return cfg.numLayers == 80 && cfg.numKvHeads != cfg.numHeads; }
+int gqaOf(const model::ModelConfig& cfg) {
+  return static_cast<int>(cfg.numHeads / std::max<int64_t>(1, cfg.numKvHeads));
+}
+
+// The type a mix gives a quantization site's matrix (never the tied output layer).
+uint32_t mixSiteType(const std::string& mix, const std::string& ggufName, const std::vector<int64_t>& shape,
+                     const model::ModelConfig& cfg, const std::string& arch) {
+  return ggufTensorType(mix, ggufName, shape, false, static_cast<int>(cfg.numLayers), attnVMoreBitsOf(cfg), nullptr,
+                        gqaOf(cfg), arch);
+}
+
+}  // namespace
+
+std::map<std::string, std::string> ggufMixSiteTypes(const model::Model& model, const std::string& mix) {
+  const model::ModelConfig& cfg = model.config();
+  const std::string arch = ggufArchitecture(cfg);
+  std::map<std::string, std::string> out;
+  for (const auto& site : model.sites()) {
+    const std::string g = io::hfToGgufName(site.hfWeight, arch);
+    if (g.empty()) throw Error("gguf_mix: site '" + site.name + "' has no place in llama.cpp's " + arch + " layout");
+    out[site.name] = io::ggmlTypeTraits(mixSiteType(mix, g, {site.outFeatures, site.inFeatures}, cfg, arch)).name;
+  }
+  return out;
+}
+
+std::map<std::string, quant::QuantSpec> ggufMixSiteSpecs(const model::Model& model, const std::string& mix,
+                                                         const quant::QuantSpec& base) {
+  std::map<std::string, quant::QuantSpec> specs;
+  const std::string main = gridTargetType(base);
+  for (const auto& [site, type] : ggufMixSiteTypes(model, mix)) {
+    if (type == main) continue;
+    quant::QuantSpec s = base;
+    try {
+      applyGridTarget(s, "gguf:" + type);
+    } catch (const Error&) {
+      continue;  // not a grid a run can target (Q5_1, F16): the main grid, re-rounded by the export
+    }
+    specs[site] = s;
+  }
+  return specs;
+}
+
 std::string targetGgufType(const quant::QuantSpec& spec) {
   const std::string target = gridTargetType(spec);
   return target == "Q2_K" ? "Q2_K_PURE" : target;
@@ -228,7 +274,9 @@ std::string targetGgufType(const quant::QuantSpec& spec) {
 
 std::string effectiveGgufType(const QuantArtifact& a, const ExportOptions& o) {
   if (!o.ggufType.empty()) return o.ggufType;
-  const std::string target = targetGgufType(runSpec(a));
+  const QuantizeConfig c = parseQuantizeConfig(a.configYaml, "run config");
+  if (!c.ggufMix.empty()) return c.ggufMix;
+  const std::string target = targetGgufType(c.layer.spec);
   return target.empty() ? "F16" : target;
 }
 
@@ -364,9 +412,12 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
                      jobs::Progress& progress, bool plan) {
   const BaseType& base = parseBaseType(effectiveGgufType(a, o));
   const std::string arch = ggufArchitecture(cfg);
-  // A run on a llama.cpp grid (quantize --target gguf:T) has its codes written as they are.
-  const std::string targetName = gridTargetType(runSpec(a));
-  const uint32_t target = targetName.empty() ? 0 : parseBaseType(targetName).type;
+  // A run on a llama.cpp grid (quantize --target gguf:T) has its codes written as they are; under a
+  // mix target (gguf_mix) each site is on the grid of the type the mix gives it.
+  const QuantizeConfig runCfg = parseQuantizeConfig(a.configYaml, "run config");
+  const std::string mix = runCfg.ggufMix;
+  const std::string targetName = mix.empty() ? gridTargetType(runCfg.layer.spec) : mix;
+  const uint32_t target = targetName.empty() ? 0 : parseBaseType(gridTargetType(runCfg.layer.spec)).type;
   int exactSites = 0, reroundedSites = 0;
 
   // The tensors under their GGUF names (buffers such as GPT-2's attention mask dropped); NeoX's
@@ -413,7 +464,7 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
 
   const bool tied = !hasOutput;
   // llama.cpp's LLaMA-2-70B (80 layers, grouped kv heads): attn_v gets a step more.
-  const bool attnVMoreBits = cfg.numLayers == 80 && cfg.numKvHeads != cfg.numHeads;
+  const bool attnVMoreBits = attnVMoreBitsOf(cfg);
   // What differs from the base type, grouped by reason, for the report (and the plan).
   std::map<std::string, std::vector<std::string>> changed;
   std::map<std::string, int> perType;
@@ -428,9 +479,19 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
     const std::vector<int64_t> shape = transposed ? std::vector<int64_t>{t.shape[1], t.shape[0]} : t.shape;
     std::string why;
     uint32_t type = ggufTensorType(base.name, g, shape, tied, static_cast<int>(cfg.numLayers), attnVMoreBits, &why,
-                                   static_cast<int>(heads / std::max<int64_t>(1, kvHeads)), arch);
+                                   gqaOf(cfg), arch);
     if (!why.empty()) why += ", as llama-quantize assigns it";
-    const bool exact = target != 0 && !t.site.empty() && type == target;
+    uint32_t siteTarget = target;
+    if (!mix.empty() && !t.site.empty()) {
+      const uint32_t m = mixSiteType(mix, g, shape, cfg, arch);
+      quant::QuantSpec probe;
+      try {
+        applyGridTarget(probe, std::string("gguf:") + io::ggmlTypeTraits(m).name);
+        siteTarget = m;  // the grid the run gave this site (ggufMixSiteSpecs)
+      } catch (const Error&) {
+      }
+    }
+    const bool exact = target != 0 && !t.site.empty() && type == siteTarget;
     if (target != 0 && t.site.empty() && shape.size() >= 2 && g != "position_embd.weight") {
       // Matrices the run did not quantize (embedding, output layer) stay as it evaluated them.
       type = t.dtype == at::kHalf ? io::ggml::F16 : t.dtype == at::kBFloat16 ? io::ggml::BF16 : io::ggml::F32;

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,10 @@
 #include "core/algo/export.h"
 #include "core/io/tokenizer/tokenizer.h"
 #include "core/model/config.h"
+
+namespace qs::model {
+class Model;
+}
 
 namespace qs::algo {
 
@@ -62,6 +67,15 @@ GgufVocab checkGgufExport(const QuantArtifact& a, const ExportOptions& o, const 
 uint32_t ggufTensorType(const std::string& ggufType, const std::string& ggufName, const std::vector<int64_t>& shape,
                         bool outputTiedToEmbedding, int layers, bool attnVMoreBits = false, std::string* why = nullptr,
                         int gqa = 1, const std::string& arch = "llama");
+
+// The grid each quantization site of `model` gets under a run's llama-quantize K mix (ggufMix,
+// "Q4_K_M"): the GGML type name llama-quantize gives its matrix ("Q4_K", "Q6_K"; "Q5_0" where the
+// columns do not split into 256s). A site whose type is not a grid target keeps the main grid.
+std::map<std::string, std::string> ggufMixSiteTypes(const model::Model& model, const std::string& mix);
+// The per-site specs of such a run (PipelineOptions::siteSpecs): `base` moved onto each site's
+// type's grid where it differs from the main type.
+std::map<std::string, quant::QuantSpec> ggufMixSiteSpecs(const model::Model& model, const std::string& mix,
+                                                         const quant::QuantSpec& base);
 
 // Writes (plan: only sizes) o.outDir as the GGUF file with checkGgufExport's vocabulary; fills
 // rep's files, sizes and notes.

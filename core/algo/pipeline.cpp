@@ -253,7 +253,7 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
   if (mask.defined() && mask.sizes() != ids.sizes())
     throw Error("calibration mask: expected the shape of the ids [samples, seqlen]");
   if (options.batchSize < 1) throw Error("batch_size: must be at least 1, got " + std::to_string(options.batchSize));
-  for (const auto& s : model.sites()) options.layer.spec.validateFor(s.outFeatures, s.inFeatures);
+  for (const auto& s : model.sites()) options.siteOptions(s.name).spec.validateFor(s.outFeatures, s.inFeatures);
 
   c10::InferenceMode guard;
   const auto t0 = Clock::now();
@@ -446,7 +446,8 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
         sp.update(0, "");
         const at::Tensor w = model.siteWeight(site).to(device, at::kFloat);
         const at::Tensor H = result.dataFree ? at::Tensor() : hessians.at(site);
-        LayerQuantResult r = quantizeLayer(w, H, options.layer, sp);
+        const LayerQuantOptions siteOpts = options.siteOptions(site);
+        LayerQuantResult r = quantizeLayer(w, H, siteOpts, sp);
         if (result.dataFree) r.relError = weightError(w, r.weight);
         // Data-free and offloaded, nothing reads the weight before the block file exists: the loader
         // set then is all the model needs (no float32 copy of the block in memory meanwhile).
@@ -469,7 +470,7 @@ PipelineResult quantizeModelImpl(model::Model& model, const at::Tensor& ids, con
         if (r.codes.defined()) {
           LayerQuantResult g;
           g.method = r.method;
-          g.codes = compactCodes(r.codes.to(at::kCPU), options.layer.spec.symmetric);
+          g.codes = compactCodes(r.codes.to(at::kCPU), siteOpts.spec.symmetric);
           g.scales = r.scales.to(at::kCPU);
           g.zeros = r.zeros.to(at::kCPU);
           g.gIdx = r.gIdx.to(at::kCPU);

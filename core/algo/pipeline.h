@@ -56,6 +56,9 @@ struct PipelineOptions {
   // result.blockFiles lists where the grids are.
   bool offloadWeights = false;
   std::string workDir;            // block files when there is no checkpointDir (offloadWeights)
+  // Per-site grids that differ from layer.spec (a llama.cpp mix target, gguf_mix: the layers
+  // llama-quantize gives more bits get that type's grid); sites not listed use layer.spec.
+  std::map<std::string, quant::QuantSpec> siteSpecs;
 
   PipelineOptions& withLayer(const LayerQuantOptions& v) { layer = v; return *this; }
   PipelineOptions& withBatchSize(int v) { batchSize = v; return *this; }
@@ -67,6 +70,13 @@ struct PipelineOptions {
   PipelineOptions& withKeepGrids(bool v) { keepGrids = v; return *this; }
   PipelineOptions& withCalibrateRtn(bool v) { calibrateRtn = v; return *this; }
   PipelineOptions& withOffload(bool v, const std::string& dir = "") { offloadWeights = v; workDir = dir; return *this; }
+  PipelineOptions& withSiteSpecs(std::map<std::string, quant::QuantSpec> v) { siteSpecs = std::move(v); return *this; }
+  // The quantizer of `site`: layer, with siteSpecs' grid where it has one.
+  LayerQuantOptions siteOptions(const std::string& site) const {
+    LayerQuantOptions o = layer;
+    if (auto it = siteSpecs.find(site); it != siteSpecs.end()) o.spec = it->second;
+    return o;
+  }
 };
 
 // One quantized site, as the run store and the summary table show it.

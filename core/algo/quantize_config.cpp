@@ -1,5 +1,6 @@
 #include "core/algo/quantize_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -90,7 +91,7 @@ const std::vector<std::string>& quantizeConfigKeys() {
       "num_iter", "outlier", "structured_outlier", "alpha", "quantease_init", "relaxed_sweeps", "true_sequential", "calibrate_rtn", "batch_size", "nsamples", "seqlen",
       "seed", "dataset", "eval", "eval_seqlen", "eval_limit_windows", "eval_tasks", "eval_tasks_limit", "migrate", "a_bits", "a_quantizer",
       "a_group_size", "a_symmetric", "a_observer", "except_quantizer", "sq_alpha", "osplus_search_steps",
-      "osplus_search", "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold", "precision"};
+      "osplus_search", "osplus_search_tokens", "osplus_value_out", "osplus_shift", "osplus_scale", "osplus_threshold", "precision", "gguf_mix"};
   return keys;
 }
 
@@ -140,6 +141,15 @@ void QuantizeConfig::validate() const {
            "quantizes every site's input itself; leave a_bits at 16 (a_bits is " + std::to_string(act.bits) + ")");
   checkKey(migrate != Migration::OsPlus || osplusShift || osplusScale, "osplus_scale",
            "osplus_shift and osplus_scale are both false, so OS+ would change nothing; turn one on or use migrate: none");
+  if (!ggufMix.empty()) {
+    const auto& mixes = ggufMixTargets();
+    auto it = std::find_if(mixes.begin(), mixes.end(), [&](const auto& m) { return m.first == ggufMix; });
+    checkKey(it != mixes.end(), "gguf_mix",
+             "'" + ggufMix + "' is not a K mix a run can target (Q5_K_M, Q5_K_S, Q4_K_M, Q4_K_S, Q3_K_L, Q3_K_M, Q3_K_S)");
+    checkKey(gridTargetType(layer.spec) == it->second, "gguf_mix",
+             ggufMix + " needs the " + it->second + " grid as the main one (qscope quantize --target gguf:" + ggufMix +
+                 " sets both)");
+  }
   layer.validate();  // anything the quantizers reject beyond the checks above
 }
 
@@ -239,6 +249,10 @@ QuantizeConfig parseQuantizeConfig(const std::string& yamlText, const std::strin
   c.osplusShift = readBool(n, "osplus_shift", file, prefix, c.osplusShift);
   c.osplusScale = readBool(n, "osplus_scale", file, prefix, c.osplusScale);
   c.osplusThreshold = readDouble(n, "osplus_threshold", file, prefix, c.osplusThreshold);
+  if (n["gguf_mix"]) {
+    c.ggufMix = str::toUpper(readString(n, "gguf_mix", file, prefix));
+    if (c.ggufMix == "NONE") c.ggufMix.clear();
+  }
   if (n["precision"]) {
     const YAML::Node p = n["precision"];
     if (p.IsScalar()) {  // a file path (relative to the working directory), or "none"
@@ -329,6 +343,7 @@ std::string toYaml(const QuantizeConfig& c) {
     e << YAML::Value << "none";
   else
     e << YAML::Value << YAML::Load(c.precision)["precision"];
+  e << YAML::Key << "gguf_mix" << YAML::Value << (c.ggufMix.empty() ? std::string("none") : c.ggufMix);
   e << YAML::EndMap << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }
@@ -381,6 +396,31 @@ void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
     }
   throw Error("--target: '" + target +
               "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q2_K, gguf:Q3_K, gguf:Q4_K, gguf:Q5_K or gguf:Q6_K");
+}
+
+const std::vector<std::pair<std::string, std::string>>& ggufMixTargets() {
+  static const std::vector<std::pair<std::string, std::string>> m = {
+      {"Q5_K_M", "Q5_K"}, {"Q5_K_S", "Q5_K"}, {"Q4_K_M", "Q4_K"}, {"Q4_K_S", "Q4_K"},
+      {"Q3_K_L", "Q3_K"}, {"Q3_K_M", "Q3_K"}, {"Q3_K_S", "Q3_K"}};
+  return m;
+}
+
+void applyGridTarget(QuantizeConfig& config, const std::string& target) {
+  const std::string t = str::toUpper(target);
+  for (const auto& [mix, type] : ggufMixTargets())
+    if (t == "GGUF:" + mix) {
+      applyGridTarget(config.layer.spec, "gguf:" + type);
+      config.ggufMix = mix;
+      return;
+    }
+  try {
+    applyGridTarget(config.layer.spec, target);
+  } catch (const Error&) {
+    throw Error("--target: '" + target +
+                "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q2_K, gguf:Q3_K, gguf:Q4_K, gguf:Q5_K, gguf:Q6_K or a "
+                "K mix (gguf:Q5_K_M, Q5_K_S, Q4_K_M, Q4_K_S, Q3_K_L, Q3_K_M, Q3_K_S)");
+  }
+  config.ggufMix.clear();
 }
 
 std::string gridTargetType(const quant::QuantSpec& spec) {

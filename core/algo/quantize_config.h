@@ -77,6 +77,10 @@ struct QuantizeConfig {
   bool osplusShift = true;               // "osplus_shift": OS+ channel shifting z = (max + min) / 2
   bool osplusScale = true;               // "osplus_scale": OS+ channel scaling s = max(1, r / t)
   double osplusThreshold = 0;            // "osplus_threshold": fixed clipping threshold t; 0 = search it
+  // "gguf_mix": a llama-quantize K mix (Q4_K_M, Q5_K_S, Q3_K_L, ...) the run targets: every site
+  // gets the grid of the type that mix gives its matrix (attn_v/ffn_down of some layers Q6_K in
+  // Q4_K_M, ...), the spec being the mix's main type; "" = one grid for every site.
+  std::string ggufMix;
 
   QuantizeConfig();  // GPTQ defaults: 4 bits, asymmetric, per channel, percdamp 0.01
   QuantizeConfig& withMethod(Method v) { layer.method = v; return *this; }
@@ -102,12 +106,18 @@ struct QuantizeConfig {
 // The keys a quantize section may hold, in the order toYaml writes them.
 const std::vector<std::string>& quantizeConfigKeys();
 
-// `--target gguf:Q4_0|Q5_0|Q8_0|Q4_K|Q5_K|Q6_K`: the weight grid of that llama.cpp type (bits,
-// groups of 32, the type's fp16 block scale: observer ggml; for Q4_K/Q5_K/Q6_K the sub-block scales
-// and minimums ggml's quantizer gives each super-block of 256, static groups: observer ggml_k), so
-// the methods choose the codes a GGUF file of that type stores and `qscope export --format gguf`
-// writes them exactly. Throws qs::Error naming --target for other values.
+// `--target gguf:Q4_0|Q5_0|Q8_0|Q2_K|Q3_K|Q4_K|Q5_K|Q6_K`: the weight grid of that llama.cpp type
+// (bits, groups of 32, the type's fp16 block scale: observer ggml; for the K types the sub-block
+// scales and minimums ggml's quantizer gives each super-block of 256, static groups: observer
+// ggml_k), so the methods choose the codes a GGUF file of that type stores and `qscope export
+// --format gguf` writes them exactly. Throws qs::Error naming --target for other values.
 void applyGridTarget(quant::QuantSpec& spec, const std::string& target);
+// The same for a config, where the target may also be a llama-quantize K mix (gguf:Q5_K_M, Q5_K_S,
+// Q4_K_M, Q4_K_S, Q3_K_L, Q3_K_M, Q3_K_S): the spec becomes its main type's grid and ggufMix the
+// mix (a plain type clears it).
+void applyGridTarget(QuantizeConfig& config, const std::string& target);
+// The llama-quantize mixes a run can target (ggufMix values) with their main type.
+const std::vector<std::pair<std::string, std::string>>& ggufMixTargets();
 // The GGUF type a spec's grid is ("Q4_0", "Q4_K", ...), or "" when it is not a llama.cpp grid.
 std::string gridTargetType(const quant::QuantSpec& spec);
 

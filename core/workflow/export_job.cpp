@@ -144,7 +144,7 @@ std::vector<ExportableRun> exportableRuns(const std::string& projectDir) {
       r.bits = c.layer.spec.bits;
       r.migration = algo::migrationName(c.migrate);
       shifted = c.migrate == algo::Migration::OsPlus && c.osplusShift;
-      r.ggufType = algo::targetGgufType(c.layer.spec);
+      r.ggufType = c.ggufMix.empty() ? algo::targetGgufType(c.layer.spec) : c.ggufMix;
       integerZeros = !quant::roundsWithZeroInside(c.layer.spec);  // the GPTQ layout stores integer zeros
     } catch (const Error&) {
       r.migration = "none";  // an unreadable config: hf-fp16 is still possible; export says the rest

@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "core/algo/act_calibration.h"
+#include "core/algo/gguf_export.h"
 #include "core/algo/migration_run.h"
 #include "core/algo/pipeline.h"
 #include "core/algo/precision_eval.h"
@@ -549,6 +550,7 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
       algo::PipelineOptions po;
       po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential);
       po.withKeepGrids(writer != nullptr).withCalibrateRtn(cfg.calibrateRtn);
+      if (!cfg.ggufMix.empty()) po.withSiteSpecs(algo::ggufMixSiteSpecs(*model, cfg.ggufMix, cfg.layer.spec));
       po.withOffload(execPlan.streaming, writer ? "" : workDir);
       if (writer) {
         po.withCheckpoint(ckptDir, tag).withResume(!resumeDir.empty());

@@ -13,11 +13,15 @@
 #include <tuple>
 #include <vector>
 
+#include "core/algo/gguf_export.h"
 #include "core/algo/layer_quant.h"
 #include "core/algo/quantize_config.h"
 #include "core/io/ggml_quants.h"
 #include "core/quant/quant_spec.h"
+#include "core/model/model.h"
 #include "tests/support/expect_error.h"
+#include "tests/support/test_paths.h"
+#include "tests/support/tiny_models.h"
 
 namespace qs::algo {
 namespace {
@@ -152,6 +156,48 @@ TEST(GgufTarget, KGridHoldsGgmlsOwnQuantizationAndEncodesExactly) {
                             ours.data(), "w");
     }, "w: sub-block scale");
   }
+}
+
+// A K mix as the target (gguf_mix): the config takes the mix's main grid and the mix, round-trips
+// through YAML and refuses a mix without its grid, naming the key; the per-site grids are the types
+// llama-quantize's mix gives each matrix (gguf_export.cpp's table, itself checked tensor by tensor
+// against llama-quantize in tests/llamacpp): in a 4-layer LLaMA under Q4_K_M, attn_v and ffn_down
+// of layer 2 ((2 - 4 / 8) % 3 == 2) and layer 3 (>= 7 * 4 / 8) get Q6_K, every other matrix Q4_K.
+TEST(GgufTarget, AMixTargetGivesEachSiteTheMixsType) {
+  QuantizeConfig c;
+  applyGridTarget(c, "gguf:q4_k_m");
+  EXPECT_EQ(c.ggufMix, "Q4_K_M");
+  EXPECT_EQ(gridTargetType(c.layer.spec), "Q4_K");
+  c.validate();
+  const QuantizeConfig back = parseQuantizeConfig(toYaml(c), "round trip");
+  EXPECT_EQ(back.ggufMix, "Q4_K_M");
+  applyGridTarget(c, "gguf:Q4_K");
+  EXPECT_EQ(c.ggufMix, "") << "a plain type clears the mix";
+  test::expectError([&] { parseQuantizeConfig("quantize:\n  gguf_mix: Q4_K_M\n  wbits: 3\n", "cfg.yaml"); }, "gguf_mix");
+  test::expectError([&] { applyGridTarget(c, "gguf:Q4_K_L"); }, "K mix");
+
+  const std::string dir = test::writeTinyLlama(
+      test::tempDir("gguf_mix_sites"),
+      test::TinyModelOptions().setLayers(4).setHidden(256).setHeads(4, 4).setFfn(512).setSeed(5));
+  auto m = model::openModel(dir);
+  applyGridTarget(c, "gguf:Q4_K_M");
+  const auto types = ggufMixSiteTypes(*m, "Q4_K_M");
+  const auto specs = ggufMixSiteSpecs(*m, "Q4_K_M", c.layer.spec);
+  ASSERT_EQ(types.size(), m->sites().size());
+  std::vector<std::string> q6;
+  for (const auto& [site, type] : types) {
+    if (type == "Q4_K") {
+      EXPECT_EQ(specs.count(site), 0u) << site;
+      continue;
+    }
+    EXPECT_EQ(type, "Q6_K") << site;
+    q6.push_back(site);
+    ASSERT_EQ(specs.count(site), 1u) << site;
+    EXPECT_EQ(specs.at(site).bits, 6);
+    EXPECT_EQ(specs.at(site).groupSize, 16);
+  }
+  EXPECT_EQ(q6, (std::vector<std::string>{"layers.2.mlp.down_proj", "layers.2.self_attn.v_proj", "layers.3.mlp.down_proj",
+                                          "layers.3.self_attn.v_proj"}));
 }
 
 // Bits per weight on a llama.cpp grid are what its blocks store: Q4_0 18 bytes per 32 (4.5),

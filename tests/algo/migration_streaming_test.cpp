@@ -48,7 +48,9 @@ QuantizeConfig osPlus() {
 
 void expectSameTensor(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
   ASSERT_EQ(a.defined(), b.defined()) << what;
-  if (a.defined()) EXPECT_TRUE(at::equal(a, b)) << what;
+  if (a.defined()) {
+    EXPECT_TRUE(at::equal(a, b)) << what;
+  }
 }
 
 TEST(MigrationStreaming, BlockwiseCaptureEqualsTheWholeModelCapture) {

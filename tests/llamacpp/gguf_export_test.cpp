@@ -286,6 +286,65 @@ TEST(GgufLlamaCpp, MethodsOnKQuantGridsAreWrittenAsTheyChose) {
   }
 }
 
+// A mix target: `--target gguf:Q4_K_M` puts each layer on the grid of the type llama-quantize's
+// Q4_K_M gives its matrix (attn_v and ffn_down of the last of 2 layers Q6_K, the rest Q4_K); the
+// export writes every one of them from the run's codes, and its tensor types are those of
+// llama-quantize's own Q4_K_M of the FP model, tensor by tensor (the reference).
+TEST(GgufLlamaCpp, AMixTargetRunHasLlamaQuantizesTypesAndIsWrittenExactly) {
+  QS_REQUIRE_QSCOPE();
+  QS_REQUIRE_SHARED();
+  QS_REQUIRE_LLAMACPP();
+  const std::string root = test::tempDir("gguf-mixtarget");
+  const std::string model = wideLlama(root, 2, 11);
+  const std::string proj = root + "/p";
+  const std::string data = " --data-dir " + quote(test::sharedDataDir());
+  ASSERT_EQ(test::runQscope("project init " + quote(proj) + " --model " + quote(model)).code, 0);
+  auto fp = test::runQscope("quantize " + quote(proj) + " --method rtn --wbits 16 --nsamples 2 --seqlen 64 --eval none "
+                            "--no-progress" + data);
+  ASSERT_EQ(fp.code, 0) << fp.err;
+  ASSERT_EQ(test::runQscope("export 1 -p " + quote(proj) + " --format gguf --gguf-type F32 -o " + quote(root + "/fp.gguf") +
+                            " --no-parity").code, 0);
+  std::string err;
+  ASSERT_EQ(test::runLlamaTool("llama_logits", "quantize " + quote(root + "/fp.gguf") + " " + quote(root + "/llama.gguf") +
+                                                   " 15", &err), 0) << err;  // LLAMA_FTYPE_MOSTLY_Q4_K_M
+
+  auto q = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q4_K_M --nsamples 8 --seqlen 64 "
+                           "--eval none --no-progress" + data);
+  ASSERT_EQ(q.code, 0) << q.err;
+  const std::string file = root + "/mix.gguf";
+  auto x = test::runQscope("export 2 -p " + quote(proj) + " --format gguf -o " + quote(file) + " --no-progress");
+  ASSERT_EQ(x.code, 0) << x.err;
+  EXPECT_NE(x.out.find("14 quantized layers written from the run's own Q4_K_M codes"), std::string::npos) << x.out;
+  const auto ours = io::GgufFile::open(file), theirs = io::GgufFile::open(root + "/llama.gguf");
+  int q6 = 0, compared = 0;
+  for (const auto& t : theirs->tensors()) {
+    if (t.name.rfind("blk.", 0) != 0 || t.shape.size() < 2) continue;
+    const io::GgufTensorInfo* o = ours->find(t.name);
+    ASSERT_NE(o, nullptr) << t.name;
+    EXPECT_EQ(io::ggmlTypeName(o->ggmlType), io::ggmlTypeName(t.ggmlType)) << t.name;
+    q6 += io::ggmlTypeName(o->ggmlType) == "Q6_K";
+    ++compared;
+  }
+  EXPECT_EQ(compared, 14);
+  EXPECT_EQ(q6, 2) << "attn_v and ffn_down of layer 1";
+  const std::string opts = " --dataset wikitext2 --seqlen 64 --limit-windows 8 --no-progress --json" + data;
+  auto ran = test::runQscope("eval 2 -p " + quote(proj) + opts);
+  auto fromFile = test::runQscope("eval " + quote(file) + opts);
+  ASSERT_EQ(ran.code, 0) << ran.err;
+  ASSERT_EQ(fromFile.code, 0) << fromFile.err;
+  const double pRun = nlohmann::json::parse(ran.out)["perplexity"].get<double>();
+  EXPECT_NEAR(nlohmann::json::parse(fromFile.out)["perplexity"].get<double>(), pRun, 1e-6 * pRun)
+      << "the file holds the run's codes on both grids";
+  const Agreement g = compareWithLlamaCpp(file, evalWindows(*io::loadTokenizer(model)));
+  std::printf("gptq on Q4_K_M's grids: perplexity QuantScope %.6f llama.cpp %.6f, top-1 %.4f\n", g.pOurs, g.pTheirs,
+              g.top1);
+  EXPECT_NEAR(g.pTheirs, g.pOurs, 1e-2 * g.pOurs) << "llama.cpp rounds activations to Q8_K blocks";
+  // A mix the config cannot have is refused naming the key.
+  auto bad = test::runQscope("quantize " + quote(proj) + " --method gptq --target gguf:Q4_K_X --eval none" + data);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("K mix"), std::string::npos) << bad.err;
+}
+
 TEST(GgufLlamaCpp, LlamaCppLoadsEachFileAndAgreesWithQuantScope) {
   QS_REQUIRE_QSCOPE();
   QS_REQUIRE_SHARED();

@@ -315,6 +315,7 @@ QuantizePreflight preflightQuantize(const QuantizeJobOptions& o, bool probe, job
                                : !cfg.osplusScale                         ? 2.0
                                : cfg.osplusThreshold > 0                  ? 3.0
                                                                           : algo::thresholdEvaluations(search) + 2.0;
+    p.migrationEvaluations = static_cast<int>(evaluations);
     const double share = blockElements > 0 ? consumerElements / blockElements : 1.0;
     // One pass of every calibration token through every block captures the pairs' inputs.
     const double capture = static_cast<double>(cfg.nsamples) * static_cast<double>(cfg.seqlen) * perToken;

@@ -39,6 +39,7 @@ struct QuantizePreflight {
   double loadSecondsPerBlock = 0;  // materialising one block from the checkpoint
   double calibrationSeconds = 0, quantizerSeconds = 0, evaluationSeconds = 0, totalSeconds = 0;
   double migrationSeconds = 0;   // OS+/SmoothQuant: capture and (OS+) the threshold search's candidates
+  int migrationEvaluations = 0;  // OS+: objective evaluations per pair in that estimate (before, shifted, candidates)
   std::string timeBasis;         // what was measured
 };
 

@@ -208,10 +208,14 @@ TEST(QuantizeStreaming, TheTimeEstimateCountsTheOsPlusSearch) {
   o.configYaml = rtn("");
   const auto none = qs::workflow::preflightQuantize(o, /*probe=*/true);
   EXPECT_GT(many.migrationSeconds, 0.0);
-  // Per pair: 103 evaluations on the grid, 22 refined, 7 with 4 steps (+ the same capture pass).
-  EXPECT_GT(many.migrationSeconds, 4.0 * few.migrationSeconds) << "103 against 7 candidate evaluations per pair";
-  EXPECT_GT(many.migrationSeconds, 2.5 * refined.migrationSeconds) << "103 against 22";
-  EXPECT_GT(refined.migrationSeconds, few.migrationSeconds);
+  EXPECT_GT(refined.migrationSeconds, 0.0);
+  EXPECT_GT(few.migrationSeconds, 0.0);
+  // Per pair: the errors before and after shifting, then the candidates: 101 on the grid, 19
+  // refined, 5 with 4 steps. Each probe is timed on its own, so the seconds are compared only
+  // through these counts (timings vary between probes on a shared machine).
+  EXPECT_EQ(many.migrationEvaluations, 103);
+  EXPECT_EQ(refined.migrationEvaluations, 21);
+  EXPECT_EQ(few.migrationEvaluations, 7);
   EXPECT_EQ(none.migrationSeconds, 0.0);
   EXPECT_GE(many.totalSeconds, many.migrationSeconds);
   EXPECT_NE(many.timeBasis.find("osplus "), std::string::npos) << many.timeBasis;

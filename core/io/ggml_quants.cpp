@@ -158,50 +158,55 @@ float makeQxQuants(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
-// Q6_K's super-block parameters: an fp16 factor d and a signed 8-bit scale per sub-block of 16
-// (sub-block j dequantizes as d sc_j (q - 32)), as ggml's quantize_row_q6_K_ref chooses them
-// (make_qx_quants per sub-block). nonzeroScales: a scale that rounds to 0 becomes 1 and an
-// all-zero super-block gets d = 1 (a grid for other methods: every sub-block has a step). L (256)
-// receives make_qx_quants' codes (shifted by 32), which ggml keeps where a step is 0.
-struct Q6Params {
+float makeQ3Quants(int n, int nmax, const float* x, int8_t* L);
+
+// Q6_K's and Q3_K's super-block parameters: an fp16 factor d and a signed scale per sub-block of
+// 16 (Q6_K: 8-bit, sub-block j dequantizes as d sc_j (q - 32); Q3_K: 6-bit, d sc_j (q - 4)), as
+// ggml's quantize_row_q6_K_ref / q3_K_ref choose them (make_qx_quants / make_q3_quants per
+// sub-block; the largest-magnitude scale is -128 / -32 steps). nonzeroScales: a scale that rounds
+// to 0 becomes 1 and an all-zero super-block gets d = 1 (a grid for other methods: every sub-block
+// has a step). L (256, or null) receives the sub-block fits' codes, which ggml keeps where a step
+// is 0.
+struct SignedKParams {
   float d = 0;
   int8_t sc[kQkK / 16] = {};
-  bool allZero = false;  // ggml writes such a super-block as 210 zero bytes
+  bool zero = false;  // no scale at all: ggml writes Q6_K's block as zero bytes, Q3_K's d and scales 0
 };
 
-Q6Params q6Params(const float* x, bool nonzeroScales, int8_t* L) {
+SignedKParams signedKParams(const float* x, bool q6, bool nonzeroScales, int8_t* L) {
   int8_t tmp[16];
   float scales[kQkK / 16];
   float maxScale = 0, maxAbsScale = 0;
-  for (int ib = 0; ib < kQkK / 16; ++ib) {
-    const float s = makeQxQuants(16, 32, x + 16 * ib, L ? L + 16 * ib : tmp);
-    scales[ib] = s;
-    if (std::fabs(s) > maxAbsScale) {
-      maxAbsScale = std::fabs(s);
-      maxScale = s;
+  for (int j = 0; j < kQkK / 16; ++j) {
+    int8_t* l = L ? L + 16 * j : tmp;
+    scales[j] = q6 ? makeQxQuants(16, 32, x + 16 * j, l) : makeQ3Quants(16, 4, x + 16 * j, l);
+    if (std::fabs(scales[j]) > maxAbsScale) {
+      maxAbsScale = std::fabs(scales[j]);
+      maxScale = scales[j];
     }
   }
-  Q6Params p;
-  if (maxAbsScale < kGroupMaxEps) {
-    p.allZero = !nonzeroScales;
+  SignedKParams p;
+  if (q6 ? maxAbsScale < kGroupMaxEps : maxScale == 0.0f) {
+    p.zero = !nonzeroScales;
     if (nonzeroScales) {
       p.d = 1.0f;
       std::fill(p.sc, p.sc + kQkK / 16, int8_t{1});
     }
     return p;
   }
-  const float iscale = -128.f / maxScale;
-  p.d = fp16ToFp32(fp32ToFp16(1 / iscale));
-  for (int ib = 0; ib < kQkK / 16; ++ib) {
-    p.sc[ib] = static_cast<int8_t>(std::min(127, nearestInt(iscale * scales[ib])));
-    if (nonzeroScales && p.sc[ib] == 0) p.sc[ib] = 1;
+  const int lowest = q6 ? -128 : -32;
+  const float iscale = static_cast<float>(lowest) / maxScale;
+  for (int j = 0; j < kQkK / 16; ++j) {
+    p.sc[j] = static_cast<int8_t>(std::max(lowest, std::min(-lowest - 1, nearestInt(iscale * scales[j]))));
+    if (nonzeroScales && p.sc[j] == 0) p.sc[j] = 1;
   }
+  p.d = fp16ToFp32(fp32ToFp16(1 / iscale));
   return p;
 }
 
 // Q6_K super-block of 256: ql[128] low 4 bits, qh[64] high 2 bits, scales[16] int8, d fp16; codes
 // L (0..63) under p.
-void packQ6K(const Q6Params& p, const int8_t* L, uint8_t* b) {
+void packQ6K(const SignedKParams& p, const int8_t* L, uint8_t* b) {
   uint8_t* ql = b;
   uint8_t* qh = b + 128;
   std::memcpy(b + 192, p.sc, kQkK / 16);
@@ -221,8 +226,8 @@ void packQ6K(const Q6Params& p, const int8_t* L, uint8_t* b) {
 
 void quantizeQ6_K(const float* x, uint8_t* b) {
   int8_t L[kQkK];
-  const Q6Params p = q6Params(x, false, L);
-  if (p.allZero) {  // every byte 0, as ggml writes it
+  const SignedKParams p = signedKParams(x, true, false, L);
+  if (p.zero) {  // every byte 0, as ggml writes it
     std::memset(b, 0, 210);
     return;
   }
@@ -550,49 +555,9 @@ int scaleQ3K(int j, const uint8_t* s) {
   return (low | (high << 4)) - 32;
 }
 
-// Q3_K's super-block parameters: an fp16 factor d and a signed 6-bit scale per sub-block of 16
-// (sub-block j dequantizes as d sc_j (q - 4), q in 0..7), as ggml's quantize_row_q3_K_ref chooses
-// them (make_q3_quants per sub-block; the largest-magnitude scale is -32 steps). nonzeroScales: a
-// scale that rounds to 0 becomes 1 and an all-zero super-block gets d = 1. L (256, or null)
-// receives make_q3_quants' codes, which ggml keeps where a step is 0.
-struct Q3Params {
-  float d = 0;
-  int8_t sc[kQkK / 16] = {};
-  bool zero = false;  // every sub-block scale 0: ggml writes d = 0 and zero scale bytes
-};
-
-Q3Params q3Params(const float* x, bool nonzeroScales, int8_t* L) {
-  int8_t tmp[16];
-  float scales[kQkK / 16];
-  float maxScale = 0, amax = 0;
-  for (int j = 0; j < kQkK / 16; ++j) {
-    scales[j] = makeQ3Quants(16, 4, x + 16 * j, L ? L + 16 * j : tmp);
-    if (std::fabs(scales[j]) > amax) {
-      amax = std::fabs(scales[j]);
-      maxScale = scales[j];
-    }
-  }
-  Q3Params p;
-  if (maxScale == 0.0f) {
-    p.zero = !nonzeroScales;
-    if (nonzeroScales) {
-      p.d = 1.0f;
-      std::fill(p.sc, p.sc + kQkK / 16, int8_t{1});
-    }
-    return p;
-  }
-  const float iscale = -32.f / maxScale;
-  for (int j = 0; j < kQkK / 16; ++j) {
-    p.sc[j] = static_cast<int8_t>(std::max(-32, std::min(31, static_cast<int>(static_cast<int8_t>(nearestInt(iscale * scales[j]))))));
-    if (nonzeroScales && p.sc[j] == 0) p.sc[j] = 1;
-  }
-  p.d = fp16ToFp32(fp32ToFp16(1 / iscale));
-  return p;
-}
-
 // Q3_K (hmask[32], qs[64], scales[12], d) of codes L[256] (0..7, zero 4) under p; the third bit
 // of each code is in hmask.
-void packQ3K(const Q3Params& p, const int8_t* L, uint8_t* b) {
+void packQ3K(const SignedKParams& p, const int8_t* L, uint8_t* b) {
   std::memset(b, 0, 110);
   uint8_t* hmask = b;
   uint8_t* sc = b + 96;
@@ -616,7 +581,7 @@ void packQ3K(const Q3Params& p, const int8_t* L, uint8_t* b) {
 // Q3_K: 16 sub-blocks of 16 codes in [-4, 3] with signed 6-bit scales under an fp16 factor.
 void quantizeQ3_K(const float* x, uint8_t* b) {
   int8_t L[kQkK];
-  const Q3Params p = q3Params(x, false, L);
+  const SignedKParams p = signedKParams(x, false, false, L);
   for (int j = 0; j < kQkK / 16 && !p.zero; ++j) {
     const float d = p.d * static_cast<float>(p.sc[j]);
     if (d == 0.0f) continue;
@@ -895,21 +860,20 @@ void encodeSignedKBlocks(uint32_t type, const float* codes, const float* scales,
       int64_t big = 0;
       for (int64_t j = 1; j < sub; ++j)
         if (std::fabs(s[j]) > std::fabs(s[big])) big = j;
-      float d = 0;
-      int8_t sc[kQkK / 16] = {};
+      SignedKParams p;
       // ggml's own grid has its largest scale at the lowest step; an all-zero super-block's grid is d 1.
       for (const float cand : {s[big] / static_cast<float>(lowest), s[big]}) {
-        d = fp16ToFp32(fp32ToFp16(cand));
-        bool ok = d != 0;
+        p.d = fp16ToFp32(fp32ToFp16(cand));
+        bool ok = p.d != 0;
         for (int64_t j = 0; ok && j < sub; ++j) {
-          const int k = nearestInt(s[j] / d);
-          ok = k >= lowest && k <= highest && d * static_cast<float>(k) == s[j];
-          if (ok) sc[j] = static_cast<int8_t>(k);
+          const int k = nearestInt(s[j] / p.d);
+          ok = k >= lowest && k <= highest && p.d * static_cast<float>(k) == s[j];
+          if (ok) p.sc[j] = static_cast<int8_t>(k);
         }
         if (ok) break;
-        d = 0;
+        p.d = 0;
       }
-      if (d == 0) throw off("sub-block scale " + std::to_string(s[big]));
+      if (p.d == 0) throw off("sub-block scale " + std::to_string(s[big]));
       int8_t L[kQkK];
       const float* c = codes + r * n + b * kQkK;
       for (int64_t j = 0; j < sub; ++j)
@@ -921,17 +885,8 @@ void encodeSignedKBlocks(uint32_t type, const float* codes, const float* scales,
         L[i] = static_cast<int8_t>(q);
       }
       uint8_t* y = dst + (r * blocks + b) * bytes;
-      if (q6) {
-        Q6Params p;
-        p.d = d;
-        std::copy(sc, sc + sub, p.sc);
-        packQ6K(p, L, y);
-      } else {
-        Q3Params p;
-        p.d = d;
-        std::copy(sc, sc + sub, p.sc);
-        packQ3K(p, L, y);
-      }
+      if (q6) packQ6K(p, L, y);
+      else packQ3K(p, L, y);
     }
 }
 
@@ -978,7 +933,7 @@ void encodeUnsignedKBlocks(uint32_t type, int steps, int top, const float* codes
 
 void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins) {
   if (type == ggml::Q3_K) {  // signed scales, the minimum 4 steps (zero point 4)
-    const Q3Params p = q3Params(x, true, nullptr);
+    const SignedKParams p = signedKParams(x, false, true, nullptr);
     for (int j = 0; j < kQkK / 16; ++j) {
       scales[j] = p.d * static_cast<float>(p.sc[j]);
       mins[j] = 4.0f * scales[j];
@@ -994,7 +949,7 @@ void ggmlKGrid(uint32_t type, const float* x, float* scales, float* mins) {
     return;
   }
   if (type == ggml::Q6_K) {  // symmetric: the minimum is 32 steps (zero point 32)
-    const Q6Params p = q6Params(x, true, nullptr);
+    const SignedKParams p = signedKParams(x, true, true, nullptr);
     for (int j = 0; j < kQkK / 16; ++j) {
       scales[j] = p.d * static_cast<float>(p.sc[j]);
       mins[j] = 32.0f * scales[j];

@@ -240,7 +240,13 @@ uint32_t mixSiteType(const std::string& mix, const std::string& ggufName, const 
 
 std::map<std::string, std::string> ggufMixSiteTypes(const model::Model& model, const std::string& mix) {
   const model::ModelConfig& cfg = model.config();
-  const std::string arch = ggufArchitecture(cfg);
+  std::string arch;
+  try {
+    arch = ggufArchitecture(cfg);
+  } catch (const Error&) {
+    throw Error("gguf_mix: llama.cpp has no " + std::string(model::familyName(cfg.family)) +
+                " architecture, so there is no " + mix + " file of this model to target; quantize without a mix");
+  }
   std::map<std::string, std::string> out;
   for (const auto& site : model.sites()) {
     const std::string g = io::hfToGgufName(site.hfWeight, arch);

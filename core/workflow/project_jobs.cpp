@@ -449,6 +449,10 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
   if (model->config().maxPositions > 0 && cfg.seqlen > model->config().maxPositions)
     throw Error("seqlen: " + std::to_string(cfg.seqlen) + " exceeds the model's max positions " +
                 std::to_string(model->config().maxPositions));
+  // A mix target's per-site grids, known before any work (a family llama.cpp cannot run fails here).
+  const std::map<std::string, quant::QuantSpec> siteSpecs =
+      cfg.ggufMix.empty() ? std::map<std::string, quant::QuantSpec>{}
+                          : algo::ggufMixSiteSpecs(*model, cfg.ggufMix, cfg.layer.spec);
   eval::PerplexityOptions ppl;
   ppl.seqlen = eval::resolveSeqlen(*model, cfg.evalSeqlen);
   ppl.limitWindows = cfg.evalLimitWindows;
@@ -550,7 +554,7 @@ QuantizeReport runQuantize(const QuantizeJobOptions& o, jobs::Progress& progress
       algo::PipelineOptions po;
       po.withLayer(cfg.layer).withBatchSize(cfg.batchSize).withTrueSequential(cfg.trueSequential);
       po.withKeepGrids(writer != nullptr).withCalibrateRtn(cfg.calibrateRtn);
-      if (!cfg.ggufMix.empty()) po.withSiteSpecs(algo::ggufMixSiteSpecs(*model, cfg.ggufMix, cfg.layer.spec));
+      po.withSiteSpecs(siteSpecs);
       po.withOffload(execPlan.streaming, writer ? "" : workDir);
       if (writer) {
         po.withCheckpoint(ckptDir, tag).withResume(!resumeDir.empty());

@@ -198,6 +198,9 @@ TEST(GgufTarget, AMixTargetGivesEachSiteTheMixsType) {
   }
   EXPECT_EQ(q6, (std::vector<std::string>{"layers.2.mlp.down_proj", "layers.2.self_attn.v_proj", "layers.3.mlp.down_proj",
                                           "layers.3.self_attn.v_proj"}));
+  // OPT has no llama.cpp architecture: the mix is refused before any work, naming the key.
+  auto opt = model::openModel(test::writeTinyOpt(test::tempDir("gguf_mix_opt")));
+  test::expectError([&] { ggufMixSiteSpecs(*opt, "Q4_K_M", c.layer.spec); }, "gguf_mix: llama.cpp has no");
 }
 
 // Bits per weight on a llama.cpp grid are what its blocks store: Q4_0 18 bytes per 32 (4.5),

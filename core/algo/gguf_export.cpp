@@ -261,13 +261,10 @@ std::map<std::string, quant::QuantSpec> ggufMixSiteSpecs(const model::Model& mod
   std::map<std::string, quant::QuantSpec> specs;
   const std::string main = gridTargetType(base);
   for (const auto& [site, type] : ggufMixSiteTypes(model, mix)) {
-    if (type == main) continue;
+    // A type no run can target (Q5_1, F16) keeps the main grid; the export re-rounds it.
+    if (type == main || !isGridTargetType(type)) continue;
     quant::QuantSpec s = base;
-    try {
-      applyGridTarget(s, "gguf:" + type);
-    } catch (const Error&) {
-      continue;  // not a grid a run can target (Q5_1, F16): the main grid, re-rounded by the export
-    }
+    applyGridTarget(s, "gguf:" + type);
     specs[site] = s;
   }
   return specs;
@@ -490,12 +487,7 @@ void writeGgufExport(const QuantArtifact& a, const ExportOptions& o, const model
     uint32_t siteTarget = target;
     if (!mix.empty() && !t.site.empty()) {
       const uint32_t m = mixSiteType(mix, g, shape, cfg, arch);
-      quant::QuantSpec probe;
-      try {
-        applyGridTarget(probe, std::string("gguf:") + io::ggmlTypeTraits(m).name);
-        siteTarget = m;  // the grid the run gave this site (ggufMixSiteSpecs)
-      } catch (const Error&) {
-      }
+      if (isGridTargetType(io::ggmlTypeTraits(m).name)) siteTarget = m;  // the grid ggufMixSiteSpecs gave this site
     }
     const bool exact = target != 0 && !t.site.empty() && type == siteTarget;
     if (target != 0 && t.site.empty() && shape.size() >= 2 && g != "position_embd.weight") {

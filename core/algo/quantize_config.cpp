@@ -16,6 +16,7 @@ namespace qs::algo {
 namespace {
 
 constexpr const char* kSection = "quantize";
+std::string mixTargetList();  // "Q5_K_M, Q5_K_S, ...", below with the target tables
 
 // Shortest text that reads back as the same double (0.01, not 0.010000000000000000208).
 std::string fmt(double v) {
@@ -144,8 +145,7 @@ void QuantizeConfig::validate() const {
   if (!ggufMix.empty()) {
     const auto& mixes = ggufMixTargets();
     auto it = std::find_if(mixes.begin(), mixes.end(), [&](const auto& m) { return m.first == ggufMix; });
-    checkKey(it != mixes.end(), "gguf_mix",
-             "'" + ggufMix + "' is not a K mix a run can target (Q5_K_M, Q5_K_S, Q4_K_M, Q4_K_S, Q3_K_L, Q3_K_M, Q3_K_S)");
+    checkKey(it != mixes.end(), "gguf_mix", "'" + ggufMix + "' is not a K mix a run can target (" + mixTargetList() + ")");
     checkKey(gridTargetType(layer.spec) == it->second, "gguf_mix",
              ggufMix + " needs the " + it->second + " grid as the main one (qscope quantize --target gguf:" + ggufMix +
                  " sets both)");
@@ -379,23 +379,40 @@ constexpr GridTarget kGridTargets[] = {{"Q4_0", 4, quant::Observer::Ggml, 32},
                                        {"Q5_K", 5, quant::Observer::GgmlK, 32},
                                        {"Q6_K", 6, quant::Observer::GgmlK, 16}};
 
-}  // namespace
-
-void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
+// The target table's entry for "gguf:TYPE" (any case), or nullptr.
+const GridTarget* findGridTarget(const std::string& target) {
   const std::string t = str::toUpper(target);
   for (const GridTarget& g : kGridTargets)
-    if (t == std::string("GGUF:") + g.type) {
-      spec.bits = g.bits;
-      spec.groupSize = g.group;
-      spec.symmetric = false;
-      spec.chAxis = 0;
-      spec.observer = g.observer;
-      // A K super-block's factors come from all its 8 groups: fixed on W before the method runs.
-      if (g.observer == quant::Observer::GgmlK) spec.staticGroups = true;
-      return;
-    }
-  throw Error("--target: '" + target +
-              "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q2_K, gguf:Q3_K, gguf:Q4_K, gguf:Q5_K or gguf:Q6_K");
+    if (t == std::string("GGUF:") + g.type) return &g;
+  return nullptr;
+}
+
+// "gguf:Q4_0, gguf:Q5_0, ..." and "Q5_K_M, Q5_K_S, ...", for the messages.
+std::string gridTargetList() {
+  std::string s;
+  for (const GridTarget& g : kGridTargets) s += (s.empty() ? "gguf:" : ", gguf:") + std::string(g.type);
+  return s;
+}
+std::string mixTargetList() {
+  std::string s;
+  for (const auto& [mix, type] : ggufMixTargets()) s += (s.empty() ? "" : ", ") + mix;
+  return s;
+}
+
+}  // namespace
+
+bool isGridTargetType(const std::string& type) { return findGridTarget("gguf:" + type) != nullptr; }
+
+void applyGridTarget(quant::QuantSpec& spec, const std::string& target) {
+  const GridTarget* g = findGridTarget(target);
+  if (!g) throw Error("--target: '" + target + "' is not one of " + gridTargetList());
+  spec.bits = g->bits;
+  spec.groupSize = g->group;
+  spec.symmetric = false;
+  spec.chAxis = 0;
+  spec.observer = g->observer;
+  // A K super-block's factors come from all its 8 groups: fixed on W before the method runs.
+  if (g->observer == quant::Observer::GgmlK) spec.staticGroups = true;
 }
 
 const std::vector<std::pair<std::string, std::string>>& ggufMixTargets() {
@@ -413,13 +430,10 @@ void applyGridTarget(QuantizeConfig& config, const std::string& target) {
       config.ggufMix = mix;
       return;
     }
-  try {
-    applyGridTarget(config.layer.spec, target);
-  } catch (const Error&) {
-    throw Error("--target: '" + target +
-                "' is not gguf:Q4_0, gguf:Q5_0, gguf:Q8_0, gguf:Q2_K, gguf:Q3_K, gguf:Q4_K, gguf:Q5_K, gguf:Q6_K or a "
-                "K mix (gguf:Q5_K_M, Q5_K_S, Q4_K_M, Q4_K_S, Q3_K_L, Q3_K_M, Q3_K_S)");
-  }
+  if (!findGridTarget(target))
+    throw Error("--target: '" + target + "' is not one of " + gridTargetList() + " or a K mix (gguf:" +
+                mixTargetList() + ")");
+  applyGridTarget(config.layer.spec, target);
   config.ggufMix.clear();
 }
 

@@ -118,6 +118,8 @@ void applyGridTarget(quant::QuantSpec& spec, const std::string& target);
 void applyGridTarget(QuantizeConfig& config, const std::string& target);
 // The llama-quantize mixes a run can target (ggufMix values) with their main type.
 const std::vector<std::pair<std::string, std::string>>& ggufMixTargets();
+// Whether a run can target GGML type `type` ("Q6_K": yes; "Q5_1", "F16": no).
+bool isGridTargetType(const std::string& type);
 // The GGUF type a spec's grid is ("Q4_0", "Q4_K", ...), or "" when it is not a llama.cpp grid.
 std::string gridTargetType(const quant::QuantSpec& spec);
 

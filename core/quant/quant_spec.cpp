@@ -272,7 +272,7 @@ at::Tensor quantizeCodes(const at::Tensor& x, const at::Tensor& scale, const at:
                          const QuantSpec& spec) {
   const IntGrid g = intGrid(spec.bits, spec.symmetric);
   // One allocation, then in place: the same operations and bits as round(x / s) + z, clamped. A
-  // Q4_K/Q5_K grid's zero is not an integer: round(x / s + z) there.
+  // Q2_K/Q4_K/Q5_K grid's zero is not an integer: round(x / s + z) there (roundsWithZeroInside).
   at::Tensor q = at::div(x, scale);
   if (roundsWithZeroInside(spec)) q.add_(zero).round_();
   else q.round_().add_(zero);

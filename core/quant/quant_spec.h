@@ -93,8 +93,8 @@ QuantParams observeGroups(const at::Tensor& w, const QuantSpec& spec);
 // all zeros when not grouped.
 at::Tensor naturalGroupIndex(int64_t inFeatures, const QuantSpec& spec);
 
-// Whether codes on spec's grid round with the zero inside, round(x / s + z): Q4_K/Q5_K grids, whose
-// zero points (minimum / scale) are not integers. Every other grid rounds round(x / s) + z.
+// Whether codes on spec's grid round with the zero inside, round(x / s + z): Q2_K/Q4_K/Q5_K grids,
+// whose zero points (minimum / scale) are not integers. Every other grid rounds round(x / s) + z.
 inline bool roundsWithZeroInside(const QuantSpec& spec) {
   return spec.observer == Observer::GgmlK && spec.bits != 6 && spec.bits != 3;
 }

@@ -172,9 +172,8 @@ class SiteRecorder {
   std::vector<at::Tensor> kept_, statKept_;
 };
 
-int64_t batchCount(const at::Tensor& samples) {
-  return (samples.size(0) + kCalibrationBatch - 1) / kCalibrationBatch;
-}
+// Calibration batches of kCalibrationBatch rows in samples [N, T].
+int64_t batchCount(const at::Tensor& samples) { return model::blocksWorkload(samples, kCalibrationBatch).batches; }
 
 }  // namespace
 
@@ -214,12 +213,8 @@ void captureBlockwise(model::Model& model, const at::Tensor& samples, const std:
       byBlock[static_cast<size_t>(it->second)].push_back(s);
     }
   }
-  const int64_t n = samples.size(0), batches = batchCount(samples);
-  model::Workload work;
-  work.batches = batches;
-  work.rows = std::min(kCalibrationBatch, n);
-  work.tokens = samples.size(1);
-  work.head = false;
+  const model::Workload work = model::blocksWorkload(samples, kCalibrationBatch);
+  const int64_t n = samples.size(0), batches = work.batches;
   const bool streaming = model::planExecution(model, work, model.execOptions()).streaming;
   auto batchIds = [&](int64_t i) {
     return samples.narrow(0, i * kCalibrationBatch, std::min(kCalibrationBatch, n - i * kCalibrationBatch))

@@ -177,29 +177,36 @@ PairReport migratePair(model::Model& model, const model::MigrationPair& pair, co
 
 }  // namespace
 
-OsPlusReport applyOsPlus(model::Model& model, const at::Tensor& samples, const OsPlusOptions& options,
-                         jobs::Progress& progress, const PairObserver& observe, int64_t statTokens) {
-  OsPlusReport report;
+void forEachPairBlockwise(model::Model& model, const at::Tensor& samples, bool valueOut, int64_t maxTokens,
+                          int64_t statTokens, const PairFn& fn, jobs::Progress& progress, const std::string& what) {
   std::vector<model::MigrationPair> pairs;
   for (auto& p : model.migrationPairs())
-    if (options.valueOut || p.kind == model::MigrationPair::Kind::Norm) pairs.push_back(std::move(p));
-  if (pairs.empty()) return report;
-  // Each pair's input is the input of its first consumer, in the pair's block.
+    if (valueOut || p.kind == model::MigrationPair::Kind::Norm) pairs.push_back(std::move(p));
+  if (pairs.empty()) return;
   std::vector<std::string> watch;
   for (const auto& p : pairs) watch.push_back(p.consumers.front());
-  const int blocks = model.numBlocks();
   captureBlockwise(
-      model, samples, watch, options.searchTokens, statTokens,
+      model, samples, watch, maxTokens, statTokens,
       [&](int block, std::map<std::string, SiteInputStats>& captured) {
         for (const auto& pair : pairs) {
           auto it = captured.find(pair.consumers.front());
-          if (it == captured.end()) continue;  // another block's pair
-          progress.update(static_cast<double>(block + 1) / blocks, "OS+ " + pair.name + ": threshold search");
-          const SiteInputStats& st = it->second;
-          report.calibrationTokens = st.tokensSeen;
-          report.pairs.push_back(migratePair(model, pair, st, options, progress));
-          if (observe) observe(pair, st, report.pairs.back().shift, report.pairs.back().scale);
+          if (it != captured.end()) fn(block, pair, it->second);  // else another block's pair
         }
+      },
+      progress, what);
+}
+
+OsPlusReport applyOsPlus(model::Model& model, const at::Tensor& samples, const OsPlusOptions& options,
+                         jobs::Progress& progress, const PairObserver& observe, int64_t statTokens) {
+  OsPlusReport report;
+  const double blocks = model.numBlocks();
+  forEachPairBlockwise(
+      model, samples, options.valueOut, options.searchTokens, statTokens,
+      [&](int block, const model::MigrationPair& pair, const SiteInputStats& st) {
+        progress.update((block + 1) / blocks, "OS+ " + pair.name + ": threshold search");
+        report.calibrationTokens = st.tokensSeen;
+        report.pairs.push_back(migratePair(model, pair, st, options, progress));
+        if (observe) observe(pair, st, report.pairs.back().shift, report.pairs.back().scale);
       },
       progress, "OS+ capture");
   return report;

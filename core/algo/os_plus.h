@@ -106,6 +106,14 @@ struct SiteInputStats;
 using PairObserver = std::function<void(const model::MigrationPair& pair, const SiteInputStats& input,
                                         const at::Tensor& shift, const at::Tensor& scale)>;
 
+// The migration pairs of `model` (value -> output pairs only when valueOut), their inputs (the
+// first consumer's) captured block by block in one pass (captureBlockwise with maxTokens and
+// statTokens): fn(block, pair, input) runs for each pair, in execution order, with its block still
+// loaded, and may fold it. No pass at all when the model has no such pair.
+using PairFn = std::function<void(int block, const model::MigrationPair& pair, const SiteInputStats& input)>;
+void forEachPairBlockwise(model::Model& model, const at::Tensor& samples, bool valueOut, int64_t maxTokens,
+                          int64_t statTokens, const PairFn& fn, jobs::Progress& progress, const std::string& what);
+
 // Calibrates on samples [N, T] int64 and folds shift/scale into every migration pair, block by
 // block in one pass (captureBlockwise): a block's pairs are captured, searched and folded before
 // the next block runs, so a streamed model holds one block and one block's captures. The hidden

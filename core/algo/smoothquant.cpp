@@ -28,34 +28,23 @@ at::Tensor smoothQuantScales(const at::Tensor& xMax, const std::vector<at::Tenso
 std::vector<SmoothQuantPair> applySmoothQuant(model::Model& model, const at::Tensor& samples,
                                               const SmoothQuantOptions& options, jobs::Progress& progress,
                                               const PairObserver& observe, int64_t statTokens) {
-  std::vector<model::MigrationPair> pairs;
-  for (auto& p : model.migrationPairs())
-    if (options.valueOut || p.kind == model::MigrationPair::Kind::Norm) pairs.push_back(std::move(p));
   std::vector<SmoothQuantPair> out;
-  if (pairs.empty()) return out;
-  std::vector<std::string> watch;
-  for (const auto& p : pairs) watch.push_back(p.consumers.front());
-  captureBlockwise(
-      model, samples, watch, /*maxTokens=*/1, statTokens,
-      [&](int, std::map<std::string, SiteInputStats>& captured) {
-        for (const auto& pair : pairs) {
-          auto it = captured.find(pair.consumers.front());
-          if (it == captured.end()) continue;  // another block's pair
-          const SiteInputStats& st = it->second;
-          std::vector<at::Tensor> ws;
-          for (const auto& c : pair.consumers) ws.push_back(model.siteWeight(c));
-          SmoothQuantPair r;
-          r.name = pair.name;
-          r.scale = smoothQuantScales(st.absMax, ws, options);
-          r.maxAbsBefore = st.absMax.max().item<double>();
-          r.maxAbsAfter = (st.absMax / r.scale).max().item<double>();
-          model::foldMigration(model, pair, {}, r.scale);
-          if (observe) observe(pair, st, at::Tensor(), r.scale);
-          out.push_back(std::move(r));
-        }
+  forEachPairBlockwise(
+      model, samples, options.valueOut, /*maxTokens=*/1, statTokens,
+      [&](int, const model::MigrationPair& pair, const SiteInputStats& st) {
+        std::vector<at::Tensor> ws;
+        for (const auto& c : pair.consumers) ws.push_back(model.siteWeight(c));
+        SmoothQuantPair r;
+        r.name = pair.name;
+        r.scale = smoothQuantScales(st.absMax, ws, options);
+        r.maxAbsBefore = st.absMax.max().item<double>();
+        r.maxAbsAfter = (st.absMax / r.scale).max().item<double>();
+        model::foldMigration(model, pair, {}, r.scale);
+        if (observe) observe(pair, st, at::Tensor(), r.scale);
+        out.push_back(std::move(r));
       },
       progress, "SmoothQuant capture");
-  progress.update(1.0, "SmoothQuant folded");
+  if (!out.empty()) progress.update(1.0, "SmoothQuant folded");
   return out;
 }
 

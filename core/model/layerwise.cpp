@@ -213,8 +213,7 @@ void runLayerwise(Model& model, const ExecPlan& plan, int64_t batches, const Lay
   }
 }
 
-void runBlocks(Model& model, const at::Tensor& samples, int64_t batchSize, jobs::Progress& progress,
-               const std::string& what) {
+Workload blocksWorkload(const at::Tensor& samples, int64_t batchSize) {
   const int64_t n = samples.size(0);
   batchSize = std::max<int64_t>(1, batchSize);
   Workload work;
@@ -222,6 +221,14 @@ void runBlocks(Model& model, const at::Tensor& samples, int64_t batchSize, jobs:
   work.rows = std::min(batchSize, n);
   work.tokens = samples.size(1);
   work.head = false;
+  return work;
+}
+
+void runBlocks(Model& model, const at::Tensor& samples, int64_t batchSize, jobs::Progress& progress,
+               const std::string& what) {
+  const int64_t n = samples.size(0);
+  batchSize = std::max<int64_t>(1, batchSize);
+  const Workload work = blocksWorkload(samples, batchSize);
   const ExecPlan plan = planExecution(model, work, model.execOptions());
   LayerwiseCallbacks cb;
   cb.input = [&](int64_t i) {

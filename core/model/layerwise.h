@@ -85,6 +85,9 @@ struct LayerwiseCallbacks {
 void runLayerwise(Model& model, const ExecPlan& plan, int64_t batches, const LayerwiseCallbacks& callbacks,
                   jobs::Progress& progress = jobs::Progress::none(), const std::string& unit = "batch");
 
+// The workload of samples [N, T] run in batches of batchSize through every block, without the head.
+Workload blocksWorkload(const at::Tensor& samples, int64_t batchSize);
+
 // Runs samples [N, T] int64 (mask undefined: all real tokens) in batches of batchSize through every
 // block without the head, as the model's exec options say: for the passes whose product is what
 // the model's hooks and transforms see (activation ranges, migration statistics). Progress

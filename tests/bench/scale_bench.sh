@@ -4,7 +4,7 @@
 # Each step prints one markdown row; run the steps you need (the 7B quantize steps take hours on
 # two cores). The folders are written under $SCALE_DIR (default /tmp/scale) and never committed.
 #
-#   bash tests/bench/scale_bench.sh info eval rtn rtn-eval gptq quantease export osplus ratio
+#   bash tests/bench/scale_bench.sh info eval rtn rtn-eval gptq quantease export osplus ratio families
 #
 # Needs a built tree (build/) and ../shared/data (tokenizers, WikiText-2).
 set -euo pipefail
@@ -95,6 +95,18 @@ for step in "$@"; do
         "$Q" eval "$OPT13" --dataset wikitext2 --seqlen 2048 --limit-windows 4 --exec whole --no-progress
       measure "OPT-1.3B eval fp32, streamed" \
         "$Q" eval "$OPT13" --dataset wikitext2 --seqlen 2048 --limit-windows 4 --exec stream --no-progress ;;
-    *) echo "unknown step $step (info eval rtn rtn-eval gptq quantease export ratio)" >&2; exit 2 ;;
+    families)
+      # The other 7B shapes of the writer: Mistral-7B (GQA 8 of 32 heads, 14336-wide MLP, sliding
+      # window) and OPT-6.7B (learned positions, biases, a 50272-token tied head): the header-only
+      # info, data-free RTN of every block, and one streamed evaluation window.
+      for shape in mistral-7b opt-6.7b; do
+        need "$shape" "$DIR/$shape"
+        measure "info, $shape shape" "$Q" info "$DIR/$shape"
+        measure "quantize RTN w4 g128, eval off, $shape shape" \
+          "$Q" quantize "$DIR/$shape" --method rtn --wbits 4 --groupsize 128 --eval none --no-progress
+        measure "eval fp32, seqlen 512, 1 window (streams), $shape shape" \
+          "$Q" eval "$DIR/$shape" --dataset wikitext2 --seqlen 512 --limit-windows 1 --no-progress
+      done ;;
+    *) echo "unknown step $step (info eval rtn rtn-eval gptq quantease export osplus ratio families)" >&2; exit 2 ;;
   esac
 done

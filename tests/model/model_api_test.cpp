@@ -333,21 +333,6 @@ TEST(ModelErrors, MissingConfigUnknownTypeMissingTensor) {
   EXPECT_NE(msg.find("positions"), std::string::npos) << msg;
 }
 
-// Same golden check on a CUDA device; skipped without one (CPU-only LibTorch builds included).
-TEST(ModelDevice, GoldenLlamaOnDevice_CUDA) {
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  QS_REQUIRE_SHARED();
-  c10::InferenceMode guard;
-  qs::model::LoadOptions o;
-  o.device = c10::Device(c10::kCUDA);
-  at::Tensor ids = sampleIds(256);
-  at::Tensor cpu = openModel(golden("llama"))->forward(ids);
-  auto m = openModel(golden("llama"), o);
-  at::Tensor dev = m->forward(ids.to(o.device));
-  EXPECT_TRUE(dev.is_cuda());
-  EXPECT_LT((dev.cpu() - cpu).abs().max().item<double>(), 1e-4);
-}
-
 }  // namespace
 
 // The operands against their definition, from the q/k/v projections' own input and weights:

@@ -192,6 +192,7 @@ void forEachPairBlockwise(model::Model& model, const at::Tensor& samples, bool v
           auto it = captured.find(pair.consumers.front());
           if (it != captured.end()) fn(block, pair, it->second);  // else another block's pair
         }
+        model.spillOverrides(block);  // streaming: the block's folded weights go to disk now
       },
       progress, what);
 }

@@ -49,6 +49,9 @@ class DecoderModel final : public Model {
     overrideBudget_ = bytes;
     offloadDir_ = dir;
   }
+  void spillOverrides(int block) override {
+    if (overrideBudget_ > 0 && !offloadDir_.empty()) offloadOverrides(block, offloadDir_);
+  }
   Footprint footprint() const override;
 
   void setInputTransform(InputTransform fn) override { transform_ = std::move(fn); }

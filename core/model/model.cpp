@@ -59,6 +59,7 @@ void Model::setWeightTransform(WeightTransform fn) {
 }
 int64_t Model::overrideBytes() const { return 0; }
 void Model::setOverrideBudget(int64_t, const std::string&) {}
+void Model::spillOverrides(int) {}
 int64_t Model::defaultOverrideBudget() const {
   return std::max<int64_t>(2 * footprint().maxBlockBytes(), int64_t{512} << 20);
 }

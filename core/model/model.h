@@ -176,6 +176,10 @@ class Model {
   // `dir` (offloadOverrides): a migration or format emulation over a model larger than memory then
   // costs disk, not memory. 0 = no limit (the default).
   virtual void setOverrideBudget(int64_t bytes, const std::string& dir);
+  // With a budget set (setOverrideBudget), writes the block's in-memory overrides to its folder
+  // now: a block-major job (the streamed OS+/SmoothQuant migration) calls it when it has finished
+  // a block, so it holds one block's changed weights instead of the budget's. No-op otherwise.
+  virtual void spillOverrides(int block);
   // The budget jobs use when streaming: two blocks' weights, at least 512 MiB.
   int64_t defaultOverrideBudget() const;
 

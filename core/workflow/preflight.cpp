@@ -59,13 +59,13 @@ int64_t methodBytes(const algo::QuantizeConfig& c, int64_t out, int64_t in) {
 // the calibration hidden states, one batch inside a block, the captures of the block with the
 // most pairs (the search tokens and the statistics subsample), the widest pair's search (float32
 // consumer weights, their scaled and fake-quantized copies of the largest, the unmigrated and
-// candidate outputs of the search tokens) and, streaming, the migrated weights held in memory
-// until they spill to disk (the override budget).
+// candidate outputs of the search tokens) and, streaming, the block's migrated weights, held in
+// memory until the block is finished and they spill to disk (Model::spillOverrides).
 std::vector<PreflightItem> migrationItems(const model::Model& m, const algo::QuantizeConfig& cfg, bool streaming) {
   std::map<std::string, const model::SiteInfo*> site;
   for (const auto& s : m.sites()) site[s.name] = &s;
-  std::map<int, int64_t> captureByBlock;
-  int64_t search = 0, consumerBytes = 0;
+  std::map<int, int64_t> captureByBlock, consumersByBlock;
+  int64_t search = 0;
   const int64_t tokens = std::min<int64_t>(cfg.osplusSearchTokens, static_cast<int64_t>(cfg.nsamples) * cfg.seqlen);
   const int64_t rows = cfg.migrate == algo::Migration::OsPlus ? tokens + algo::kMigrationStatTokens : algo::kMigrationStatTokens;
   for (const auto& pair : m.migrationPairs()) {
@@ -81,12 +81,13 @@ std::vector<PreflightItem> migrationItems(const model::Model& m, const algo::Qua
       outs += si->outFeatures;
       widestOut = std::max(widestOut, si->outFeatures);
     }
-    consumerBytes += all;
+    consumersByBlock[pair.block] += all;
     if (cfg.migrate == algo::Migration::OsPlus) search = std::max(search, all + 3 * largest + tokens * (outs + 2 * widestOut) * 4);
     else search = std::max(search, all);
   }
-  int64_t capture = 0;
+  int64_t capture = 0, consumers = 0;
   for (const auto& [b, bytes] : captureByBlock) capture = std::max(capture, bytes);
+  for (const auto& [b, bytes] : consumersByBlock) consumers = std::max(consumers, bytes);
   const int64_t rowsPerBatch = std::min<int64_t>(algo::kCalibrationBatch, cfg.nsamples);
   std::vector<PreflightItem> items = {
       {"calibration hidden states, " + std::to_string(cfg.nsamples) + " x " + std::to_string(cfg.seqlen) + " tokens",
@@ -97,8 +98,8 @@ std::vector<PreflightItem> migrationItems(const model::Model& m, const algo::Qua
                                                : "the consumer weights of the widest pair (float32)",
        search}};
   if (streaming) {
-    const int64_t dtypeBytes = consumerBytes / 4 * static_cast<int64_t>(c10::elementSize(m.dtype()));
-    items.push_back({"migrated weights held before they spill to disk", std::min(m.defaultOverrideBudget(), dtypeBytes)});
+    const int64_t dtypeBytes = consumers / 4 * static_cast<int64_t>(c10::elementSize(m.dtype()));
+    items.push_back({"one block's migrated weights, held until the block spills to disk", dtypeBytes});
   }
   return items;
 }

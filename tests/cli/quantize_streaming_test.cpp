@@ -20,11 +20,13 @@
 #include "core/eval/datasets.h"
 #include "core/eval/perplexity.h"
 #include "core/io/tokenizer/tokenizer.h"
+#include "core/model/model.h"
 #include "core/runs/project.h"
 #include "core/runs/run_store.h"
 #include "core/util/error.h"
 #include "core/workflow/preflight.h"
 #include "core/workflow/project_jobs.h"
+#include "tests/support/counting_allocator.h"
 #include "tests/support/demo_project.h"
 #include "tests/support/test_paths.h"
 
@@ -219,6 +221,31 @@ TEST(QuantizeStreaming, TheTimeEstimateCountsTheOsPlusSearch) {
   EXPECT_EQ(none.migrationSeconds, 0.0);
   EXPECT_GE(many.totalSeconds, many.migrationSeconds);
   EXPECT_NE(many.timeBasis.find("osplus "), std::string::npos) << many.timeBasis;
+}
+
+// The pre-flight probe (one block loaded and timed, then the method on a site) must not set the
+// job's peak: before this test the probe embedded its tokens through the whole embedding table in
+// the compute dtype while block 1 was loaded, so a 7B RTN job, which never embeds anything,
+// peaked at 2.25 GiB in its probe against 1.4 GiB in its blocks. The demo model's embedding
+// (2048 x 128) is larger than a block, so holding both exceeds the bound below.
+TEST(QuantizeStreaming, ThePreflightProbeHoldsOneBlockNotTheEmbeddingBeside) {
+  const std::string dir = qs::test::tempDir("qstream_probe_memory");
+  qs::workflow::QuantizeJobOptions o;
+  o.projectDir = makeProject(dir);
+  std::string y = config();
+  o.configYaml = y.replace(y.find("method: gptq"), 12, "method: rtn");
+  o.exec.mode = qs::model::ExecMode::Streaming;
+  const auto f = qs::model::openModel(demoModel())->footprint();
+  ASSERT_GT(f.embeddingBytes, f.maxBlockBytes()) << "the demo model no longer tells the two apart";
+  auto& counter = qs::test::CountingCpuAllocator::install();
+  counter.resetPeak();
+  const int64_t before = counter.current();
+  const auto p = qs::workflow::preflightQuantize(o, /*probe=*/true);
+  const int64_t peak = counter.peak() - before;
+  EXPECT_GT(p.loadSecondsPerBlock, 0.0) << "the probe ran";
+  EXPECT_GT(peak, f.maxBlockBytes() / 2) << "the probe loaded block 1";
+  EXPECT_LT(peak, f.maxBlockBytes() + f.embeddingBytes / 2)
+      << "probe peak " << peak << " B, block " << f.maxBlockBytes() << " B, embedding " << f.embeddingBytes << " B";
 }
 
 TEST(QuantizeStreaming, DefaultCalibrationIsNotTheEvaluationTextAndIsRecorded) {

@@ -22,6 +22,7 @@
 #include "core/util/error.h"
 #include "core/util/fs.h"
 #include "tests/support/counting_allocator.h"
+#include "tests/support/streaming_checks.h"
 #include "tests/support/test_paths.h"
 #include "tests/support/tiny_models.h"
 
@@ -201,20 +202,8 @@ TEST(StreamingMemory, PeakAllocationIsAboutOneBlockNotTheModel) {
   const int64_t wholePeak = measure(whole(), a);
   const int64_t streamPeak = measure(stream(), b);
   auto m = model::openModel(dir);
-  const model::Model::Footprint f = m->footprint();
-  model::Workload work;
-  work.batches = 4;
-  work.tokens = 64;
-  const model::ExecPlan plan = model::planExecution(*m, work, stream());
-  RecordProperty("whole_peak_bytes", std::to_string(wholePeak));
-  RecordProperty("stream_peak_bytes", std::to_string(streamPeak));
-  RecordProperty("stream_estimate_bytes", std::to_string(plan.streamingBytes));
-  RecordProperty("max_block_bytes", std::to_string(f.maxBlockBytes()));
   EXPECT_EQ(a.meanLoss, b.meanLoss);
-  EXPECT_GE(wholePeak, f.totalBytes()) << "the whole path holds every block";
-  EXPECT_LT(streamPeak, f.maxBlockBytes() * 3) << "one block at a time (block " << f.maxBlockBytes() << " B)";
-  EXPECT_LT(streamPeak * 3, wholePeak) << "stream " << streamPeak << " B vs whole " << wholePeak << " B";
-  EXPECT_LE(streamPeak, plan.streamingBytes) << "the plan's estimate bounds what was allocated";
+  test::expectStreamedPeakAboutOneBlock(*m, stream(), 4, 64, wholePeak, streamPeak);
 }
 
 }  // namespace

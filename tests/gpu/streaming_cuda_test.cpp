@@ -23,6 +23,7 @@
 #include "core/workflow/project_jobs.h"
 #include "tests/support/cuda_support.h"
 #include "tests/support/demo_project.h"
+#include "tests/support/streaming_checks.h"
 #include "tests/support/test_paths.h"
 #include "tests/support/tiny_models.h"
 
@@ -158,19 +159,8 @@ TEST(StreamingDevice_CUDA, DevicePeakIsAboutOneBlockNotTheModel) {
   const int64_t wholePeak = measure(whole(), a);
   const int64_t streamPeak = measure(stream(), b);
   auto m = open(dir, cuda, stream());
-  const model::Model::Footprint f = m->footprint();
-  model::Workload work;
-  work.batches = 4;
-  work.tokens = 64;
-  const model::ExecPlan plan = model::planExecution(*m, work, stream());
-  RecordProperty("whole_peak_bytes", std::to_string(wholePeak));
-  RecordProperty("stream_peak_bytes", std::to_string(streamPeak));
-  RecordProperty("stream_estimate_bytes", std::to_string(plan.streamingBytes));
   EXPECT_NEAR(a.meanLoss, b.meanLoss, 1e-6 * a.meanLoss);
-  EXPECT_GE(wholePeak, f.totalBytes()) << "the whole path holds every block on the device";
-  EXPECT_LT(streamPeak, f.maxBlockBytes() * 3) << "one block at a time (block " << f.maxBlockBytes() << " B)";
-  EXPECT_LT(streamPeak * 3, wholePeak) << "stream " << streamPeak << " B vs whole " << wholePeak << " B";
-  EXPECT_LE(streamPeak, plan.streamingBytes) << "the plan's estimate bounds what the device allocated";
+  test::expectStreamedPeakAboutOneBlock(*m, stream(), 4, 64, wholePeak, streamPeak);
 #endif
 }
 

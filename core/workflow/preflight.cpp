@@ -85,9 +85,12 @@ std::vector<PreflightItem> migrationItems(const model::Model& m, const algo::Qua
     if (cfg.migrate == algo::Migration::OsPlus) search = std::max(search, all + 3 * largest + tokens * (outs + 2 * widestOut) * 4);
     else search = std::max(search, all);
   }
-  int64_t capture = 0, consumers = 0;
-  for (const auto& [b, bytes] : captureByBlock) capture = std::max(capture, bytes);
-  for (const auto& [b, bytes] : consumersByBlock) consumers = std::max(consumers, bytes);
+  auto largestBlock = [](const std::map<int, int64_t>& byBlock) {
+    int64_t most = 0;
+    for (const auto& [b, bytes] : byBlock) most = std::max(most, bytes);
+    return most;
+  };
+  const int64_t capture = largestBlock(captureByBlock), consumers = largestBlock(consumersByBlock);
   const int64_t rowsPerBatch = std::min<int64_t>(algo::kCalibrationBatch, cfg.nsamples);
   std::vector<PreflightItem> items = {
       {"calibration hidden states, " + std::to_string(cfg.nsamples) + " x " + std::to_string(cfg.seqlen) + " tokens",

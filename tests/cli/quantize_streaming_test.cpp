@@ -43,6 +43,12 @@ std::string config(const std::string& extra = "") {
          "\"]\n  eval_seqlen: 64\n  eval_limit_windows: 4\n" + extra;
 }
 
+// The same job with data-free RTN as the method.
+std::string rtnConfig(const std::string& extra = "") {
+  std::string y = config(extra);
+  return y.replace(y.find("method: gptq"), 12, "method: rtn");
+}
+
 qs::workflow::QuantizeReport quantize(const std::string& proj, const std::string& yaml, qs::model::ExecMode mode,
                                       int64_t budget = 0) {
   qs::workflow::QuantizeJobOptions o;
@@ -195,19 +201,15 @@ TEST(QuantizeStreaming, AJobThatCannotFitStopsBeforeItsRunExists) {
 // refine, the default: 19).
 TEST(QuantizeStreaming, TheTimeEstimateCountsTheOsPlusSearch) {
   const std::string dir = qs::test::tempDir("qstream_osplus_time");
-  auto rtn = [](const std::string& extra) {
-    std::string y = config(extra);
-    return y.replace(y.find("method: gptq"), 12, "method: rtn");
-  };
   qs::workflow::QuantizeJobOptions o;
   o.projectDir = makeProject(dir);
-  o.configYaml = rtn("  migrate: osplus\n  osplus_search: grid\n");
+  o.configYaml = rtnConfig("  migrate: osplus\n  osplus_search: grid\n");
   const auto many = qs::workflow::preflightQuantize(o, /*probe=*/true);
-  o.configYaml = rtn("  migrate: osplus\n");
+  o.configYaml = rtnConfig("  migrate: osplus\n");
   const auto refined = qs::workflow::preflightQuantize(o, /*probe=*/true);
-  o.configYaml = rtn("  migrate: osplus\n  osplus_search_steps: 4\n");
+  o.configYaml = rtnConfig("  migrate: osplus\n  osplus_search_steps: 4\n");
   const auto few = qs::workflow::preflightQuantize(o, /*probe=*/true);
-  o.configYaml = rtn("");
+  o.configYaml = rtnConfig("");
   const auto none = qs::workflow::preflightQuantize(o, /*probe=*/true);
   EXPECT_GT(many.migrationSeconds, 0.0);
   EXPECT_GT(refined.migrationSeconds, 0.0);
@@ -232,8 +234,7 @@ TEST(QuantizeStreaming, ThePreflightProbeHoldsOneBlockNotTheEmbeddingBeside) {
   const std::string dir = qs::test::tempDir("qstream_probe_memory");
   qs::workflow::QuantizeJobOptions o;
   o.projectDir = makeProject(dir);
-  std::string y = config();
-  o.configYaml = y.replace(y.find("method: gptq"), 12, "method: rtn");
+  o.configYaml = rtnConfig();
   o.exec.mode = qs::model::ExecMode::Streaming;
   const auto f = qs::model::openModel(demoModel())->footprint();
   ASSERT_GT(f.embeddingBytes, f.maxBlockBytes()) << "the demo model no longer tells the two apart";
